@@ -1,0 +1,90 @@
+"""The Python API: what the CLI calls, and what a notebook user calls directly.
+
+    spec = nnspec.load_spec("specs/lenet.yaml")      # load + check
+    graph = nnspec.infer(spec)                       # shapes on every edge (imports torch)
+    model = nnspec.compile(spec)                     # an nn.Module
+    source = nnspec.emit(spec)                       # standalone Python source
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nnspec.checker import check
+from nnspec.loader import Document, load
+from nnspec.overrides import apply_overrides
+from nnspec.spec import Spec
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from nnspec.ir import Graph
+
+
+def load_spec(source: str | Path | Document | Spec, overrides: Sequence[str] = ()) -> Spec:
+    """Load and check a spec from a path, '-', text, a Document or a Spec."""
+    if isinstance(source, Spec):
+        return source
+    doc = source if isinstance(source, Document) else load(source)
+    if overrides:
+        doc = apply_overrides(doc, overrides)
+    return check(doc)
+
+
+def resolve(source: Any, overrides: Sequence[str] = ()) -> Graph:
+    """The model as a graph of layers with evaluated arguments (no shapes yet)."""
+    from nnspec.resolver import resolve as _resolve
+
+    return _resolve(load_spec(source, overrides))
+
+
+def infer(source: Any, overrides: Sequence[str] = ()) -> Graph:
+    """The resolved graph with a shape on every edge and every ``auto`` argument filled."""
+    from nnspec.shapes import infer as _infer
+
+    return _infer(resolve(source, overrides))
+
+
+def validate(source: Any, *, shapes: bool = True, overrides: Sequence[str] = ()) -> Graph:
+    """Check a spec completely; raises SpecError listing every problem, from every pass."""
+    from nnspec.checker import check_partial
+    from nnspec.errors import SpecError
+    from nnspec.resolver import resolve as _resolve
+
+    if isinstance(source, Spec):
+        spec: Spec | None = source
+        problems: list[Any] = []
+    else:
+        doc = source if isinstance(source, Document) else load(source)
+        if overrides:
+            doc = apply_overrides(doc, overrides)
+        spec, problems = check_partial(doc)
+    if spec is None:
+        raise SpecError(problems)
+    try:
+        graph = _resolve(spec)
+        if shapes and not problems:
+            from nnspec.shapes import infer as _infer
+
+            graph = _infer(graph)
+    except SpecError as exc:
+        raise SpecError([*problems, *exc.problems]) from None
+    if problems:
+        raise SpecError(problems)
+    return graph
+
+
+def compile(source: Any, overrides: Sequence[str] = ()) -> nn.Module:
+    """Build the model the spec describes, with freshly initialised weights."""
+    from nnspec.builder import build
+
+    return build(infer(source, overrides))
+
+
+def emit(source: Any, overrides: Sequence[str] = ()) -> str:
+    """The model as standalone Python source that imports only torch."""
+    from nnspec.emitter import emit as _emit
+
+    return _emit(infer(source, overrides))

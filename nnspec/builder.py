@@ -1,0 +1,103 @@
+"""The build pass: shape-annotated ``Graph`` -> ``nn.Module``.
+
+Containers become exactly what the spec asked for: ``nn.Sequential`` (plain or OrderedDict),
+``ListNet``/``DictNet`` (an nn.ModuleList / nn.ModuleDict with the stated forward) or, for
+graphs, a ``torch.fx.GraphModule`` whose generated forward is readable (``print(model.code)``)
+and is the very code that runs.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections import OrderedDict
+from typing import Any
+
+import torch
+from torch import fx, nn
+
+from nnspec import ops
+from nnspec.errors import Location, Problem, SpecError
+from nnspec.ir import Graph, Layer, Net, Node
+from nnspec.nn import DictNet, ListNet, Op
+from nnspec.shapes import _topological, _tuples
+
+DEFAULT_MAX_PARAMS = 2_000_000_000
+
+
+def build(graph: Graph, *, max_params: int = DEFAULT_MAX_PARAMS) -> nn.Module:
+    if graph.params is not None and graph.params > max_params:
+        raise SpecError([Problem(Location(graph.file, 1, 1), ("model",),
+                                 f"the model has {graph.params:,} parameters, over the limit of "
+                                 f"{max_params:,}", "raise train.max_params if you mean it")])
+    return _net(graph.root, graph.name, top=True)
+
+
+def _net(net: Net, name: str, top: bool = False) -> nn.Module:
+    if net.kind == "graph":
+        return _graph_module(net, net.block or name)
+    children = [(node.name, _module(node)) for node in net.nodes]
+    if net.kind == "sequential":
+        return nn.Sequential(*(m for _, m in children))
+    if net.kind == "ordered":
+        return nn.Sequential(OrderedDict(children))
+    if net.kind == "module_list":
+        return ListNet((m for _, m in children), [int(i) for i in net.order])
+    return DictNet(dict(children), list(net.order))
+
+
+def _module(node: Node) -> nn.Module:
+    body = node.body
+    if isinstance(body, Net):
+        return _net(body, node.name)
+    if body.kind == "op":
+        return Op(body.op, **body.kwargs)
+    return _layer(body)
+
+
+def _layer(layer: Layer) -> nn.Module:
+    module: nn.Module = getattr(nn, layer.op)(**_tuples(layer.kwargs))
+    return module
+
+
+def _graph_module(net: Net, class_name: str) -> fx.GraphModule:
+    root = nn.Module()
+    graph = fx.Graph()
+    env: dict[str, fx.Node] = {name: graph.placeholder(name) for name in net.inputs}
+    for node in _topological(net):
+        args = [env[ref] for ref in node.inputs]
+        body = node.body
+        if isinstance(body, Layer) and body.kind == "op":
+            env[node.name] = _call_op(graph, body, args)
+            continue
+        root.add_module(node.name, _module(node))
+        if isinstance(body, Layer) and body.op == "MultiheadAttention" and len(args) == 1:
+            args = args * 3
+        env[node.name] = graph.call_module(node.name, tuple(args))
+    outputs = [env[o] for o in net.outputs]
+    graph.output(outputs[0] if len(outputs) == 1 else tuple(outputs))
+    graph.lint()
+    return fx.GraphModule(root, graph, class_name=_class_name(class_name))
+
+
+def _call_op(graph: fx.Graph, layer: Layer, args: list[fx.Node]) -> fx.Node:
+    kwargs = layer.kwargs
+    if layer.op == "add":
+        return _fold(graph, operator.add, args)
+    if layer.op == "mul":
+        return _fold(graph, operator.mul, args)
+    if layer.op == "getitem":
+        return graph.call_function(operator.getitem, (args[0], kwargs["index"]))
+    if layer.op == "cat":
+        return graph.call_function(torch.cat, (list(args),), {"dim": kwargs.get("dim", 1)})
+    return graph.call_function(ops.FUNCTIONS[layer.op], tuple(args), dict(kwargs))
+
+
+def _fold(graph: fx.Graph, fn: Any, args: list[fx.Node]) -> fx.Node:
+    out = args[0]
+    for arg in args[1:]:
+        out = graph.call_function(fn, (out, arg))
+    return out
+
+
+def _class_name(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_")) or "Model"

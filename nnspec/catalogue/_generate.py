@@ -1,0 +1,217 @@
+"""Regenerate ``torch_api.json`` from torch's own signatures (a development step).
+
+    python -m nnspec.catalogue._generate          # rewrite the file
+    python -m nnspec.catalogue._generate --check  # exit 1 if the committed file is stale
+
+The catalogue is read at run time from the JSON file, so validating a spec never imports torch.
+Each argument's JSON Schema comes from its annotation, else its default, else OVERRIDES below.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import sys
+import typing
+from pathlib import Path
+from typing import Any
+
+OUT = Path(__file__).with_name("torch_api.json")
+
+INT: dict[str, Any] = {"type": "integer"}
+NUM: dict[str, Any] = {"type": "number"}
+BOOL: dict[str, Any] = {"type": "boolean"}
+STR: dict[str, Any] = {"type": "string"}
+NULL: dict[str, Any] = {"type": "null"}
+INTS: dict[str, Any] = {"type": "array", "items": INT}
+NUMS: dict[str, Any] = {"type": "array", "items": NUM}
+
+
+def any_of(*schemas: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": list(schemas)} if len(schemas) > 1 else dict(schemas[0])
+
+
+_RNN_COMMON = {
+    "input_size": INT, "hidden_size": INT, "num_layers": INT, "bias": BOOL,
+    "batch_first": BOOL, "dropout": NUM, "bidirectional": BOOL,
+}
+_RNN_DEFAULTS = {"num_layers": 1, "bias": True, "batch_first": False, "dropout": 0.0,
+                 "bidirectional": False}
+
+# name -> {arg: (schema, default or REQUIRED)} for signatures torch does not annotate usefully.
+REQUIRED = "<required>"
+OVERRIDES: dict[str, dict[str, tuple[dict[str, Any], Any]]] = {
+    "RNN": {**{k: (v, _RNN_DEFAULTS.get(k, REQUIRED)) for k, v in _RNN_COMMON.items()},
+            "nonlinearity": ({"enum": ["tanh", "relu"]}, "tanh")},
+    "LSTM": {**{k: (v, _RNN_DEFAULTS.get(k, REQUIRED)) for k, v in _RNN_COMMON.items()},
+             "proj_size": (INT, 0)},
+    "GRU": {k: (v, _RNN_DEFAULTS.get(k, REQUIRED)) for k, v in _RNN_COMMON.items()},
+    "MultiheadAttention": {
+        "embed_dim": (INT, REQUIRED), "num_heads": (INT, REQUIRED), "dropout": (NUM, 0.0),
+        "bias": (BOOL, True), "add_bias_kv": (BOOL, False), "add_zero_attn": (BOOL, False),
+        "kdim": (any_of(INT, NULL), None), "vdim": (any_of(INT, NULL), None),
+        "batch_first": (BOOL, False),
+    },
+    "TransformerEncoderLayer": {"activation": ({"enum": ["relu", "gelu"]}, "relu")},
+    "TransformerDecoderLayer": {"activation": ({"enum": ["relu", "gelu"]}, "relu")},
+    "Transformer": {"activation": ({"enum": ["relu", "gelu"]}, "relu")},
+    "LayerNorm": {"normalized_shape": (any_of(INT, INTS), REQUIRED)},
+    "RMSNorm": {"normalized_shape": (any_of(INT, INTS), REQUIRED)},
+    "Unflatten": {"unflattened_size": (INTS, REQUIRED)},
+    "PReLU": {"init": (NUM, 0.25)},
+}
+
+SKIP_ARGS = {"self", "device", "dtype", "size_average", "reduce", "args", "kwargs",
+             "process_group", "custom_encoder", "custom_decoder"}
+
+LAYER_EXCLUDE = {
+    "Module", "Container", "Sequential", "ModuleList", "ModuleDict", "ParameterList",
+    "ParameterDict", "DataParallel", "RNNBase", "RNNCellBase", "AdaptiveLogSoftmaxWithLoss",
+    "CrossMapLRN2d", "NLLLoss2d", "TransformerEncoder", "TransformerDecoder",
+    "LinearCrossEntropyLoss", "SyncBatchNorm",
+}
+
+
+def _schema_of(annotation: Any, default: Any) -> dict[str, Any] | None:
+    if annotation is inspect.Parameter.empty or annotation is Any:
+        return _schema_of_default(default)
+    text = str(annotation)
+    if annotation in (bool, int, float, str):
+        return {bool: BOOL, int: INT, float: NUM, str: STR}[annotation]
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Literal:
+        return {"enum": list(args)}
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        parts = [_schema_of(a, inspect.Parameter.empty) for a in args]
+        known = [p for p in parts if p is not None]
+        return _merge(known) if known else None
+    if origin is tuple or origin is list or "Sequence[int" in text or "torch.Size" in text:
+        item = args[0] if args else int
+        if item in (int, float):
+            fixed = len(args) if args and Ellipsis not in args else None
+            schema: dict[str, Any] = {"type": "array", "items": INT if item is int else NUM}
+            if fixed:
+                schema.update(minItems=fixed, maxItems=fixed)
+            return schema
+        if "int" in text:
+            return INTS
+        return None
+    if annotation is type(None):
+        return NULL
+    return None
+
+
+def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    unique: list[dict[str, Any]] = []
+    for part in parts:
+        if part not in unique:
+            unique.append(part)
+    return any_of(*unique)
+
+
+def _schema_of_default(default: Any) -> dict[str, Any] | None:
+    for kind, schema in ((bool, BOOL), (int, INT), (float, NUM), (str, STR)):
+        if isinstance(default, kind):
+            return schema
+    return None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    if value is None or isinstance(value, bool | int | float | str | list):
+        return value
+    return REQUIRED  # a default we cannot write down (a tensor, a callable): treat as unset
+
+
+def describe(name: str, cls: Any, skip: set[str] = SKIP_ARGS) -> dict[str, Any]:
+    """The catalogue entry of one torch class or function: its doc line and arguments."""
+    overrides = OVERRIDES.get(name, {})
+    params: dict[str, Any] = {}
+    try:
+        signature = inspect.signature(cls)
+    except (TypeError, ValueError):
+        signature = None
+    names = list(signature.parameters.values()) if signature else []
+    for p in names:
+        if p.name in skip or p.name.startswith("_") or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        default = REQUIRED if p.default is inspect.Parameter.empty else _jsonable(p.default)
+        if p.name in overrides:
+            schema, default = overrides[p.name]
+        else:
+            found = _schema_of(p.annotation, p.default)
+            if found is None:
+                continue  # tensors, callables, modules: not expressible in a spec
+            schema = found
+            if default is None and "null" not in json.dumps(schema):
+                schema = _merge([*schema.get("anyOf", [schema]), NULL])
+        params[p.name] = {"schema": schema} | ({} if default == REQUIRED else {"default": default})
+    for extra, (schema, default) in overrides.items():
+        if extra not in params:
+            params[extra] = {"schema": schema} | ({} if default == REQUIRED else
+                                                  {"default": default})
+    doc = (inspect.getdoc(cls) or "").strip().split("\n\n")[0].replace("\n", " ")
+    return {"doc": re.sub(r"\s+", " ", doc)[:300], "params": params}
+
+
+def _classes(module: Any, base: type) -> list[str]:
+    return sorted(n for n in dir(module) if not n.startswith("_")
+                  and isinstance(getattr(module, n), type) and issubclass(getattr(module, n), base)
+                  and getattr(module, n) is not base)
+
+
+def generate() -> dict[str, Any]:
+    import torch
+    import torchvision
+    from torch import nn, optim
+    from torch.optim import lr_scheduler
+    from torchvision.transforms import v2
+
+    modules = _classes(nn, nn.Module)
+    layers = [n for n in modules if n not in LAYER_EXCLUDE and not n.startswith("Lazy")
+              and not n.endswith("Loss")]
+    losses = [n for n in modules if n.endswith("Loss") and n not in LAYER_EXCLUDE]
+    optimizers = [n for n in _classes(optim, optim.Optimizer)]
+    schedulers = [n for n in _classes(lr_scheduler, lr_scheduler.LRScheduler)
+                  if n not in {"LRScheduler", "_LRScheduler", "ChainedScheduler",
+                               "SequentialLR"}]
+    inits = sorted(n for n in dir(nn.init) if n.endswith("_") and not n.startswith("_")
+                   and callable(getattr(nn.init, n)) and n != "uniform" )
+    transforms = [n for n in _classes(v2, v2.Transform) if n not in {"Transform", "Compose",
+                  "RandomApply", "RandomChoice", "RandomOrder", "Lambda"}]
+    skip_optim = SKIP_ARGS | {"params", "optimizer", "foreach", "differentiable", "fused",
+                              "capturable", "maximize", "lr_lambda", "schedulers"}
+    return {
+        "torch": torch.__version__.split("+")[0],
+        "torchvision": torchvision.__version__.split("+")[0],
+        "layers": {n: describe(n, getattr(nn, n)) for n in layers},
+        "losses": {n: describe(n, getattr(nn, n)) for n in losses},
+        "optimizers": {n: describe(n, getattr(optim, n), skip_optim) for n in optimizers},
+        "schedulers": {n: describe(n, getattr(lr_scheduler, n), skip_optim) for n in schedulers},
+        "init": {n: describe(n, getattr(nn.init, n), SKIP_ARGS | {"tensor", "generator"})
+                 for n in inits},
+        "transforms": {n: describe(n, getattr(v2, n)) for n in transforms},
+    }
+
+
+def render() -> str:
+    return json.dumps(generate(), indent=1, sort_keys=True) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    text = render()
+    if "--check" in argv:
+        if OUT.read_text() != text:
+            print(f"{OUT} is stale: run python -m nnspec.catalogue._generate", file=sys.stderr)
+            return 1
+        return 0
+    OUT.write_text(text)
+    print(f"wrote {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

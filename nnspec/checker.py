@@ -1,0 +1,255 @@
+"""The check pass: ``Document`` -> ``Spec``.
+
+Validates the whole document against the JSON Schema (for structure and the training sections),
+parses the model and blocks into typed syntax, and the training sections into strict pydantic
+models.  Every problem is collected with its location, so the user sees all of them at once.
+Model-section errors come from the model parser and the resolve pass, which know more than the
+schema can say (did-you-mean over the spec's own blocks, for instance).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cache
+from typing import Any
+
+from nnspec import catalogue, schema
+from nnspec.errors import Collector, Problem, SpecError, SpecPath, did_you_mean
+from nnspec.loader import Document
+from nnspec.model_ast import ModelParser
+from nnspec.spec import Spec, TensorInput
+
+TOP_KEYS = ("nnspec", "name", "description", "input", "vars", "blocks", "model", "data", "init",
+            "loss", "optimizer", "scheduler", "train", "log")
+MODEL_PATHS = ("model", "blocks")
+
+
+@cache
+def _document_validator() -> Any:
+    return schema.strict_validator_class()(schema.build_schema())
+
+
+def check(doc: Document) -> Spec:
+    """The typed spec, or a SpecError listing every problem in the document."""
+    spec, problems = check_partial(doc)
+    if problems or spec is None:
+        raise SpecError(problems)
+    return spec
+
+
+def check_partial(doc: Document) -> tuple[Spec | None, list[Problem]]:
+    """The spec with whatever sections are valid, and the problems found.
+
+    Lets ``validate`` go on to check the model even when, say, the optimizer is misspelt, so
+    the user sees every error at once.
+    """
+    try:
+        return _check(doc), []
+    except SpecError as exc:
+        return getattr(exc, "partial", None), exc.problems
+
+
+def _check(doc: Document) -> Spec:
+    errors = Collector()
+    data = doc.data
+    if not isinstance(data, dict):
+        errors.add(doc.locate(()), (), "a spec is a mapping with at least 'nnspec' and 'model'",
+                   "start the file with 'nnspec: 1'")
+        errors.raise_if_any()
+    _schema_problems(doc, errors)
+    parser = ModelParser(doc.locate, errors)
+    model = parser.model(data["model"], ("model",)) if "model" in data else None
+    blocks = parser.blocks(data.get("blocks"), ("blocks",)) if isinstance(
+        data.get("blocks"), dict) else {}
+    training = _training(doc, errors)
+    if not errors.problems:
+        return _spec(doc, model, blocks, training)
+    partial = None
+    model_ok = not any(p.path[:1] in (("model",), ("blocks",), ("input",), ("vars",), ())
+                       for p in errors.problems)
+    if model_ok and model is not None:
+        partial = _spec(doc, model, blocks, {})
+    error = SpecError(errors.problems)
+    error.partial = partial  # type: ignore[attr-defined]
+    raise error
+
+
+def _spec(doc: Document, model: Any, blocks: dict[str, Any], training: dict[str, Any]) -> Spec:
+    data = doc.data
+    return Spec(
+        version=data["nnspec"], name=data.get("name") or _default_name(doc.file),
+        description=data.get("description", ""), inputs=_inputs(data.get("input")),
+        vars=data.get("vars") or {}, blocks=blocks, model=model, file=doc.file,
+        source_text=doc.text, **training,
+    )
+
+
+def sha256(spec: Spec) -> str:
+    return hashlib.sha256(spec.source_text.encode()).hexdigest()
+
+
+def _default_name(file: str) -> str:
+    stem = file.rsplit("/", 1)[-1].split(".")[0]
+    cleaned = "".join(c if c.isascii() and c.isalnum() else "_" for c in stem).strip("_")
+    return cleaned if cleaned and not cleaned[0].isdigit() else "model"
+
+
+def _schema_problems(doc: Document, errors: Collector) -> None:
+    for key in doc.data:
+        if key not in TOP_KEYS:
+            errors.add(doc.locate((key,), key=True), (key,), f"unknown section '{key}'",
+                       did_you_mean(key, TOP_KEYS) or f"sections: {', '.join(TOP_KEYS)}")
+    for key in ("nnspec", "model"):
+        if key not in doc.data:
+            errors.add(doc.locate(()), (), f"missing required section '{key}'",
+                       "a spec needs 'nnspec: 1' and a 'model'")
+    for error in _document_validator().iter_errors(doc.data):
+        path = tuple(error.absolute_path)
+        if not path or path[0] in MODEL_PATHS:
+            continue  # top-level keys: reported above; model: by the parser and resolve
+        _add_schema_error(doc, errors, error)
+
+
+def _add_schema_error(doc: Document, errors: Collector, error: Any) -> None:
+    if error.validator == "anyOf" and error.context:
+        # a named thing ({Name: args} or Name): report the branch the user was aiming at
+        instance = error.instance
+        branch = [e for e in error.context if isinstance(instance, dict) == (
+            e.schema.get("type") == "object" or e.relative_schema_path[0] == 1)]
+        if isinstance(instance, str | dict) and branch:
+            deepest = max(branch, key=lambda e: len(e.absolute_path))
+            if deepest is not error:
+                _add_schema_error(doc, errors, deepest)
+                return
+    path, message, hint, at_key = schema.explain(error)
+    if (message.startswith("unknown key") and len(path) >= 2 and path[-2] in (
+            "dataset", "optimizer", "loss", "scheduler")) or path[-2:-1] == ("transforms",):
+        message = message.replace("unknown key", f"unknown {path[-2]} name")
+    errors.add(doc.locate(path, key=at_key), path, message, hint)
+
+
+def _inputs(raw: Any) -> dict[str, TensorInput]:
+    if raw is None:
+        return {}
+    if isinstance(raw, list):
+        return {"input": TensorInput(shape=raw)}
+    if isinstance(raw, dict) and "shape" in raw:
+        return {"input": TensorInput(**raw)}
+    return {name: TensorInput(shape=v) if isinstance(v, list) else TensorInput(**v)
+            for name, v in raw.items()}
+
+
+# -- training sections ---------------------------------------------------------------------
+
+def _named(value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        return {"name": value, "args": {}}
+    name = next(iter(value))
+    return {"name": name, "args": value[name] or {}}
+
+
+def _training(doc: Document, errors: Collector) -> dict[str, Any]:
+    """Parse data, init, loss, optimizer, scheduler, train, log into pydantic models."""
+    from pydantic import ValidationError
+
+    from nnspec import spec as S
+
+    data, out = doc.data, {}
+    builders: dict[str, tuple[Any, Any]] = {
+        "data": (S.Data, _data_input), "loss": (S.Loss, _loss_input),
+        "optimizer": (S.Named, _named), "scheduler": (S.Scheduler, _scheduler_input),
+        "train": (S.Train, dict), "log": (S.Log, dict),
+    }
+    for key, (model, convert) in builders.items():
+        if key not in data or data[key] is None:
+            continue
+        try:
+            value = convert(data[key])
+            value = _with_location(value, doc, (key,))
+            out[key] = model.model_validate(value, strict=True)
+        except ValidationError as exc:
+            _pydantic_problems(doc, errors, (key,), exc)
+        except (StopIteration, TypeError, AttributeError, KeyError):
+            pass  # a shape the schema already reported
+    if isinstance(data.get("init"), list):
+        out["init"] = _init_rules(doc, errors, data["init"])
+    return out
+
+
+def _with_location(value: Any, doc: Document, path: SpecPath) -> Any:
+    if isinstance(value, dict) and "name" in value and "args" in value:
+        value = {**value, "location": doc.locate((*path, value["name"]), key=True)}
+    return value
+
+
+def _data_input(raw: dict[str, Any]) -> dict[str, Any]:
+    out = dict(raw)
+    out["dataset"] = _named(raw["dataset"]) if "dataset" in raw else None
+    if out["dataset"] is None:
+        del out["dataset"]
+    for key in ("transforms", "target_transforms"):
+        if key in raw:
+            out[key] = [_named(t) for t in raw[key]]
+    for split in ("train", "val", "test"):
+        if isinstance(raw.get(split), dict):
+            s = dict(raw[split])
+            if "dataset" in s:
+                s["dataset"] = _named(s["dataset"])
+            if "transforms" in s:
+                s["transforms"] = [_named(t) for t in s["transforms"]]
+            out[split] = s
+    return out
+
+
+def _loss_input(raw: Any) -> dict[str, Any]:
+    if isinstance(raw, str):
+        return {"name": raw, "args": {}}
+    named = _named({k: v for k, v in raw.items() if k != "inputs"})
+    if "inputs" in raw:
+        named["inputs"] = raw["inputs"]
+    return named
+
+
+def _scheduler_input(raw: Any) -> dict[str, Any]:
+    if isinstance(raw, str):
+        return {"name": raw, "args": {}}
+    extra = {k: raw[k] for k in ("interval", "warmup_steps") if k in raw}
+    return {**_named({k: v for k, v in raw.items() if k not in extra}), **extra}
+
+
+def _init_rules(doc: Document, errors: Collector, rules: list[Any]) -> list[Any]:
+    from pydantic import ValidationError
+
+    from nnspec.spec import InitRule
+
+    out = []
+    for i, rule in enumerate(rules):
+        if not isinstance(rule, dict) or "fn" not in rule:
+            continue  # reported by the schema
+        args = {k: v for k, v in rule.items() if k not in ("match", "fn")}
+        entry = catalogue.section("init").get(rule["fn"])
+        if entry is not None:
+            for name in args:
+                if name not in entry.params:
+                    errors.add(doc.locate(("init", i, name), key=True), ("init", i, name),
+                               f"unknown argument '{name}' of {rule['fn']}",
+                               did_you_mean(name, entry.params) or
+                               f"arguments: {', '.join(entry.params) or 'none'}")
+        try:
+            out.append(InitRule.model_validate(
+                {"match": rule.get("match") or {}, "fn": rule["fn"], "args": args,
+                 "location": doc.locate(("init", i))}, strict=True))
+        except ValidationError as exc:
+            _pydantic_problems(doc, errors, ("init", i), exc)
+    return out
+
+
+def _pydantic_problems(doc: Document, errors: Collector, base: SpecPath, exc: Any) -> None:
+    """Pydantic errors that the schema did not already report (they agree on most)."""
+    reported = {p.path for p in errors.problems}
+    for err in exc.errors():
+        loc = tuple(x for x in err["loc"] if x not in ("name", "args", "location"))
+        path = (*base, *loc)
+        if any(path[: len(r)] == r or r[: len(path)] == path for r in reported):
+            continue
+        errors.add(doc.locate(path), path, err["msg"].lower())

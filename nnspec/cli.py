@@ -1,0 +1,272 @@
+"""The ``nnspec`` command: a thin shell over nnspec.api.
+
+Import-light on purpose: ``nnspec --help`` and ``nnspec validate --no-shapes`` never import torch.
+Errors a user can cause print as ``FILE:LINE:COL: error: PATH: message (hint)`` and exit 2; a
+failed run exits 3; only nnspec's own bugs exit 1 (with a traceback under ``--debug``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from nnspec import __version__
+from nnspec.errors import EXIT_BUG, NnspecError, SpecError
+
+app = typer.Typer(
+    name="nnspec", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="Declarative model specs for PyTorch: validate, compile, emit, summarise and train "
+         "networks written as YAML or JSON files.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+_state = {"debug": False}
+
+
+class Format(StrEnum):
+    text = "text"
+    json = "json"
+
+
+class GraphFormat(StrEnum):
+    mermaid = "mermaid"
+    dot = "dot"
+    svg = "svg"
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"nnspec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+def _run(action: Callable[[], int | None]) -> None:
+    """Run a command, turning nnspec's errors into messages and exit codes."""
+    try:
+        code = action() or 0
+    except NnspecError as exc:
+        if _state["debug"]:
+            raise
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except typer.Exit:
+        raise
+    except Exception:
+        if _state["debug"]:
+            raise
+        import traceback
+
+        typer.echo("nnspec: internal error (a bug in nnspec, please report it with this "
+                   "output):\n" + traceback.format_exc(), err=True)
+        raise typer.Exit(EXIT_BUG) from None
+    raise typer.Exit(code)
+
+
+Spec = Annotated[str, typer.Argument(help="A spec file (.yaml, .yml or .json), or - for stdin.")]
+Overrides = Annotated[list[str] | None, typer.Argument(
+    help="Overrides as dotted KEY=VALUE, e.g. train.epochs=3 optimizer.lr=0.01.",
+    show_default=False)]
+
+
+@app.command()
+def validate(
+    files: Annotated[list[str], typer.Argument(help="Spec files to check.")],
+    fmt: Annotated[Format, typer.Option("--format", help="text, or json for editors and CI.")]
+    = Format.text,
+    shapes: Annotated[bool, typer.Option("--shapes/--no-shapes",
+                                         help="Also check shapes (imports torch).")] = True,
+) -> None:
+    """Check specs: schema, references, arguments and shapes; report every error."""
+
+    def action() -> int:
+        from nnspec.api import validate as check_one
+
+        problems: list[Any] = []
+        for file in files:
+            try:
+                graph = check_one(file, shapes=shapes)
+            except SpecError as exc:
+                problems.extend(exc.problems)
+                continue
+            if fmt is Format.text:
+                detail = f", {graph.params:,} parameters" if graph.params is not None else ""
+                typer.echo(f"{file}: ok ({graph.name}{detail})")
+        if fmt is Format.json:
+            typer.echo(json.dumps([p.as_json() for p in problems], indent=2))
+        elif problems:
+            typer.echo(SpecError(problems).render(), err=True)
+        return 2 if problems else 0
+
+    _run(action)
+
+
+@app.command(name="compile")
+def compile_command(
+    spec: Spec,
+    emit_python: Annotated[bool, typer.Option("--emit-python",
+                                              help="Write standalone PyTorch source.")] = False,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to this file.")]
+    = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Print the resolved spec (every auto filled) as YAML, or the model as Python."""
+
+    def action() -> int:
+        from nnspec import api
+
+        if emit_python:
+            text = api.emit(spec)
+        else:
+            from nnspec.lock import locked_yaml
+
+            text = locked_yaml(api.infer(spec), api.load_spec(spec))
+        _write(text, output, force)
+        return 0
+
+    _run(action)
+
+
+@app.command()
+def summary(spec: Spec) -> None:
+    """A table of every layer: output shape, parameters and multiply-accumulates."""
+
+    def action() -> int:
+        from nnspec import api
+        from nnspec.summary import render_summary
+
+        typer.echo(render_summary(api.infer(spec)))
+        return 0
+
+    _run(action)
+
+
+@app.command()
+def graph(
+    spec: Spec,
+    fmt: Annotated[GraphFormat, typer.Option("--format", help="mermaid, dot or svg.")]
+    = GraphFormat.mermaid,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to this file.")]
+    = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """The architecture as a diagram (Mermaid, Graphviz dot, or SVG)."""
+
+    def action() -> int:
+        from nnspec import api
+        from nnspec.diagram import render_diagram
+
+        _write(render_diagram(api.infer(spec), fmt.value), output, force)
+        return 0
+
+    _run(action)
+
+
+@app.command()
+def schema(
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to this file.")]
+    = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Print the JSON Schema of the spec language (for editors and CI)."""
+
+    def action() -> int:
+        from nnspec.schema import schema_text
+
+        _write(schema_text(), output, force)
+        return 0
+
+    _run(action)
+
+
+@app.command()
+def layers(
+    name: Annotated[str | None, typer.Argument(help="Show one entry's arguments.")] = None,
+) -> None:
+    """List the catalogue: layers and graph ops (or one entry's arguments)."""
+
+    def action() -> int:
+        from nnspec.docs import describe_entry, list_entries
+
+        typer.echo(describe_entry(name) if name else list_entries())
+        return 0
+
+    _run(action)
+
+
+@app.command()
+def train(
+    spec: Spec,
+    overrides: Overrides = None,
+    run_dir: Annotated[str | None, typer.Option("--run-dir", help="Write the run here.")] = None,
+    resume: Annotated[str | None, typer.Option("--resume", help="Continue this run.")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda, cuda:1...")]
+    = None,
+    explain_init: Annotated[bool, typer.Option("--explain-init",
+                                               help="Show the init rule of each parameter.")]
+    = False,
+) -> None:
+    """Train the model with the data, loss and optimizer the spec describes."""
+
+    def action() -> int:
+        from nnspec.run.commands import train_command
+
+        return train_command(spec, list(overrides or []), run_dir, resume, device, explain_init)
+
+    _run(action)
+
+
+@app.command(name="eval")
+def eval_command(
+    spec: Spec,
+    checkpoint: Annotated[str, typer.Option("--checkpoint", help="A checkpoint file.")],
+    split: Annotated[str, typer.Option("--split", help="train, val or test.")] = "test",
+    overrides: Overrides = None,
+) -> None:
+    """Evaluate a checkpoint on a split; print and write the metrics."""
+
+    def action() -> int:
+        from nnspec.run.commands import eval_command as run_eval
+
+        return run_eval(spec, checkpoint, split, list(overrides or []))
+
+    _run(action)
+
+
+def _write(text: str, output: Path | None, force: bool) -> None:
+    if output is None or str(output) == "-":
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return
+    if output.exists() and not force:
+        raise SpecError([_usage(f"{output} exists", "pass --force to overwrite it")])
+    if output.is_symlink():
+        raise SpecError([_usage(f"{output} is a symbolic link", "write to a plain path")])
+    tmp = output.with_name(f".{output.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(output)
+    typer.echo(f"wrote {output}", err=True)
+
+
+def _usage(message: str, hint: str | None = None) -> Any:
+    from nnspec.errors import Location, Problem
+
+    return Problem(Location("<command line>"), (), message, hint)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,152 @@
+"""nnspec's own small evaluator for ``$name`` and ``${expression}`` values.
+
+The expression is parsed with ``ast`` (parsing runs nothing) and walked here: numbers, names,
+``+ - * / // % **``, parentheses, comparisons and ``min/max/abs/int/round``.  Anything else is a
+located error.  Results are bounded so ``${10**10**10}`` cannot hang the checker.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from nnspec.spec import EXPR_PATTERN
+
+_EXPR = re.compile(EXPR_PATTERN)
+LIMIT = 2**63
+
+_BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+    ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+}
+_COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
+    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
+    ast.Gt: operator.gt, ast.GtE: operator.ge,
+}
+_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "min": min, "max": max, "abs": abs, "int": int, "round": round, "float": float,
+}
+
+
+class ExprError(ValueError):
+    """An expression that cannot be evaluated; the message says why."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def is_expr(value: Any) -> bool:
+    return isinstance(value, str) and bool(_EXPR.match(value))
+
+
+def evaluate(text: str, names: Mapping[str, Any]) -> Any:
+    """Evaluate ``$name`` or ``${expr}`` against ``names``."""
+    body = text[2:-1] if text.startswith("${") else text[1:]
+    try:
+        tree = ast.parse(body.strip(), mode="eval")
+    except SyntaxError:
+        raise ExprError(f"cannot parse expression '{body}'",
+                        "use numbers, names and + - * / // % ** ( )") from None
+    return _Walker(names).visit(tree.body)
+
+
+def substitute(value: Any, names: Mapping[str, Any]) -> Any:
+    """Replace every expression string inside ``value`` (lists and mappings included)."""
+    if is_expr(value):
+        return evaluate(value, names)
+    if isinstance(value, list):
+        return [substitute(v, names) for v in value]
+    if isinstance(value, dict):
+        return {k: substitute(v, names) for k, v in value.items()}
+    return value
+
+
+class _Walker:
+    def __init__(self, names: Mapping[str, Any]) -> None:
+        self.names = names
+
+    def visit(self, node: ast.AST) -> Any:
+        method = getattr(self, "visit_" + type(node).__name__, None)
+        if method is None:
+            raise ExprError(f"'{ast.unparse(node)}' is not allowed in an expression",
+                            "use numbers, names and + - * / // % ** ( )")
+        result = method(node)
+        if isinstance(result, int | float) and not isinstance(result, bool):
+            if isinstance(result, float) and not math.isfinite(result):
+                raise ExprError(f"'{ast.unparse(node)}' is not a finite number")
+            if abs(result) >= LIMIT:
+                raise ExprError(f"'{ast.unparse(node)}' is out of range")
+        return result
+
+    def visit_Constant(self, node: ast.Constant) -> Any:
+        if isinstance(node.value, bool | int | float | str):
+            return node.value
+        raise ExprError(f"constant {node.value!r} is not allowed")
+
+    def visit_Name(self, node: ast.Name) -> Any:
+        if node.id in ("True", "False"):
+            return node.id == "True"
+        if node.id not in self.names:
+            from nnspec.errors import did_you_mean
+
+            raise ExprError(f"unknown variable '{node.id}'",
+                            did_you_mean(node.id, self.names) or
+                            f"known: {', '.join(sorted(self.names)) or 'none'}")
+        return self.names[node.id]
+
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> Any:
+        value = self._number(node.operand)
+        if isinstance(node.op, ast.USub):
+            return -value
+        if isinstance(node.op, ast.UAdd):
+            return value
+        raise ExprError(f"operator in '{ast.unparse(node)}' is not allowed")
+
+    def visit_BinOp(self, node: ast.BinOp) -> Any:
+        left, right = self._number(node.left), self._number(node.right)
+        fn = _BINARY.get(type(node.op))
+        if fn is None:
+            raise ExprError(f"operator in '{ast.unparse(node)}' is not allowed")
+        if isinstance(node.op, ast.Pow) and (abs(right) > 64 or abs(left) > LIMIT):
+            raise ExprError(f"'{ast.unparse(node)}' is too large")
+        try:
+            return fn(left, right)
+        except ZeroDivisionError:
+            raise ExprError(f"division by zero in '{ast.unparse(node)}'") from None
+
+    def visit_Compare(self, node: ast.Compare) -> Any:
+        left = self.visit(node.left)
+        for op, right_node in zip(node.ops, node.comparators, strict=True):
+            right = self.visit(right_node)
+            fn = _COMPARE.get(type(op))
+            if fn is None or not fn(left, right):
+                if fn is None:
+                    raise ExprError(f"comparison in '{ast.unparse(node)}' is not allowed")
+                return False
+            left = right
+        return True
+
+    def visit_IfExp(self, node: ast.IfExp) -> Any:
+        return self.visit(node.body) if self.visit(node.test) else self.visit(node.orelse)
+
+    def visit_Call(self, node: ast.Call) -> Any:
+        if not isinstance(node.func, ast.Name) or node.func.id not in _FUNCTIONS or node.keywords:
+            raise ExprError(f"call '{ast.unparse(node)}' is not allowed",
+                            f"allowed functions: {', '.join(_FUNCTIONS)}")
+        args = [self._number(a) for a in node.args]
+        try:
+            return _FUNCTIONS[node.func.id](*args)
+        except (TypeError, ValueError) as exc:
+            raise ExprError(f"'{ast.unparse(node)}': {exc}") from None
+
+    def _number(self, node: ast.AST) -> Any:
+        value = self.visit(node)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise ExprError(f"'{ast.unparse(node)}' is not a number (found {value!r})")
+        return value

@@ -1,0 +1,83 @@
+"""The typed objects passed from resolve to infer, build and emit.
+
+A ``Net`` is one container (the model, a nested sequential, a block instance); its ``nodes``
+are ``Node``s whose ``body`` is either a ``Layer`` (a torch module or a tensor op, with its
+arguments evaluated) or another ``Net``.  ``infer`` returns the same tree with ``out`` filled on
+every node: a ``TensorInfo`` or, for layers that return several tensors, a tuple of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from nnspec.model_ast import Source
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """The shape of one sample (no batch dimension) and the element type."""
+
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+
+    def __str__(self) -> str:
+        return "[N, " + ", ".join(map(str, self.shape)) + "]" if self.shape else "[N]"
+
+
+Value = TensorInfo | tuple["Value", ...]
+
+
+@dataclass(frozen=True)
+class Layer:
+    op: str  # a catalogue name: Conv2d, add, ...
+    kind: str  # "layer" (an nn.Module) or "op" (a tensor operation)
+    kwargs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    body: Layer | Net
+    inputs: tuple[str, ...]  # names in the enclosing graph; empty in sequential containers
+    source: Source
+    out: Value | None = None
+
+    def with_(self, **changes: Any) -> Node:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Net:
+    kind: str  # sequential | ordered | module_list | module_dict | graph
+    nodes: tuple[Node, ...]
+    source: Source
+    inputs: tuple[str, ...] = ("input",)
+    outputs: tuple[str, ...] = ()
+    order: tuple[str, ...] = ()  # forward order of module_list / module_dict
+    block: str | None = None  # the block this net instantiates, if any
+
+    @property
+    def chained(self) -> bool:
+        """Whether the forward pass simply feeds each node into the next."""
+        return self.kind != "graph"
+
+    def forward_nodes(self) -> list[Node]:
+        if self.kind in ("module_list", "module_dict") and self.order:
+            by_name = {n.name: n for n in self.nodes}
+            return [by_name[name] for name in self.order]
+        return list(self.nodes)
+
+
+@dataclass(frozen=True)
+class Graph:
+    """The whole model: its name, its inputs and its root container."""
+
+    name: str
+    description: str
+    inputs: dict[str, TensorInfo]
+    root: Net
+    file: str
+    sha256: str
+    params: int | None = None  # filled by infer
+    extra: dict[str, Any] = field(default_factory=dict)

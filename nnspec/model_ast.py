@@ -1,0 +1,314 @@
+"""Parse the ``model`` and ``blocks`` sections into typed syntax (part of the check pass).
+
+The model language, in one place:
+
+* a list of items                  -> ``sequential`` (children 0, 1, 2, ...)
+* a mapping of name -> item        -> ``ordered`` (nn.Sequential(OrderedDict), children named)
+* ``{sequential: list|mapping}``   -> the same, explicitly (useful inside graphs, with ``in``)
+* ``{module_list: [items], forward: [2, 0, 1]}``   -> nn.ModuleList applied in that order
+* ``{module_dict: {name: item}, forward: [names]}`` -> nn.ModuleDict applied in that order
+* ``{graph: {name: item}, inputs: [...], outputs: [...]}`` -> nodes that name their inputs
+
+An item is a layer, op or block: ``ReLU``, ``{Conv2d: {out_channels: 6}}``, with optional
+``repeat: N`` and, inside graphs, ``in: name`` or ``in: [a, b]``; or a nested container.
+Argument values stay unevaluated here (they may hold ``$var`` expressions): resolve evaluates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from nnspec import catalogue
+from nnspec.errors import Collector, Location, SpecPath
+
+CONTAINER_KEYS = ("sequential", "module_list", "module_dict", "graph")
+ITEM_KEYS = ("repeat", "in")
+CONTAINER_EXTRA = {
+    "sequential": ("in", "repeat"),
+    "module_list": ("in", "repeat", "forward"),
+    "module_dict": ("in", "repeat", "forward"),
+    "graph": ("in", "repeat", "inputs", "outputs"),
+}
+PARAM_TYPES = ("int", "float", "bool", "str", "list", "any")
+
+
+@dataclass(frozen=True)
+class Source:
+    location: Location
+    path: SpecPath
+
+
+@dataclass(frozen=True)
+class Call:
+    """A use of a layer, op or block by name."""
+
+    name: str
+    args: dict[str, Any]
+    source: Source
+    repeat: Any = None  # an int or an expression string
+    inputs: tuple[str, ...] | None = None
+    arg_locations: dict[str, Location] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Container:
+    kind: str  # sequential | ordered | module_list | module_dict | graph
+    items: tuple[tuple[str, Item], ...]
+    source: Source
+    forward: tuple[Any, ...] | None = None
+    graph_inputs: tuple[str, ...] | None = None
+    graph_outputs: tuple[str, ...] | None = None
+    repeat: Any = None
+    inputs: tuple[str, ...] | None = None
+
+
+Item = Call | Container
+
+
+@dataclass(frozen=True)
+class BlockParam:
+    name: str
+    type: str
+    default: Any
+    required: bool
+
+
+@dataclass(frozen=True)
+class Block:
+    name: str
+    params: dict[str, BlockParam]
+    body: Container
+    source: Source
+    description: str = ""
+
+
+@dataclass
+class ModelParser:
+    """Turns the raw model/blocks data into ``Container``/``Block`` objects, collecting errors."""
+
+    locate: Any  # (path, key=False) -> Location
+    errors: Collector = field(default_factory=Collector)
+
+    def src(self, path: SpecPath, key: bool = False) -> Source:
+        return Source(self.locate(path, key=key), path)
+
+    def error(self, path: SpecPath, message: str, hint: str | None = None,
+              key: bool = False) -> None:
+        self.errors.add(self.locate(path, key=key), path, message, hint)
+
+    # -- model -------------------------------------------------------------------------
+    def model(self, value: Any, path: SpecPath) -> Container:
+        if isinstance(value, dict) and not any(k in value for k in CONTAINER_KEYS):
+            return self._named(value, path, "ordered")
+        item = self.item(value, path)
+        if isinstance(item, Container):
+            return item
+        return Container("sequential", (("0", item),), item.source)
+
+    def item(self, value: Any, path: SpecPath) -> Item:
+        if isinstance(value, str):
+            return Call(value, {}, self.src(path))
+        if isinstance(value, list):
+            return self._listed(value, path, "sequential")
+        if not isinstance(value, dict):
+            self.error(path, f"expected a layer (a name or {{Name: {{args}}}}), "
+                       f"found {_kind(value)}", "write e.g. ReLU or {Linear: {out_features: 10}}")
+            return Call("<invalid>", {}, self.src(path))
+        if not value:
+            self.error(path, "empty mapping where a layer was expected")
+            return Call("<invalid>", {}, self.src(path))
+        containers = [k for k in value if k in CONTAINER_KEYS]
+        if containers:
+            return self._container(value, containers, path)
+        return self._call(value, path)
+
+    def _call(self, value: dict[str, Any], path: SpecPath) -> Call:
+        names = [k for k in value if k not in ITEM_KEYS]
+        if len(names) != 1:
+            if not names:
+                self.error(path, "no layer named here", "add a layer: {Linear: {...}, repeat: 2}")
+            else:
+                self.error((*path, names[1]), f"one layer per item, found {len(names)}: "
+                           + ", ".join(names), "split them into separate items", key=True)
+            return Call("<invalid>", {}, self.src(path))
+        name = names[0]
+        args = value[name]
+        op = catalogue.ops().get(name)
+        if op and op.max_inputs > 1 and isinstance(args, list) and all(
+                isinstance(a, str) for a in args):
+            return Call(name, {}, self.src((*path, name), key=True), value.get("repeat"),
+                        tuple(args))  # add: [a, b] names the inputs
+        if args is None:
+            args = {}
+        elif not isinstance(args, dict):
+            args = {"__shorthand__": args}
+        arg_locations = {k: self.locate((*path, name, k), key=True) for k in args}
+        if "__shorthand__" in args:
+            arg_locations["__shorthand__"] = self.locate((*path, name))
+        return Call(name, args, self.src((*path, name), key=True), value.get("repeat"),
+                    self._inputs(value, path), arg_locations)
+
+    def _inputs(self, value: dict[str, Any], path: SpecPath) -> tuple[str, ...] | None:
+        if "in" not in value:
+            return None
+        raw = value["in"]
+        raw_list = raw if isinstance(raw, list) else [raw]
+        if not raw_list or not all(isinstance(r, str) for r in raw_list):
+            self.error((*path, "in"), "expected a node name or a list of node names, "
+                       f"found {raw!r}")
+            return None
+        return tuple(raw_list)
+
+    def _container(self, value: dict[str, Any], keys: list[str], path: SpecPath) -> Container:
+        if len(keys) > 1:
+            self.error((*path, keys[1]), f"one container per item, found {', '.join(keys)}",
+                       key=True)
+        kind = keys[0]
+        allowed = (kind, *CONTAINER_EXTRA[kind])
+        for key in value:
+            if key not in allowed and key not in keys[1:]:
+                self.error((*path, key), f"unexpected key '{key}' in a {kind}",
+                           f"allowed here: {', '.join(allowed)}", key=True)
+        body, bpath = value[kind], (*path, kind)
+        if kind == "sequential":
+            if isinstance(body, list):
+                c = self._listed(body, bpath, "sequential")
+            elif isinstance(body, dict):
+                c = self._named(body, bpath, "ordered")
+            else:
+                self.error(bpath, f"expected a list or mapping of layers, found {_kind(body)}")
+                c = Container("sequential", (), self.src(bpath))
+        elif kind == "module_list":
+            c = self._listed(body, bpath, "module_list")
+        else:
+            c = self._named(body, bpath, kind)
+        forward = self._forward(value, path, c) if "forward" in value else None
+        return Container(c.kind, c.items, c.source, forward,
+                         self._names(value.get("inputs"), (*path, "inputs")),
+                         self._names(value.get("outputs"), (*path, "outputs")),
+                         value.get("repeat"), self._inputs(value, path))
+
+    def _forward(self, value: dict[str, Any], path: SpecPath, c: Container) -> tuple[Any, ...]:
+        forward = value["forward"]
+        fpath = (*path, "forward")
+        if not isinstance(forward, list) or not forward:
+            self.error(fpath, "expected a non-empty list naming the order of the forward pass")
+            return ()
+        known = [name for name, _ in c.items]
+        for i, ref in enumerate(forward):
+            ref_name = str(ref) if c.kind == "module_list" and isinstance(ref, int) else ref
+            if not isinstance(ref_name, str) or ref_name not in known:
+                from nnspec.errors import did_you_mean
+
+                hint = did_you_mean(str(ref), known) if isinstance(ref, str) else None
+                self.error((*fpath, i), f"'{ref}' is not a member of this {c.kind}",
+                           hint or f"members: {', '.join(known)}")
+        return tuple(str(r) for r in forward)
+
+    def _names(self, raw: Any, path: SpecPath) -> tuple[str, ...] | None:
+        if raw is None:
+            return None
+        raw_list = raw if isinstance(raw, list) else [raw]
+        if not raw_list or not all(isinstance(r, str) for r in raw_list):
+            self.error(path, f"expected a name or a list of names, found {raw!r}")
+            return None
+        return tuple(raw_list)
+
+    def _listed(self, body: Any, path: SpecPath, kind: str) -> Container:
+        if not isinstance(body, list) or not body:
+            self.error(path, f"expected a non-empty list of layers, found {_kind(body)}")
+            return Container(kind, (), self.src(path))
+        items = tuple((str(i), self.item(v, (*path, i))) for i, v in enumerate(body))
+        return Container(kind, items, self.src(path))
+
+    def _named(self, body: Any, path: SpecPath, kind: str) -> Container:
+        if not isinstance(body, dict) or not body:
+            self.error(path, f"expected a non-empty mapping of name: layer, found {_kind(body)}")
+            return Container(kind, (), self.src(path))
+        items = []
+        for name, v in body.items():
+            self._check_name(name, (*path, name))
+            items.append((name, self.item(v, (*path, name))))
+        return Container(kind, tuple(items), self.src(path))
+
+    def _check_name(self, name: str, path: SpecPath) -> None:
+        if not name.isascii() or not name.isidentifier() or name.startswith("__"):
+            self.error(path, f"'{name}' is not a valid module name",
+                       "use ASCII letters, digits and _, not starting with a digit or __",
+                       key=True)
+        elif name in CONTAINER_KEYS or name in ITEM_KEYS:
+            self.error(path, f"'{name}' is a reserved word and cannot name a layer", key=True)
+
+    # -- blocks ------------------------------------------------------------------------
+    def blocks(self, raw: Any, path: SpecPath) -> dict[str, Block]:
+        out: dict[str, Block] = {}
+        for name, value in (raw or {}).items():
+            bpath = (*path, name)
+            self._check_name(name, bpath)
+            if not isinstance(value, dict):
+                self.error(bpath, f"a block is a mapping with params and a body, found "
+                           f"{_kind(value)}")
+                continue
+            body_keys = [k for k in value if k in CONTAINER_KEYS]
+            if len(body_keys) != 1:
+                self.error(bpath, "a block needs exactly one body: sequential, graph, "
+                           "module_list or module_dict")
+                continue
+            for key in value:
+                if key not in (*body_keys, "params", "description", "inputs", "outputs"):
+                    self.error((*bpath, key), f"unexpected key '{key}' in a block",
+                               "allowed: params, description, inputs, outputs and one body",
+                               key=True)
+            body = self._container(
+                {k: v for k, v in value.items() if k in (*body_keys, "inputs", "outputs")},
+                body_keys, bpath)
+            params = self._params(value.get("params") or {}, (*bpath, "params"))
+            out[name] = Block(name, params, body, self.src(bpath, key=True),
+                              str(value.get("description", "")))
+        return out
+
+    def _params(self, raw: Any, path: SpecPath) -> dict[str, BlockParam]:
+        if not isinstance(raw, dict):
+            self.error(path, f"expected a mapping of parameter: type or {{default: value}}, "
+                       f"found {_kind(raw)}")
+            return {}
+        out = {}
+        for name, decl in raw.items():
+            ppath = (*path, name)
+            if not name.isidentifier():
+                self.error(ppath, f"'{name}' is not a valid parameter name", key=True)
+            if isinstance(decl, str):
+                decl = {"type": decl}
+            if not isinstance(decl, dict):
+                decl = {"default": decl}
+            ptype = decl.get("type", "any")
+            if ptype not in PARAM_TYPES:
+                from nnspec.errors import did_you_mean
+
+                self.error((*ppath, "type") if "type" in decl else ppath,
+                           f"unknown parameter type '{ptype}'",
+                           did_you_mean(str(ptype), PARAM_TYPES) or
+                           f"one of {', '.join(PARAM_TYPES)}")
+            for key in decl:
+                if key not in ("type", "default", "description"):
+                    self.error((*ppath, key), f"unexpected key '{key}' in a parameter",
+                               "allowed: type, default, description", key=True)
+            out[name] = BlockParam(name, str(ptype), decl.get("default"), "default" not in decl)
+        return out
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"a string ('{value}')"
+    if isinstance(value, list):
+        return "a list" if value else "an empty list"
+    if isinstance(value, dict):
+        return "a mapping" if value else "an empty mapping"
+    return type(value).__name__

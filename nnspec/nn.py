@@ -1,0 +1,57 @@
+"""The few modules nnspec adds to torch.nn: containers with a stated forward, and ops as modules.
+
+Built models use these only where torch has no equivalent: a tensor op inside a sequential
+container (``Op``), and ``nn.ModuleList`` / ``nn.ModuleDict`` with a forward pass (``ListNet``,
+``DictNet``).  Emitted code defines its own copies, so it never imports nnspec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from nnspec import ops
+
+
+class Op(nn.Module):
+    """A parameter-free tensor operation (reshape, permute, getitem, ...) as a module."""
+
+    def __init__(self, op: str, **kwargs: Any) -> None:
+        super().__init__()
+        self.op = op
+        self.kwargs = kwargs
+
+    def forward(self, *inputs: Any) -> Any:
+        return ops.apply(self.op, inputs, self.kwargs)
+
+    def extra_repr(self) -> str:
+        return ", ".join([self.op, *(f"{k}={v!r}" for k, v in self.kwargs.items())])
+
+
+class ListNet(nn.ModuleList):
+    """An nn.ModuleList whose forward applies its members in ``order`` (default: as listed)."""
+
+    def __init__(self, modules: Iterable[nn.Module], order: Sequence[int] = ()) -> None:
+        super().__init__(modules)
+        self.order = list(order) or list(range(len(self)))
+
+    def forward(self, x: torch.Tensor) -> Any:
+        for index in self.order:
+            x = self[index](x)
+        return x
+
+
+class DictNet(nn.ModuleDict):
+    """An nn.ModuleDict whose forward applies its members in ``order`` (default: as listed)."""
+
+    def __init__(self, modules: dict[str, nn.Module], order: Sequence[str] = ()) -> None:
+        super().__init__(modules)
+        self.order = list(order) or list(self.keys())
+
+    def forward(self, x: torch.Tensor) -> Any:
+        for name in self.order:
+            x = self[name](x)
+        return x

@@ -1,0 +1,72 @@
+"""``KEY=VALUE`` overrides from the command line, applied to a Document before checking.
+
+Keys are dotted paths (``train.epochs``, ``model.3.out_features``).  A key may skip the name of
+a named thing: ``optimizer.lr=0.1`` reaches ``optimizer: {SGD: {lr: ...}}``.  Values are read
+with the same safe loader as spec files, so ``3`` is an integer and ``[1, 2]`` a list.  The
+checker then types them against the schema like the rest of the spec.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+from nnspec.errors import Location, Problem, SpecError, did_you_mean
+from nnspec.loader import Document, loads
+
+
+def apply_overrides(doc: Document, overrides: Sequence[str]) -> Document:
+    data = copy.deepcopy(doc.data)
+    problems: list[Problem] = []
+    for i, text in enumerate(overrides, 1):
+        where = Location(f"<override {i}: {text}>", 1, 1)
+        key, sep, raw = text.partition("=")
+        if not sep or not key.strip():
+            problems.append(Problem(where, (), "an override is KEY=VALUE",
+                                    "for example train.epochs=3"))
+            continue
+        try:
+            value = loads(f"v: {raw}\n", where.file).data["v"] if raw.strip() else None
+        except SpecError as exc:
+            problems.extend(Problem(where, (key,), p.message, p.hint) for p in exc.problems)
+            continue
+        problem = _set(data, key.strip().split("."), value, where)
+        if problem:
+            problems.append(problem)
+    if problems:
+        raise SpecError(problems)
+    return Document(data, doc.file, doc.value_locations, doc.key_locations, doc.text)
+
+
+def _set(data: Any, parts: list[str], value: Any, where: Location) -> Problem | None:
+    node, path = data, list[str | int]()
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                return Problem(where, tuple(path), f"no item {part} in this list of {len(node)}")
+            index = int(part)
+            if last:
+                node[index] = value
+                return None
+            node, path = node[index], [*path, index]
+            continue
+        if not isinstance(node, dict):
+            return Problem(where, tuple(path), f"cannot set '{part}' inside a plain value")
+        if part not in node and len(node) == 1 and isinstance(next(iter(node.values())), dict):
+            node = next(iter(node.values()))  # optimizer.lr -> optimizer.SGD.lr
+        if last:
+            node[part] = value
+            return None
+        if part not in node:
+            if depth == 0:
+                from nnspec.checker import TOP_KEYS
+
+                return Problem(where, (part,), f"unknown section '{part}'",
+                               did_you_mean(part, TOP_KEYS))
+            node[part] = {}
+        if isinstance(node[part], str):  # optimizer: Adam  ->  {Adam: {}}
+            node[part] = {node[part]: {}}
+        node, path = node[part], [*path, part]
+    return None

@@ -1,0 +1,288 @@
+"""The resolve pass: ``Spec`` -> ``Graph``.
+
+Evaluates variables and block parameters, instantiates blocks, expands ``repeat``, checks every
+layer's arguments against the catalogue's schema, and checks graph references: unknown names,
+cycles, unused nodes.  All problems are collected and raised together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from nnspec import catalogue, schema
+from nnspec.catalogue import AUTO
+from nnspec.checker import sha256
+from nnspec.errors import Collector, Location, SpecPath, did_you_mean
+from nnspec.exprs import ExprError, is_expr, substitute
+from nnspec.ir import Graph, Layer, Net, Node, TensorInfo
+from nnspec.model_ast import CONTAINER_KEYS, Block, Call, Container, Source
+from nnspec.spec import Spec
+
+MAX_REPEAT = 10_000
+MAX_NODES = 100_000
+_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "list": (list,),
+}
+
+
+def resolve(spec: Spec) -> Graph:
+    resolver = _Resolver(spec)
+    scope = resolver.variables()
+    top_inputs = tuple(spec.inputs) or ("input",)
+    root = resolver.net(spec.model, scope, top_inputs, ())
+    resolver.errors.raise_if_any()
+    inputs = {k: TensorInfo(tuple(v.shape), v.dtype) for k, v in spec.inputs.items()}
+    return Graph(spec.name, spec.description, inputs, root, spec.file, sha256(spec))
+
+
+class _Resolver:
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.blocks: dict[str, Block] = spec.blocks
+        self.errors = Collector()
+        self.count = 0
+
+    def error(self, where: Source | Location, path: SpecPath, message: str,
+              hint: str | None = None) -> None:
+        location = where.location if isinstance(where, Source) else where
+        self.errors.add(location, path, message, hint)
+
+    # -- variables ---------------------------------------------------------------------
+    def variables(self) -> dict[str, Any]:
+        scope: dict[str, Any] = {}
+        for name, value in self.spec.vars.items():
+            try:
+                scope[name] = substitute(value, scope)
+            except ExprError as exc:
+                self.error(Location(self.spec.file), ("vars", name), str(exc), exc.hint)
+        return scope
+
+    def evaluate(self, value: Any, scope: Mapping[str, Any], where: Location,
+                 path: SpecPath) -> Any:
+        try:
+            return substitute(value, scope)
+        except ExprError as exc:
+            self.error(where, path, str(exc), exc.hint)
+            return None
+
+    # -- containers --------------------------------------------------------------------
+    def net(self, c: Container, scope: Mapping[str, Any], default_inputs: tuple[str, ...],
+            stack: tuple[str, ...], block: str | None = None) -> Net:
+        nodes = []
+        for name, item in c.items:
+            if c.kind != "graph" and item.inputs is not None:
+                self.error(item.source, (*item.source.path, "in"),
+                           "'in' only works inside a graph",
+                           "use a graph to wire nodes by name")
+            nodes.append(self.node(name, item, scope, stack))
+        order = tuple(c.forward or ())
+        if c.kind != "graph":
+            return Net(c.kind, tuple(nodes), c.source, order=order, block=block)
+        inputs = c.graph_inputs or default_inputs
+        return self.graph(c, nodes, inputs, block)
+
+    def graph(self, c: Container, nodes: list[Node], inputs: tuple[str, ...],
+              block: str | None) -> Net:
+        wired, previous = [], inputs[0]
+        names = [n.name for n in nodes]
+        item_inputs = {name: item.inputs for name, item in c.items}
+        for node in nodes:
+            refs = item_inputs[node.name] or (previous,)
+            wired.append(node.with_(inputs=tuple(refs)))
+            previous = node.name
+            for i, ref in enumerate(refs):
+                if ref not in names and ref not in inputs:
+                    self.error(node.source, (*c.source.path, node.name, "in", i),
+                               f"unknown input '{ref}'",
+                               did_you_mean(ref, [*inputs, *names]) or
+                               f"known: {', '.join([*inputs, *names])}")
+                elif ref == node.name:
+                    self.error(node.source, (*c.source.path, node.name, "in"),
+                               f"node '{ref}' takes itself as input")
+            self.check_input_count(node, len(refs))
+        outputs = c.graph_outputs or (names[-1],) if names else ()
+        for out in outputs:
+            if out not in names and out not in inputs:
+                self.error(c.source, (*c.source.path[:-1], "outputs"), f"unknown output '{out}'",
+                           did_you_mean(out, names))
+        net = Net("graph", tuple(wired), c.source, inputs, tuple(outputs), block=block)
+        if not self.errors.problems:
+            self.check_cycles_and_use(net)
+        return net
+
+    def check_input_count(self, node: Node, count: int) -> None:
+        if not isinstance(node.body, Layer):
+            return
+        entry = catalogue.callables()[node.body.op]
+        if not entry.min_inputs <= count <= entry.max_inputs:
+            want = (str(entry.min_inputs) if entry.min_inputs == entry.max_inputs
+                    else f"{entry.min_inputs} to {entry.max_inputs}")
+            self.error(node.source, node.source.path,
+                       f"{node.body.op} takes {want} input(s), given {count}",
+                       "name them with in: [a, b]" if count < entry.min_inputs else None)
+
+    def check_cycles_and_use(self, net: Net) -> None:
+        by_name = {n.name: n for n in net.nodes}
+        state: dict[str, int] = {}  # 1 visiting, 2 done
+
+        def visit(name: str, trail: list[str]) -> None:
+            if name not in by_name or state.get(name) == 2:
+                return
+            if state.get(name) == 1:
+                cycle = [*trail[trail.index(name):], name]
+                node = by_name[name]
+                self.error(node.source, node.source.path, "cycle: " + " -> ".join(cycle),
+                           "a graph must not feed a node back into itself")
+                return
+            state[name] = 1
+            for ref in by_name[name].inputs:
+                visit(ref, [*trail, name])
+            state[name] = 2
+
+        for out in net.outputs:
+            visit(out, [])
+        for node in net.nodes:
+            if state.get(node.name) != 2 and not any(
+                    p.message.startswith("cycle") for p in self.errors.problems):
+                self.error(node.source, node.source.path,
+                           f"node '{node.name}' is not used by any output",
+                           "remove it, or list it in outputs")
+
+    # -- items -------------------------------------------------------------------------
+    def node(self, name: str, item: Call | Container, scope: Mapping[str, Any],
+             stack: tuple[str, ...]) -> Node:
+        self.count += 1
+        if self.count > MAX_NODES:
+            if self.count == MAX_NODES + 1:
+                self.error(item.source, item.source.path,
+                           f"the model has more than {MAX_NODES} nodes",
+                           "this looks like a resource bomb; reduce repeat counts")
+            return Node(name, Layer("Identity", "layer", {}), (), item.source)
+        repeat = self.repeat_count(item, scope)
+        if repeat > 1:
+            copies = tuple(Node(str(i), self.body(item, scope, stack), (), item.source)
+                           for i in range(repeat))
+            return Node(name, Net("sequential", copies, item.source), (), item.source)
+        return Node(name, self.body(item, scope, stack), (), item.source)
+
+    def repeat_count(self, item: Call | Container, scope: Mapping[str, Any]) -> int:
+        if item.repeat is None:
+            return 1
+        path = (*item.source.path[:-1], "repeat") if isinstance(item, Call) else (
+            *item.source.path, "repeat")
+        value = self.evaluate(item.repeat, scope, item.source.location, path)
+        if value is None:
+            return 1
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            self.error(item.source, path, f"repeat must be a positive integer, found {value!r}")
+            return 1
+        if value > MAX_REPEAT:
+            self.error(item.source, path, f"repeat {value} is over the limit of {MAX_REPEAT}",
+                       "this looks like a resource bomb")
+            return 1
+        return value
+
+    def body(self, item: Call | Container, scope: Mapping[str, Any],
+             stack: tuple[str, ...]) -> Layer | Net:
+        if isinstance(item, Container):
+            return self.net(item, scope, item.graph_inputs or ("input",), stack)
+        if item.name in self.blocks:
+            return self.block(item, scope, stack)
+        if item.name in catalogue.callables():
+            return self.layer(item, scope)
+        if item.name != "<invalid>":
+            choices = [*catalogue.callables(), *self.blocks, *CONTAINER_KEYS]
+            self.error(item.source, item.source.path, f"unknown layer '{item.name}'",
+                       did_you_mean(item.name, choices) or
+                       "see `nnspec layers` for the catalogue, or define a block")
+        return Layer("Identity", "layer", {})
+
+    def layer(self, call: Call, scope: Mapping[str, Any]) -> Layer:
+        entry = catalogue.callables()[call.name]
+        args = dict(call.args)
+        if "__shorthand__" in args:
+            args = self.shorthand(call, args.pop("__shorthand__"))
+        values = {}
+        for key, raw in args.items():
+            where = call.arg_locations.get(key, call.source.location)
+            values[key] = self.evaluate(raw, scope, where, (*call.source.path, key))
+        for error in schema.args_validator(call.name).iter_errors(values):
+            path, message, hint, _ = schema.explain(error)
+            if message.startswith("unknown key"):
+                message = message.replace("unknown key", "unknown argument") + f" of {call.name}"
+                hint = did_you_mean(str(path[-1]), entry.params) or (
+                    f"{call.name} takes: {', '.join(entry.params) or 'no arguments'}")
+            elif message.startswith("missing"):
+                message += f" of {call.name}"
+            where = call.arg_locations.get(str(path[0]) if path else "", call.source.location)
+            self.error(where, (*call.source.path, *path), message, hint)
+        for pname, param in entry.params.items():
+            if param.inferred and param.required and pname not in values:
+                values[pname] = AUTO
+        return Layer(call.name, entry.kind, values)
+
+    def shorthand(self, call: Call, value: Any) -> dict[str, Any]:
+        entry = catalogue.callables()[call.name]
+        required = entry.required
+        if len(required) == 1:
+            return {required[0]: value}
+        where = call.arg_locations.get("__shorthand__", call.source.location)
+        self.error(where, call.source.path, f"the arguments of {call.name} must be a mapping, "
+                   f"found {schema.found(value)}",
+                   f"write {{{call.name}: {{name: value}}}}; it takes "
+                   f"{', '.join(entry.params) or 'no arguments'}")
+        return {}
+
+    def block(self, call: Call, scope: Mapping[str, Any], stack: tuple[str, ...]) -> Layer | Net:
+        block = self.blocks[call.name]
+        if call.name in stack:
+            self.error(call.source, call.source.path,
+                       f"block '{call.name}' uses itself: " + " -> ".join([*stack, call.name]))
+            return Layer("Identity", "layer", {})
+        params = self.block_args(block, call, scope)
+        inner = {**scope, **params}
+        return self.net(block.body, inner, block.body.graph_inputs or ("input",),
+                        (*stack, call.name), block=call.name)
+
+    def block_args(self, block: Block, call: Call, scope: Mapping[str, Any]) -> dict[str, Any]:
+        args = dict(call.args)
+        if "__shorthand__" in args:
+            self.error(call.source, call.source.path, f"the arguments of block {call.name} "
+                       "must be a mapping of its parameters")
+            args = {}
+        out: dict[str, Any] = {}
+        for key, raw in args.items():
+            where = call.arg_locations.get(key, call.source.location)
+            path = (*call.source.path, key)
+            if key not in block.params:
+                self.error(where, path, f"unknown parameter '{key}' of block {call.name}",
+                           did_you_mean(key, block.params) or
+                           f"{call.name} takes: {', '.join(block.params) or 'no parameters'}")
+                continue
+            value = self.evaluate(raw, scope, where, path)
+            self.check_param_type(block.params[key].type, value, where, path)
+            out[key] = value
+        for name, param in block.params.items():
+            if name not in out:
+                if param.required:
+                    self.error(call.source, call.source.path,
+                               f"missing parameter '{name}' of block {call.name}")
+                    out[name] = None
+                else:
+                    default = param.default
+                    out[name] = self.evaluate(default, scope, block.source.location,
+                                              (*block.source.path, "params", name)) if is_expr(
+                        default) else default
+        return out
+
+    def check_param_type(self, ptype: str, value: Any, where: Location, path: SpecPath) -> None:
+        allowed = _TYPES.get(ptype)
+        if allowed is None or value is None:
+            return
+        if isinstance(value, bool) and bool not in allowed:
+            ok = False
+        else:
+            ok = isinstance(value, allowed)
+        if not ok:
+            self.error(where, path, f"expected {ptype}, found {schema.found(value)}")

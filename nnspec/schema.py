@@ -1,0 +1,320 @@
+"""The JSON Schema of the spec language, derived from the pydantic models and the catalogue.
+
+``build_schema()`` is what ``nnspec schema`` prints and what schema/nnspec.schema.json holds;
+``args_validator(entry)`` is the per-layer part the resolve pass checks evaluated arguments
+with, so the editor and the checker judge a layer's arguments by the very same schema.
+``explain(error)`` turns a jsonschema error into nnspec's message and hint.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+from nnspec import catalogue
+from nnspec.catalogue import AUTO, Entry
+from nnspec.errors import did_you_mean
+from nnspec.spec import EXPR_PATTERN
+
+DRAFT = "http://json-schema.org/draft-07/schema#"
+EXPR = {"type": "string", "pattern": EXPR_PATTERN,
+        "description": "A variable ($width) or an expression (${width * 2})."}
+NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def _with_expr(schema: dict[str, Any]) -> dict[str, Any]:
+    options = schema.get("anyOf", [schema]) if set(schema) == {"anyOf"} else [schema]
+    return {"anyOf": [*options, {"$ref": "#/definitions/expr"}]}
+
+
+def args_schema(entry: Entry, *, written: bool) -> dict[str, Any]:
+    """The arguments object of a layer/op: ``written`` allows $expr values and shorthand."""
+    props: dict[str, Any] = {}
+    for p in entry.params.values():
+        schema = dict(p.schema)
+        if p.inferred:
+            schema = {"anyOf": [*schema.get("anyOf", [schema]), {"const": AUTO}]}
+        if written:
+            schema = _with_expr(schema)
+        default = f" (default: {json.dumps(p.default)})" if not p.required else ""
+        inferred = " Inferred from the input shape when omitted or 'auto'." if p.inferred else ""
+        schema["description"] = f"`{p.name}` of {entry.name}{default}.{inferred}"
+        props[p.name] = schema
+    out: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False,
+                           "description": entry.doc}
+    if entry.required and not written:
+        out["required"] = entry.required
+    return out
+
+
+@cache
+def args_validator(name: str) -> Any:
+    from jsonschema import Draft7Validator
+
+    entry = catalogue.callables()[name]
+    return Draft7Validator(args_schema(entry, written=False), format_checker=None)
+
+
+def strict_validator_class() -> Any:
+    """Draft 7, except that 1.0 is not an integer (JSON Schema says it is; pydantic strict not)."""
+    from jsonschema import Draft7Validator, validators
+
+    def is_integer(checker: Any, instance: Any) -> bool:
+        return isinstance(instance, int) and not isinstance(instance, bool)
+
+    checker = Draft7Validator.TYPE_CHECKER.redefine("integer", is_integer)
+    return validators.extend(Draft7Validator, type_checker=checker)
+
+
+# -- the whole document --------------------------------------------------------------------
+
+def _named_schema(kind: str, entries: dict[str, Entry], extra: dict[str, Any] | None = None,
+                  description: str = "") -> dict[str, Any]:
+    """``Name`` or ``{Name: {args}}`` for one catalogue section."""
+    names = sorted(entries)
+    props: dict[str, Any] = {
+        n: {"anyOf": [{"type": "null"}, _loose_args(entries[n])], "description": entries[n].doc}
+        for n in names
+    }
+    props.update(extra or {})
+    return {
+        "description": description or f"A {kind}, by name, optionally with arguments.",
+        "anyOf": [
+            {"type": "string", "enum": names, "description": f"A {kind} with default arguments."},
+            {"type": "object", "properties": props, "additionalProperties": False,
+             "minProperties": 1},
+        ],
+    }
+
+
+def _loose_args(entry: Entry) -> dict[str, Any]:
+    schema = args_schema(entry, written=True)
+    return schema
+
+
+def _layer_item() -> dict[str, Any]:
+    layer_props = {n: {"anyOf": [{"type": "null"}, _loose_args(e)], "description": e.doc}
+                   for n, e in sorted(catalogue.callables().items())}
+    container = {k: {"description": f"A nested {k}."} for k in ("sequential", "module_list",
+                                                                 "module_dict", "graph")}
+    return {
+        "description": "A layer (ReLU, {Conv2d: {out_channels: 6}}), an op, a block, a list "
+                       "(nested nn.Sequential) or a nested container.",
+        "anyOf": [
+            {"type": "string", "pattern": NAME_PATTERN,
+             "examples": sorted(catalogue.callables())},
+            {"type": "array", "items": {"$ref": "#/definitions/item"}, "minItems": 1},
+            {"type": "object", "minProperties": 1, "properties": {
+                **layer_props, **container,
+                "repeat": {"anyOf": [{"type": "integer", "minimum": 1},
+                                     {"$ref": "#/definitions/expr"}],
+                           "description": "Repeat this item N times (an nn.Sequential)."},
+                "in": {"description": "Inside a graph: the node(s) this one takes as input.",
+                       "anyOf": [{"type": "string"}, {"type": "array",
+                                                      "items": {"type": "string"}}]},
+                "forward": {"type": "array", "description": "Order of the forward pass."},
+                "inputs": {"description": "Names of a graph's inputs."},
+                "outputs": {"description": "Names of a graph's outputs."},
+            }, "additionalProperties": {
+                "description": "A block defined in this spec, with its parameters.",
+                "type": ["object", "null"]}},
+        ],
+    }
+
+
+def _input_schema() -> dict[str, Any]:
+    shape = {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 0,
+             "description": "The shape of one sample, without the batch dimension."}
+    tensor = {"type": "object", "required": ["shape"], "additionalProperties": False,
+              "properties": {"shape": shape, "dtype": {
+                  "enum": ["float32", "float64", "float16", "bfloat16", "int64", "int32",
+                           "long", "bool"], "description": "Element type."}}}
+    one = {"anyOf": [shape, tensor]}
+    return {"description": "The input: one sample's shape ([1, 28, 28]), {shape, dtype}, or a "
+                           "mapping of input name to either, for several inputs.",
+            "anyOf": [shape, tensor, {"type": "object", "additionalProperties": one,
+                                      "propertyNames": {"pattern": NAME_PATTERN}}]}
+
+
+def _block_schema() -> dict[str, Any]:
+    item = {"$ref": "#/definitions/item"}
+    return {
+        "type": "object", "additionalProperties": False,
+        "description": "A sub-network with parameters, used by name like a layer.",
+        "properties": {
+            "description": {"type": "string", "description": "What the block is."},
+            "params": {"type": "object", "description": "Parameter: type (int, float, bool, "
+                       "str, list, any) or {type, default}.", "additionalProperties": {}},
+            "sequential": {"description": "The body: a list or mapping of layers.",
+                           "anyOf": [{"type": "array", "items": item},
+                                     {"type": "object", "additionalProperties": item}]},
+            "graph": {"type": "object", "additionalProperties": item,
+                      "description": "The body: named nodes that name their inputs."},
+            "module_list": {"type": "array", "items": item, "description": "The body."},
+            "module_dict": {"type": "object", "additionalProperties": item,
+                            "description": "The body."},
+            "inputs": {"description": "Names of the block's inputs (default: input)."},
+            "outputs": {"description": "Names of the block's outputs (default: last node)."},
+        },
+    }
+
+
+def _training_sections() -> tuple[dict[str, Any], dict[str, Any]]:
+    """Schemas of data, init, loss, optimizer, scheduler, train, log from the pydantic models."""
+    from nnspec import spec
+    from nnspec.catalogue.datasets import dataset_entries
+
+    defs: dict[str, Any] = {}
+    props: dict[str, Any] = {}
+    for key, model in (("train", spec.Train), ("log", spec.Log)):
+        schema = model.model_json_schema(ref_template="#/definitions/{model}")
+        defs.update(schema.pop("$defs", {}))
+        schema["description"] = (model.__doc__ or key).strip().split("\n")[0]
+        props[key] = schema
+    data = spec.Data.model_json_schema(ref_template="#/definitions/{model}")
+    defs.update(data.pop("$defs", {}))
+    dataset = _named_schema("dataset", dataset_entries())
+    transform = _named_schema("transform", catalogue.section("transform"))
+    data["properties"]["dataset"] = dataset
+    for key in ("transforms", "target_transforms"):
+        data["properties"][key] = {"type": "array", "items": transform,
+                                   "description": data["properties"][key].get("description")}
+    split = defs["DataSplit"]
+    split["properties"]["dataset"] = dataset
+    split["properties"]["transforms"] = {"type": "array", "items": transform,
+                                         "description": "Transforms of this split."}
+    data["description"] = "The dataset, its transforms, splits and loader settings."
+    props["data"] = data
+    defs.pop("Named", None)
+    props["loss"] = _named_schema("loss", catalogue.section("loss"), {
+        "inputs": {"type": "array", "items": {"type": "string"},
+                   "description": "Where each argument of the loss comes from."}},
+        "The loss: a torch.nn loss by name, with arguments.")
+    props["optimizer"] = _named_schema("optimizer", catalogue.section("optimizer"),
+                                       description="A torch.optim optimizer.")
+    props["scheduler"] = _named_schema("scheduler", catalogue.section("scheduler"), {
+        "interval": {"enum": ["epoch", "step"], "description": "Step per epoch or per step."},
+        "warmup_steps": {"type": "integer", "minimum": 0, "description": "Linear warm-up."}},
+        "A torch.optim.lr_scheduler scheduler.")
+    init_fns = sorted(catalogue.section("init"))
+    props["init"] = {"type": "array", "description": "Weight initialisation rules, in order.",
+                     "items": {"type": "object", "required": ["fn"], "properties": {
+                         "match": {"$ref": "#/definitions/InitMatch"},
+                         "fn": {"enum": init_fns, "description": "A torch.nn.init function."}},
+                         "additionalProperties": {"description": "An argument of fn."}}}
+    return props, defs
+
+
+def build_schema() -> dict[str, Any]:
+    training, defs = _training_sections()
+    defs.update({"expr": EXPR, "item": _layer_item(), "block": _block_schema(),
+                 "input": _input_schema()})
+    return {
+        "$schema": DRAFT,
+        "$id": "https://nnspec.dev/schema/nnspec.schema.json",
+        "title": "nnspec spec (format version 1)",
+        "description": "A neural network and, optionally, how to train it.",
+        "type": "object",
+        "required": ["nnspec", "model"],
+        "additionalProperties": False,
+        "properties": {
+            "nnspec": {"const": 1, "description": "The spec format version: 1."},
+            "name": {"type": "string", "pattern": NAME_PATTERN,
+                     "description": "The model's name (also the emitted class name)."},
+            "description": {"type": "string", "description": "What the model is, for people."},
+            "input": {"$ref": "#/definitions/input"},
+            "vars": {"type": "object", "description": "Variables: numbers, strings, lists or "
+                     "expressions (${a * 2}) usable as $name anywhere below.",
+                     "propertyNames": {"pattern": NAME_PATTERN},
+                     "additionalProperties": {"description": "A value or an expression."}},
+            "blocks": {"type": "object", "description": "Reusable sub-networks by name.",
+                       "propertyNames": {"pattern": NAME_PATTERN},
+                       "additionalProperties": {"$ref": "#/definitions/block"}},
+            "model": {"description": "The network: a list (nn.Sequential), a mapping of named "
+                      "layers (nn.Sequential(OrderedDict)), or a module_list, module_dict or "
+                      "graph.", "anyOf": [{"$ref": "#/definitions/item"}]},
+            **training,
+        },
+        "definitions": defs,
+    }
+
+
+def schema_text() -> str:
+    return json.dumps(build_schema(), indent=2, sort_keys=False) + "\n"
+
+
+# -- error messages ------------------------------------------------------------------------
+
+def describe(schema: Any) -> str:
+    """Words for what a schema expects: 'an integer or a list of 2 integers'."""
+    if not isinstance(schema, dict):
+        return "a value"
+    if "$ref" in schema:
+        return {"#/definitions/expr": "a $variable"}.get(schema["$ref"], "a valid value")
+    if "const" in schema:
+        return repr(schema["const"])
+    if "enum" in schema:
+        return "one of " + ", ".join(repr(v) for v in schema["enum"][:8]) + (
+            ", ..." if len(schema["enum"]) > 8 else "")
+    if "anyOf" in schema:
+        parts = [describe(s) for s in schema["anyOf"] if s.get("$ref") != "#/definitions/expr"]
+        return " or ".join(dict.fromkeys(parts))
+    kind = schema.get("type")
+    if kind == "array":
+        n = schema.get("minItems") if schema.get("minItems") == schema.get("maxItems") else None
+        item = describe(schema.get("items", {})).removeprefix("an ").removeprefix("a ")
+        return f"a list of {n} {item}s" if n else f"a list of {item}s"
+    words = {"integer": "an integer", "number": "a number", "boolean": "true or false",
+             "string": "a string", "object": "a mapping", "null": "null"}
+    if isinstance(kind, list):
+        return " or ".join(words.get(str(k), str(k)) for k in kind)
+    return words.get(str(kind), "a valid value")
+
+
+def found(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return f"'{value}'" + (" (a string)" if value.strip().lstrip("-").isdigit() else "")
+    if isinstance(value, dict | list):
+        return "a mapping" if isinstance(value, dict) else f"a list of {len(value)}"
+    return "null" if value is None else repr(value)
+
+
+def explain(error: Any) -> tuple[tuple[Any, ...], str, str | None, bool]:
+    """(path, message, hint, points_at_key) for one jsonschema error."""
+    path = tuple(error.absolute_path)
+    v, value, schema = error.validator, error.instance, error.schema
+    if v == "additionalProperties":
+        allowed = list(schema.get("properties", {}))
+        extras = [k for k in value if k not in allowed]
+        bad = extras[0] if extras else "?"
+        hint = did_you_mean(bad, allowed) or (
+            f"allowed: {', '.join(allowed)}" if len(allowed) <= 12 else None)
+        return (*path, bad), f"unknown key '{bad}'", hint, True
+    if v == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else "?"
+        return path, f"missing required argument '{missing}'", None, False
+    if v in ("type", "anyOf", "const", "enum") and not (v == "enum" and isinstance(value, str)):
+        return path, f"expected {describe(schema)}, found {found(value)}", _hint(value), False
+    if v == "enum":
+        return path, f"'{value}' is not one of the allowed values", did_you_mean(
+            value, [str(x) for x in schema["enum"]]) or describe(schema), False
+    if v in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        return path, f"{found(value)} is out of range ({v} {schema[v]})", None, False
+    if v in ("minItems", "maxItems"):
+        return path, f"expected {describe(schema)}, found {found(value)}", None, False
+    if v == "pattern":
+        return path, f"'{value}' is not valid here", "use letters, digits and _", False
+    return path, error.message, None, False
+
+
+def _hint(value: Any) -> str | None:
+    if isinstance(value, str) and value.strip().lstrip("-").replace(".", "", 1).isdigit():
+        return "remove the quotes to write a number"
+    if isinstance(value, str) and value.lower() in ("yes", "no", "on", "off"):
+        return "YAML 1.2: write true or false"
+    if isinstance(value, float) and value.is_integer():
+        return f"write {int(value)}"
+    return None

@@ -1,0 +1,233 @@
+"""The infer pass: a shape on every edge, every ``auto`` argument filled.
+
+Each layer is instantiated on the ``meta`` device (no memory, no weights) with its arguments,
+the inferred ones taken from the incoming shape, and run on meta tensors; torch itself says
+what comes out.  A layer that refuses its input becomes a located error naming the layer, both
+shapes and a fix.  A spec with 10^11 parameters validates in seconds with little memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from nnspec import catalogue, ops
+from nnspec.catalogue import AUTO
+from nnspec.errors import Collector, format_path
+from nnspec.ir import Graph, Layer, Net, Node, TensorInfo, Value
+
+BATCH = 2
+_DTYPES = {"long": "int64"}
+
+
+def infer(graph: Graph) -> Graph:
+    if not graph.inputs:
+        from nnspec.errors import Location, Problem, SpecError
+
+        raise SpecError([Problem(Location(graph.file, 1, 1), ("input",),
+                                 "the spec has no 'input', so shapes cannot be inferred",
+                                 "add e.g. 'input: [1, 28, 28]' (one sample's shape)")])
+    inferrer = _Inferrer()
+    values: list[Value] = list(graph.inputs.values())
+    sources = [f"input '{name}'" for name in graph.inputs]
+    root, _ = inferrer.net(graph.root, values, sources)
+    inferrer.errors.raise_if_any()
+    return replace(graph, root=root, params=inferrer.params)
+
+
+def meta_tensor(info: TensorInfo) -> Any:
+    import torch
+
+    dtype = getattr(torch, _DTYPES.get(info.dtype, info.dtype))
+    return torch.empty((BATCH, *info.shape), dtype=dtype, device="meta")
+
+
+def describe(value: Any) -> Value:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        shape = tuple(value.shape[1:]) if value.dim() and value.shape[0] == BATCH else tuple(
+            value.shape)
+        return TensorInfo(shape, str(value.dtype).removeprefix("torch."))
+    if isinstance(value, tuple | list):
+        return tuple(describe(v) for v in value)
+    raise TypeError(f"unexpected output {type(value).__name__}")
+
+
+def to_meta(value: Value) -> Any:
+    if isinstance(value, TensorInfo):
+        return meta_tensor(value)
+    return tuple(to_meta(v) for v in value)
+
+
+class _Inferrer:
+    def __init__(self) -> None:
+        self.errors = Collector()
+        self.params = 0
+
+    def net(self, net: Net, inputs: list[Value], sources: list[str]) -> tuple[Net, Value]:
+        if net.chained:
+            return self.chain(net, inputs, sources)
+        env: dict[str, Value] = dict(zip(net.inputs, inputs, strict=False))
+        where: dict[str, str] = dict(zip(net.inputs, sources, strict=False))
+        done: dict[str, Node] = {}
+        for node in _topological(net):
+            args = [env[ref] for ref in node.inputs if ref in env]
+            if len(args) != len(node.inputs):
+                return net, inputs[0]  # an earlier error left a hole
+            new = self.node(node, args, [where[ref] for ref in node.inputs])
+            done[node.name] = new
+            if new.out is None:
+                return net, inputs[0]
+            env[node.name] = new.out
+            where[node.name] = _label(new)
+        nodes = tuple(done.get(n.name, n) for n in net.nodes)
+        outs = tuple(env[o] for o in net.outputs)
+        return replace(net, nodes=nodes), outs[0] if len(outs) == 1 else outs
+
+    def chain(self, net: Net, inputs: list[Value], sources: list[str]) -> tuple[Net, Value]:
+        value, source = inputs[0], sources[0]
+        done: dict[str, Node] = {}
+        for node in net.forward_nodes():
+            new = self.node(node, [value], [source])
+            done[node.name] = new
+            out = new.out
+            if out is None:
+                return net, value
+            value, source = out, _label(new)
+        nodes = tuple(done.get(n.name, n) for n in net.nodes)
+        return replace(net, nodes=nodes), value
+
+    def node(self, node: Node, inputs: list[Value], sources: list[str]) -> Node:
+        if isinstance(node.body, Net):
+            body, net_out = self.net(node.body, inputs, sources)
+            return node.with_(body=body, out=net_out) if not self.errors.problems else node
+        layer = node.body
+        if layer.kind == "op":
+            return self.op(node, layer, inputs, sources)
+        tensors = [v for v in inputs if isinstance(v, TensorInfo)]
+        if len(tensors) != len(inputs):
+            count = len(inputs[0]) if isinstance(inputs[0], tuple) else 1
+            self.fail(node, f"{layer.op} takes a tensor, but {sources[0]} returns "
+                      f"{count} outputs",
+                      "select one with {getitem: 0}")
+            return node
+        kwargs = self.fill(node, layer, tensors, sources)
+        if kwargs is None:
+            return node
+        result = self.run(node, layer.op, kwargs, tensors, sources)
+        if result is None:
+            return node
+        return node.with_(body=replace(layer, kwargs=kwargs), out=result)
+
+    def op(self, node: Node, layer: Layer, inputs: list[Value], sources: list[str]) -> Node:
+        if layer.op == "getitem":
+            value = inputs[0]
+            index = layer.kwargs["index"]
+            if not isinstance(value, tuple) or not -len(value) <= index < len(value):
+                n = len(value) if isinstance(value, tuple) else 1
+                self.fail(node, f"getitem {index}: {sources[0]} returns {n} output(s)",
+                          "getitem selects one output of a layer that returns several")
+                return node
+            return node.with_(out=value[index])
+        try:
+            out = ops.apply(layer.op, [to_meta(v) for v in inputs], layer.kwargs)
+        except Exception as exc:
+            shapes = ", ".join(f"{_shape(v)} from {s}" for v, s in zip(inputs, sources,
+                                                                        strict=False))
+            self.fail(node, f"{layer.op} cannot combine {shapes}: {_first_line(exc)}")
+            return node
+        return node.with_(out=describe(out))
+
+    def fill(self, node: Node, layer: Layer, inputs: list[TensorInfo],
+             sources: list[str]) -> dict[str, Any] | None:
+        entry = catalogue.layers()[layer.op]
+        kwargs = dict(layer.kwargs)
+        for name, param in entry.params.items():
+            rule = param.inferred
+            if rule is None or name not in kwargs:
+                continue
+            index = 1 if rule == "features2" else 0
+            if index >= len(inputs) or not inputs[index].shape:
+                if kwargs[name] == AUTO:
+                    self.fail(node, f"cannot infer {name}: {sources[0]} gives a "
+                              f"{_shape(inputs[0])} tensor", f"set {name} explicitly")
+                    return None
+                continue
+            shape = inputs[index].shape
+            actual = shape[0] if rule == "channels" else shape[-1]
+            if kwargs[name] == AUTO:
+                kwargs[name] = actual
+            elif kwargs[name] != actual and not isinstance(kwargs[name], list):
+                self.fail(node, f"{layer.op} expects {name}={kwargs[name]}, receives "
+                          f"{_shape(inputs[index])} from {sources[index]}",
+                          f"set {name}: {actual}, or leave it out to infer it")
+                return None
+        return kwargs
+
+    def run(self, node: Node, op: str, kwargs: dict[str, Any], inputs: list[TensorInfo],
+            sources: list[str]) -> Value | None:
+        import torch
+        from torch import nn
+
+        try:
+            with torch.device("meta"):
+                module = getattr(nn, op)(**_tuples(kwargs))
+        except Exception as exc:
+            self.fail(node, f"{op} refuses these arguments: {_first_line(exc)}")
+            return None
+        self.params += sum(p.numel() for p in module.parameters())
+        tensors = [meta_tensor(v) for v in inputs]
+        if op == "MultiheadAttention" and len(tensors) == 1:
+            tensors = tensors * 3
+        try:
+            return describe(module(*tensors))
+        except Exception as exc:
+            shapes = ", ".join(f"{_shape(v)} from {s}" for v, s in zip(inputs, sources,
+                                                                        strict=False))
+            self.fail(node, f"{op} cannot take {shapes}: {_first_line(exc)}")
+            return None
+
+    def fail(self, node: Node, message: str, hint: str | None = None) -> None:
+        self.errors.add(node.source.location, node.source.path, message, hint)
+
+
+def _tuples(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+
+
+def _topological(net: Net) -> list[Node]:
+    by_name = {n.name: n for n in net.nodes}
+    order: list[Node] = []
+    seen: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in seen or name not in by_name:
+            return
+        seen.add(name)
+        for ref in by_name[name].inputs:
+            visit(ref)
+        order.append(by_name[name])
+
+    for node in net.nodes:
+        visit(node.name)
+    return order
+
+
+def _label(node: Node) -> str:
+    body = node.body
+    kind = body.op if isinstance(body, Layer) else (body.block or body.kind)
+    path = node.source.path
+    if path and path[-1] == kind:
+        path = path[:-1]
+    return f"{format_path(path)} {kind}"
+
+
+def _shape(value: Value) -> str:
+    return str(value) if isinstance(value, TensorInfo) else "(" + ", ".join(
+        _shape(v) for v in value) + ")"
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

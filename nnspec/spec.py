@@ -1,0 +1,194 @@
+"""The typed form of a spec (the output of the check pass).
+
+Training sections are pydantic models parsed in strict mode.  Named things (a dataset, a loss, an
+optimizer, ...) are written ``Name`` or ``{Name: {args}}`` and parsed into ``Named``.  The model
+section is parsed by ``nnspec.model_ast`` into small dataclasses.  Field descriptions here are the
+descriptions users see in the JSON Schema and in an editor's hover help.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from nnspec.errors import Location
+
+# A reference to a variable (`$width`) or an expression (`${width * 2}`), resolved later.
+EXPR_PATTERN = r"^\$([A-Za-z_][A-Za-z0-9_]*|\{[^{}]+\})$"
+ExprStr = Annotated[str, Field(pattern=EXPR_PATTERN)]
+
+PosInt = Annotated[int, Field(gt=0)]
+PosFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
+Dtype = Literal["float32", "float64", "float16", "bfloat16", "int64", "int32", "long", "bool"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class Named(Strict):
+    """A catalogue entry chosen by name, with its keyword arguments."""
+
+    name: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    location: Location = Field(default_factory=Location, exclude=True)
+
+
+class TensorInput(Strict):
+    shape: list[PosInt] = Field(description="Shape of one sample, without the batch dimension.")
+    dtype: Dtype = Field("float32", description="Element type of the input tensor.")
+
+
+class DataSplit(Strict):
+    """Per-split settings that override the data section's defaults."""
+
+    dataset: Named | None = Field(
+        None, description="The dataset of this split; default: the data section's dataset "
+        "(its training part for train and val, its test part for test).")
+    transforms: list[Named] | None = Field(
+        None, description="torchvision.transforms.v2 for this split, replacing data.transforms.")
+    range: list[Annotated[int, Field(ge=0)]] | None = Field(
+        None, min_length=2, max_length=2,
+        description="Take samples [start, stop) of the dataset for this split.")
+    batch_size: PosInt | None = Field(
+        None, description="Batch size of this split (evaluation splits default to twice "
+        "data.batch_size).")
+
+
+class Data(Strict):
+    """Where samples come from and how they are batched."""
+
+    dataset: Named = Field(description="The dataset, by name: {MNIST: {root: data}}.")
+    root: str | None = Field(
+        None, description="Directory that datasets without their own root read from "
+        "(relative to the working directory); override it with data.root=/path.")
+    transforms: list[Named] = Field(
+        default_factory=list, description="torchvision.transforms.v2 applied to inputs.")
+    target_transforms: list[Named] = Field(
+        default_factory=list, description="nnspec target encodings applied to targets "
+        "(one_hot, multi_hot, label_list, signed, smooth, float).")
+    train: DataSplit | None = Field(None, description="Overrides for the training split.")
+    val: DataSplit | None = Field(None, description="Overrides for the validation split.")
+    test: DataSplit | None = Field(None, description="Overrides for the test split.")
+    val_split: Fraction = Field(
+        0.0, description="Fraction of training data held out for validation (fixed seed) "
+        "when no val split is given.")
+    batch_size: PosInt = Field(64, description="Samples per training step.")
+    shuffle: bool = Field(True, description="Shuffle the training split every epoch.")
+    num_workers: Annotated[int, Field(ge=0)] | Literal["auto"] = Field(
+        "auto", description="DataLoader worker processes (auto: 0 for in-memory data).")
+    pin_memory: bool | Literal["auto"] = Field(
+        "auto", description="Pin host memory for CUDA (auto: when training on CUDA).")
+    drop_last: bool = Field(False, description="Drop the last incomplete training batch.")
+    resident: bool | Literal["auto"] = Field(
+        "auto", description="Keep the whole dataset on the device and batch by index "
+        "(auto: when it is held as tensors and smaller than 1 GiB).")
+
+
+class InitMatch(Strict):
+    """Which parameters an init rule applies to; every given condition must hold."""
+
+    type: list[str] | str | None = Field(
+        None, description="Layer types to match (Conv2d, Linear, ...).")
+    name: str | None = Field(None, description="Glob over module names (layer1.*.conv1).")
+    param: str | None = Field(None, description="Glob over parameter names (weight, bias).")
+
+
+class InitRule(Strict):
+    """One initialisation rule; rules apply in order, a later match overriding an earlier."""
+
+    match: InitMatch = Field(default_factory=InitMatch,
+                             description="Which parameters this rule applies to.")
+    fn: str = Field(description="A torch.nn.init function, e.g. kaiming_normal_.")
+    args: dict[str, Any] = Field(default_factory=dict,
+                                 description="Keyword arguments of the init function.")
+    location: Location = Field(default_factory=Location, exclude=True)
+
+
+class Loss(Strict):
+    """A torch.nn loss and where each of its arguments comes from."""
+
+    name: str = Field(description="A torch.nn loss, e.g. CrossEntropyLoss.")
+    args: dict[str, Any] = Field(default_factory=dict,
+                                 description="Keyword arguments of the loss.")
+    inputs: list[str] | None = Field(
+        None, description="Where each positional loss argument comes from: output, a batch "
+        "field (target, input_lengths, ...), model(FIELD), or a function of those such as "
+        "log_softmax(output, 1) or distance(model(input1), model(input2)). "
+        "Default: [output, target].")
+    location: Location = Field(default_factory=Location, exclude=True)
+
+
+class Scheduler(Strict):
+    """A torch.optim.lr_scheduler, stepped per epoch or per optimizer step."""
+
+    name: str = Field(description="A torch.optim.lr_scheduler class, e.g. StepLR.")
+    args: dict[str, Any] = Field(default_factory=dict,
+                                 description="Keyword arguments of the scheduler.")
+    interval: Literal["epoch", "step"] = Field("epoch", description="Step it per epoch or step.")
+    warmup_steps: Annotated[int, Field(ge=0)] = Field(
+        0, description="Linear warm-up over this many optimizer steps before the scheduler.")
+    location: Location = Field(default_factory=Location, exclude=True)
+
+
+class Train(Strict):
+    """How the loop runs."""
+
+    epochs: PosInt = Field(10, description="Number of passes over the training split.")
+    device: str = Field("auto", description="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1.")
+    precision: Literal["32", "bf16-mixed", "16-mixed"] = Field(
+        "32", description="Numerical precision of the training step.")
+    seed: Annotated[int, Field(ge=0)] = Field(0, description="Seed of every random generator.")
+    deterministic: bool = Field(False, description="Use deterministic algorithms only.")
+    grad_clip: PosFloat | None = Field(None, description="Clip the gradient norm to this value.")
+    accumulate: PosInt = Field(1, description="Accumulate gradients over this many batches.")
+    metrics: list[str] = Field(
+        default_factory=list,
+        description="accuracy, top5 (topK), mae, mse, per epoch and split; loss is always kept.")
+    monitor: str = Field(
+        "val.loss", description="SPLIT.METRIC that picks the best checkpoint (val.accuracy); "
+        "falls back to train.loss when there is no validation split.")
+    mode: Literal["min", "max", "auto"] = Field(
+        "auto", description="Whether lower or higher is better (auto: max for accuracy and "
+        "top-k, min otherwise).")
+    compile: bool = Field(False, description="torch.compile the model.")
+    cuda_graph: bool | Literal["auto"] = Field("auto", description="Capture the step as a graph.")
+    max_params: PosInt = Field(2_000_000_000, description="Refuse to build bigger models.")
+
+
+class Log(Strict):
+    """What a run writes besides checkpoints."""
+
+    tensorboard: bool = Field(True, description="Write TensorBoard event files.")
+    every_n_steps: PosInt = Field(50, description="Log training scalars every N steps.")
+    dir: str = Field("runs", description="Parent directory of run directories.")
+    graph: bool = Field(True, description="Write the model graph to TensorBoard.")
+
+
+class Spec(BaseModel):
+    """A checked spec: typed sections, the model as an AST, and where it came from."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    version: int
+    name: str
+    description: str = ""
+    inputs: dict[str, TensorInput]
+    vars: dict[str, Any]
+    blocks: dict[str, Any]  # name -> nnspec.model_ast.BlockDef
+    model: Any  # nnspec.model_ast.Container
+    data: Data | None = None
+    init: list[InitRule] = Field(default_factory=list)
+    loss: Loss | None = None
+    optimizer: Named | None = None
+    scheduler: Scheduler | None = None
+    train: Train = Field(default_factory=Train)
+    log: Log = Field(default_factory=Log)
+    file: str = "<spec>"
+    source_text: str = ""
+
+    @property
+    def is_trainable(self) -> bool:
+        return self.data is not None and self.loss is not None

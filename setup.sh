@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Create .venv with nnspec and its development tools (idempotent; safe to run again).
+set -euo pipefail
+cd "$(dirname "$0")"
+PY="${PYTHON:-python3.11}"
+command -v "$PY" >/dev/null || PY=python3
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+.venv/bin/nnspec --version
