@@ -55,7 +55,8 @@ class Problem:
     hint: str | None = None
 
     def render(self) -> str:
-        text = f"{self.location}: error: {format_path(self.path)}: {self.message}"
+        where = f"{format_path(self.path)}: " if self.path else ""
+        text = f"{self.location}: error: {where}{self.message}"
         if self.hint:
             text += f" ({self.hint})"
         return text

@@ -118,6 +118,18 @@ def _schema_of_default(default: Any) -> dict[str, Any] | None:
     return None
 
 
+# String arguments whose accepted values torch documents but does not annotate.
+STRING_CHOICES = {"padding": ["same", "valid"]}
+
+
+def _narrow_strings(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    if name not in STRING_CHOICES:
+        return schema
+    enum = {"enum": STRING_CHOICES[name]}
+    options = [enum if o == STR else o for o in schema.get("anyOf", [schema])]
+    return any_of(*options)
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, tuple):
         return list(value)
@@ -145,7 +157,7 @@ def describe(name: str, cls: Any, skip: set[str] = SKIP_ARGS) -> dict[str, Any]:
             found = _schema_of(p.annotation, p.default)
             if found is None:
                 continue  # tensors, callables, modules: not expressible in a spec
-            schema = found
+            schema = _narrow_strings(p.name, found)
             if default is None and "null" not in json.dumps(schema):
                 schema = _merge([*schema.get("anyOf", [schema]), NULL])
         params[p.name] = {"schema": schema} | ({} if default == REQUIRED else {"default": default})
@@ -198,7 +210,7 @@ def generate() -> dict[str, Any]:
 
 
 def render() -> str:
-    return json.dumps(generate(), indent=1, sort_keys=True) + "\n"
+    return json.dumps(generate(), indent=1) + "\n"  # entries sorted; arguments in signature order
 
 
 def main(argv: list[str]) -> int:
