@@ -173,7 +173,11 @@ class _EventReader:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0] if str(exc) else ""
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         kind = "JSON" if self.file.endswith(".json") else "YAML"
-        return _fail(self.file, line, col, (), f"invalid {kind}: {problem or type(exc).__name__}")
+        lines = self.text.splitlines()
+        near = " ".join(lines[max(0, line - 2):line]) if lines else ""
+        hint = ("inside {...} quote expressions: \"${a * 2}\"" if "${" in near else None)
+        return _fail(self.file, line, col, (), f"invalid {kind}: {problem or type(exc).__name__}",
+                     hint)
 
     def _read_stream(self, events: Iterator[Any]) -> None:
         from ruamel.yaml import events as ev
