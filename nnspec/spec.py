@@ -57,6 +57,22 @@ class DataSplit(Strict):
         "data.batch_size).")
 
 
+class Arrange(Strict):
+    """Draw training examples that compare samples, from a labelled dataset (per split)."""
+
+    kind: Literal["pairs", "triplets", "sequences"] = Field(
+        description="pairs: input1, input2, target; triplets: anchor, positive, negative; "
+        "sequences: images side by side with target label sequences and their lengths.")
+    target: Literal["same", "order"] = Field(
+        "same", description="pairs only: same (+1 same class, -1 not; balanced) or order "
+        "(sign of target1 - target2, ties dropped).")
+    count: PosInt | None = Field(
+        None, description="Examples to draw per split (default: the split's size).")
+    min_length: PosInt = Field(1, description="sequences only: fewest samples in a sequence.")
+    max_length: PosInt = Field(4, description="sequences only: most samples in a sequence.")
+    seed: Annotated[int, Field(ge=0)] = Field(0, description="Seed of the draw.")
+
+
 class Data(Strict):
     """Where samples come from and how they are batched."""
 
@@ -69,6 +85,12 @@ class Data(Strict):
     target_transforms: list[Named] = Field(
         default_factory=list, description="nnspec target encodings applied to targets "
         "(one_hot, multi_hot, label_list, signed, smooth, float).")
+    standardize: bool = Field(
+        False, description="z-score each input feature with the training split's mean and std.")
+    standardize_target: bool = Field(
+        False, description="z-score a real-valued target with the training split's statistics.")
+    arrange: Arrange | None = Field(
+        None, description="Pairs, triplets or sequences drawn from the dataset's samples.")
     train: DataSplit | None = Field(None, description="Overrides for the training split.")
     val: DataSplit | None = Field(None, description="Overrides for the validation split.")
     test: DataSplit | None = Field(None, description="Overrides for the test split.")
@@ -177,6 +199,7 @@ class Spec(BaseModel):
     description: str = ""
     inputs: dict[str, TensorInput]
     vars: dict[str, Any]
+    var_locations: dict[str, Location] = Field(default_factory=dict, exclude=True)
     blocks: dict[str, Any]  # name -> nnspec.model_ast.BlockDef
     model: Any  # nnspec.model_ast.Container
     data: Data | None = None

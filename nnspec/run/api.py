@@ -1,0 +1,130 @@
+"""The runner's Python API: ``train`` and ``evaluate_checkpoint``, which the CLI commands wrap.
+
+A notebook user calls ``nnspec.run.train(spec)`` with a loaded spec (or a path) and gets a
+``Summary``; errors arrive as ``SpecError`` / ``RunError`` for the caller to show.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+import torch
+from torch import nn
+
+from nnspec.errors import RunError
+from nnspec.run import checkpoint, setup
+from nnspec.run.loop import Summary, Trainer
+from nnspec.run.record import Board, Progress, new_run_dir, prepare_dir
+from nnspec.run.step import evaluate
+from nnspec.run.table import Table
+from nnspec.spec import Spec
+
+
+def load(spec: Spec | str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Spec:
+    if isinstance(spec, Spec):
+        if overrides:
+            raise ValueError("overrides apply to a spec file; pass a path, or edit the Spec")
+        return spec
+    from nnspec import api
+
+    loaded: Spec = api.load_spec(str(spec), list(overrides))
+    return loaded
+
+
+def resolved(spec: Spec, parts: setup.Parts) -> dict[str, Any]:
+    """Every setting of the run after overrides and defaults, and the model as built."""
+    def dump(value: Any) -> Any:
+        return value.model_dump(mode="json") if value is not None else None
+
+    return {
+        "name": spec.name,
+        "inputs": {k: dump(v) for k, v in spec.inputs.items()},
+        "model": repr(parts.model),
+        "parameters": sum(p.numel() for p in parts.model.parameters()),
+        "data": dump(spec.data), "init": [dump(r) for r in spec.init], "loss": dump(spec.loss),
+        "optimizer": dump(spec.optimizer), "scheduler": dump(spec.scheduler),
+        "train": dump(spec.train), "log": dump(spec.log),
+        "run": {"device": str(parts.device),
+                "data": {k: b.describe() for k, b in parts.batches.items()},
+                "torch": torch.__version__},
+    }
+
+
+def train(spec: Spec | str | Path, *, overrides: list[str] | tuple[str, ...] = (),
+          run_dir: str | Path | None = None, resume: str | Path | None = None,
+          device: str | None = None, model: nn.Module | None = None,
+          stream: TextIO | None = None) -> Summary:
+    """Train a spec; returns the summary.  ``model`` replaces the compiled one (same seed rules)."""
+    spec = load(spec, overrides)
+    out = stream or sys.stderr
+    state = None
+    if resume is not None:
+        run_dir = Path(resume)
+        state = checkpoint.load(run_dir / "checkpoints" / "last.pt")
+    parts = setup.build(spec, device, model)
+    settings = resolved(spec, parts)
+    if state is not None:
+        for note in checkpoint.check_resume(state["spec"], settings, spec.file):
+            out.write(f"note: resuming with {note}\n")
+    path = prepare_dir(Path(run_dir) if run_dir else new_run_dir(Path(spec.log.dir), spec.name),
+                       resume=state is not None)
+    _write_spec(path, spec, settings)
+    trainer = Trainer(parts, path, settings, state, Progress(out))
+    if state is None and spec.log.graph:
+        _graph(trainer.board, parts, out)
+    out.write(f"training {spec.name} on {parts.device} ({settings['parameters']:,} parameters, "
+              f"data {parts.batches['train'].describe()}) -> {path}\n")
+    summary = trainer.fit()
+    out.write(summary_text(summary) + "\n")
+    return summary
+
+
+def _write_spec(path: Path, spec: Spec, settings: dict[str, Any]) -> None:
+    if spec.source_text and not (path / "spec.yaml").exists():
+        (path / "spec.yaml").write_text(spec.source_text)
+    (path / "resolved.json").write_text(json.dumps(settings, indent=2) + "\n")
+
+
+def _graph(board: Board, parts: setup.Parts, out: TextIO) -> None:
+    """Trace the model on two training samples, in eval mode so no random state is used."""
+    source = parts.batches["train"].table
+    if board.writer is None or source is None:
+        return
+    names = parts.evaluator.input_names
+    if not all(n in source.fields for n in names):
+        return
+    xs = tuple(source.fields[n][:2].to(parts.device, parts.evaluator.dtype) for n in names)
+    parts.model.eval()
+    problem = board.graph(parts.model, xs[0] if len(xs) == 1 else xs)
+    parts.model.train()
+    if problem:
+        out.write(f"note: the model graph was not written to TensorBoard ({problem})\n")
+
+
+def summary_text(s: Summary) -> str:
+    best = (f"best {s.monitor} {s.best_value:.4f} at epoch {s.best_epoch}"
+            if s.best_value is not None else "no epochs run")
+    return f"done: {best}; {s.epochs} epochs in {s.seconds:.1f}s; run in {s.run_dir}"
+
+
+def evaluate_checkpoint(spec: Spec | str | Path, checkpoint_path: str | Path, split: str = "test",
+                        overrides: list[str] | tuple[str, ...] = (),
+                        device: str | None = None) -> dict[str, float]:
+    """Load the weights of a checkpoint into the spec's model and measure one split."""
+    spec = load(spec, overrides)
+    state = checkpoint.load(Path(checkpoint_path))
+    parts = setup.build(spec, device, splits=[split])
+    if split not in parts.batches:
+        raise RunError(f"the data section defines no {split} split")
+    try:
+        parts.model.load_state_dict(checkpoint.model_weights(state))
+    except RuntimeError as exc:
+        raise RunError(f"checkpoint {checkpoint_path} does not fit this spec's model: "
+                       f"{str(exc).splitlines()[0]}") from None
+    return evaluate(parts, split)
+
+
+__all__ = ["Summary", "Table", "evaluate_checkpoint", "resolved", "summary_text", "train"]

@@ -1,0 +1,92 @@
+"""``nnspec train`` and ``nnspec eval`` as functions returning exit codes (cli.py calls these).
+
+Every failure a user can cause is printed as compiler-style lines and mapped to its exit code
+(2 invalid spec, 3 failed run, 128 + N stopped by signal N); nothing they caused shows a trace.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+from nnspec.errors import EXIT_OK, NnspecError, RunError, SpecError
+from nnspec.run import api, init
+from nnspec.run.loop import Interrupted
+
+
+def _report(exc: NnspecError, err: TextIO) -> int:
+    if isinstance(exc, SpecError):
+        err.write(exc.render() + "\n")
+    elif isinstance(exc, RunError):
+        err.write(f"error: {exc.message}\n")
+        if exc.hint:
+            err.write(f"  hint: {exc.hint}\n")
+    else:
+        err.write(f"error: {exc}\n")
+    return exc.exit_code
+
+
+def _guard(body: Callable[[], int], err: TextIO) -> int:
+    try:
+        return body()
+    except Interrupted as exc:
+        err.write(f"stopped: checkpoint committed; continue with --resume ({exc})\n")
+        return exc.exit_code
+    except NnspecError as exc:
+        return _report(exc, err)
+
+
+def train_command(spec_path: str, overrides: list[str], run_dir: str | None = None,
+                  resume: str | None = None, device: str | None = None,
+                  explain_init: bool = False, *, out: TextIO | None = None,
+                  err: TextIO | None = None) -> int:
+    """``nnspec train SPEC [KEY=VALUE ...] [--run-dir] [--resume] [--device] [--explain-init]``.
+
+    ``--explain-init`` prints which init rule decides each parameter and exits without training.
+    """
+    stdout, stderr = out or sys.stdout, err or sys.stderr
+
+    def body() -> int:
+        spec = api.load(spec_path, overrides)
+        if explain_init:
+            import torch
+
+            from nnspec import api as nnspec_api
+
+            torch.manual_seed(spec.train.seed)
+            model = nnspec_api.compile(spec)
+            init.check_rules(spec.init)
+            stdout.write("\n".join(init.explain_lines(model, spec.init)) + "\n")
+            return EXIT_OK
+        api.train(spec, run_dir=run_dir, resume=resume, device=device, stream=stderr)
+        return EXIT_OK
+
+    return _guard(body, stderr)
+
+
+def eval_command(spec_path: str, checkpoint: str, split: str = "test",
+                 overrides: list[str] | None = None, device: str | None = None, *,
+                 out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """``nnspec eval SPEC --checkpoint PATH [--split test]``: print and write the metrics.
+
+    The metrics go to ``eval-SPLIT.json`` in the checkpoint's run directory (next to the
+    checkpoint when it is not inside one).
+    """
+    stdout, stderr = out or sys.stdout, err or sys.stderr
+
+    def body() -> int:
+        metrics = api.evaluate_checkpoint(spec_path, checkpoint, split, overrides or [], device)
+        stdout.write("  ".join(f"{split}.{k} {v:.4f}" for k, v in metrics.items()) + "\n")
+        ckpt = Path(checkpoint)
+        folder = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+        record = {"split": split, "checkpoint": str(ckpt), **metrics}
+        (folder / f"eval-{split}.json").write_text(json.dumps(record, indent=2) + "\n")
+        return EXIT_OK
+
+    return _guard(body, stderr)
+
+
+__all__ = ["eval_command", "train_command"]

@@ -1,0 +1,185 @@
+"""The data section -> one ``Split`` per train / val / test, transforms applied where they can be.
+
+A split's dataset is its own ``dataset:`` or the section's; train and val read the training part
+and test the test part.  ``range: [start, stop)`` slices a split; ``val_split`` carves a fixed
+fraction from training with a fixed seed (so changing ``train.seed`` never moves samples between
+train and val).  Static input transforms and target encodings are applied once to in-memory
+tables; anything random is left to run per sample.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from nnspec.errors import Problem, SpecError
+from nnspec.run.arrange import arrange
+from nnspec.run.datasets import NO_TEST_PART, Context, build_source
+from nnspec.run.table import Source, Table, take
+from nnspec.run.transforms import DTYPES, input_transform, is_static, target_transform
+from nnspec.spec import Data, DataSplit, Spec
+
+VAL_SPLIT_SEED = 0x5EED  # fixed: the validation carve-out never depends on train.seed
+_CHUNK = 4096  # samples per batched transform call: bounds the temporary memory
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split ready to batch."""
+
+    name: str
+    source: Source
+    batch_size: int
+    sample_transform: Callable[[Any], Any] | None = None  # per sample (random or PIL)
+    target_transform: Callable[[Tensor], Tensor] | None = None  # per batch, loader path only
+    model_fields: frozenset[str] = frozenset({"input"})
+
+
+def split_names(data: Data) -> list[str]:
+    """The splits a data section defines (train always)."""
+    names = ["train"]
+    if data.val is not None or data.val_split > 0:
+        names.append("val")
+    if data.test is not None or _dataset_has_test(data):
+        names.append("test")
+    return names
+
+
+def _dataset_has_test(data: Data) -> bool:
+    return data.dataset.name not in NO_TEST_PART
+
+
+def load_splits(spec: Spec, names: Collection[str],
+                model_fields: Collection[str] = ("input",)) -> dict[str, Split]:
+    """Build the named splits of ``spec.data`` (train/val share one load of the training part)."""
+    data = spec.data
+    if data is None:
+        raise SpecError([Problem(_loc(spec), ("data",), "this spec has no data section")])
+    cache: dict[str, Source] = {}
+    sources: dict[str, Source] = {}
+    if "train" in names or "val" in names:
+        sources["train"] = _base(data, "train", cache)
+        if data.val is not None:
+            sources["val"] = _base(data, "val", cache)
+        elif data.val_split > 0:
+            sources["train"], sources["val"] = _carve(sources["train"], data.val_split)
+    if "test" in names:
+        sources["test"] = _base(data, "test", cache)
+    dtype = _input_dtype(spec)
+    stats = _stats(sources.get("train"), data) if "train" in sources else None
+    return {name: _finish(name, sources[name], data, dtype, frozenset(model_fields), stats,
+                          _loc(spec)) for name in names if name in sources}
+
+
+def _loc(spec: Spec) -> Any:
+    from nnspec.errors import Location
+
+    return Location(spec.file)
+
+
+def _split_cfg(data: Data, name: str) -> DataSplit | None:
+    cfg: DataSplit | None = getattr(data, name)
+    return cfg
+
+
+def _base(data: Data, name: str, cache: dict[str, Source]) -> Source:
+    cfg = _split_cfg(data, name)
+    named = cfg.dataset if cfg is not None and cfg.dataset is not None else data.dataset
+    own = cfg is not None and cfg.dataset is not None
+    path = ("data", name, "dataset") if own else ("data", "dataset")
+    partition = "test" if name == "test" else "train"
+    if partition == "test" and not own and (cfg is None or cfg.range is None) and (
+            named.name in NO_TEST_PART):
+        raise SpecError([Problem(named.location, ("data", "test"),
+                                 f"{named.name} has no separate test part",
+                                 "give data.test.range (samples kept out of training) or "
+                                 "data.test.dataset")])
+    key = json.dumps([named.name, named.args, partition], sort_keys=True, default=str)
+    if key not in cache:
+        ctx = Context(partition, data.root, path, named.location)
+        cache[key] = build_source(named.name, named.args, ctx)
+    source = cache[key]
+    if cfg is not None and cfg.range is not None:
+        source = _range(source, cfg.range, name, named)
+    return source
+
+
+def _range(source: Source, bounds: Sequence[int], name: str, named: Any) -> Source:
+    start, stop = bounds
+    if not start < stop <= len(source):
+        raise SpecError([Problem(named.location, ("data", name, "range"),
+                                 f"range [{start}, {stop}) does not fit a dataset of "
+                                 f"{len(source)} samples", "need start < stop <= size")])
+    if isinstance(source, Table):
+        return source.take(slice(start, stop))
+    return take(source, torch.arange(start, stop))
+
+
+def _carve(source: Source, fraction: float) -> tuple[Source, Source]:
+    n = len(source)
+    k = max(1, round(n * fraction))
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(VAL_SPLIT_SEED))
+    return take(source, perm[k:].sort().values), take(source, perm[:k].sort().values)
+
+
+def _input_dtype(spec: Spec) -> torch.dtype:
+    dtypes = {i.dtype for i in spec.inputs.values()}
+    return DTYPES[dtypes.pop()] if len(dtypes) == 1 else torch.float32
+
+
+Stats = dict[str, tuple[Tensor, Tensor]]
+
+
+def _stats(source: Source | None, data: Data) -> Stats | None:
+    """Mean and std of the training split's inputs (and target), for ``standardize``."""
+    if not (data.standardize or data.standardize_target):
+        return None
+    if not isinstance(source, Table):
+        raise SpecError([Problem(data.dataset.location, ("data", "standardize"),
+                                 "standardize needs a dataset held as tensors",
+                                 "use a Normalize transform for image datasets")])
+    stats: Stats = {}
+    for field, on in (("input", data.standardize), ("target", data.standardize_target)):
+        values = source.fields[field]
+        if on and values.is_floating_point():
+            stats[field] = (values.mean(0), values.std(0).clamp_min(1e-8))
+    return stats
+
+
+def _finish(name: str, source: Source, data: Data, dtype: torch.dtype,
+            model_fields: frozenset[str], stats: Stats | None, location: Any) -> Split:
+    """Transforms, standardisation, arrangement and target encodings, in that order."""
+    cfg = _split_cfg(data, name)
+    items = cfg.transforms if cfg is not None and cfg.transforms is not None else data.transforms
+    path = ("data", name, "transforms") if cfg is not None and cfg.transforms is not None \
+        else ("data", "transforms")
+    transform = input_transform(items, path)
+    targets = target_transform(data.target_transforms, ("data", "target_transforms"))
+    size = cfg.batch_size if cfg is not None and cfg.batch_size else (
+        data.batch_size if name == "train" else 2 * data.batch_size)
+    if not isinstance(source, Table) or not is_static(items):
+        if data.arrange is not None:
+            raise SpecError([Problem(location, ("data", "arrange"),
+                                     "arrange needs a dataset held as tensors and transforms "
+                                     "that draw nothing at random")])
+        return Split(name, source, size, transform, targets, model_fields)
+    fields = dict(source.fields)
+    if transform is not None and len(fields["input"]):
+        fields["input"] = torch.cat([transform(p) for p in fields["input"].split(_CHUNK)])
+    for field, (mean, std) in (stats or {}).items():
+        fields[field] = (fields[field] - mean) / std
+    table = Table(fields)
+    if data.arrange is not None:
+        table = arrange(table, data.arrange, name, location)
+    fields = dict(table.fields)
+    for field in model_fields & set(fields):
+        x = fields[field]
+        fields[field] = x.to(dtype) if x.dtype != dtype and dtype.is_floating_point else x
+    if targets is not None and "target" in fields:
+        fields["target"] = targets(fields["target"])
+    return Split(name, Table(fields), size, None, None, model_fields)

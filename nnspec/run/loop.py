@@ -1,0 +1,265 @@
+"""The generic training loop: epochs of steps, evaluation, logging, checkpoints, exact resume.
+
+A checkpoint captures everything that shapes the rest of the run (weights, optimizer, scheduler,
+scaler, the random state, epoch, batch position, step counter, the partial epoch's accumulators,
+the best value so far), so a run resumed on the CPU ends bit-identical to one never stopped.
+SIGINT and SIGTERM set a flag; the loop finishes the step (and any gradient accumulation in
+flight), commits a checkpoint and exits with 128 + the signal number.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import torch
+
+from nnspec.errors import RunError
+from nnspec.run import checkpoint
+from nnspec.run.metrics import Meter
+from nnspec.run.optim import current_lr
+from nnspec.run.record import Board, MetricsLog, Progress
+from nnspec.run.setup import Parts
+from nnspec.run.step import Stepper, batch_size, evaluate
+
+
+class Interrupted(Exception):
+    """The run stopped on a signal after committing a checkpoint."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by signal {signum}")
+        self.exit_code = 128 + signum
+
+
+@dataclass
+class Summary:
+    run_dir: Path
+    best_value: float | None
+    best_epoch: int | None
+    monitor: str
+    epochs: int
+    seconds: float
+    last: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[list[int]]:
+    """Collect SIGINT/SIGTERM into a list instead of dying mid-step (main thread only)."""
+    received: list[int] = []
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+
+    try:
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: leave signals alone
+        yield received
+        return
+    try:
+        yield received
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+class Trainer:
+    def __init__(self, parts: Parts, run_dir: Path, resolved: dict[str, Any],
+                 resume: dict[str, Any] | None, progress: Progress) -> None:
+        self.parts = parts
+        self.run_dir = run_dir
+        self.resolved = resolved
+        self.progress = progress
+        self.stepper = Stepper(parts)
+        self.epoch, self.position = 0, 0
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self.meter = self._meter()
+        self.partial: dict[str, Any] | None = None
+        if resume is not None:
+            self._restore(resume)
+        log = parts.spec.log
+        self.metrics = MetricsLog(run_dir / "metrics.jsonl",
+                                  resume["metrics_lines"] if resume else None)
+        self.board = Board(run_dir / "tensorboard" if log.tensorboard else None,
+                           self.stepper.global_step if resume else None)
+        self.signals: list[int] = []
+
+    def _meter(self) -> Meter:
+        return Meter(self.parts.spec.train.metrics, self.parts.loss.name, self.parts.device)
+
+    # ---- the loop ------------------------------------------------------------------------------
+
+    def fit(self) -> Summary:
+        start = time.perf_counter()
+        spec = self.parts.spec
+        last: dict[str, dict[str, float]] = {}
+        self.parts.model.train()
+        with stop_on_signals() as self.signals:
+            while self.epoch < spec.train.epochs:
+                last = self._run_epoch()
+                self.epoch, self.position = self.epoch + 1, 0
+                self.meter = self._meter()
+                self._save("last")
+                self._stop_if_signalled()
+        self.board.hparams(_hparams(self.resolved), {f"{s}.{k}": v for s, m in last.items()
+                                                     for k, v in m.items()})
+        self.board.close()
+        split, metric = self.parts.monitor
+        return Summary(self.run_dir, self.best, self.best_epoch, f"{split}.{metric}",
+                       spec.train.epochs, time.perf_counter() - start, last)
+
+    def _run_epoch(self) -> dict[str, dict[str, float]]:
+        parts, spec = self.parts, self.parts.spec
+        batches = parts.batches["train"]
+        self.progress.begin_epoch()
+        tick, seen = time.perf_counter(), 0
+        every = spec.log.every_n_steps
+        for index, batch in enumerate(batches.epoch(self.epoch, self.position), self.position):
+            self.stepper.train_batch(batch, self.meter, self._run_batch(index))
+            self.position, seen = index + 1, seen + batch_size(batch)
+            if self.stepper.check_each_step or self.position % every == 0:
+                self._check_finite()
+            if self.position % every == 0:
+                self._log_step(len(batches), seen)
+            if self.signals and self.stepper.pending == 0:
+                self._save("last")
+                self._stop_if_signalled()
+        self.stepper.optimizer_step()
+        self._check_finite()
+        seconds = time.perf_counter() - tick
+        results = {"train": self.meter.read()}
+        self._write("train", results["train"], seen, seconds)
+        for split in [s for s in parts.batches if s != "train"]:
+            t0 = time.perf_counter()
+            results[split] = evaluate(parts, split, self.epoch)
+            self._write(split, results[split], parts.batches[split].samples,
+                        time.perf_counter() - t0)
+        self._step_epoch_scheduler(results)
+        self._track_best(results)
+        self.progress.line(_epoch_line(self.epoch + 1, spec.train.epochs, results, seen,
+                                       seconds))
+        return results
+
+    def _run_batch(self, index: int) -> int:
+        """A batch's number counted over the whole run (what error messages call the step)."""
+        return self.epoch * len(self.parts.batches["train"]) + index + 1
+
+    def _check_finite(self) -> None:
+        bad = self.stepper.bad_step()
+        if bad is not None:
+            raise RunError(f"the loss is not finite at step {bad} (epoch {self.epoch + 1})",
+                           hint="lower the learning rate, clip gradients (train.grad_clip) or "
+                           "check the data; no checkpoint was written for this state")
+
+    def _log_step(self, total: int, seen: int) -> None:
+        loss = self.meter.read()["loss"]
+        step = self.stepper.global_step
+        self.board.scalar("train/loss_running", loss, step)
+        self.board.scalar("train/lr", current_lr(self.parts.optimizer), step)
+        self.progress.update(self.epoch + 1, self.parts.spec.train.epochs, self.position, total,
+                             loss, seen)
+
+    def _write(self, split: str, values: dict[str, float], samples: int, seconds: float) -> None:
+        record = {"epoch": self.epoch + 1, "split": split, **values, "samples": samples,
+                  "samples_per_s": round(samples / seconds, 1) if seconds > 0 else None,
+                  "seconds": round(seconds, 4), "time": time.time(),
+                  "lr": current_lr(self.parts.optimizer)}
+        self.metrics.write(record)
+        for k, v in values.items():
+            self.board.scalar(f"{split}/{k}", v, self.epoch + 1)
+        if split == "train":
+            self.board.scalar("train/lr_epoch", current_lr(self.parts.optimizer), self.epoch + 1)
+
+    def _step_epoch_scheduler(self, results: dict[str, dict[str, float]]) -> None:
+        sched, cfg = self.parts.scheduler, self.parts.spec.scheduler
+        if sched is None or cfg is None or cfg.interval != "epoch":
+            return
+        if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            split, metric = self.parts.monitor
+            sched.step(results[split][metric])
+        else:
+            sched.step()
+
+    def _track_best(self, results: dict[str, dict[str, float]]) -> None:
+        split, metric = self.parts.monitor
+        value = results[split][metric]
+        better = self.best is None or (value > self.best if self.parts.maximize
+                                       else value < self.best)
+        if better:
+            self.best, self.best_epoch = value, self.epoch + 1
+            self._save("best", epoch=self.epoch + 1)
+
+    def _stop_if_signalled(self) -> None:
+        if self.signals:
+            raise Interrupted(self.signals[0])
+
+    # ---- checkpoints ---------------------------------------------------------------------------
+
+    def _save(self, which: str, epoch: int | None = None) -> None:
+        self._check_finite()
+        parts = self.parts
+        state = {
+            "format": checkpoint.FORMAT,
+            "model": parts.model.state_dict(),
+            "optimizer": parts.optimizer.state_dict(),
+            "scheduler": parts.scheduler.state_dict() if parts.scheduler is not None else None,
+            "scaler": parts.scaler.state_dict() if parts.scaler is not None else None,
+            "rng": _rng_state(),
+            "epoch": self.epoch if epoch is None else epoch,
+            "position": self.position if epoch is None else 0,
+            "global_step": self.stepper.global_step,
+            "meter": self.meter.state(),
+            "best": self.best, "best_epoch": self.best_epoch,
+            "metrics_lines": self.metrics.lines if hasattr(self, "metrics") else 0,
+            "spec": self.resolved,
+        }
+        checkpoint.save(self.run_dir / "checkpoints" / f"{which}.pt", state)
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        parts = self.parts
+        parts.model.load_state_dict(state["model"])
+        parts.optimizer.load_state_dict(state["optimizer"])
+        if parts.scheduler is not None and state["scheduler"] is not None:
+            parts.scheduler.load_state_dict(state["scheduler"])
+        if parts.scaler is not None and state["scaler"] is not None:
+            parts.scaler.load_state_dict(state["scaler"])
+        _set_rng_state(state["rng"])
+        self.epoch, self.position = state["epoch"], state["position"]
+        self.stepper.global_step = state["global_step"]
+        self.meter.load(state["meter"])
+        self.best, self.best_epoch = state["best"], state["best_epoch"]
+
+
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _hparams(resolved: dict[str, Any]) -> dict[str, Any]:
+    flat = checkpoint.flatten({k: resolved.get(k) for k in ("optimizer", "train", "scheduler")})
+    flat["data.batch_size"] = resolved.get("data", {}).get("batch_size")
+    return {k: v for k, v in flat.items() if v is not None and not isinstance(v, list | dict)}
+
+
+def _epoch_line(epoch: int, epochs: int, results: dict[str, dict[str, float]], samples: int,
+                seconds: float) -> str:
+    parts = [f"epoch {epoch}/{epochs}"]
+    for split, values in results.items():
+        parts.append(" ".join(f"{split}.{k} {v:.4f}" for k, v in values.items()))
+    rate = samples / seconds if seconds > 0 else 0.0
+    parts.append(f"{rate:,.0f} samples/s")
+    return "  ".join(parts)

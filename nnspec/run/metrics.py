@@ -1,0 +1,90 @@
+"""Per-epoch metrics, accumulated on the device and read once per epoch.
+
+Each metric adds a (sum, count) pair of device tensors per batch; nothing is copied to the host
+until ``Meter.read``, so a step costs no synchronisation.  ``accuracy`` and ``topK`` compare an
+(N, C) output's ranking with class-index targets, or, when output and target have the same number
+of elements (binary and multi-label), the output's side of a threshold with the target's.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from nnspec.errors import Location, Problem, RunError, SpecError, did_you_mean
+
+NAMES = ("loss", "accuracy", "top1", "top5", "mae", "mse")
+_TOPK = re.compile(r"top([1-9][0-9]*)$")
+# Outputs that are probabilities (threshold 0.5) rather than scores (threshold 0).
+_PROB_LOSSES = frozenset({"BCELoss"})
+_SIGNED_LOSSES = frozenset({"SoftMarginLoss", "HingeEmbeddingLoss"})
+
+
+def check_metrics(names: Sequence[str], location: Location) -> None:
+    for i, name in enumerate(names):
+        if name not in NAMES and not _TOPK.match(name):
+            raise SpecError([Problem(location, ("train", "metrics", i),
+                                     f"unknown metric '{name}'", did_you_mean(name, NAMES))])
+
+
+def higher_is_better(metric: str) -> bool:
+    return metric == "accuracy" or bool(_TOPK.match(metric))
+
+
+class Meter:
+    """Running sums of the loss and the chosen metrics over one epoch of one split."""
+
+    def __init__(self, metrics: Sequence[str], loss_name: str, device: torch.device) -> None:
+        self.metrics = [m for m in metrics if m != "loss"]
+        self.loss_name = loss_name
+        self.sums = torch.zeros(1 + len(self.metrics), dtype=torch.float64, device=device)
+        self.counts = [0.0] * (1 + len(self.metrics))  # known on the host: no device traffic
+
+    def add(self, loss: Tensor, n: int, output: Tensor | None, target: Tensor | None) -> None:
+        self.sums[0].add_(loss.detach(), alpha=n)
+        self.counts[0] += n
+        for i, name in enumerate(self.metrics, 1):
+            if output is None or target is None:
+                raise RunError(f"metric {name} needs the model's output and a target field",
+                               hint="this loss's batches have none; keep only loss")
+            value, count = self._metric(name, output.detach(), target)
+            self.sums[i].add_(value)
+            self.counts[i] += count
+
+    def _metric(self, name: str, out: Tensor, target: Tensor) -> tuple[Tensor, int]:
+        if name in ("mae", "mse"):
+            diff = out.float() - target.reshape(out.shape).float() if target.numel() == \
+                out.numel() else None
+            if diff is None:
+                raise RunError(f"{name} needs output and target of equal size; got "
+                               f"{list(out.shape)} and {list(target.shape)}")
+            return (diff.abs().sum() if name == "mae" else diff.square().sum()), diff.numel()
+        k = 1 if name == "accuracy" else int(name[3:])
+        if out.dim() == 2 and out.shape[1] > 1 and target.dim() == 1 and \
+                not target.is_floating_point():
+            top = out.topk(min(k, out.shape[1]), dim=1).indices
+            return (top == target[:, None]).any(1).sum(), len(target)
+        if target.numel() == out.numel():
+            cut = 0.5 if self.loss_name in _PROB_LOSSES else 0.0
+            truth = target.reshape(out.shape) > (0.0 if self.loss_name in _SIGNED_LOSSES
+                                                 else 0.5)
+            return ((out > cut) == truth).sum(), out.numel()
+        raise RunError(f"{name} needs class-index targets for an (N, C) output, or 0/1 targets "
+                       f"the size of the output; got {list(out.shape)} and "
+                       f"{list(target.shape)}")
+
+    def read(self) -> dict[str, float]:
+        """The epoch's means: one host synchronisation."""
+        sums = self.sums.tolist()
+        return {name: s / c if c else float("nan")
+                for name, s, c in zip(["loss", *self.metrics], sums, self.counts, strict=True)}
+
+    def state(self) -> dict[str, Tensor]:
+        return {"sums": self.sums.cpu(), "counts": torch.tensor(self.counts, dtype=torch.float64)}
+
+    def load(self, state: dict[str, Tensor]) -> None:
+        self.sums.copy_(state["sums"])
+        self.counts = [float(c) for c in state["counts"].tolist()]

@@ -1,0 +1,107 @@
+"""Optimizer and learning-rate schedule from the spec: every torch.optim class and lr_scheduler.
+
+Names are checked against the catalogue before any attribute of torch.optim is looked up.  Warm-up
+is kept outside the scheduler: during the first ``warmup_steps`` optimizer steps the learning rate
+is the scheduler's times (step + 1) / warmup_steps, a pure function of the step counter, so it needs
+no state of its own and any scheduler can follow it.  Arguments a spec leaves out but the schedule
+cannot do without (``T_max``, ``total_steps``) default to the length of the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim import Optimizer, lr_scheduler
+
+from nnspec.catalogue import section
+from nnspec.errors import Location, Problem, SpecError, did_you_mean
+from nnspec.spec import Named, Scheduler
+
+# Scheduler arguments that are Python callables: not expressible in a spec.
+_NEEDS_CALLABLE = {"LambdaLR": "lr_lambda", "MultiplicativeLR": "lr_lambda"}
+_SEQUENCES = {"betas", "etas", "step_sizes", "ns_coefficients"}
+
+
+def _error(location: Location, path: tuple[str | int, ...], message: str,
+           hint: str | None = None) -> SpecError:
+    return SpecError([Problem(location, path, message, hint)])
+
+
+def build_optimizer(named: Named | None, params: Iterable[nn.Parameter]) -> Optimizer:
+    """The spec's optimizer (default: Adam with torch's defaults) over ``params``."""
+    named = named or Named(name="Adam")
+    catalogue = section("optimizer")
+    if named.name not in catalogue:
+        raise _error(named.location, ("optimizer",), f"unknown optimizer '{named.name}'",
+                     did_you_mean(named.name, catalogue))
+    args = {k: tuple(v) if k in _SEQUENCES and isinstance(v, list) else v
+            for k, v in named.args.items()}
+    try:
+        optimizer: Optimizer = getattr(torch.optim, named.name)(list(params), **args)
+    except (TypeError, ValueError) as exc:
+        raise _error(named.location, ("optimizer", named.name), str(exc)) from None
+    return optimizer
+
+
+def build_scheduler(sched: Scheduler | None, optimizer: Optimizer, epochs: int,
+                    steps_per_epoch: int) -> lr_scheduler.LRScheduler | None:
+    """The spec's scheduler, with run-length arguments filled in where left out."""
+    if sched is None:
+        return None
+    catalogue = section("scheduler")
+    if sched.name not in catalogue:
+        raise _error(sched.location, ("scheduler",), f"unknown scheduler '{sched.name}'",
+                     did_you_mean(sched.name, catalogue))
+    if sched.name in _NEEDS_CALLABLE:
+        raise _error(sched.location, ("scheduler", sched.name),
+                     f"{sched.name} needs a Python function ({_NEEDS_CALLABLE[sched.name]}), "
+                     "which a spec cannot state", "use LinearLR, ExponentialLR, StepLR, ...")
+    steps = epochs if sched.interval == "epoch" else max(
+        1, epochs * steps_per_epoch - sched.warmup_steps)
+    args: dict[str, Any] = dict(sched.args)
+    if sched.name == "CosineAnnealingLR":
+        args.setdefault("T_max", steps)
+    if sched.name == "OneCycleLR":
+        args.setdefault("total_steps", steps)
+        args.setdefault("max_lr", [g["lr"] for g in optimizer.param_groups])
+    if sched.name == "PolynomialLR":
+        args.setdefault("total_iters", steps)
+    try:
+        made: lr_scheduler.LRScheduler = getattr(lr_scheduler, sched.name)(optimizer, **args)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise _error(sched.location, ("scheduler", sched.name), str(exc)) from None
+    return made
+
+
+class Warmup:
+    """Scale the learning rate linearly over the first optimizer steps, then stop touching it."""
+
+    def __init__(self, optimizer: Optimizer, steps: int) -> None:
+        self.optimizer = optimizer
+        self.steps = steps
+        self._saved: list[float] = []
+
+    def active(self, step: int) -> bool:
+        return step < self.steps
+
+    def begin(self, step: int) -> None:
+        """Before optimizer step ``step`` (0-based): scale each group's learning rate."""
+        if not self.active(step):
+            return
+        factor = (step + 1) / self.steps
+        self._saved = [g["lr"] for g in self.optimizer.param_groups]
+        for g in self.optimizer.param_groups:
+            g["lr"] = g["lr"] * factor
+
+    def end(self) -> None:
+        """After the step: restore the scheduler's learning rates."""
+        for g, lr in zip(self.optimizer.param_groups, self._saved, strict=False):
+            g["lr"] = lr
+        self._saved = []
+
+
+def current_lr(optimizer: Optimizer) -> float:
+    return float(optimizer.param_groups[0]["lr"])

@@ -1,0 +1,124 @@
+"""What a run leaves behind and shows: the run directory, metrics.jsonl, TensorBoard, progress.
+
+The run directory holds ``spec.yaml`` (the spec as given), ``resolved.json`` (every setting after
+overrides and defaults, and the model as built), ``metrics.jsonl``, TensorBoard event files and
+``checkpoints/{last,best}.pt``.  On a terminal a progress line redraws in place; in a log each
+epoch prints one plain line, so CI output stays readable.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, TextIO
+
+from nnspec.errors import RunError
+
+
+def new_run_dir(parent: Path, name: str) -> Path:
+    """``parent/NAME-YYYYmmdd-HHMMSS`` (with a suffix if that exists already)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = parent / f"{name}-{stamp}"
+    path, n = base, 1
+    while path.exists():
+        path, n = Path(f"{base}-{n}"), n + 1
+    return path
+
+
+def prepare_dir(path: Path, resume: bool) -> Path:
+    if not resume and (path / "checkpoints" / "last.pt").exists():
+        raise RunError(f"{path} already holds a run",
+                       hint=f"continue it with --resume {path}, or choose another --run-dir")
+    (path / "checkpoints").mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class MetricsLog:
+    """Append-only metrics.jsonl; on resume, cut back to what the checkpoint had seen."""
+
+    def __init__(self, path: Path, keep_lines: int | None) -> None:
+        self.path = path
+        if keep_lines is not None and path.exists():
+            lines = path.read_text().splitlines(keepends=True)[:keep_lines]
+            path.write_text("".join(lines))
+        elif keep_lines is None:
+            path.write_text("")
+        self.lines = len(path.read_text().splitlines()) if path.exists() else 0
+
+    def write(self, record: dict[str, Any]) -> None:
+        with self.path.open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        self.lines += 1
+
+
+class Board:
+    """TensorBoard scalars, hyper-parameters and graph; a no-op when disabled."""
+
+    def __init__(self, path: Path | None, purge_step: int | None) -> None:
+        self.writer: Any = None
+        if path is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(path), purge_step=purge_step)
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        if self.writer is not None:
+            self.writer.add_scalar(tag, value, step)
+
+    def graph(self, model: Any, example: Any) -> str | None:
+        """Trace the model graph; returns why it could not, if it could not."""
+        if self.writer is None:
+            return None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch.jit.trace's deprecation notices
+                self.writer.add_graph(model, example)
+        except Exception as exc:  # tracing is best effort: some models do not trace
+            return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return None
+
+    def hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
+        if self.writer is not None:
+            clean = {k: v if isinstance(v, int | float | str | bool) else str(v)
+                     for k, v in hparams.items()}
+            self.writer.add_hparams(clean, {f"hparam/{k}": v for k, v in metrics.items()},
+                                    run_name=".")
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+class Progress:
+    """A redrawn bar on a terminal (ETA, loss, throughput); nothing mid-epoch otherwise."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.start = time.perf_counter()
+
+    def begin_epoch(self) -> None:
+        self.start = time.perf_counter()
+
+    def update(self, epoch: int, epochs: int, done: int, total: int, loss: float,
+               samples: int) -> None:
+        if not self.tty:
+            return
+        elapsed = time.perf_counter() - self.start
+        rate = samples / elapsed if elapsed > 0 else 0.0
+        eta = elapsed / max(done, 1) * (total - done)
+        width = 24
+        filled = int(width * done / max(total, 1))
+        bar = "#" * filled + "-" * (width - filled)
+        self.stream.write(f"\repoch {epoch}/{epochs} [{bar}] {done}/{total} loss {loss:.4f} "
+                          f"{rate:,.0f} samples/s ETA {eta:4.0f}s ")
+        self.stream.flush()
+
+    def line(self, text: str) -> None:
+        if self.tty:
+            self.stream.write("\r\033[K")
+        self.stream.write(text + "\n")
+        self.stream.flush()

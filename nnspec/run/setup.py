@@ -1,0 +1,169 @@
+"""Everything a run needs, built from a spec in a fixed order so that a seed means one run.
+
+Order (the oracle test and any hand-written comparison follow it): load the data (its own seeded
+generators, no global random state); ``torch.manual_seed(train.seed)``; build the model on the CPU
+(PyTorch's default initialisation draws from that seed in module order); apply the init rules in
+order; move the model to the device; build the loss, optimizer and scheduler.  Epoch ``e`` visits
+training samples in ``torch.randperm(n, generator=Generator().manual_seed(seed * 1000003 + e))``
+order (see ``batches.epoch_order``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim import Optimizer
+
+from nnspec.errors import Location, Problem, RunError, SpecError
+from nnspec.run import init as init_rules
+from nnspec.run.batches import Batches
+from nnspec.run.data import load_splits, split_names
+from nnspec.run.losses import Evaluator, LossPlan, build_loss
+from nnspec.run.metrics import check_metrics, higher_is_better
+from nnspec.run.optim import Warmup, build_optimizer, build_scheduler
+from nnspec.spec import Spec
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto``: CUDA, then MPS, then CPU; a named device that is absent is a run error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise RunError(f"unknown device {name!r}", hint="use auto, cpu, cuda, cuda:N or mps") \
+            from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RunError("device cuda requested but CUDA is not available", hint="use --device cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise RunError("device mps requested but MPS is not available", hint="use --device cpu")
+    return device
+
+
+@dataclass
+class Parts:
+    """The built pieces of a run."""
+
+    spec: Spec
+    device: torch.device
+    model: nn.Module
+    loss: LossPlan
+    evaluator: Evaluator
+    optimizer: Optimizer
+    scheduler: Any
+    warmup: Warmup
+    batches: dict[str, Batches]
+    scaler: Any
+    autocast: Callable[[], Any]
+    init_matches: list[init_rules.Match]
+    monitor: tuple[str, str]
+    maximize: bool
+
+
+def monitor_of(spec: Spec, splits: list[str]) -> tuple[tuple[str, str], bool]:
+    """(split, metric) of train.monitor, and whether higher is better."""
+    split, _, metric = spec.train.monitor.partition(".")
+    known = ["loss", *spec.train.metrics]
+    if split not in ("train", "val") or metric not in known:
+        raise SpecError([Problem(Location(spec.file), ("train", "monitor"),
+                                 f"cannot monitor {spec.train.monitor!r}",
+                                 f"use train.{known[0]} or val.METRIC with METRIC in {known}")])
+    if split == "val" and "val" not in splits:
+        split = "train"  # no validation split: the training loss is all there is
+    mode = spec.train.mode
+    return (split, metric), (higher_is_better(metric) if mode == "auto" else mode == "max")
+
+
+def _precision(spec: Spec, device: torch.device) -> tuple[Any, Callable[[], Any]]:
+    precision = spec.train.precision
+    if precision == "32":
+        return None, contextlib.nullcontext
+    dtype = torch.bfloat16 if precision == "bf16-mixed" else torch.float16
+    scaler = torch.amp.GradScaler(device.type) if precision == "16-mixed" else None
+    return scaler, lambda: torch.autocast(device.type, dtype=dtype)
+
+
+def _deterministic(on: bool) -> None:
+    if on:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+
+
+def _compile_model(spec: Spec) -> nn.Module:
+    from nnspec import api
+
+    model: nn.Module = api.compile(spec)
+    return model
+
+
+def build(spec: Spec, device_name: str | None = None, model: nn.Module | None = None,
+          splits: list[str] | None = None) -> Parts:
+    """Build every part of the run (see the module docstring for the order)."""
+    if spec.data is None or spec.loss is None:
+        missing = "data" if spec.data is None else "loss"
+        raise SpecError([Problem(Location(spec.file), (missing,),
+                                 f"training needs a {missing} section")])
+    check_metrics(spec.train.metrics, Location(spec.file))
+    init_rules.check_rules(spec.init)
+    loss = build_loss(spec.loss)
+    device = resolve_device(device_name or spec.train.device)
+    _deterministic(spec.train.deterministic)
+    names = splits or [s for s in split_names(spec.data) if s != "test"]
+    model_fields = (loss.model_fields - {"output"}) | set(input_fields(spec))
+    data = load_splits(spec, names, model_fields)
+    d = spec.data
+    batches = {n: Batches(s, device, shuffle=d.shuffle and n == "train",
+                          drop_last=d.drop_last and n == "train", seed=spec.train.seed,
+                          resident=d.resident, num_workers=d.num_workers,
+                          pin_memory=d.pin_memory) for n, s in data.items()}
+    _check_fields(spec, loss, data["train" if "train" in data else names[0]].source)
+    torch.manual_seed(spec.train.seed)
+    model = model if model is not None else _compile_model(spec)
+    matches = init_rules.apply(model, spec.init)
+    model.to(device)
+    optimizer = build_optimizer(spec.optimizer, model.parameters())
+    steps = -(-len(batches["train"]) // spec.train.accumulate) if "train" in batches else 1
+    scheduler = build_scheduler(spec.scheduler, optimizer, spec.train.epochs, steps)
+    scaler, autocast = _precision(spec, device)
+    monitor, maximize = monitor_of(spec, list(batches))
+    dtype = torch.float32 if len({i.dtype for i in spec.inputs.values()}) != 1 else \
+        getattr(torch, next(iter(spec.inputs.values())).dtype.replace("long", "int64"))
+    evaluator = Evaluator(model, input_fields(spec), dtype)
+    warmup = Warmup(optimizer, spec.scheduler.warmup_steps if spec.scheduler else 0)
+    return Parts(spec, device, model, loss, evaluator, optimizer, scheduler, warmup, batches,
+                 scaler, autocast, matches, monitor, maximize)
+
+
+def input_fields(spec: Spec) -> list[str]:
+    """Batch fields ``output`` feeds the model: ``input`` for a one-input spec, else the names."""
+    return ["input"] if len(spec.inputs) <= 1 else list(spec.inputs)
+
+
+def _check_fields(spec: Spec, loss: LossPlan, source: Any) -> None:
+    """Every field the loss reads must exist in the data: a located error, not a KeyError."""
+    fields = set(source.fields) if hasattr(source, "fields") else {"input", "target"}
+    wanted = (loss.fields - {"output"}) | (
+        set(input_fields(spec)) if "output" in loss.fields else set())
+    missing = sorted(wanted - fields)
+    if missing:
+        assert spec.loss is not None
+        raise SpecError([Problem(spec.loss.location, ("loss", "inputs"),
+                                 f"the data has no field(s) {missing}; it has {sorted(fields)}",
+                                 _input_hint(spec, missing))])
+
+
+def _input_hint(spec: Spec, missing: list[str]) -> str:
+    if "input" in missing:
+        return "this dataset gives pairs or triplets: name its fields, e.g. model(anchor)"
+    return "state where each loss argument comes from in loss.inputs"

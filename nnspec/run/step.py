@@ -1,0 +1,122 @@
+"""One training step and one evaluation pass: what a hand-written loop does, and nothing more.
+
+No step reads a value back to the host: the loss and metrics go into device accumulators
+(``Meter``), and the non-finite check keeps the first bad step in a device tensor that the loop
+reads at its logging interval (on the CPU, where reading costs nothing, every step).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from nnspec.run.losses import Expr, loss_args
+from nnspec.run.metrics import Meter
+from nnspec.run.setup import Parts
+from nnspec.run.table import Batch
+
+_OUTPUT = Expr("output")
+
+
+def batch_size(batch: Batch) -> int:
+    return len(next(iter(batch.values())))
+
+
+def forward_loss(parts: Parts, batch: Batch) -> tuple[Tensor, dict[str, Any]]:
+    """The loss of one batch and the memo of everything computed for it."""
+    memo: dict[str, Any] = {}
+    with parts.autocast():
+        values = [parts.evaluator(e, batch, memo) for e in parts.loss.inputs]
+        loss: Tensor = parts.loss.module(*loss_args(parts.loss.name, values))
+    return loss, memo
+
+
+def record(parts: Parts, meter: Meter, loss: Tensor, memo: dict[str, Any], batch: Batch) -> None:
+    """Add the batch to ``meter``, computing the plain output only if a metric needs it."""
+    output = target = None
+    if meter.metrics:
+        if "output" not in memo and all(f in batch for f in parts.evaluator.input_names):
+            with parts.autocast(), torch.no_grad():
+                parts.evaluator(_OUTPUT, batch, memo)
+        output, target = memo.get("output"), batch.get("target")
+    meter.add(loss, batch_size(batch), output, target)
+
+
+class Stepper:
+    """Backward, accumulate, clip, step: the optimizer side of training."""
+
+    def __init__(self, parts: Parts) -> None:
+        self.parts = parts
+        self.accumulate = parts.spec.train.accumulate
+        self.clip = parts.spec.train.grad_clip
+        self.global_step = 0  # optimizer steps taken
+        self.pending = 0  # batches whose gradients wait for the next optimizer step
+        self.first_bad = torch.full((), -1, dtype=torch.long, device=parts.device)
+        self.check_each_step = parts.device.type == "cpu"
+
+    def train_batch(self, batch: Batch, meter: Meter, batch_index: int) -> None:
+        parts = self.parts
+        loss, memo = forward_loss(parts, batch)
+        self._watch(loss, batch_index)
+        scaled = loss / self.accumulate if self.accumulate > 1 else loss
+        if parts.scaler is not None:
+            parts.scaler.scale(scaled).backward()
+        else:
+            scaled.backward()
+        self.pending += 1
+        if self.pending == self.accumulate:
+            self.optimizer_step()
+        record(parts, meter, loss, memo, batch)
+
+    def _watch(self, loss: Tensor, batch_index: int) -> None:
+        bad = ~torch.isfinite(loss.detach())
+        if self.check_each_step:
+            if bool(bad):
+                self.first_bad.fill_(batch_index)
+            return
+        self.first_bad = torch.where(bad & (self.first_bad < 0),
+                                     torch.full_like(self.first_bad, batch_index),
+                                     self.first_bad)
+
+    def bad_step(self) -> int | None:
+        """The first batch (counted over the run) whose loss was not finite, if any."""
+        value = int(self.first_bad)
+        return value if value >= 0 else None
+
+    def optimizer_step(self) -> None:
+        """Apply the pending gradients (also at an epoch's end with fewer than accumulate)."""
+        if self.pending == 0:
+            return
+        parts = self.parts
+        if self.clip is not None:
+            if parts.scaler is not None:
+                parts.scaler.unscale_(parts.optimizer)
+            torch.nn.utils.clip_grad_norm_(parts.model.parameters(), self.clip)
+        parts.warmup.begin(self.global_step)
+        if parts.scaler is not None:
+            parts.scaler.step(parts.optimizer)
+            parts.scaler.update()
+        else:
+            parts.optimizer.step()
+        parts.warmup.end()
+        parts.optimizer.zero_grad(set_to_none=True)
+        self.pending = 0
+        self.global_step += 1
+        sched = parts.spec.scheduler
+        if parts.scheduler is not None and sched is not None and sched.interval == "step" \
+                and self.global_step > sched.warmup_steps:
+            parts.scheduler.step()
+
+
+def evaluate(parts: Parts, split: str, epoch: int = 0) -> dict[str, float]:
+    """Loss and metrics of a whole split, in eval mode and without gradients."""
+    meter = Meter(parts.spec.train.metrics, parts.loss.name, parts.device)
+    parts.model.eval()
+    with torch.no_grad():
+        for batch in parts.batches[split].epoch(epoch):
+            loss, memo = forward_loss(parts, batch)
+            record(parts, meter, loss, memo, batch)
+    parts.model.train()
+    return meter.read()
