@@ -17,7 +17,7 @@ from nnspec import catalogue, schema
 from nnspec.errors import Collector, Problem, SpecError, SpecPath, did_you_mean
 from nnspec.loader import Document
 from nnspec.model_ast import ModelParser
-from nnspec.spec import Spec, TensorInput
+from nnspec.spec import EXPR_PATTERN, Spec, TensorInput
 
 TOP_KEYS = ("nnspec", "name", "description", "input", "vars", "blocks", "model", "data", "init",
             "loss", "optimizer", "scheduler", "train", "log")
@@ -80,6 +80,7 @@ def _spec(doc: Document, model: Any, blocks: dict[str, Any], training: dict[str,
         version=data["nnspec"], name=data.get("name") or _default_name(doc.file),
         description=data.get("description", ""), inputs=_inputs(data.get("input")),
         vars=data.get("vars") or {}, blocks=blocks, model=model, file=doc.file,
+        var_locations={k: doc.locate(("vars", k)) for k in data.get("vars") or {}},
         source_text=doc.text, **training,
     )
 
@@ -112,20 +113,68 @@ def _schema_problems(doc: Document, errors: Collector) -> None:
 
 def _add_schema_error(doc: Document, errors: Collector, error: Any) -> None:
     if error.validator == "anyOf" and error.context:
-        # a named thing ({Name: args} or Name): report the branch the user was aiming at
-        instance = error.instance
-        branch = [e for e in error.context if isinstance(instance, dict) == (
-            e.schema.get("type") == "object" or e.relative_schema_path[0] == 1)]
-        if isinstance(instance, str | dict) and branch:
-            deepest = max(branch, key=lambda e: len(e.absolute_path))
-            if deepest is not error:
-                _add_schema_error(doc, errors, deepest)
-                return
+        aimed = _aimed_branch(error)
+        for inner in aimed:
+            _add_schema_error(doc, errors, inner)
+        if aimed:
+            return
     path, message, hint, at_key = schema.explain(error)
-    if (message.startswith("unknown key") and len(path) >= 2 and path[-2] in (
-            "dataset", "optimizer", "loss", "scheduler")) or path[-2:-1] == ("transforms",):
-        message = message.replace("unknown key", f"unknown {path[-2]} name")
+    named = _named_kind(path[:-1] if at_key else path)
+    if named and (at_key or error.validator == "enum"):
+        kind, names = named
+        message = f"unknown {kind} '{path[-1] if at_key else error.instance}'"
+        hint = did_you_mean(str(path[-1] if at_key else error.instance), names) or (
+            "one of: " + ", ".join(names[:15]) + (", ..." if len(names) > 15 else ""))
     errors.add(doc.locate(path, key=at_key), path, message, hint)
+
+
+_NAMED_KINDS = {"dataset": "dataset", "loss": "loss", "optimizer": "optimizer",
+                "scheduler": "scheduler", "fn": "init function", "transforms": "transform",
+                "target_transforms": "target transform"}
+
+
+def _named_kind(path: SpecPath) -> tuple[str, list[str]] | None:
+    """For the path of a named thing (``loss``, ``data.transforms[2]``): its kind and names."""
+    words = [p for p in path if isinstance(p, str)]
+    if not words or words[-1] not in _NAMED_KINDS or (words[-1] == "fn") != (words[0] == "init"):
+        return None
+    if isinstance(path[-1], str) and words[-1] in ("transforms", "target_transforms"):
+        return None  # the list itself, not one transform
+    kind = _NAMED_KINDS[words[-1]]
+    if kind == "dataset":
+        from nnspec.catalogue.datasets import dataset_entries
+
+        return kind, sorted(dataset_entries())
+    section = {"init function": "init", "target transform": "transform"}.get(kind, kind)
+    return kind, sorted(catalogue.section(section))
+
+
+def _aimed_branch(error: Any) -> list[Any]:
+    """The errors of the one anyOf branch the user was aiming at, if exactly one fits.
+
+    A branch fits when the value has the right kind for it: ``-1.5`` aims at ``number > 0``,
+    not at ``null``; ``'Adma'`` at the list of names, not at ``{Name: args}``.  Reporting inside
+    that branch says what is really wrong ("expected a number > 0") instead of listing types.
+    """
+    branches: dict[Any, list[Any]] = {}
+    for e in error.context:
+        branches.setdefault(e.relative_schema_path[0], []).append(e)
+    fitting = [errs for errs in branches.values()
+               if not any(_wrong_kind(e, error.absolute_path) for e in errs)]
+    return fitting[0] if len(fitting) == 1 else []
+
+
+def _wrong_kind(e: Any, at: Any) -> bool:
+    if e.absolute_path != at:
+        return False
+    if e.validator == "type":
+        return True
+    if e.validator == "pattern":
+        return bool(e.schema.get("pattern") == EXPR_PATTERN)  # not meant as a $variable
+    if e.validator in ("const", "enum"):
+        allowed = [e.schema["const"]] if e.validator == "const" else e.schema["enum"]
+        return not any(type(v) is type(e.instance) for v in allowed)
+    return False
 
 
 def _inputs(raw: Any) -> dict[str, TensorInput]:

@@ -18,6 +18,10 @@ from nnspec.spec import EXPR_PATTERN
 
 _EXPR = re.compile(EXPR_PATTERN)
 LIMIT = 2**63
+# Python's own parser recurses (and can run out of memory) on deeply nested text, and so does
+# the walker below: both limits keep a hostile expression a located error, never a crash.
+MAX_LENGTH = 500
+MAX_DEPTH = 50
 
 _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
@@ -48,9 +52,12 @@ def is_expr(value: Any) -> bool:
 def evaluate(text: str, names: Mapping[str, Any]) -> Any:
     """Evaluate ``$name`` or ``${expr}`` against ``names``."""
     body = text[2:-1] if text.startswith("${") else text[1:]
+    if len(body) > MAX_LENGTH:
+        raise ExprError(f"expression is {len(body)} characters long, over the limit of "
+                        f"{MAX_LENGTH}", "split it into several vars")
     try:
         tree = ast.parse(body.strip(), mode="eval")
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         raise ExprError(f"cannot parse expression '{body}'",
                         "use numbers, names and + - * / // % ** ( )") from None
     return _Walker(names).visit(tree.body)
@@ -70,13 +77,22 @@ def substitute(value: Any, names: Mapping[str, Any]) -> Any:
 class _Walker:
     def __init__(self, names: Mapping[str, Any]) -> None:
         self.names = names
+        self.depth = 0
 
     def visit(self, node: ast.AST) -> Any:
         method = getattr(self, "visit_" + type(node).__name__, None)
         if method is None:
             raise ExprError(f"'{ast.unparse(node)}' is not allowed in an expression",
                             "use numbers, names and + - * / // % ** ( )")
-        result = method(node)
+        if self.depth >= MAX_DEPTH:
+            raise ExprError(f"expression nested deeper than {MAX_DEPTH} levels")
+        self.depth += 1
+        try:
+            result = method(node)
+        finally:
+            self.depth -= 1
+        if isinstance(result, complex):
+            raise ExprError(f"'{ast.unparse(node)}' is not a real number")
         if isinstance(result, int | float) and not isinstance(result, bool):
             if isinstance(result, float) and not math.isfinite(result):
                 raise ExprError(f"'{ast.unparse(node)}' is not a finite number")
@@ -125,9 +141,14 @@ class _Walker:
         for op, right_node in zip(node.ops, node.comparators, strict=True):
             right = self.visit(right_node)
             fn = _COMPARE.get(type(op))
-            if fn is None or not fn(left, right):
-                if fn is None:
-                    raise ExprError(f"comparison in '{ast.unparse(node)}' is not allowed")
+            if fn is None:
+                raise ExprError(f"comparison in '{ast.unparse(node)}' is not allowed")
+            try:
+                holds = fn(left, right)
+            except TypeError:
+                raise ExprError(f"cannot compare {left!r} with {right!r} in "
+                                f"'{ast.unparse(node)}'") from None
+            if not holds:
                 return False
             left = right
         return True

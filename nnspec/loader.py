@@ -37,6 +37,7 @@ _NULL = {"null", "Null", "NULL", "~", ""}
 _TRUE = {"true", "True", "TRUE"}
 _FALSE = {"false", "False", "FALSE"}
 _JSON_NONFINITE = {"NaN", "Infinity", "-Infinity"}
+_CORE_TAG = "tag:yaml.org,2002:"
 _DATE = re.compile(r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}([Tt ].*)?$")
 
 
@@ -93,25 +94,34 @@ def _read(source: str | Path, max_bytes: int) -> tuple[str, str]:
         raise _fail(name, 0, 0, (), "is a directory, not a spec file")
     size = path.stat().st_size
     if size > max_bytes:
-        raise _fail(name, 0, 0, (), f"file is {size} bytes, over the {max_bytes}-byte limit",
-                    "specs are small text files; raise the limit with --max-bytes if you must")
+        raise _fail(name, 1, 1, (), f"file is {size} bytes, over the {max_bytes}-byte limit",
+                    _TOO_BIG_HINT)
     with path.open("rb") as fh:
         return _decode(fh.read(max_bytes + 1), name, max_bytes), name
 
 
+_TOO_BIG_HINT = ("specs are small text files; the Python API reads bigger ones with "
+                 "nnspec.load(path, max_bytes=N)")
+
+
 def _decode(data: bytes, name: str, max_bytes: int) -> str:
     if len(data) > max_bytes:
-        raise _fail(name, 0, 0, (), f"input is over the {max_bytes}-byte limit")
+        raise _fail(name, 1, 1, (), f"input is over the {max_bytes}-byte limit", _TOO_BIG_HINT)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise _fail(name, 0, 0, (), f"not UTF-8 text (byte {exc.start})") from None
+        # everything before the bad byte decoded, so line and column can be counted in text
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        column = len(data[line_start:exc.start].decode("utf-8-sig")) + 1
+        raise _fail(name, data.count(b"\n", 0, exc.start) + 1, column, (),
+                    f"not UTF-8 text: byte 0x{data[exc.start]:02x} cannot be decoded",
+                    "save the file as UTF-8") from None
 
 
 def loads(text: str, file: str = "<text>", *, max_bytes: int = MAX_BYTES) -> Document:
     """Load a spec from text; JSON if the file name ends in .json or the text starts with '{'."""
     if len(text.encode("utf-8", "surrogatepass")) > max_bytes:
-        raise _fail(file, 0, 0, (), f"input is over the {max_bytes}-byte limit")
+        raise _fail(file, 1, 1, (), f"input is over the {max_bytes}-byte limit", _TOO_BIG_HINT)
     is_json = file.endswith(".json") or text.lstrip().startswith(("{", "["))
     if is_json:
         _check_json(text, file)
@@ -137,7 +147,7 @@ def _check_json(text: str, file: str) -> None:
     except json.JSONDecodeError as exc:
         raise _fail(file, exc.lineno, exc.colno, (), f"invalid JSON: {exc.msg}") from None
     except RecursionError:
-        raise _fail(file, 1, 1, (), f"nesting deeper than {MAX_DEPTH} levels") from None
+        return  # the event reader below stops at MAX_DEPTH (far below Python's limit), located
     except ValueError as exc:
         # duplicate keys and constants are located precisely by the event reader below;
         # this only guarantees that nothing else slips through.
@@ -227,7 +237,8 @@ class _EventReader:
         tag = getattr(event, "tag", None)
         if tag is None or tag == "!":
             return
-        raise self._at(event, path, f"YAML tags are not allowed (found '{tag}')",
+        shown = "!!" + tag.removeprefix(_CORE_TAG) if tag.startswith(_CORE_TAG) else tag
+        raise self._at(event, path, f"YAML tags are not allowed (found '{shown}')",
                        "a spec is plain data: remove the tag")
 
     def _sequence(self, events: Iterator[Any], path: SpecPath, depth: int) -> list[Any]:

@@ -31,6 +31,11 @@ def resolve(spec: Spec) -> Graph:
     scope = resolver.variables()
     top_inputs = tuple(spec.inputs) or ("input",)
     root = resolver.net(spec.model, scope, top_inputs, ())
+    if root.kind != "graph" and len(top_inputs) > 1:
+        resolver.error(spec.model.source, ("input",),
+                       f"the spec declares {len(top_inputs)} inputs "
+                       f"({', '.join(top_inputs)}), but a {root.kind} model takes one",
+                       "use a graph model, whose nodes take inputs by name")
     resolver.errors.raise_if_any()
     inputs = {k: TensorInfo(tuple(v.shape), v.dtype) for k, v in spec.inputs.items()}
     return Graph(spec.name, spec.description, inputs, root, spec.file, sha256(spec))
@@ -42,6 +47,7 @@ class _Resolver:
         self.blocks: dict[str, Block] = spec.blocks
         self.errors = Collector()
         self.count = 0
+        self.broken: set[str] = set()  # variables whose definition failed (reported once)
 
     def error(self, where: Source | Location, path: SpecPath, message: str,
               hint: str | None = None) -> None:
@@ -55,7 +61,9 @@ class _Resolver:
             try:
                 scope[name] = substitute(value, scope)
             except ExprError as exc:
-                self.error(Location(self.spec.file), ("vars", name), str(exc), exc.hint)
+                where = self.spec.var_locations.get(name, Location(self.spec.file))
+                self.error(where, ("vars", name), str(exc), exc.hint)
+                self.broken.add(name)
         return scope
 
     def evaluate(self, value: Any, scope: Mapping[str, Any], where: Location,
@@ -63,7 +71,8 @@ class _Resolver:
         try:
             return substitute(value, scope)
         except ExprError as exc:
-            self.error(where, path, str(exc), exc.hint)
+            if not any(f"'{name}'" in str(exc) for name in self.broken):  # reported in vars
+                self.error(where, path, str(exc), exc.hint)
             return None
 
     # -- containers --------------------------------------------------------------------
@@ -75,7 +84,10 @@ class _Resolver:
                 self.error(item.source, (*item.source.path, "in"),
                            "'in' only works inside a graph",
                            "use a graph to wire nodes by name")
-            nodes.append(self.node(name, item, scope, stack))
+            node = self.node(name, item, scope, stack)
+            if c.kind != "graph" and item.inputs is None:
+                self.check_input_count(node, 1)
+            nodes.append(node)
         order = tuple(c.forward or ())
         if c.kind != "graph":
             return Net(c.kind, tuple(nodes), c.source, order=order, block=block)
@@ -118,9 +130,11 @@ class _Resolver:
         if not entry.min_inputs <= count <= entry.max_inputs:
             want = (str(entry.min_inputs) if entry.min_inputs == entry.max_inputs
                     else f"{entry.min_inputs} to {entry.max_inputs}")
+            hint = None
+            if count < entry.min_inputs:
+                hint = "inside a graph, name them with in: [a, b]"
             self.error(node.source, node.source.path,
-                       f"{node.body.op} takes {want} input(s), given {count}",
-                       "name them with in: [a, b]" if count < entry.min_inputs else None)
+                       f"{node.body.op} takes {want} inputs, given {count}", hint)
 
     def check_cycles_and_use(self, net: Net) -> None:
         by_name = {n.name: n for n in net.nodes}
@@ -203,12 +217,20 @@ class _Resolver:
         args = dict(call.args)
         if "__shorthand__" in args:
             args = self.shorthand(call, args.pop("__shorthand__"))
-        values = {}
+        values: dict[str, Any] = {}
+        failed = set()
         for key, raw in args.items():
             where = call.arg_locations.get(key, call.source.location)
-            values[key] = self.evaluate(raw, scope, where, (*call.source.path, key))
+            before = len(self.errors.problems)
+            value = self.evaluate(raw, scope, where, (*call.source.path, key))
+            if len(self.errors.problems) == before:  # a failed expression is reported once
+                values[key] = value
+            else:
+                failed.add(key)
         for error in schema.args_validator(call.name).iter_errors(values):
             path, message, hint, _ = schema.explain(error)
+            if error.validator == "required" and any(f"'{k}'" in error.message for k in failed):
+                continue
             if message.startswith("unknown key"):
                 message = message.replace("unknown key", "unknown argument") + f" of {call.name}"
                 hint = did_you_mean(str(path[-1]), entry.params) or (

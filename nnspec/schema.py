@@ -50,10 +50,8 @@ def args_schema(entry: Entry, *, written: bool) -> dict[str, Any]:
 
 @cache
 def args_validator(name: str) -> Any:
-    from jsonschema import Draft7Validator
-
     entry = catalogue.callables()[name]
-    return Draft7Validator(args_schema(entry, written=False), format_checker=None)
+    return strict_validator_class()(args_schema(entry, written=False), format_checker=None)
 
 
 def strict_validator_class() -> Any:
@@ -198,6 +196,7 @@ def _training_sections() -> tuple[dict[str, Any], dict[str, Any]]:
         "warmup_steps": {"type": "integer", "minimum": 0, "description": "Linear warm-up."}},
         "A torch.optim.lr_scheduler scheduler.")
     init_fns = sorted(catalogue.section("init"))
+    defs["InitMatch"] = spec.InitMatch.model_json_schema(ref_template="#/definitions/{model}")
     props["init"] = {"type": "array", "description": "Weight initialisation rules, in order.",
                      "items": {"type": "object", "required": ["fn"], "properties": {
                          "match": {"$ref": "#/definitions/InitMatch"},
@@ -301,13 +300,17 @@ def explain(error: Any) -> tuple[tuple[Any, ...], str, str | None, bool]:
     if v == "enum":
         return path, f"'{value}' is not one of the allowed values", did_you_mean(
             value, [str(x) for x in schema["enum"]]) or describe(schema), False
-    if v in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
-        return path, f"{found(value)} is out of range ({v} {schema[v]})", None, False
+    if v in _BOUNDS:
+        return path, f"expected a number {_BOUNDS[v]} {schema[v]}, found {found(value)}", \
+            None, False
     if v in ("minItems", "maxItems"):
         return path, f"expected {describe(schema)}, found {found(value)}", None, False
     if v == "pattern":
         return path, f"'{value}' is not valid here", "use letters, digits and _", False
     return path, error.message, None, False
+
+
+_BOUNDS = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
 
 
 def _hint(value: Any) -> str | None:

@@ -90,7 +90,7 @@ def _schema_of(annotation: Any, default: Any) -> dict[str, Any] | None:
     if origin is tuple or origin is list or "Sequence[int" in text or "torch.Size" in text:
         item = args[0] if args else int
         if item in (int, float):
-            fixed = len(args) if args and Ellipsis not in args else None
+            fixed = len(args) if origin is tuple and Ellipsis not in args else None
             schema: dict[str, Any] = {"type": "array", "items": INT if item is int else NUM}
             if fixed:
                 schema.update(minItems=fixed, maxItems=fixed)
@@ -142,10 +142,13 @@ def describe(name: str, cls: Any, skip: set[str] = SKIP_ARGS) -> dict[str, Any]:
     """The catalogue entry of one torch class or function: its doc line and arguments."""
     overrides = OVERRIDES.get(name, {})
     params: dict[str, Any] = {}
-    try:
-        signature = inspect.signature(cls)
-    except (TypeError, ValueError):
-        signature = None
+    signature = None
+    for eval_str in (True, False):  # lr_scheduler writes its annotations as strings
+        try:
+            signature = inspect.signature(cls, eval_str=eval_str)
+            break
+        except (TypeError, ValueError, NameError):
+            continue
     names = list(signature.parameters.values()) if signature else []
     for p in names:
         if p.name in skip or p.name.startswith("_") or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
