@@ -1,0 +1,219 @@
+"""``nnspec summary``: every layer with its output shape, parameters and multiply-accumulates.
+
+Counted from the inferred graph: shapes are already on every node, and each layer is built on
+the ``meta`` device to count its parameters, so no weights are allocated and a 10^11-parameter
+spec is summarised as quickly as a small one.
+
+MACs follow torchinfo's definition, so the two tools agree (tests/test_summary.py holds
+torchinfo as the oracle).  torchinfo estimates MACs from parameters, not from arithmetic:
+
+* a convolution's ``weight`` and ``bias`` count once per output position;
+* any other layer's ``weight`` and ``bias`` count once per sample (a ``Linear`` applied to a
+  sequence counts once, not once per token; norms and embeddings count their parameters);
+* other weights (``weight_ih_l0`` of RNN/LSTM/GRU) count once per step of the first two output
+  dimensions;
+* layers without parameters (activations, pooling, graph ops) count zero;
+* a layer made of layers (``TransformerEncoderLayer``) counts its parts; the projections of a
+  ``MultiheadAttention`` count zero, because torchinfo only counts modules with no children
+  that it sees run, and attention applies those weights functionally.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from math import prod
+from typing import TYPE_CHECKING
+
+from nnspec.ir import Graph, Layer, Net, Node, TensorInfo, Value
+
+if TYPE_CHECKING:
+    from torch import nn
+
+_CONTAINER_TYPES = {
+    "sequential": "Sequential", "ordered": "Sequential", "module_list": "ModuleList",
+    "module_dict": "ModuleDict", "graph": "Graph",
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One node of the model: a layer, a graph op, or a container (its children follow)."""
+
+    name: str  # dotted, as in the module's state_dict keys: layer1.0.conv1
+    depth: int  # 0 for the model's own children
+    type: str  # Conv2d, add, BasicBlock (a block), Sequential, Graph, ...
+    output: str  # per-sample shape with the batch as N: [N, 64, 56, 56]
+    params: int
+    trainable: int
+    macs: int  # per sample
+    param_bytes: int
+    container: bool
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The rows of a model and its totals (summed over layers, never over containers)."""
+
+    name: str
+    inputs: dict[str, TensorInfo]
+    rows: tuple[Row, ...]
+
+    def _leaves(self) -> Iterator[Row]:
+        return (row for row in self.rows if not row.container)
+
+    @property
+    def total_params(self) -> int:
+        return sum(row.params for row in self._leaves())
+
+    @property
+    def trainable_params(self) -> int:
+        return sum(row.trainable for row in self._leaves())
+
+    @property
+    def macs(self) -> int:
+        return sum(row.macs for row in self._leaves())
+
+    @property
+    def param_bytes(self) -> int:
+        return sum(row.param_bytes for row in self._leaves())
+
+    @property
+    def param_mb(self) -> float:
+        """Parameter memory in MB (10^6 bytes), as torchinfo reports it."""
+        return self.param_bytes / 1e6
+
+
+def summarise(graph: Graph) -> Summary:
+    """Count parameters and MACs of every node of an inferred graph (see the module docs)."""
+    rows = tuple(_net_rows(graph.root, "", 0))
+    return Summary(graph.name, dict(graph.inputs), rows)
+
+
+def _net_rows(net: Net, prefix: str, depth: int) -> Iterator[Row]:
+    for node in net.nodes:
+        yield from _node_rows(node, prefix + node.name, depth)
+
+
+def _node_rows(node: Node, name: str, depth: int) -> Iterator[Row]:
+    body = node.body
+    if isinstance(body, Net):
+        children = list(_net_rows(body, name + ".", depth + 1))
+        direct = [row for row in children if not row.container]
+        kind = body.block or _CONTAINER_TYPES[body.kind]
+        yield Row(name, depth, kind, _shape(node.out),
+                  sum(r.params for r in direct), sum(r.trainable for r in direct),
+                  sum(r.macs for r in direct), sum(r.param_bytes for r in direct), True)
+        yield from children
+        return
+    yield _layer_row(node, body, name, depth)
+
+
+def _layer_row(node: Node, layer: Layer, name: str, depth: int) -> Row:
+    if layer.kind == "op":
+        return Row(name, depth, layer.op, _shape(node.out), 0, 0, 0, 0, False)
+    module = _meta_module(layer)
+    params = list(module.parameters())
+    return Row(name, depth, layer.op, _shape(node.out),
+               params=sum(p.numel() for p in params),
+               trainable=sum(p.numel() for p in params if p.requires_grad),
+               macs=module_macs(module, _first_shape(node.out)),
+               param_bytes=sum(p.numel() * p.element_size() for p in params),
+               container=False)
+
+
+def _meta_module(layer: Layer) -> nn.Module:
+    """The layer as the builder makes it, on the meta device: shapes only, no memory."""
+    import torch
+
+    from nnspec.builder import _layer
+
+    with torch.device("meta"):
+        return _layer(layer)
+
+
+def module_macs(module: nn.Module, out_shape: tuple[int, ...]) -> int:
+    """torchinfo's multiply-accumulates of one module for one sample of ``out_shape``."""
+    from torch import nn
+
+    if isinstance(module, nn.MultiheadAttention):
+        return 0  # weights applied functionally: torchinfo never sees a leaf run
+    children = list(module.children())
+    if children:
+        return sum(module_macs(child, out_shape) for child in children)
+    size = [1, *out_shape]
+    conv = "Conv" in type(module).__name__
+    total = 0
+    for pname, param in module.named_parameters():
+        count = param.numel()
+        if pname in ("weight", "bias"):
+            total += count * (prod(size[:1] + size[2:]) if conv else size[0])
+        elif "weight" in pname or "bias" in pname:
+            total += count * prod(size[:2])
+    return total
+
+
+def _first_shape(value: Value | None) -> tuple[int, ...]:
+    """The shape torchinfo measures: a layer returning several tensors counts the first."""
+    while isinstance(value, tuple):
+        if not value:
+            return ()
+        value = value[0]
+    return value.shape if value is not None else ()
+
+
+def _shape(value: Value | None) -> str:
+    if value is None:
+        return "?"
+    if isinstance(value, TensorInfo):
+        return str(value)
+    return "(" + ", ".join(_shape(v) for v in value) + ")"
+
+
+# -- the table -----------------------------------------------------------------------------
+_HEADERS = ("Layer", "Type", "Output shape", "Params", "MACs")
+
+
+def render_summary(graph: Graph) -> str:
+    """The summary as a text table with totals, for ``nnspec summary``."""
+    return format_summary(summarise(graph))
+
+
+def format_summary(summary: Summary) -> str:
+    cells = [_cells(row) for row in summary.rows]
+    widths = [max([len(h), *(len(c[i]) for c in cells)]) for i, h in enumerate(_HEADERS)]
+    right = (False, False, False, True, True)
+
+    def line(values: tuple[str, ...]) -> str:
+        return "  ".join(v.rjust(w) if r else v.ljust(w)
+                         for v, w, r in zip(values, widths, right, strict=True)).rstrip()
+
+    rule = "=" * len(line(_HEADERS))
+    inputs = ", ".join(str(v) if k == "input" else f"{k} {v}" for k, v in summary.inputs.items())
+    body = [line(c) for c in cells]
+    return "\n".join([f"{summary.name}: input {inputs}", rule, line(_HEADERS), rule, *body,
+                      rule, *_totals(summary), rule])
+
+
+def _cells(row: Row) -> tuple[str, ...]:
+    params = f"{row.params:,}" if row.params else "--"
+    macs = f"{row.macs:,}" if row.macs else "--"
+    return ("  " * row.depth + row.name, row.type, row.output, params, macs)
+
+
+def _totals(summary: Summary) -> list[str]:
+    frozen = summary.total_params - summary.trainable_params
+    return [
+        f"Total params:          {summary.total_params:,}",
+        f"Trainable params:      {summary.trainable_params:,}",
+        f"Non-trainable params:  {frozen:,}",
+        f"MACs per sample:       {summary.macs:,} ({_readable(summary.macs)})",
+        f"Params size (MB):      {summary.param_mb:,.2f}",
+    ]
+
+
+def _readable(count: int) -> str:
+    for scale, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if count >= scale:
+            return f"{count / scale:.2f} {unit}"
+    return str(count)

@@ -1,0 +1,104 @@
+"""``nnspec summary``: counts from the inferred graph, with torchinfo as the oracle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torchinfo
+from typer.testing import CliRunner
+
+import nnspec
+from nnspec.cli import app
+from nnspec.summary import Summary, format_summary, summarise
+from tests.conftest import SPECS
+
+SPEC_FILES = sorted(SPECS.glob("*.yaml"))
+
+
+def _torchinfo(path: Path) -> torchinfo.ModelStatistics:
+    graph = nnspec.infer(path)
+    with torch.device("meta"):
+        model = nnspec.compile(path)
+    sizes = [(1, *info.shape) for info in graph.inputs.values()]
+    dtypes = [getattr(torch, info.dtype) for info in graph.inputs.values()]
+    return torchinfo.summary(model, input_size=sizes, dtypes=dtypes, device="meta", verbose=0)
+
+
+@pytest.mark.parametrize("path", SPEC_FILES, ids=lambda p: p.stem)
+def test_summary_counts_agree_with_torchinfo(path: Path) -> None:
+    ours = summarise(nnspec.infer(path))
+    oracle = _torchinfo(path)
+    assert (ours.total_params, ours.trainable_params, ours.macs) == (
+        oracle.total_params, oracle.trainable_params, oracle.total_mult_adds)
+
+
+@pytest.mark.parametrize("name", ["lenet", "resnet18", "mobilenet_v2", "unet_small"])
+def test_parameter_memory_agrees_with_torchinfo(name: str) -> None:
+    ours = summarise(nnspec.infer(SPECS / f"{name}.yaml"))
+    assert ours.param_bytes == _torchinfo(SPECS / f"{name}.yaml").total_param_bytes
+
+
+def test_parameter_memory_counts_attention_weights_that_torchinfo_omits() -> None:
+    ours = summarise(nnspec.infer(SPECS / "transformer_classifier.yaml"))
+    assert ours.param_bytes == 4 * ours.total_params  # float32
+
+
+@pytest.fixture(scope="module")
+def resnet18() -> Summary:
+    return summarise(nnspec.infer(SPECS / "resnet18.yaml"))
+
+
+def test_row_names_are_the_compiled_module_names(resnet18: Summary) -> None:
+    with torch.device("meta"):
+        modules = dict(nnspec.compile(SPECS / "resnet18.yaml").named_modules())
+    for row in resnet18.rows:
+        if row.type == "add":
+            assert row.name not in modules  # a graph op, not a module
+            continue
+        params = sum(p.numel() for p in modules[row.name].parameters())
+        assert (row.name, row.params) == (row.name, params)
+
+
+def test_nested_rows_follow_their_container_one_level_deeper(resnet18: Summary) -> None:
+    rows = {row.name: row for row in resnet18.rows}
+    assert (rows["layer2"].type, rows["layer2"].depth) == ("Sequential", 0)
+    assert (rows["layer2.0"].type, rows["layer2.0"].depth) == ("DownBlock", 1)
+    assert (rows["layer2.0.downsample.0"].type, rows["layer2.0.downsample.0"].depth) == (
+        "Conv2d", 3)
+    assert rows["layer4.1.conv2"].output == "[N, 512, 7, 7]"
+
+
+def test_container_rows_sum_their_layers(resnet18: Summary) -> None:
+    for row in resnet18.rows:
+        if row.container:
+            inside = [r for r in resnet18.rows
+                      if r.name.startswith(row.name + ".") and not r.container]
+            assert row.params == sum(r.params for r in inside)
+            assert row.macs == sum(r.macs for r in inside)
+
+
+def test_table_lists_every_layer_and_the_totals(resnet18: Summary) -> None:
+    text = format_summary(resnet18)
+    for row in resnet18.rows:
+        assert row.name in text
+    assert f"Total params:          {resnet18.total_params:,}" in text
+    assert f"MACs per sample:       {resnet18.macs:,}" in text
+    assert f"Params size (MB):      {resnet18.param_mb:.2f}" in text
+
+
+def test_cli_summary_prints_the_table() -> None:
+    result = CliRunner().invoke(app, ["summary", str(SPECS / "lenet.yaml")])
+    assert result.exit_code == 0, result.stderr
+    assert "Total params:          61,706" in result.stdout
+    assert "[N, 6, 28, 28]" in result.stdout
+
+
+def test_cli_summary_of_an_invalid_spec_is_a_located_error(write_spec) -> None:
+    path = write_spec("nnspec: 1\ninput: [4]\nmodel:\n  - Linear: {out_features: 2}\n"
+                      "  - Conv2d: {out_channels: 3, kernel_size: 3}\n")
+    result = CliRunner().invoke(app, ["summary", str(path)])
+    assert result.exit_code == 2
+    assert f"{path}:5:5: error: model[1].Conv2d" in result.stderr
+    assert "Traceback" not in result.stderr
