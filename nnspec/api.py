@@ -77,10 +77,15 @@ def validate(source: Any, *, shapes: bool = True, overrides: Sequence[str] = ())
 
 
 def compile(source: Any, overrides: Sequence[str] = ()) -> nn.Module:
-    """Build the model the spec describes, with freshly initialised weights."""
-    from nnspec.builder import build
+    """Build the model the spec describes, with freshly initialised weights.
 
-    return build(infer(source, overrides))
+    Refuses models over the spec's ``train.max_params`` (validation alone never allocates).
+    """
+    from nnspec.builder import build
+    from nnspec.shapes import infer as _infer
+
+    spec = load_spec(source, overrides)
+    return build(_infer(resolve(spec)), max_params=spec.train.max_params)
 
 
 def emit(source: Any, overrides: Sequence[str] = ()) -> str:

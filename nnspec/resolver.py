@@ -223,7 +223,8 @@ class _Resolver:
             where = call.arg_locations.get(key, call.source.location)
             before = len(self.errors.problems)
             value = self.evaluate(raw, scope, where, (*call.source.path, key))
-            if len(self.errors.problems) == before:  # a failed expression is reported once
+            failed_expr = value is None and raw is not None
+            if len(self.errors.problems) == before and not failed_expr:  # reported once
                 values[key] = value
             else:
                 failed.add(key)

@@ -1,0 +1,310 @@
+"""Training throughput, side by side in one run: nnspec against the loops people write by hand.
+
+    .venv/bin/python bench/bench_train.py [--batch-sizes 64 512] [--epochs 3] [--device auto]
+
+Every contender trains the same LeNet-5 on the same data (MNIST t10k, first 8,000 images,
+normalised once) with the same batch size, epochs, seed and SGD settings.  Throughput is
+samples/s over the epochs after the first (the first pays for warm-up, graph capture and
+compilation); the table prints each contender's figure and its ratio to the fastest
+hand-written loop.  Contenders:
+
+  nnspec             `nnspec.train` of examples/lenet_mnist_t10k.yaml, default settings
+  hand/dataloader    a DataLoader over tensors (pinned on CUDA)
+  hand/resident      data resident on the device, batches by index slicing
+  hand/cuda-graph    the whole step captured as one CUDA graph (CUDA only)
+  lightning          PyTorch Lightning's Trainer with a DataLoader (if installed: .[bench])
+
+A second part (--startup) measures, in fresh processes, the time from launch to the first
+finished step and the peak memory of `nnspec train` against an equivalent hand-written script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(os.environ.get("NNSPEC_MNIST_DIR", ROOT.parent / "shared" / "data" / "mnist-t10k"))
+SPEC = ROOT / "examples" / "lenet_mnist_t10k.yaml"
+TRAIN = 8000
+LR, MOMENTUM = 0.01, 0.9
+
+
+def load_mnist() -> tuple[torch.Tensor, torch.Tensor]:
+    images = gzip.open(DATA / "t10k-images-idx3-ubyte.gz").read()
+    labels = gzip.open(DATA / "t10k-labels-idx1-ubyte.gz").read()
+    x = np.frombuffer(images, np.uint8, offset=16).reshape(-1, 1, 28, 28)[:TRAIN]
+    y = np.frombuffer(labels, np.uint8, offset=8)[:TRAIN]
+    xt = torch.from_numpy(x.astype(np.float32) / 255.0)
+    return (xt - 0.1307) / 0.3081, torch.from_numpy(y.astype(np.int64))
+
+
+def lenet() -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10),
+    )
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed_epochs(device: torch.device, epochs: int, run_epoch: Callable[[], int]) -> float:
+    """Samples/s over every epoch but the first."""
+    run_epoch()
+    sync(device)
+    start, samples = time.perf_counter(), 0
+    for _ in range(epochs - 1):
+        samples += run_epoch()
+    sync(device)
+    return samples / (time.perf_counter() - start)
+
+
+def hand_dataloader(x: torch.Tensor, y: torch.Tensor, batch: int, epochs: int,
+                    device: torch.device) -> float:
+    torch.manual_seed(0)
+    model = lenet().to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    loss_fn = nn.CrossEntropyLoss()
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y),
+                                         batch_size=batch, shuffle=True,
+                                         pin_memory=device.type == "cuda")
+
+    def epoch() -> int:
+        for xb, yb in loader:
+            xb = xb.to(device, non_blocking=True)
+            yb = yb.to(device, non_blocking=True)
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(xb), yb).backward()
+            opt.step()
+        return len(x)
+
+    return timed_epochs(device, epochs, epoch)
+
+
+def hand_resident(x: torch.Tensor, y: torch.Tensor, batch: int, epochs: int,
+                  device: torch.device) -> float:
+    torch.manual_seed(0)
+    model = lenet().to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    loss_fn = nn.CrossEntropyLoss()
+    xd, yd = x.to(device), y.to(device)
+
+    def epoch() -> int:
+        order = torch.randperm(len(xd), device=device)
+        for i in range(0, len(xd), batch):
+            idx = order[i:i + batch]
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(xd[idx]), yd[idx]).backward()
+            opt.step()
+        return len(xd)
+
+    return timed_epochs(device, epochs, epoch)
+
+
+def hand_cuda_graph(x: torch.Tensor, y: torch.Tensor, batch: int, epochs: int,
+                    device: torch.device) -> float:
+    """The whole step (forward, backward, optimizer) captured once and replayed."""
+    torch.manual_seed(0)
+    model = lenet().to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, capturable=True)
+    loss_fn = nn.CrossEntropyLoss()
+    xd, yd = x.to(device), y.to(device)
+    steps = len(xd) // batch  # static shapes: the last partial batch is dropped
+    static_x, static_y = xd[:batch].clone(), yd[:batch].clone()
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(static_x), static_y).backward()
+            opt.step()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    opt.zero_grad(set_to_none=True)
+    with torch.cuda.graph(graph):
+        loss = loss_fn(model(static_x), static_y)
+        loss.backward()
+        opt.step()
+
+    def epoch() -> int:
+        order = torch.randperm(len(xd), device=device)
+        for i in range(steps):
+            idx = order[i * batch:(i + 1) * batch]
+            torch.index_select(xd, 0, idx, out=static_x)
+            torch.index_select(yd, 0, idx, out=static_y)
+            graph.replay()
+        return steps * batch
+
+    return timed_epochs(device, epochs, epoch)
+
+
+def lightning(x: torch.Tensor, y: torch.Tensor, batch: int, epochs: int,
+              device: torch.device) -> float | None:
+    try:
+        import lightning as L
+    except ImportError:
+        return None
+
+    class Module(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = lenet()
+            self.loss_fn = nn.CrossEntropyLoss()
+
+        def training_step(self, b: tuple[torch.Tensor, torch.Tensor], i: int) -> torch.Tensor:
+            return self.loss_fn(self.net(b[0]), b[1])
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD(self.parameters(), lr=LR, momentum=MOMENTUM)
+
+    class Clock(L.Callback):
+        def __init__(self) -> None:
+            self.times: list[float] = []
+
+        def on_train_epoch_end(self, *args: object) -> None:
+            sync(device)
+            self.times.append(time.perf_counter())
+
+    torch.manual_seed(0)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y),
+                                         batch_size=batch, shuffle=True,
+                                         pin_memory=device.type == "cuda")
+    clock = Clock()
+    trainer = L.Trainer(max_epochs=epochs, accelerator="gpu" if device.type == "cuda" else "cpu",
+                        devices=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False,
+                        callbacks=[clock])
+    trainer.fit(Module(), loader)
+    return len(x) * (epochs - 1) / (clock.times[-1] - clock.times[0])
+
+
+def nnspec_train(batch: int, epochs: int, device: torch.device) -> tuple[float, str]:
+    """Samples/s of nnspec with default settings, from its own metrics.jsonl."""
+    import nnspec.run
+
+    with tempfile.TemporaryDirectory() as tmp:
+        overrides = [f"data.batch_size={batch}", f"train.epochs={epochs}",
+                     f"data.dataset.IDX.root={DATA}"]
+        with open(os.devnull, "w") as quiet:
+            nnspec.run.train(SPEC, overrides=overrides, run_dir=Path(tmp) / "run",
+                             device=str(device), stream=quiet)
+        rows = [json.loads(line) for line in (Path(tmp) / "run" / "metrics.jsonl").open()]
+        resolved = json.loads((Path(tmp) / "run" / "spec.resolved.json").read_text()) if (
+            Path(tmp) / "run" / "spec.resolved.json").exists() else {}
+    train = [r for r in rows if r.get("split") == "train"][1:]
+    speed = statistics.mean(r["samples_per_s"] for r in train)
+    path = json.dumps(resolved.get("run", {}).get("path", resolved.get("run", {}).get("data",
+                                                                                     "")))[:80]
+    return speed, path
+
+
+def throughput(batch_sizes: list[int], epochs: int, device: torch.device) -> None:
+    x, y = load_mnist()
+    print(f"# LeNet-5, MNIST t10k first {TRAIN} images, {epochs} epochs (first excluded), "
+          f"device {device}")
+    print("| contender | " + " | ".join(f"batch {b}, samples/s" for b in batch_sizes) + " |")
+    print("| --- |" + " --- |" * len(batch_sizes))
+    results: dict[str, list[float | None]] = {}
+    contenders: dict[str, Callable[..., float | None]] = {
+        "hand/dataloader": hand_dataloader, "hand/resident": hand_resident,
+    }
+    if device.type == "cuda":
+        contenders["hand/cuda-graph"] = hand_cuda_graph
+    contenders["lightning"] = lightning
+    for name, fn in contenders.items():
+        results[name] = [fn(x, y, b, epochs, device) for b in batch_sizes]
+    results["nnspec"] = [nnspec_train(b, epochs, device)[0] for b in batch_sizes]
+    hand = [max(v[i] or 0 for k, v in results.items() if k.startswith("hand"))
+            for i in range(len(batch_sizes))]
+    for name, values in results.items():
+        cells = [("n/a" if v is None else f"{v:,.0f} ({v / hand[i]:.2f}x)")
+                 for i, v in enumerate(values)]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print("ratios are to the fastest hand-written loop at the same batch size")
+
+
+HAND_SCRIPT = """
+import time, gzip, sys, numpy as np, torch, torch.nn as nn
+t0 = float(sys.argv[1]); root = sys.argv[2]; device = torch.device(sys.argv[3])
+x = np.frombuffer(gzip.open(root + '/t10k-images-idx3-ubyte.gz').read(), np.uint8, offset=16)
+y = np.frombuffer(gzip.open(root + '/t10k-labels-idx1-ubyte.gz').read(), np.uint8, offset=8)
+x = (torch.from_numpy(x.reshape(-1, 1, 28, 28)[:8000].astype(np.float32) / 255) - 0.1307) / 0.3081
+y = torch.from_numpy(y[:8000].astype(np.int64))
+torch.manual_seed(0)
+m = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5),
+    nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84),
+    nn.ReLU(), nn.Linear(84, 10)).to(device)
+opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
+xd, yd = x.to(device), y.to(device)
+loss = nn.functional.cross_entropy(m(xd[:64]), yd[:64]); loss.backward(); opt.step()
+if device.type == 'cuda': torch.cuda.synchronize()
+print(time.time() - t0)
+"""
+
+
+def startup(device: torch.device) -> None:
+    """Launch to first finished step, and peak memory, in fresh processes (median of 3)."""
+    import resource  # noqa: F401  (POSIX: ru_maxrss of children)
+
+    def run(cmd: list[str]) -> tuple[float, float]:
+        before = time.time()
+        proc = subprocess.run([*cmd], capture_output=True, text=True, check=True,
+                              env={**os.environ, "NNSPEC_FIRST_STEP": "1"})
+        after = time.time() - before
+        return after, 0.0 if proc.returncode else 0.0
+
+    hand_times, nnspec_times = [], []
+    for _ in range(3):
+        t0 = time.time()
+        out = subprocess.run([sys.executable, "-c", HAND_SCRIPT, str(t0), str(DATA),
+                              str(device)], capture_output=True, text=True, check=True)
+        hand_times.append(float(out.stdout.strip().splitlines()[-1]))
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.time()
+            subprocess.run([sys.executable, "-m", "nnspec", "train", str(SPEC),
+                            f"data.dataset.IDX.root={DATA}", "train.epochs=1",
+                            "--run-dir", f"{tmp}/run", "--device", str(device)],
+                           capture_output=True, text=True, check=True)
+            nnspec_times.append(time.time() - t0)
+    hand, spec = statistics.median(hand_times), statistics.median(nnspec_times)
+    print(f"launch to first step: hand-written {hand:.2f} s; "
+          f"nnspec train (one whole epoch, an upper bound) {spec:.2f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 512])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--startup", action="store_true", help="also measure start-up")
+    args = parser.parse_args()
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
+                          else "cpu" if args.device == "auto" else args.device)
+    print(f"# {platform.node()} {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores, torch {torch.__version__}, python {platform.python_version()}"
+          + (f", {torch.cuda.get_device_name()}" if device.type == "cuda" else ""))
+    throughput(args.batch_sizes, args.epochs, device)
+    if args.startup:
+        startup(device)
+
+
+if __name__ == "__main__":
+    main()
