@@ -73,6 +73,20 @@ class Arrange(Strict):
     seed: Annotated[int, Field(ge=0)] = Field(0, description="Seed of the draw.")
 
 
+class TargetEncoding(Strict):
+    """How targets are encoded for losses that want more than a class index."""
+
+    kind: Literal["one_hot", "multi_hot", "label_list", "signed", "smooth", "float"] = Field(
+        description="one_hot: index -> one-hot vector; multi_hot: label list -> 0/1 vector "
+        "(MultiLabelSoftMarginLoss); label_list: distinct labels then -1 (MultiLabelMarginLoss); "
+        "signed: 0/1 -> -1/+1 (SoftMarginLoss); smooth: index -> smoothed distribution "
+        "(KLDivLoss); float: targets as float32.")
+    num_classes: PosInt | None = Field(
+        None, description="Number of classes (one_hot, multi_hot, label_list, smooth).")
+    smoothing: Fraction = Field(0.1, description="smooth only: probability spread evenly "
+                                "over all classes.")
+
+
 class Data(Strict):
     """Where samples come from and how they are batched."""
 
@@ -83,8 +97,10 @@ class Data(Strict):
     transforms: list[Named] = Field(
         default_factory=list, description="torchvision.transforms.v2 applied to inputs.")
     target_transforms: list[Named] = Field(
-        default_factory=list, description="nnspec target encodings applied to targets "
-        "(one_hot, multi_hot, label_list, signed, smooth, float).")
+        default_factory=list, description="torchvision.transforms.v2 applied to targets.")
+    target_encoding: TargetEncoding | None = Field(
+        None, description="Encode targets for the loss: one_hot, multi_hot, label_list, "
+        "signed, smooth or float.")
     standardize: bool = Field(
         False, description="z-score each input feature with the training split's mean and std.")
     standardize_target: bool = Field(

@@ -21,7 +21,7 @@ from nnspec.errors import Problem, SpecError
 from nnspec.run.arrange import arrange
 from nnspec.run.datasets import NO_TEST_PART, Context, build_source
 from nnspec.run.table import Source, Table, take
-from nnspec.run.transforms import DTYPES, input_transform, is_static, target_transform
+from nnspec.run.transforms import DTYPES, input_transform, is_static, target_encoder
 from nnspec.spec import Data, DataSplit, Spec
 
 VAL_SPLIT_SEED = 0x5EED  # fixed: the validation carve-out never depends on train.seed
@@ -151,6 +151,20 @@ def _stats(source: Source | None, data: Data) -> Stats | None:
     return stats
 
 
+def _target_fn(data: Data) -> Callable[[Tensor], Tensor] | None:
+    """torchvision target transforms, then the target encoding, over a batch of targets."""
+    fns = [f for f in (input_transform(data.target_transforms, ("data", "target_transforms")),
+                       target_encoder(data.target_encoding)) if f is not None]
+    if not fns:
+        return None
+
+    def apply(y: Tensor) -> Tensor:
+        for f in fns:
+            y = f(y)
+        return y
+    return apply
+
+
 def _finish(name: str, source: Source, data: Data, dtype: torch.dtype,
             model_fields: frozenset[str], stats: Stats | None, location: Any) -> Split:
     """Transforms, standardisation, arrangement and target encodings, in that order."""
@@ -159,7 +173,7 @@ def _finish(name: str, source: Source, data: Data, dtype: torch.dtype,
     path = ("data", name, "transforms") if cfg is not None and cfg.transforms is not None \
         else ("data", "transforms")
     transform = input_transform(items, path)
-    targets = target_transform(data.target_transforms, ("data", "target_transforms"))
+    targets = _target_fn(data)
     size = cfg.batch_size if cfg is not None and cfg.batch_size else (
         data.batch_size if name == "train" else 2 * data.batch_size)
     if not isinstance(source, Table) or not is_static(items):

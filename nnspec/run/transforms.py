@@ -1,16 +1,17 @@
-"""Input transforms (torchvision.transforms.v2, by catalogue name) and target encodings.
+"""Input and target transforms (torchvision.transforms.v2, by catalogue name), target encodings.
 
 Input transforms that draw nothing at random are applied once to a whole in-memory dataset, as
 one batched call, so a resident dataset costs nothing per step; a pipeline with a random
 transform runs per sample, as augmentation must.  Target encodings are nnspec's own small table
-(one_hot, multi_hot, label_list, signed, smooth, float): vectorised functions over targets,
+(``data.target_encoding``: one_hot, multi_hot, label_list, signed, smooth, float): vectorised
+functions over targets,
 because the losses that need them (BCE, SoftMargin, MultiLabel*, KLDiv) want targets shaped in
 ways a labelled dataset does not store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -18,8 +19,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from nnspec.catalogue import section
-from nnspec.errors import Problem, SpecError, SpecPath, did_you_mean
-from nnspec.spec import Named
+from nnspec.errors import Location, Problem, SpecError, SpecPath, did_you_mean
+from nnspec.spec import Named, TargetEncoding
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
           "bfloat16": torch.bfloat16, "uint8": torch.uint8, "int64": torch.int64,
@@ -109,45 +110,23 @@ def _smooth(y: Tensor, num_classes: int, smoothing: float = 0.1) -> Tensor:
     return _one_hot(y, num_classes) * (1 - smoothing) + smoothing / num_classes
 
 
-TARGET_TRANSFORMS: dict[str, tuple[Callable[..., Tensor], dict[str, Any], str]] = {
-    "one_hot": (_one_hot, {"num_classes": {"type": "integer", "minimum": 1}},
-                "Class index -> one-hot float vector."),
-    "multi_hot": (_multi_hot, {"num_classes": {"type": "integer", "minimum": 1}},
-                  "Label list (padded with -1) -> 0/1 vector (MultiLabelSoftMarginLoss)."),
-    "label_list": (_label_list, {"num_classes": {"type": "integer", "minimum": 1}},
-                   "Label list -> distinct labels then -1 padding (MultiLabelMarginLoss)."),
-    "signed": (lambda y: y.float() * 2 - 1, {}, "0/1 labels -> -1/+1 (SoftMarginLoss)."),
-    "smooth": (_smooth, {"num_classes": {"type": "integer", "minimum": 1},
-                         "smoothing": {"type": "number", "minimum": 0, "maximum": 1}},
-               "Class index -> smoothed distribution (KLDivLoss)."),
-    "float": (lambda y: y.float(), {}, "Targets as float32."),
+ENCODINGS: dict[str, Callable[..., Tensor]] = {
+    "one_hot": _one_hot, "multi_hot": _multi_hot, "label_list": _label_list, "smooth": _smooth,
+    "signed": lambda y: y.float() * 2 - 1, "float": lambda y: y.float(),
 }
+NEEDS_CLASSES = frozenset({"one_hot", "multi_hot", "label_list", "smooth"})
 
 
-def target_transform(items: Sequence[Named], path: SpecPath) -> Callable[[Tensor], Tensor] | None:
-    """Compose nnspec target encodings; each works on a whole batch of targets at once."""
-    if not items:
+def target_encoder(cfg: TargetEncoding | None) -> Callable[[Tensor], Tensor] | None:
+    """The target encoding as a function over a batch of targets (first dimension = samples)."""
+    if cfg is None:
         return None
-    fns = []
-    for i, named in enumerate(items):
-        entry = TARGET_TRANSFORMS.get(named.name)
-        if entry is None:
-            raise _problem(named, (*path, i), f"unknown target transform '{named.name}'",
-                           did_you_mean(named.name, TARGET_TRANSFORMS))
-        fn, params, _doc = entry
-        unknown = set(named.args) - set(params)
-        if unknown:
-            raise _problem(named, (*path, i, named.name), f"unknown argument(s) "
-                           f"{sorted(unknown)}; {named.name} takes {sorted(params) or 'none'}")
-        missing = {"num_classes"} & set(params) - set(named.args)
-        if missing:
-            raise _problem(named, (*path, i, named.name), "num_classes is required")
-        fns.append((fn, dict(named.args)))
-    return lambda y: _chain(fns, y)
-
-
-def _chain(fns: Sequence[tuple[Callable[..., Tensor], Mapping[str, Any]]], y: Tensor) -> Tensor:
-    """Targets arrive batched (a whole table, or a collated batch): first dimension = samples."""
-    for fn, args in fns:
-        y = fn(y, **args)
-    return y
+    if cfg.kind in NEEDS_CLASSES and cfg.num_classes is None:
+        raise SpecError([Problem(Location(), ("data", "target_encoding", "num_classes"),
+                                 f"{cfg.kind} needs num_classes")])
+    fn = ENCODINGS[cfg.kind]
+    if cfg.kind == "smooth":
+        return lambda y: _smooth(y, cfg.num_classes or 0, cfg.smoothing)
+    if cfg.kind in NEEDS_CLASSES:
+        return lambda y: fn(y, cfg.num_classes)
+    return fn
