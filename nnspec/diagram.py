@@ -1,0 +1,218 @@
+"""``nnspec graph``: the architecture as a Mermaid, Graphviz dot or SVG diagram.
+
+The inferred graph is first flattened into a small drawing model (boxes, nested clusters for
+containers and blocks, edges); each format is then a short renderer over that model.  Boxes are
+labelled ``name: Type`` and the output shape.  Edges that a graph's ``in:`` draws from anywhere
+but the node just before (residual shortcuts, U-Net skips, a second input) are marked ``skip``
+and drawn dashed.  SVG is laid out here, in Python (one box per row, long edges as arcs on the
+right), so no Graphviz binary is needed; ``--format dot`` gives Graphviz's own layout to those
+who have it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from nnspec.ir import Graph, Net, Node, TensorInfo, Value
+from nnspec.shapes import _topological
+
+FORMATS = ("mermaid", "dot", "svg")
+_CONTAINER_TYPES = {
+    "sequential": "Sequential", "ordered": "Sequential", "module_list": "ModuleList",
+    "module_dict": "ModuleDict", "graph": "Graph",
+}
+
+
+@dataclass(frozen=True)
+class Box:
+    id: str  # n0, n1, ...: safe in every format, whatever the spec's names
+    name: str  # dotted module name (or the input's name)
+    type: str  # Conv2d, add, input
+    shape: str  # [N, 64, 56, 56]
+
+    @property
+    def title(self) -> str:
+        if self.type == "input":
+            return self.name
+        return f"{self.name.rsplit('.', 1)[-1]}: {self.type}"
+
+
+@dataclass(frozen=True)
+class Edge:
+    source: str
+    target: str
+    skip: bool  # drawn from a node other than the one just before: a shortcut
+
+
+@dataclass
+class Cluster:
+    """A container or block instance: its boxes and nested clusters, in drawing order."""
+
+    id: str
+    label: str
+    items: list[Box | Cluster] = field(default_factory=list)
+
+
+@dataclass
+class Diagram:
+    name: str
+    root: Cluster
+    edges: list[Edge]
+
+    def boxes(self) -> Iterator[Box]:
+        return _boxes(self.root)
+
+
+def _boxes(cluster: Cluster) -> Iterator[Box]:
+    for item in cluster.items:
+        if isinstance(item, Box):
+            yield item
+        else:
+            yield from _boxes(item)
+
+
+Incoming = list[tuple[str, bool]]  # (box id, skip) feeding one input
+
+
+class _Builder:
+    """Walks the graph in forward order, creating boxes, clusters and edges."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.edges: list[Edge] = []
+
+    def next_id(self, prefix: str) -> str:
+        self.count += 1
+        return f"{prefix}{self.count}"
+
+    def net(self, net: Net, prefix: str, cluster: Cluster, incoming: list[Incoming]) -> Incoming:
+        if net.chained:
+            current = incoming[0]
+            for node in net.forward_nodes():
+                current = self.node(node, prefix, cluster, [current])
+            return current
+        env: dict[str, Incoming] = dict(zip(net.inputs, incoming, strict=False))
+        previous = net.inputs[0]
+        for node in _topological(net):
+            feeds = [[(src, skip or ref != previous) for src, skip in env[ref]]
+                     for ref in node.inputs]
+            env[node.name] = self.node(node, prefix, cluster, feeds)
+            previous = node.name
+        return [edge for out in net.outputs for edge in env[out]]
+
+    def node(self, node: Node, prefix: str, cluster: Cluster,
+             incoming: list[Incoming]) -> Incoming:
+        name = prefix + node.name
+        body = node.body
+        if isinstance(body, Net):
+            kind = body.block or _CONTAINER_TYPES[body.kind]
+            inner = Cluster(self.next_id("c"), f"{name}: {kind}")
+            cluster.items.append(inner)
+            return [(src, False) for src, _ in self.net(body, name + ".", inner, incoming)]
+        box = Box(self.next_id("n"), name, body.op, _shape(node.out))
+        cluster.items.append(box)
+        for feed in incoming:
+            self.edges.extend(Edge(src, box.id, skip) for src, skip in feed)
+        return [(box.id, False)]
+
+
+def diagram(graph: Graph) -> Diagram:
+    """The drawing model of an inferred graph: what every renderer draws."""
+    builder = _Builder()
+    root = Cluster("root", graph.name)
+    incoming: list[Incoming] = []
+    for name, info in graph.inputs.items():
+        box = Box(builder.next_id("n"), name, "input", str(info))
+        root.items.append(box)
+        incoming.append([(box.id, False)])
+    builder.net(graph.root, "", root, incoming)
+    return Diagram(graph.name, root, builder.edges)
+
+
+def render_diagram(graph: Graph, fmt: str) -> str:
+    """The diagram as Mermaid, Graphviz dot or SVG text."""
+    renderers = {"mermaid": to_mermaid, "dot": to_dot, "svg": to_svg}
+    if fmt not in renderers:
+        raise ValueError(f"unknown diagram format {fmt!r}; one of {', '.join(FORMATS)}")
+    return renderers[fmt](diagram(graph))
+
+
+def _shape(value: Value | None) -> str:
+    if value is None:
+        return "?"
+    if isinstance(value, TensorInfo):
+        return str(value)
+    return "(" + ", ".join(_shape(v) for v in value) + ")"
+
+
+# -- Mermaid -------------------------------------------------------------------------------
+def to_mermaid(d: Diagram) -> str:
+    lines = ["flowchart TB"]
+    lines += _mermaid_items(d.root.items, 1)
+    for e in d.edges:
+        lines.append(f"  {e.source} {'-.->' if e.skip else '-->'} {e.target}")
+    return "\n".join(lines) + "\n"
+
+
+def _mermaid_items(items: list[Box | Cluster], depth: int) -> list[str]:
+    pad = "  " * depth
+    lines = []
+    for item in items:
+        if isinstance(item, Box):
+            label = f"{_mm(item.title)}<br/>{_mm(item.shape)}"
+            lines.append(f'{pad}{item.id}["{label}"]')
+        else:
+            lines.append(f'{pad}subgraph {item.id}["{_mm(item.label)}"]')
+            lines.append(f"{pad}  direction TB")
+            lines += _mermaid_items(item.items, depth + 1)
+            lines.append(f"{pad}end")
+    return lines
+
+
+def _mm(text: str) -> str:
+    """Escape text for a quoted Mermaid label (entity codes, as Mermaid documents them)."""
+    table = {"&": "#amp;", '"': "#quot;", "<": "#lt;", ">": "#gt;", "#": "#35;"}
+    return "".join(table.get(ch, ch) for ch in text)
+
+
+# -- Graphviz dot --------------------------------------------------------------------------
+def to_dot(d: Diagram) -> str:
+    lines = [
+        f"digraph {_dq(d.name)} {{",
+        "  rankdir=TB;",
+        '  node [shape=box, style="rounded,filled", fillcolor="#eef3fb", fontname="Helvetica"];',
+        '  edge [color="#555555"];',
+    ]
+    lines += _dot_items(d.root.items, 1)
+    for e in d.edges:
+        style = ' [style=dashed, color="#c0392b"]' if e.skip else ""
+        lines.append(f"  {e.source} -> {e.target}{style};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _dot_items(items: list[Box | Cluster], depth: int) -> list[str]:
+    pad = "  " * depth
+    lines = []
+    for item in items:
+        if isinstance(item, Box):
+            lines.append(f"{pad}{item.id} [label={_dq(item.title + chr(10) + item.shape)}];")
+        else:
+            lines.append(f"{pad}subgraph cluster_{item.id} {{")
+            lines.append(f'{pad}  label={_dq(item.label)}; style="rounded"; color="#9aa5b1";')
+            lines += _dot_items(item.items, depth + 1)
+            lines.append(f"{pad}}}")
+    return lines
+
+
+def _dq(text: str) -> str:
+    """A double-quoted dot string; a newline becomes dot's centred line break."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def to_svg(d: Diagram) -> str:
+    from nnspec.diagram_svg import render_svg
+
+    return render_svg(d)
