@@ -104,10 +104,13 @@ def _schema_problems(doc: Document, errors: Collector) -> None:
         if key not in doc.data:
             errors.add(doc.locate(()), (), f"missing required section '{key}'",
                        "a spec needs 'nnspec: 1' and a 'model'")
-    for error in _document_validator().iter_errors(doc.data):
+    # model and blocks are judged by the parser and resolve, which say more than the schema
+    # can; leaving them out also keeps a big model from costing a schema walk per layer
+    rest = {k: v for k, v in doc.data.items() if k not in MODEL_PATHS}
+    for error in _document_validator().iter_errors(rest):
         path = tuple(error.absolute_path)
-        if not path or path[0] in MODEL_PATHS:
-            continue  # top-level keys: reported above; model: by the parser and resolve
+        if not path:
+            continue  # top-level keys: reported above
         _add_schema_error(doc, errors, error)
 
 

@@ -24,7 +24,7 @@ from nnspec.errors import Location, SpecError, SpecPath
 
 MAX_BYTES = 4 * 1024 * 1024
 MAX_DEPTH = 64
-MAX_NODES = 200_000
+MAX_NODES = 20_000  # ~0.6 s of parsing; write long models with repeat and blocks
 MAX_INT = 2**63 - 1
 
 _INT = re.compile(r"[-+]?[0-9]+$")
@@ -213,7 +213,8 @@ class _EventReader:
 
         self.nodes += 1
         if self.nodes > MAX_NODES:
-            raise self._at(event, path, f"more than {MAX_NODES} nodes in one spec")
+            raise self._at(event, path, f"more than {MAX_NODES} values in one spec",
+                           "write long models with repeat and blocks")
         if depth > MAX_DEPTH:
             raise self._at(event, path, f"nesting deeper than {MAX_DEPTH} levels")
         if isinstance(event, ev.AliasEvent):

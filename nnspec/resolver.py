@@ -20,7 +20,9 @@ from nnspec.model_ast import CONTAINER_KEYS, Block, Call, Container, Source
 from nnspec.spec import Spec
 
 MAX_REPEAT = 10_000
-MAX_NODES = 100_000
+# Every node costs about half a millisecond in the shape check (a module on the meta device), so
+# 10k nodes is already seconds; real networks (resnet152: ~500 modules) stay far below.
+MAX_NODES = 10_000
 _TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "list": (list,),
 }
@@ -47,6 +49,7 @@ class _Resolver:
         self.blocks: dict[str, Block] = spec.blocks
         self.errors = Collector()
         self.count = 0
+        self.over_limit = False
         self.broken: set[str] = set()  # variables whose definition failed (reported once)
 
     def error(self, where: Source | Location, path: SpecPath, message: str,
@@ -167,18 +170,28 @@ class _Resolver:
     def node(self, name: str, item: Call | Container, scope: Mapping[str, Any],
              stack: tuple[str, ...]) -> Node:
         self.count += 1
-        if self.count > MAX_NODES:
-            if self.count == MAX_NODES + 1:
-                self.error(item.source, item.source.path,
-                           f"the model has more than {MAX_NODES} nodes",
-                           "this looks like a resource bomb; reduce repeat counts")
+        if self.too_many(item):
             return Node(name, Layer("Identity", "layer", {}), (), item.source)
         repeat = self.repeat_count(item, scope)
+        self.count += repeat - 1  # each copy is a node: nested repeats multiply
+        if self.too_many(item):
+            return Node(name, Layer("Identity", "layer", {}), (), item.source)
         if repeat > 1:
             copies = tuple(Node(str(i), self.body(item, scope, stack), (), item.source)
                            for i in range(repeat))
             return Node(name, Net("sequential", copies, item.source), (), item.source)
         return Node(name, self.body(item, scope, stack), (), item.source)
+
+    def too_many(self, item: Call | Container) -> bool:
+        """Whether the node limit is passed; reports it once, so expansion stops early."""
+        if self.count <= MAX_NODES:
+            return False
+        if not self.over_limit:
+            self.over_limit = True
+            self.error(item.source, item.source.path,
+                       f"the model has more than {MAX_NODES} nodes",
+                       "this looks like a resource bomb; reduce repeat counts")
+        return True
 
     def repeat_count(self, item: Call | Container, scope: Mapping[str, Any]) -> int:
         if item.repeat is None:
