@@ -39,7 +39,7 @@ def resolved(spec: Spec, parts: setup.Parts) -> dict[str, Any]:
     def dump(value: Any) -> Any:
         return value.model_dump(mode="json") if value is not None else None
 
-    return {
+    settings = {
         "name": spec.name,
         "inputs": {k: dump(v) for k, v in spec.inputs.items()},
         "model": repr(parts.model),
@@ -49,8 +49,11 @@ def resolved(spec: Spec, parts: setup.Parts) -> dict[str, Any]:
         "train": dump(spec.train), "log": dump(spec.log),
         "run": {"device": str(parts.device),
                 "data": {k: b.describe() for k, b in parts.batches.items()},
-                "torch": torch.__version__},
+                "torch": str(torch.__version__)},
     }
+    # Plain JSON types only: the checkpoint that stores this must load with weights_only=True.
+    plain: dict[str, Any] = json.loads(json.dumps(settings))
+    return plain
 
 
 def train(spec: Spec | str | Path, *, overrides: list[str] | tuple[str, ...] = (),

@@ -156,6 +156,8 @@ def build_source(name: str, args: Mapping[str, Any], ctx: Context) -> Source:
     if name not in DATASETS:
         raise SpecError([Problem(ctx.location, ctx.path, f"unknown dataset '{name}'",
                                  did_you_mean(name, DATASETS))])
+    if ctx.root is not None and "root" in dataset_entries()[name].params:
+        args = {"root": ctx.root, **args}  # data.root stands in for a root left out
     validator = jsonschema.Draft202012Validator(_args_schema(name))
     errors = sorted(validator.iter_errors(dict(args)), key=lambda e: list(e.absolute_path))
     if errors:

@@ -158,9 +158,10 @@ class Trainer:
                            "check the data; no checkpoint was written for this state")
 
     def _log_step(self, total: int, seen: int) -> None:
-        loss = self.meter.read()["loss"]
-        step = self.stepper.global_step
-        self.board.scalar("train/loss_running", loss, step)
+        """TensorBoard's per-step curve: the mean loss over the last log interval of batches."""
+        loss = self.stepper.take_interval_loss()
+        step = self._run_batch(self.position - 1)
+        self.board.scalar("train/loss_step", loss, step)
         self.board.scalar("train/lr", current_lr(self.parts.optimizer), step)
         self.progress.update(self.epoch + 1, self.parts.spec.train.epochs, self.position, total,
                              loss, seen)

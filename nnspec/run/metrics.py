@@ -23,6 +23,11 @@ _PROB_LOSSES = frozenset({"BCELoss"})
 _SIGNED_LOSSES = frozenset({"SoftMarginLoss", "HingeEmbeddingLoss"})
 
 
+def sum_dtype(device: torch.device) -> torch.dtype:
+    """float64 accumulators (exact sums over an epoch), except where the device has none (MPS)."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
 def check_metrics(names: Sequence[str], location: Location) -> None:
     for i, name in enumerate(names):
         if name not in NAMES and not _TOPK.match(name):
@@ -40,7 +45,7 @@ class Meter:
     def __init__(self, metrics: Sequence[str], loss_name: str, device: torch.device) -> None:
         self.metrics = [m for m in metrics if m != "loss"]
         self.loss_name = loss_name
-        self.sums = torch.zeros(1 + len(self.metrics), dtype=torch.float64, device=device)
+        self.sums = torch.zeros(1 + len(self.metrics), dtype=sum_dtype(device), device=device)
         self.counts = [0.0] * (1 + len(self.metrics))  # known on the host: no device traffic
 
     def add(self, loss: Tensor, n: int, output: Tensor | None, target: Tensor | None) -> None:
@@ -83,8 +88,9 @@ class Meter:
                 for name, s, c in zip(["loss", *self.metrics], sums, self.counts, strict=True)}
 
     def state(self) -> dict[str, Tensor]:
-        return {"sums": self.sums.cpu(), "counts": torch.tensor(self.counts, dtype=torch.float64)}
+        return {"sums": self.sums.double().cpu(),
+                "counts": torch.tensor(self.counts, dtype=torch.float64)}
 
     def load(self, state: dict[str, Tensor]) -> None:
-        self.sums.copy_(state["sums"])
+        self.sums.copy_(state["sums"].to(self.sums.dtype))
         self.counts = [float(c) for c in state["counts"].tolist()]

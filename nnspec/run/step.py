@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from nnspec.run.losses import Expr, loss_args
-from nnspec.run.metrics import Meter
+from nnspec.run.metrics import Meter, sum_dtype
 from nnspec.run.setup import Parts
 from nnspec.run.table import Batch
 
@@ -55,6 +55,9 @@ class Stepper:
         self.pending = 0  # batches whose gradients wait for the next optimizer step
         self.first_bad = torch.full((), -1, dtype=torch.long, device=parts.device)
         self.check_each_step = parts.device.type == "cpu"
+        # Sum of the losses since the last log line, kept on the device (read at log intervals).
+        self.interval_loss = torch.zeros((), dtype=sum_dtype(parts.device), device=parts.device)
+        self.interval_batches = 0
 
     def train_batch(self, batch: Batch, meter: Meter, batch_index: int) -> None:
         parts = self.parts
@@ -68,7 +71,16 @@ class Stepper:
         self.pending += 1
         if self.pending == self.accumulate:
             self.optimizer_step()
+        self.interval_loss += loss.detach()
+        self.interval_batches += 1
         record(parts, meter, loss, memo, batch)
+
+    def take_interval_loss(self) -> float:
+        """The mean loss of the batches since the last call (one host synchronisation)."""
+        mean = float(self.interval_loss) / max(self.interval_batches, 1)
+        self.interval_loss.zero_()
+        self.interval_batches = 0
+        return mean
 
     def _watch(self, loss: Tensor, batch_index: int) -> None:
         bad = ~torch.isfinite(loss.detach())
