@@ -189,7 +189,9 @@ def format_summary(summary: Summary) -> str:
                          for v, w, r in zip(values, widths, right, strict=True)).rstrip()
 
     rule = "=" * len(line(_HEADERS))
-    inputs = ", ".join(str(v) if k == "input" else f"{k} {v}" for k, v in summary.inputs.items())
+    inputs = ", ".join(("" if k == "input" else f"{k} ") + str(v) +
+                       ("" if v.dtype == "float32" else f" {v.dtype}")
+                       for k, v in summary.inputs.items())
     body = [line(c) for c in cells]
     return "\n".join([f"{summary.name}: input {inputs}", rule, line(_HEADERS), rule, *body,
                       rule, *_totals(summary), rule])

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 import nnspec
 from nnspec.cli import app
 from nnspec.diagram import Diagram, diagram, render_diagram, to_dot, to_mermaid, to_svg
-from tests.conftest import SPECS
+from tests.conftest import ROOT, SPECS
 
 SPEC_FILES = sorted(SPECS.glob("*.yaml"))
 SVG = "{http://www.w3.org/2000/svg}"
@@ -166,3 +166,11 @@ def test_cli_graph_writes_the_file_and_refuses_to_overwrite(tmp_path: Path, fmt:
     second = CliRunner().invoke(app, args)
     assert second.exit_code == 2
     assert "exists" in second.stderr
+
+
+def test_docs_zoo_mermaid_example_is_real_output() -> None:
+    text = (ROOT / "docs" / "zoo.md").read_text()
+    command = "$ nnspec graph specs/resnet_tiny.yaml --format mermaid\n"
+    shown = text.split(command, 1)[1].split("```", 1)[0]
+    assert shown == render_diagram(nnspec.infer(SPECS / "resnet_tiny.yaml"), "mermaid")
+    assert f"```mermaid\n{shown}```" in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from typer.testing import CliRunner
 import nnspec
 from nnspec.cli import app
 from nnspec.summary import Summary, format_summary, summarise
-from tests.conftest import SPECS
+from tests.conftest import ROOT, SPECS
 
 SPEC_FILES = sorted(SPECS.glob("*.yaml"))
 
@@ -102,3 +103,28 @@ def test_cli_summary_of_an_invalid_spec_is_a_located_error(write_spec) -> None:
     assert result.exit_code == 2
     assert f"{path}:5:5: error: model[1].Conv2d" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _zoo_doc_block(command: str) -> list[str]:
+    text = (ROOT / "docs" / "zoo.md").read_text()
+    block = text.split(f"$ {command}\n", 1)[1].split("```", 1)[0]
+    return block.rstrip("\n").splitlines()
+
+
+def test_docs_zoo_summary_excerpt_is_real_output(resnet18: Summary) -> None:
+    shown = [line for line in _zoo_doc_block("nnspec summary specs/resnet18.yaml")
+             if line != "..."]
+    actual = format_summary(resnet18).splitlines()
+    assert shown[:10] == actual[:10]
+    assert [line for line in shown if line not in actual] == []
+
+
+ZOO_TABLE_ROW = re.compile(r"^\| \[(\w+)\.yaml\].*?\| ([\d,]+) \| ([\d,]+)", re.M)
+
+
+def test_docs_zoo_table_counts_are_the_summaries() -> None:
+    rows = ZOO_TABLE_ROW.findall((ROOT / "docs" / "zoo.md").read_text())
+    assert len(rows) == 9
+    for name, params, macs in rows:
+        summary = summarise(nnspec.infer(SPECS / f"{name}.yaml"))
+        assert (name, f"{summary.total_params:,}", f"{summary.macs:,}") == (name, params, macs)
