@@ -1,0 +1,146 @@
+"""The last gate before emitted code leaves nnspec: parse it back and allow only what we write.
+
+Defence in depth behind emit_names: even if a hostile name or value slipped through, the code
+must still be a docstring, the known imports and classes whose methods build torch modules and
+call them.  Anything else (another import, a call to a builtin, a dunder, a lambda, a loop) is
+an nnspec bug, raised as ``EmitCheckError`` (exit code 1), never written.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable
+
+IMPORTS = {("collections", "OrderedDict"), ("typing", "Any"), ("torch", "nn")}
+BASES = {"Module", "Sequential", "ModuleList", "ModuleDict"}
+METHODS = {"__init__", "forward"}
+# Tensor methods that ops.source writes (x.reshape(...), x.mean(...), ...).
+TENSOR_METHODS = {"reshape", "permute", "transpose", "mean"}
+GLOBALS = {"torch", "nn", "OrderedDict", "Any", "super", "self", "tuple", "int", "float", "bool",
+           "str"}
+NODES = (ast.Module, ast.Expr, ast.Constant, ast.Import, ast.ImportFrom, ast.alias,
+         ast.ClassDef, ast.FunctionDef, ast.arguments, ast.arg, ast.Return, ast.Assign,
+         ast.Name, ast.Load, ast.Store, ast.Attribute, ast.Call, ast.keyword, ast.Tuple,
+         ast.List, ast.Dict, ast.Subscript, ast.BinOp, ast.Add, ast.Mult, ast.BitOr,
+         ast.Starred, ast.UnaryOp, ast.USub)
+
+
+class EmitCheckError(ValueError):
+    """Emitted code failed its safety check: a bug in nnspec, never a user error."""
+
+
+def check_source(text: str, class_names: Iterable[str]) -> None:
+    """Raise EmitCheckError unless ``text`` is the kind of module the emitter writes."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError as exc:
+        raise EmitCheckError(f"emitted code does not parse: {exc}") from None
+    classes = set(class_names)
+    body = tree.body
+    if not body or not _is_docstring(body[0]):
+        raise EmitCheckError("emitted code must start with its docstring")
+    for stmt in body[1:]:
+        _top_level(stmt, classes)
+    for node in ast.walk(tree):
+        _node(node)
+
+
+def _fail(node: ast.AST, why: str) -> EmitCheckError:
+    line = getattr(node, "lineno", "?")
+    return EmitCheckError(f"emitted code, line {line}: {why}")
+
+
+def _is_docstring(stmt: ast.stmt) -> bool:
+    return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(
+        stmt.value.value, str)
+
+
+def _top_level(stmt: ast.stmt, classes: set[str]) -> None:
+    if isinstance(stmt, ast.Import):
+        if [a.name for a in stmt.names] != ["torch"] or stmt.names[0].asname:
+            raise _fail(stmt, "unexpected import")
+        return
+    if isinstance(stmt, ast.ImportFrom):
+        if stmt.level or any((stmt.module, a.name) not in IMPORTS or a.asname
+                             for a in stmt.names):
+            raise _fail(stmt, "unexpected import")
+        return
+    if not isinstance(stmt, ast.ClassDef) or stmt.name not in classes:
+        raise _fail(stmt, "only the model's classes may be defined")
+    _class(stmt, classes)
+
+
+def _class(cls: ast.ClassDef, classes: set[str]) -> None:
+    if cls.decorator_list or cls.keywords or len(cls.bases) != 1:
+        raise _fail(cls, "unexpected class form")
+    base = cls.bases[0]
+    if not (isinstance(base, ast.Attribute) and isinstance(base.value, ast.Name)
+            and base.value.id == "nn" and base.attr in BASES):
+        raise _fail(cls, "a class must subclass an nn container or nn.Module")
+    for i, stmt in enumerate(cls.body):
+        if i == 0 and _is_docstring(stmt):
+            continue
+        if not isinstance(stmt, ast.FunctionDef) or stmt.name not in METHODS or (
+                stmt.decorator_list):
+            raise _fail(stmt, "a class may define only __init__ and forward")
+        _function(stmt, classes)
+
+
+def _function(fn: ast.FunctionDef, classes: set[str]) -> None:
+    local = {a.arg for a in fn.args.args}
+    for stmt in fn.body:
+        if not isinstance(stmt, ast.Expr | ast.Assign | ast.Return):
+            raise _fail(stmt, "unexpected statement")
+        if isinstance(stmt, ast.Assign):
+            for target in stmt.targets:
+                if isinstance(target, ast.Name):
+                    local.add(target.id)
+                elif not (isinstance(target, ast.Attribute) and _is_name(target.value, "self")):
+                    raise _fail(stmt, "only locals and self attributes may be assigned")
+    known = local | GLOBALS | classes
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Name) and node.id not in known:
+            raise _fail(node, f"unknown name {node.id!r}")
+        if isinstance(node, ast.Call):
+            _call(node, local, classes)
+
+
+def _call(node: ast.Call, local: set[str], classes: set[str]) -> None:
+    func = node.func
+    if isinstance(func, ast.Name) and func.id in ({"super", "OrderedDict"} | classes):
+        return
+    if isinstance(func, ast.Subscript) and _is_name(func.value, "self"):
+        return  # self[0](x), self["head"](x)
+    if isinstance(func, ast.Attribute):
+        root = func.value
+        if isinstance(root, ast.Call) and _is_name(root.func, "super") and func.attr == "__init__":
+            return
+        if isinstance(root, ast.Name) and root.id in ("torch", "nn", "self"):
+            return
+        if isinstance(root, ast.Name) and root.id in local and func.attr in TENSOR_METHODS:
+            return
+    raise _fail(node, "unexpected call")
+
+
+def _is_name(node: ast.AST, name: str) -> bool:
+    return isinstance(node, ast.Name) and node.id == name
+
+
+def _node(node: ast.AST) -> None:
+    if not isinstance(node, NODES):
+        raise _fail(node, f"unexpected {type(node).__name__}")
+    if isinstance(node, ast.Attribute) and node.attr.startswith("_") and node.attr != "__init__":
+        raise _fail(node, f"private attribute {node.attr!r}")
+    name = _name_of(node)
+    if name is not None and name.startswith("__") and name != "__init__":
+        raise _fail(node, f"dunder name {name!r}")
+
+
+def _name_of(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.FunctionDef | ast.ClassDef):
+        return node.name
+    if isinstance(node, ast.arg):
+        return node.arg
+    return None

@@ -1,0 +1,94 @@
+"""Just enough of ruff format's (black's) layout for the expressions the emitter writes.
+
+Emitted code must be what ``ruff format`` would leave alone, without ruff being installed.  The
+emitter only writes calls, lists, tuples and dicts of literals, so three of black's rules
+suffice: a bracket that fits stays on one line; one that does not puts its body on one indented
+line if that fits ("hug"); otherwise one item per line with a trailing comma.  A bracket marked
+``explode`` always takes one item per line: its trailing comma keeps ruff from joining it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LINE_LENGTH = 88
+INDENT = "    "
+
+
+@dataclass(frozen=True)
+class Atom:
+    """Code that is never split: a name, a literal, ``self.conv1``."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Keyword:
+    """``name=value`` inside a call, or ``"key": value`` in a dict (``sep=": "``)."""
+
+    name: str
+    value: Expr
+    sep: str = "="
+
+
+@dataclass(frozen=True)
+class Bracket:
+    """A call (``head`` is the callee), or a list/tuple/dict display (``head`` empty)."""
+
+    head: str
+    items: tuple[Expr, ...]
+    open: str = "("
+    close: str = ")"
+    explode: bool = False
+
+
+Expr = Atom | Keyword | Bracket
+
+
+def call(head: str, *items: Expr, explode: bool = False) -> Bracket:
+    return Bracket(head, tuple(items), explode=explode)
+
+
+def flat(expr: Expr) -> str:
+    """The expression on one line."""
+    if isinstance(expr, Atom):
+        return expr.text
+    if isinstance(expr, Keyword):
+        return f"{expr.name}{expr.sep}{flat(expr.value)}"
+    body = ", ".join(flat(item) for item in expr.items)
+    if not expr.head and expr.open == "(" and len(expr.items) == 1:
+        body += ","  # a one-element tuple
+    return f"{expr.head}{expr.open}{body}{expr.close}"
+
+
+def forced(expr: Expr) -> bool:
+    """Whether a magic trailing comma somewhere inside forces the expression to split."""
+    if isinstance(expr, Keyword):
+        return forced(expr.value)
+    if isinstance(expr, Atom):
+        return False
+    return expr.explode or any(forced(item) for item in expr.items)
+
+
+def layout(expr: Expr, depth: int, prefix: str = "", suffix: str = "") -> list[str]:
+    """The lines of ``prefix + expr + suffix`` at indentation ``depth``, as ruff lays them out."""
+    pad = INDENT * depth
+    if isinstance(expr, Keyword):
+        return layout(expr.value, depth, f"{prefix}{expr.name}{expr.sep}", suffix)
+    one_line = f"{pad}{prefix}{flat(expr)}{suffix}"
+    if isinstance(expr, Atom) or not expr.items or (
+            not forced(expr) and len(one_line) <= LINE_LENGTH):
+        return [one_line]
+    head = f"{pad}{prefix}{expr.head}{expr.open}"
+    tail = f"{pad}{expr.close}{suffix}"
+    inner = INDENT * (depth + 1)
+    body = ", ".join(flat(item) for item in expr.items)
+    single_tuple = not expr.head and expr.open == "(" and len(expr.items) == 1
+    if not forced(expr) and not single_tuple and len(inner + body) <= LINE_LENGTH:
+        return [head, inner + body, tail]
+    if len(expr.items) == 1 and not expr.explode and not single_tuple:
+        return [head, *layout(expr.items[0], depth + 1), tail]
+    lines = [head]
+    for item in expr.items:
+        lines += layout(item, depth + 1, "", ",")
+    return [*lines, tail]
