@@ -1,4 +1,4 @@
-"""Oracle: nnspec train of a LeNet spec == a hand-written PyTorch loop, step for step, on the CPU."""
+"""Oracle: `nnspec train` of a LeNet spec equals a hand-written PyTorch loop, step for step."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import io
 from pathlib import Path
 
 import torch
+from run_fixtures import lenet_text, spec_from, tiny_mnist
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
 from torchvision.transforms import v2
 
 from nnspec.run import train
 from nnspec.run.sources import idx_table
-from run_fixtures import lenet_text, spec_from, tiny_mnist
 
 
 def _hand_written(root: Path, epochs: int) -> tuple[list[float], nn.Module]:

@@ -64,6 +64,11 @@ def _idx_files(root: Path, partition: str, images: str | None,
     """
     if images and labels:
         return root / images, root / labels
+    if partition == "test" and not all(_find(root, stem) for stem in _IDX_NAMES["train"]):
+        raise RunError(f"no IDX files for the test part in {root.resolve()}: without train-* "
+                       "files its t10k files are the training data",
+                       hint="hold a test range out of training with data.train.range and "
+                       "data.val.range, or name other files in data.test.dataset")
     order = ["train", "test"] if partition == "train" else ["test"]
     for part in order:
         found = [_find(root, stem) for stem in _IDX_NAMES[part]]
