@@ -35,6 +35,42 @@ def test_summary_counts_agree_with_torchinfo(path: Path) -> None:
         oracle.total_params, oracle.trainable_params, oracle.total_mult_adds)
 
 
+# Layer kinds the zoo does not use, each with its own MACs rule in torchinfo.
+LAYER_KINDS = {
+    "lstm-batch-first": "input: [7, 5]\nmodel:\n  graph:\n"
+                        "    rnn: {LSTM: {hidden_size: 6, num_layers: 2, batch_first: true}}\n"
+                        "    out: {getitem: 0}\n",
+    "gru-bidirectional": "input: [7, 5]\nmodel:\n  graph:\n"
+                         "    rnn: {GRU: {hidden_size: 6, bidirectional: true,"
+                         " batch_first: true}}\n"
+                         "    out: {getitem: 0}\n",
+    "conv1d-transposed": "input: [3, 16]\nmodel:\n  - Conv1d: {out_channels: 4, kernel_size: 3}\n"
+                         "  - ConvTranspose1d: {out_channels: 2, kernel_size: 4, stride: 2}\n"
+                         "  - GroupNorm: {num_groups: 1}\n",
+    "conv3d-prelu": "input: [2, 4, 6, 6]\nmodel:\n"
+                    "  - Conv3d: {out_channels: 3, kernel_size: 3, padding: 1}\n"
+                    "  - BatchNorm3d\n  - PReLU\n",
+    "self-attention": "input: [9, 8]\nmodel:\n  graph:\n"
+                      "    att: {MultiheadAttention: {num_heads: 2, batch_first: true}}\n"
+                      "    out: {getitem: 0}\n    fc: {Linear: {out_features: 3}}\n",
+    "bilinear-two-inputs": "input: {a: [5], b: [4]}\nmodel:\n  graph:\n"
+                           "    bil: {Bilinear: {out_features: 3}, in: [a, b]}\n",
+    "decoder-layer": "input: {tgt: [6, 8], mem: [5, 8]}\nmodel:\n  graph:\n"
+                     "    dec: {TransformerDecoderLayer: {nhead: 2, dim_feedforward: 16, "
+                     "batch_first: true}, in: [tgt, mem]}\n",
+}
+
+
+@pytest.mark.parametrize("body", LAYER_KINDS.values(), ids=LAYER_KINDS.keys())
+def test_summary_agrees_with_torchinfo_on_other_layer_kinds(body: str, write_spec) -> None:
+    path = write_spec("nnspec: 1\n" + body)
+    ours = summarise(nnspec.infer(path))
+    oracle = _torchinfo(path)
+    assert ours.macs > 0
+    assert (ours.total_params, ours.trainable_params, ours.macs) == (
+        oracle.total_params, oracle.trainable_params, oracle.total_mult_adds)
+
+
 @pytest.mark.parametrize("name", ["lenet", "resnet18", "mobilenet_v2", "unet_small"])
 def test_parameter_memory_agrees_with_torchinfo(name: str) -> None:
     ours = summarise(nnspec.infer(SPECS / f"{name}.yaml"))
