@@ -89,8 +89,12 @@ class _Builder:
     def net(self, net: Net, prefix: str, cluster: Cluster, incoming: list[Incoming]) -> Incoming:
         if net.chained:
             current = incoming[0]
-            for node in net.forward_nodes():
+            forward = net.forward_nodes()
+            for node in forward:
                 current = self.node(node, prefix, cluster, [current])
+            for node in net.nodes:  # members the stated forward leaves out: shown, unconnected
+                if node not in forward:
+                    self.node(node, prefix, cluster, [])
             return current
         env: dict[str, Incoming] = dict(zip(net.inputs, incoming, strict=False))
         previous = net.inputs[0]
