@@ -55,7 +55,7 @@ def test_missing_mnist_without_download_is_a_run_error_with_a_hint(tmp_path: Pat
 
 
 def test_unknown_dataset_is_a_located_error_with_did_you_mean() -> None:
-    with pytest.raises(SpecError, match="unknown dataset 'MNST'.*did you mean 'MNIST'"):
+    with pytest.raises(SpecError, match=r"unknown dataset 'MNST'.*did you mean 'MNIST'"):
         build_source("MNST", {}, Context("train"))
 
 
