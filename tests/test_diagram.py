@@ -188,3 +188,19 @@ def test_module_dict_is_drawn_in_its_forward_order_with_unused_members_unconnect
     assert [b.name for b in d.boxes()] == ["input", "body", "head", "spare"]
     assert [(names[e.source], names[e.target]) for e in d.edges] == [
         ("input", "body"), ("body", "head")]
+
+
+def test_labels_are_escaped_in_every_format() -> None:
+    from nnspec.diagram import Box, Cluster, Edge
+
+    hostile = 'x"];</text><script>alert(1)</script>#\\'
+    box = Box("n1", hostile, "Conv2d", "[N, 1]")
+    d = Diagram(hostile, Cluster("root", hostile, [Cluster("c2", hostile, [box])]),
+                [Edge("n1", "n1", True)])
+    svg = ET.fromstring(to_svg(d))
+    assert box.title in [t.text for t in svg.iter(f"{SVG}text")]
+    assert not list(svg.iter(f"{SVG}script"))
+    mermaid = to_mermaid(d)
+    assert re.findall(r'\["([^"]*)"\]', mermaid)[0].startswith("x#quot;];#lt;/text#gt;")
+    dot = to_dot(d)
+    assert 'label="x\\"];</text><script>alert(1)</script>#\\\\: Conv2d\\n[N, 1]"' in dot
