@@ -128,6 +128,8 @@ def build(spec: Spec, device_name: str | None = None, model: nn.Module | None = 
                           resident=d.resident, num_workers=d.num_workers,
                           pin_memory=d.pin_memory) for n, s in data.items()}
     _check_fields(spec, loss, data["train" if "train" in data else names[0]].source)
+    for split in data.values():
+        _check_shapes(spec, split.source, model_fields)
     torch.manual_seed(spec.train.seed)
     model = model if model is not None else _compile_model(spec)
     matches = init_rules.apply(model, spec.init)
@@ -161,6 +163,20 @@ def _check_fields(spec: Spec, loss: LossPlan, source: Any) -> None:
         raise SpecError([Problem(spec.loss.location, ("loss", "inputs"),
                                  f"the data has no field(s) {missing}; it has {sorted(fields)}",
                                  _input_hint(spec, missing))])
+
+
+def _check_shapes(spec: Spec, source: Any, fields: set[str]) -> None:
+    """Samples the model reads must have the shape the spec's input declares."""
+    if not hasattr(source, "fields"):
+        return
+    one = next(iter(spec.inputs.values())) if len(spec.inputs) == 1 else None
+    for field in sorted(fields & set(source.fields)):
+        declared = spec.inputs.get(field, one)
+        got = list(source.fields[field].shape[1:])
+        if declared is not None and got != list(declared.shape):
+            raise RunError(f"the data's {field} samples have shape {got} but the spec's input "
+                           f"is {list(declared.shape)}",
+                           hint=f"set input: {got}, or reshape the data with transforms")
 
 
 def _input_hint(spec: Spec, missing: list[str]) -> str:

@@ -7,11 +7,13 @@ reads at its logging interval (on the CPU, where reading costs nothing, every st
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from nnspec.errors import RunError
 from nnspec.run.losses import Expr, loss_args
 from nnspec.run.metrics import Meter, sum_dtype
 from nnspec.run.setup import Parts
@@ -58,22 +60,37 @@ class Stepper:
         # Sum of the losses since the last log line, kept on the device (read at log intervals).
         self.interval_loss = torch.zeros((), dtype=sum_dtype(parts.device), device=parts.device)
         self.interval_batches = 0
+        self.first_step = True
+        self.lbfgs = isinstance(parts.optimizer, torch.optim.LBFGS)
 
     def train_batch(self, batch: Batch, meter: Meter, batch_index: int) -> None:
         parts = self.parts
-        loss, memo = forward_loss(parts, batch)
-        self._watch(loss, batch_index)
-        scaled = loss / self.accumulate if self.accumulate > 1 else loss
-        if parts.scaler is not None:
-            parts.scaler.scale(scaled).backward()
+        if self.first_step:
+            loss, memo = _first(lambda: self._forward_backward(batch), parts)
+            self.first_step = False
         else:
-            scaled.backward()
+            loss, memo = self._forward_backward(batch)
+        self._watch(loss, batch_index)
         self.pending += 1
         if self.pending == self.accumulate:
-            self.optimizer_step()
+            self.optimizer_step(batch)
         self.interval_loss += loss.detach()
         self.interval_batches += 1
         record(parts, meter, loss, memo, batch)
+
+    def _forward_backward(self, batch: Batch) -> tuple[Tensor, dict[str, Any]]:
+        loss, memo = forward_loss(self.parts, batch)
+        scaled = loss / self.accumulate if self.accumulate > 1 else loss
+        if self.parts.scaler is not None:
+            self.parts.scaler.scale(scaled).backward()
+        else:
+            scaled.backward()
+        return loss, memo
+
+    def _closure(self, batch: Batch) -> Tensor:
+        self.parts.optimizer.zero_grad()
+        loss, _ = self._forward_backward(batch)
+        return loss
 
     def take_interval_loss(self) -> float:
         """The mean loss of the batches since the last call (one host synchronisation)."""
@@ -97,8 +114,11 @@ class Stepper:
         value = int(self.first_bad)
         return value if value >= 0 else None
 
-    def optimizer_step(self) -> None:
-        """Apply the pending gradients (also at an epoch's end with fewer than accumulate)."""
+    def optimizer_step(self, batch: Batch | None = None) -> None:
+        """Apply the pending gradients (also at an epoch's end with fewer than accumulate).
+
+        LBFGS re-evaluates the loss on the same batch as often as its line search needs.
+        """
         if self.pending == 0:
             return
         parts = self.parts
@@ -110,6 +130,8 @@ class Stepper:
         if parts.scaler is not None:
             parts.scaler.step(parts.optimizer)
             parts.scaler.update()
+        elif self.lbfgs and batch is not None:
+            parts.optimizer.step(lambda: float(self._closure(batch)))
         else:
             parts.optimizer.step()
         parts.warmup.end()
@@ -120,6 +142,21 @@ class Stepper:
         if parts.scheduler is not None and sched is not None and sched.interval == "step" \
                 and self.global_step > sched.warmup_steps:
             parts.scheduler.step()
+
+
+def _first(step: Callable[[], tuple[Tensor, dict[str, Any]]],
+           parts: Parts) -> tuple[Tensor, dict[str, Any]]:
+    """Run the first step, turning what a mismatched spec raises into a run error that says so.
+
+    Later steps are not wrapped: a failure there is not the spec's shape or wiring.
+    """
+    try:
+        return step()
+    except (RuntimeError, ValueError, IndexError, TypeError) as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunError(f"the first training step failed in the model or {parts.loss.name}: "
+                       f"{message}", hint="check that input: matches the data's samples, and "
+                       "loss.inputs and data.target_encoding match the loss") from exc
 
 
 def evaluate(parts: Parts, split: str, epoch: int = 0) -> dict[str, float]:
