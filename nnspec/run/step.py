@@ -131,7 +131,7 @@ class Stepper:
             parts.scaler.step(parts.optimizer)
             parts.scaler.update()
         elif self.lbfgs and batch is not None:
-            parts.optimizer.step(lambda: float(self._closure(batch)))
+            parts.optimizer.step(lambda: float(self._closure(batch).detach()))
         else:
             parts.optimizer.step()
         parts.warmup.end()

@@ -1,0 +1,226 @@
+"""The loop's features: run directory, metrics, checkpoints, errors, optimisation settings."""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from run_fixtures import DIGITS_MLP, spec_from
+
+from nnspec.catalogue import section
+from nnspec.run import train
+from nnspec.run.commands import eval_command, train_command
+from nnspec.run.optim import Warmup, build_optimizer
+from nnspec.spec import Named, Scheduler, Spec
+
+SMALL = DIGITS_MLP.replace("  val_split: 0.2\n", "  train: {range: [0, 1280]}\n"
+                           "  val: {range: [1280, 1797]}\n")
+
+
+def _records(run_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def _with(spec: Spec, section_name: str, **changes: Any) -> Spec:
+    current = getattr(spec, section_name)
+    return spec.model_copy(update={section_name: current.model_copy(update=changes)})
+
+
+def test_run_directory_holds_spec_metrics_events_and_loadable_checkpoints(tmp_path: Path) -> None:
+    spec, path = spec_from(DIGITS_MLP, tmp_path, tensorboard=True)
+    spec = spec.model_copy(update={"source_text": path.read_text()})
+    summary = train(spec, stream=io.StringIO())
+    run = summary.run_dir
+    assert (run / "spec.yaml").read_text() == path.read_text()
+    resolved = json.loads((run / "resolved.json").read_text())
+    assert resolved["optimizer"]["args"] == {"lr": 0.1, "momentum": 0.9}
+    assert resolved["run"]["device"] == "cpu"
+    records = _records(run)
+    assert [(r["epoch"], r["split"]) for r in records] == [
+        (1, "train"), (1, "val"), (2, "train"), (2, "val")]
+    for r in records:
+        assert {"loss", "accuracy", "samples_per_s", "seconds", "time"} <= set(r)
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    for name in ("last", "best"):
+        state = torch.load(run / "checkpoints" / f"{name}.pt", weights_only=True)
+        assert set(state["model"]) == {"0.weight", "0.bias", "2.weight", "2.bias"}
+    best = max(r["accuracy"] for r in records if r["split"] == "val")
+    assert summary.best_value == best
+
+
+def test_train_command_prints_a_summary(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(SMALL.replace("log: {tensorboard: false}", f"log: {{tensorboard: false, "
+                                  f"dir: {tmp_path / 'runs'}}}"))
+    err = io.StringIO()
+    assert train_command(str(path), ["train.epochs=1"], err=err) == 0
+    assert "done: best val.accuracy" in err.getvalue() and "epoch 1/1" in err.getvalue()
+
+
+def test_non_finite_loss_stops_with_exit_3_naming_the_step(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(SMALL.replace("lr: 0.1", "lr: 1.0e+30"))
+    err = io.StringIO()
+    code = train_command(str(path), [], run_dir=str(tmp_path / "run"), err=err)
+    assert code == 3
+    assert "the loss is not finite at step " in err.getvalue()
+    assert not (tmp_path / "run" / "checkpoints" / "last.pt").exists()
+
+
+def test_existing_run_directory_needs_resume(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(SMALL)
+    assert train_command(str(path), ["train.epochs=1"], run_dir=str(tmp_path / "r"),
+                         err=io.StringIO()) == 0
+    err = io.StringIO()
+    assert train_command(str(path), ["train.epochs=1"], run_dir=str(tmp_path / "r"),
+                         err=err) == 3
+    assert "--resume" in err.getvalue()
+
+
+def test_eval_writes_metrics_and_refuses_a_crafted_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(SMALL)
+    assert train_command(str(path), ["train.epochs=1"], run_dir=str(tmp_path / "r"),
+                         err=io.StringIO()) == 0
+    out = io.StringIO()
+    ckpt = tmp_path / "r" / "checkpoints" / "best.pt"
+    assert eval_command(str(path), str(ckpt), "val", out=out, err=io.StringIO()) == 0
+    written = json.loads((tmp_path / "r" / "eval-val.json").read_text())
+    assert written["split"] == "val" and written["accuracy"] > 0.5
+    assert f"val.accuracy {written['accuracy']:.4f}" in out.getvalue()
+
+    class Evil:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (print, ("pwned",))
+
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps({"model": Evil()}))
+    err = io.StringIO()
+    assert eval_command(str(path), str(evil), "val", err=err) == 3
+    assert "cannot load checkpoint" in err.getvalue()
+
+
+def test_data_that_does_not_fit_the_input_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(SMALL.replace("input: [64]", "input: [1, 8, 8]"))
+    err = io.StringIO()
+    assert train_command(str(path), [], run_dir=str(tmp_path / "r"), err=err) == 3
+    assert "samples have shape [64] but the spec's input is [1, 8, 8]" in err.getvalue()
+
+
+def test_accumulating_two_half_batches_equals_one_full_batch(tmp_path: Path) -> None:
+    spec, _ = spec_from(SMALL.replace("momentum: 0.9", "momentum: 0.0"), tmp_path)
+    spec = _with(spec, "train", epochs=1, metrics=[], monitor="train.loss")
+    full = train(_with(spec, "data", batch_size=32), stream=io.StringIO())
+    half = train(_with(_with(spec, "data", batch_size=16), "train", accumulate=2),
+                 stream=io.StringIO())
+    a = torch.load(full.run_dir / "checkpoints" / "last.pt", weights_only=True)["model"]
+    b = torch.load(half.run_dir / "checkpoints" / "last.pt", weights_only=True)["model"]
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6)
+
+
+def test_gradient_clipping_bounds_each_step(tmp_path: Path) -> None:
+    spec, _ = spec_from(SMALL.replace("momentum: 0.9", "momentum: 0.0"), tmp_path)
+    torch.manual_seed(0)
+    spec = _with(spec, "train", epochs=1, grad_clip=1e-3)
+    summary = train(spec, stream=io.StringIO())
+    after = torch.load(summary.run_dir / "checkpoints" / "last.pt", weights_only=True)["model"]
+    from nnspec.api import compile as build
+
+    torch.manual_seed(0)
+    before = build(spec).state_dict()
+    moved = torch.sqrt(sum(((after[k] - before[k]) ** 2).sum() for k in after))
+    assert 0 < moved <= 20 * 0.1 * 1e-3 + 1e-6  # 20 steps of lr 0.1 times a gradient <= 1e-3
+
+
+def test_step_lr_per_epoch_is_recorded(tmp_path: Path) -> None:
+    spec, _ = spec_from(SMALL, tmp_path)
+    spec = spec.model_copy(update={"scheduler": Scheduler(
+        name="StepLR", args={"step_size": 1, "gamma": 0.5})})
+    summary = train(_with(spec, "train", epochs=3), stream=io.StringIO())
+    lrs = [r["lr"] for r in _records(summary.run_dir) if r["split"] == "train"]
+    assert lrs == [0.1, 0.05, 0.025]
+
+
+def test_warmup_scales_the_learning_rate_linearly_then_lets_go() -> None:
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.4)
+    warmup = Warmup(optimizer, 4)
+    seen = []
+    for step in range(6):
+        warmup.begin(step)
+        seen.append(optimizer.param_groups[0]["lr"])
+        warmup.end()
+    assert seen == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.4, 0.4])
+
+
+SCHEDULERS: dict[str, dict[str, Any]] = {
+    "StepLR": {"step_size": 1}, "MultiStepLR": {"milestones": [1]}, "ConstantLR": {},
+    "LinearLR": {}, "ExponentialLR": {"gamma": 0.9}, "CosineAnnealingLR": {},
+    "CosineAnnealingWarmRestarts": {"T_0": 2}, "CyclicLR": {"base_lr": 0.01, "max_lr": 0.1},
+    "OneCycleLR": {}, "PolynomialLR": {}, "ReduceLROnPlateau": {"patience": 0},
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULERS))
+@pytest.mark.parametrize("interval", ["epoch", "step"])
+def test_every_scheduler_runs_and_checkpoints(name: str, interval: str, tmp_path: Path) -> None:
+    if name == "ReduceLROnPlateau" and interval == "step":
+        pytest.skip("ReduceLROnPlateau steps on the monitored metric, once per epoch")
+    spec, _ = spec_from(SMALL, tmp_path)
+    spec = spec.model_copy(update={"scheduler": Scheduler(
+        name=name, args=SCHEDULERS[name], interval=interval, warmup_steps=3)})  # type: ignore
+    summary = train(_with(spec, "train", epochs=2), stream=io.StringIO())
+    state = torch.load(summary.run_dir / "checkpoints" / "last.pt", weights_only=True)
+    assert state["scheduler"] is not None
+
+
+def test_schedulers_needing_python_functions_are_refused(tmp_path: Path) -> None:
+    spec, _ = spec_from(SMALL, tmp_path)
+    spec = spec.model_copy(update={"scheduler": Scheduler(name="LambdaLR")})
+    err = io.StringIO()
+    from nnspec.errors import SpecError
+
+    with pytest.raises(SpecError, match="needs a Python function"):
+        train(spec, stream=err)
+    assert set(SCHEDULERS) | {"LambdaLR", "MultiplicativeLR"} == set(section("scheduler"))
+
+
+# Mini-batch L-BFGS needs a smaller step and a line search to stay stable.
+OPTIMIZER_ARGS = {"LBFGS": {"lr": 0.5, "max_iter": 2, "line_search_fn": "strong_wolfe"}}
+
+
+@pytest.mark.parametrize("name", sorted(set(section("optimizer")) - {"SparseAdam", "Muon"}))
+def test_every_optimizer_takes_steps(name: str, tmp_path: Path) -> None:
+    spec, _ = spec_from(SMALL, tmp_path)
+    spec = spec.model_copy(update={"optimizer": Named(name=name,
+                                                      args=OPTIMIZER_ARGS.get(name, {}))})
+    summary = train(_with(spec, "train", epochs=1, metrics=[], monitor="val.loss"),
+                    stream=io.StringIO())
+    assert summary.last["train"]["loss"] < 2.4  # below chance (ln 10 = 2.30...) plus slack
+
+
+@pytest.mark.parametrize("name, message", [
+    ("Muon", "only supports 2D parameters"),
+    ("Adamm", "unknown optimizer 'Adamm'"),
+])
+def test_optimizer_errors_are_spec_errors(name: str, message: str) -> None:
+    from nnspec.errors import SpecError
+
+    with pytest.raises(SpecError, match=message):
+        build_optimizer(Named(name=name), torch.nn.Linear(2, 2).parameters())
+
+
+def test_bf16_mixed_precision_trains_on_the_cpu(tmp_path: Path) -> None:
+    spec, _ = spec_from(SMALL, tmp_path)
+    summary = train(_with(spec, "train", precision="bf16-mixed", epochs=2),
+                    stream=io.StringIO())
+    records = [r["loss"] for r in _records(summary.run_dir) if r["split"] == "train"]
+    assert records[1] < records[0]
