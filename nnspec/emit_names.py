@@ -100,19 +100,23 @@ def class_name(name: str) -> str:
 def literal(value: Any) -> str:
     """Python source for a plain value, built from ``repr`` of its scalars.
 
+    The base types' own ``__repr__`` is called, so a subclass cannot choose its source text.
     Lists become tuples (torch's modules take tuples, and the builder passes tuples).  Strings
     take double quotes when ``repr`` allows it without new escapes, as ruff format would.
     Anything but None, bool, int, finite float, str, list, tuple or dict is refused.
     """
-    if value is None or isinstance(value, bool | int):
+    if value is None or isinstance(value, bool):
         return repr(value)
+    if isinstance(value, int):
+        return int.__repr__(value)
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ValueError(f"cannot emit the non-finite number {value!r}")
-        return repr(value)
+            raise ValueError(f"cannot emit the non-finite number {float.__repr__(value)}")
+        return float.__repr__(value)
     if isinstance(value, str):
-        text = repr(str(value))
-        return f'"{text[1:-1]}"' if text[0] == "'" and '"' not in value else text
+        plain = str.__str__(value)
+        text = repr(plain)
+        return f'"{text[1:-1]}"' if text[0] == "'" and '"' not in plain else text
     if isinstance(value, list | tuple):
         items = [literal(v) for v in value]
         return f"({items[0]},)" if len(items) == 1 else "(" + ", ".join(items) + ")"

@@ -147,5 +147,7 @@ def _chained_ops(net: Net) -> set[str]:
         if isinstance(body, Net):
             found |= _chained_ops(body)
         elif body.kind == "op" and net.chained:
+            if body.op not in catalogue.OPS:
+                raise ValueError(f"cannot emit unknown op {body.op!r}")
             found.add(body.op)
     return found

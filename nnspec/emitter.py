@@ -209,7 +209,8 @@ class _Writer:
         if isinstance(body, Layer) and body.kind == "op":
             if body.op not in ops.FUNCTIONS:
                 raise ValueError(f"cannot emit unknown op {body.op!r}")
-            return [f"{INDENT * 2}{target} = {ops.source(body.op, args, body.kwargs)}"]
+            kwargs = {k: _Code(literal(v)) for k, v in body.kwargs.items()}  # hardened repr
+            return [f"{INDENT * 2}{target} = {ops.source(body.op, args, kwargs)}"]
         if isinstance(body, Layer) and body.op == "MultiheadAttention" and len(args) == 1:
             args = args * 3  # self-attention, as the builder calls it
         return _lines(call(f"self.{node.name}", *map(Atom, args)), f"{target} = ")

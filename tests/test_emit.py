@@ -1,0 +1,292 @@
+"""The emit pass: emitted source is the built model, reads as written by hand, and is safe.
+
+Golden files in tests/golden/emit/ pin the emitted code of every spec in specs/; rewrite them
+with ``NNSPEC_ACCEPT=1 .venv/bin/python -m pytest tests/test_emit.py``.  The oracle for every
+spec in specs/ and examples/, and for generated specs, is nnspec.builder.build (tests/parity.py).
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+import nnspec
+from nnspec.builder import build
+from nnspec.cli import app
+from nnspec.emit_names import is_attribute
+from nnspec.emitter import emit
+from tests.conftest import EXAMPLES, ROOT, SPECS
+from tests.parity import (
+    assert_same_model,
+    emitted_module,
+    inferred,
+    instantiate_emitted,
+    model_class_name,
+    sample_inputs,
+    small_graph,
+)
+
+GOLDEN = ROOT / "tests" / "golden" / "emit"
+SPEC_FILES = sorted(SPECS.glob("*.yaml"))
+ALL_FILES = SPEC_FILES + sorted(EXAMPLES.glob("*.yaml"))
+ACCEPT = os.environ.get("NNSPEC_ACCEPT") == "1"
+
+
+def _emit_relative(path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Emit with the path as a user types it from the repository root (it is in the code)."""
+    monkeypatch.chdir(ROOT)
+    return emit(inferred(str(path.relative_to(ROOT))))
+
+
+def _parity(path: Path) -> None:
+    graph = small_graph(path)
+    with torch.device("meta"):
+        built = build(graph)
+    assert_same_model(built, instantiate_emitted(emit(graph)), sample_inputs(graph))
+
+
+# -- golden files ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", SPEC_FILES, ids=lambda p: p.stem)
+def test_emitted_code_matches_its_golden_file(path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    text = _emit_relative(path, monkeypatch)
+    golden = GOLDEN / f"{path.stem}.py"
+    if ACCEPT:
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(text)
+    if not golden.exists():
+        pytest.fail(f"no golden file {golden.relative_to(ROOT)}; create it with: "
+                    f"NNSPEC_ACCEPT=1 .venv/bin/python -m pytest tests/test_emit.py -k "
+                    f"'golden and {path.stem}'")
+    assert text == golden.read_text(), (
+        "emitted code changed; if that is intended, accept it with: NNSPEC_ACCEPT=1 "
+        f".venv/bin/python -m pytest tests/test_emit.py -k 'golden and {path.stem}'")
+
+
+def test_every_golden_file_belongs_to_a_spec() -> None:
+    stale = {p.stem for p in GOLDEN.glob("*.py")} - {p.stem for p in SPEC_FILES}
+    assert not stale, f"golden files without a spec (delete them): {sorted(stale)}"
+
+
+# -- parity with the builder -----------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_emitted_model_is_the_built_model(path: Path) -> None:
+    _parity(path)
+
+
+def test_block_used_with_different_sizes_is_one_class_with_those_parameters(write_spec) -> None:
+    path = write_spec("""nnspec: 1
+name: widths
+input: [4]
+blocks:
+  Dense:
+    params: {width: int}
+    sequential: [{Linear: {out_features: $width}}, ReLU]
+model:
+  - {Dense: {width: 8}}
+  - {Dense: {width: 16}, repeat: 2}
+  - {Dense: {width: 3}}
+""")
+    source = emit(nnspec.infer(path))
+    tree = ast.parse(source)
+    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    assert set(classes) == {"Dense", "Widths"}
+    init = classes["Dense"].body[1]
+    assert isinstance(init, ast.FunctionDef)
+    assert [a.arg for a in init.args.args] == ["self", "in_features", "out_features"]
+    _parity(path)
+
+
+def test_identical_block_instances_share_a_class_without_parameters() -> None:
+    source = emit(inferred(SPECS / "resnet_tiny.yaml"))
+    assert source.count("class BasicBlock(") == 1
+    assert "BasicBlock()" in source
+
+
+# -- the standalone module -------------------------------------------------------------------
+
+RUFF = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+
+
+@pytest.mark.skipif(RUFF is None, reason="ruff is not installed")
+def test_emitted_code_passes_ruff_check_and_format(tmp_path: Path) -> None:
+    for path in ALL_FILES:
+        (tmp_path / f"{path.parent.name}_{path.stem}.py").write_text(emit(small_graph(path)))
+    assert RUFF is not None
+    common = ["--isolated", "--target-version", "py311"]
+    fmt = subprocess.run([RUFF, "format", "--check", "--diff", *common, str(tmp_path)],
+                         capture_output=True, text=True)
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+    lint = subprocess.run([RUFF, "check", *common, "--select", "E,F,W,I,B,UP,SIM,RUF,N",
+                           str(tmp_path)], capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_emitted_module_runs_without_nnspec(tmp_path: Path) -> None:
+    (tmp_path / "lenet_model.py").write_text(emit(inferred(SPECS / "lenet.yaml")))
+    script = ("import sys, torch, lenet_model\n"
+              "out = lenet_model.Lenet5()(torch.zeros(1, 1, 28, 28))\n"
+              "print(tuple(out.shape), any(m.startswith('nnspec') for m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                            text=True, env={**os.environ, "PYTHONPATH": str(tmp_path)},
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["(1,", "10)", "False"]
+
+
+@pytest.mark.parametrize("path", SPEC_FILES[:3], ids=lambda p: p.stem)
+def test_emitted_imports_are_only_torch_and_the_standard_library(path: Path) -> None:
+    tree = ast.parse(emit(inferred(path)))
+    modules = {n.module if isinstance(n, ast.ImportFrom) else n.names[0].name
+               for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)}
+    assert modules <= {"torch", "collections", "typing"}
+
+
+def test_docstring_names_the_spec_file_and_its_hash(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = _emit_relative(SPECS / "lenet.yaml", monkeypatch)
+    doc = ast.get_docstring(ast.parse(text)) or ""
+    graph = inferred(SPECS / "lenet.yaml")
+    assert "specs/lenet.yaml" in doc
+    assert f"sha256: {graph.sha256}" in doc
+
+
+# -- the command line ------------------------------------------------------------------------
+
+def test_cli_emit_python_writes_a_file_and_refuses_to_overwrite_it(tmp_path: Path) -> None:
+    out = tmp_path / "model.py"
+    command = ["compile", str(SPECS / "mlp.yaml"), "--emit-python", "-o", str(out)]
+    first = CliRunner().invoke(app, command)
+    assert first.exit_code == 0, first.output
+    assert out.read_text() == emit(inferred(SPECS / "mlp.yaml"))
+    out.write_text("# mine\n")
+    again = CliRunner().invoke(app, command)
+    assert again.exit_code == 2
+    assert f"{out} exists" in again.output and "--force" in again.output
+    assert out.read_text() == "# mine\n"
+    forced = CliRunner().invoke(app, [*command, "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert "class Mlp(nn.Sequential)" in out.read_text()
+
+
+def test_cli_emit_python_prints_to_stdout() -> None:
+    result = CliRunner().invoke(app, ["compile", str(SPECS / "mlp_named.yaml"), "--emit-python"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == emit(inferred(SPECS / "mlp_named.yaml"))
+
+
+# -- generated specs -------------------------------------------------------------------------
+
+NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,5}", fullmatch=True).filter(is_attribute).filter(
+    lambda n: n not in ("sequential", "graph", "module_list", "module_dict", "in", "repeat",
+                        "input"))
+WIDTH = st.integers(1, 6)
+
+
+def _width_keeping(width: int) -> st.SearchStrategy[object]:
+    return st.sampled_from(["ReLU", "Tanh", "BatchNorm1d", "LayerNorm",
+                            {"Linear": {"out_features": width}}, {"Dense": {"width": width}},
+                            {"Dropout": {"p": 0.5}}])
+
+
+@st.composite
+def _chain_items(draw: st.DrawFn) -> list[object]:
+    items: list[object] = []
+    for _ in range(draw(st.integers(1, 5))):
+        width = draw(WIDTH)
+        item = draw(st.one_of(_width_keeping(width), st.just({"Dense": {"width": width}})))
+        if draw(st.booleans()) and isinstance(item, dict):
+            item = {**item, "repeat": draw(st.integers(2, 3))}
+        items.append(item)
+    return items
+
+
+@st.composite
+def _graph(draw: st.DrawFn, width: int) -> dict[str, object]:
+    names = draw(st.lists(NAMES, min_size=2, max_size=6, unique=True))
+    nodes: dict[str, object] = {}
+    for i, name in enumerate(names):
+        earlier = ["input", *names[:i]]
+        kind = draw(st.sampled_from(["layer", "add", "mul", "cat"] if i else ["layer"]))
+        if kind == "layer":
+            layer = draw(_width_keeping(width))
+            layer = {layer: None} if isinstance(layer, str) else layer
+            nodes[name] = {**layer, "in": draw(st.sampled_from(earlier))} if draw(
+                st.booleans()) else layer
+        elif kind == "cat":
+            pair = draw(st.lists(st.sampled_from(earlier), min_size=2, max_size=3))
+            nodes[f"joined_{i}_{name}"] = {"cat": pair}  # longer than NAMES: no clash
+            nodes[name] = {"Linear": {"out_features": width}}
+        else:
+            nodes[name] = {kind: draw(st.lists(st.sampled_from(earlier), min_size=2,
+                                               max_size=3))}
+    used = {ref for node in nodes.values() if isinstance(node, dict)
+            for ref in _refs(node)} | _chained(list(nodes.items()))
+    outputs = [n for n in nodes if n not in used]
+    return {"graph": nodes, "outputs": outputs}
+
+
+def _refs(node: dict[str, Any]) -> list[str]:
+    value = node.get("in")
+    refs = [value] if isinstance(value, str) else list(value or [])
+    for op in ("add", "mul", "cat"):
+        if isinstance(node.get(op), list):
+            refs += node[op]
+    return refs
+
+
+def _chained(items: list[tuple[str, object]]) -> set[str]:
+    """Nodes without ``in`` (and not ops naming inputs) take the previous node."""
+    used = set()
+    for (prev, _), (_, node) in itertools.pairwise(items):
+        if not (isinstance(node, dict) and _refs(node)):
+            used.add(prev)
+    return used
+
+
+@st.composite
+def _specs(draw: st.DrawFn) -> str:
+    width = draw(WIDTH)
+    form = draw(st.sampled_from(["list", "named", "graph", "module_list", "module_dict"]))
+    items = draw(_chain_items())
+    if form == "list":
+        model: object = items
+    elif form == "named":
+        model = dict(zip(draw(st.lists(NAMES, min_size=len(items), max_size=len(items),
+                                       unique=True)), items, strict=True))
+    elif form == "module_list":
+        model = {"module_list": items}
+    elif form == "module_dict":
+        names = draw(st.lists(NAMES, min_size=len(items), max_size=len(items), unique=True))
+        model = {"module_dict": dict(zip(names, items, strict=True))}
+    else:
+        model = draw(_graph(width))
+    spec = {"nnspec": 1, "name": "generated", "input": [width],
+            "blocks": {"Dense": {"params": {"width": "int"},
+                                 "sequential": [{"Linear": {"out_features": "$width"}},
+                                                "ReLU"]}},
+            "model": model}
+    return json.dumps(spec, indent=1)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_specs())
+def test_generated_specs_emit_the_built_model(text: str) -> None:
+    graph = nnspec.infer(text)
+    source = emit(graph)
+    assert_same_model(build(graph), emitted_module(source)[model_class_name(source)](),
+                      sample_inputs(graph, batch=3))
