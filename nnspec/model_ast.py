@@ -49,6 +49,8 @@ class Call:
     repeat: Any = None  # an int or an expression string
     inputs: tuple[str, ...] | None = None
     arg_locations: dict[str, Location] = field(default_factory=dict)
+    # where each argument's value starts: type errors point here, unknown names at the key
+    value_locations: dict[str, Location] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class Container:
     graph_outputs: tuple[str, ...] | None = None
     repeat: Any = None
     inputs: tuple[str, ...] | None = None
+    outputs_location: Location | None = None
 
 
 Item = Call | Container
@@ -146,8 +149,10 @@ class ModelParser:
         arg_locations = {k: self.locate((*path, name, k), key=True) for k in args}
         if "__shorthand__" in args:
             arg_locations["__shorthand__"] = self.locate((*path, name))
+        value_locations = {k: self.locate((*path, name, k)) for k in args
+                           if k != "__shorthand__"}
         return Call(name, args, self.src((*path, name), key=True), value.get("repeat"),
-                    self._inputs(value, path), arg_locations)
+                    self._inputs(value, path), arg_locations, value_locations)
 
     def _inputs(self, value: dict[str, Any], path: SpecPath) -> tuple[str, ...] | None:
         if "in" not in value:
@@ -187,7 +192,8 @@ class ModelParser:
         return Container(c.kind, c.items, c.source, forward,
                          self._names(value.get("inputs"), (*path, "inputs")),
                          self._names(value.get("outputs"), (*path, "outputs")),
-                         value.get("repeat"), self._inputs(value, path))
+                         value.get("repeat"), self._inputs(value, path),
+                         self.locate((*path, "outputs")) if "outputs" in value else None)
 
     def _forward(self, value: dict[str, Any], path: SpecPath, c: Container) -> tuple[Any, ...]:
         forward = value["forward"]

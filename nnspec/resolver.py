@@ -33,6 +33,10 @@ def resolve(spec: Spec) -> Graph:
     scope = resolver.variables()
     top_inputs = tuple(spec.inputs) or ("input",)
     root = resolver.net(spec.model, scope, top_inputs, ())
+    if spec.model.repeat is not None:
+        resolver.error(spec.model.source, ("model", "repeat"),
+                       "repeat applies to an item of the model, not to the whole model",
+                       "write model: [{sequential: [...], repeat: N}]")
     if root.kind != "graph" and len(top_inputs) > 1:
         resolver.error(spec.model.source, ("input",),
                        f"the spec declares {len(top_inputs)} inputs "
@@ -92,6 +96,8 @@ class _Resolver:
                 self.check_input_count(node, 1)
             nodes.append(node)
         order = tuple(c.forward or ())
+        if order:
+            self.check_members_used(c, order)
         if c.kind != "graph":
             return Net(c.kind, tuple(nodes), c.source, order=order, block=block)
         inputs = c.graph_inputs or default_inputs
@@ -119,12 +125,22 @@ class _Resolver:
         outputs = c.graph_outputs or (names[-1],) if names else ()
         for out in outputs:
             if out not in names and out not in inputs:
-                self.error(c.source, (*c.source.path[:-1], "outputs"), f"unknown output '{out}'",
-                           did_you_mean(out, names))
+                self.error(c.outputs_location or c.source.location,
+                           (*c.source.path[:-1], "outputs"), f"unknown output '{out}'",
+                           did_you_mean(out, [*names, *inputs]) or
+                           f"known: {', '.join([*inputs, *names])}")
         net = Net("graph", tuple(wired), c.source, inputs, tuple(outputs), block=block)
         if not self.errors.problems:
             self.check_cycles_and_use(net)
         return net
+
+    def check_members_used(self, c: Container, order: tuple[str, ...]) -> None:
+        """A member the forward never calls would be built but never shaped: refuse it."""
+        for name, item in c.items:
+            if name not in order:
+                self.error(item.source, (*c.source.path, name),
+                           f"member '{name}' is not used by forward",
+                           "add it to forward, or remove it")
 
     def check_input_count(self, node: Node, count: int) -> None:
         if not isinstance(node.body, Layer):
@@ -230,10 +246,12 @@ class _Resolver:
         args = dict(call.args)
         if "__shorthand__" in args:
             args = self.shorthand(call, args.pop("__shorthand__"))
+            if not args:  # reported: the other arguments cannot be judged
+                return Layer(call.name, entry.kind, {})
         values: dict[str, Any] = {}
         failed = set()
         for key, raw in args.items():
-            where = call.arg_locations.get(key, call.source.location)
+            where = _value_at(call, key)
             before = len(self.errors.problems)
             value = self.evaluate(raw, scope, where, (*call.source.path, key))
             failed_expr = value is None and raw is not None
@@ -243,19 +261,26 @@ class _Resolver:
                 failed.add(key)
         for error in schema.args_validator(call.name).iter_errors(values):
             path, message, hint, _ = schema.explain(error)
-            if error.validator == "required" and any(f"'{k}'" in error.message for k in failed):
-                continue
+            if error.validator == "required" and any(
+                    f"'{k}'" in error.message for k in failed | _misspelt(values, entry.params)):
+                continue  # reported as a failed or misspelt argument already
             if message.startswith("unknown key"):
                 message = message.replace("unknown key", "unknown argument") + f" of {call.name}"
                 hint = did_you_mean(str(path[-1]), entry.params) or (
                     f"{call.name} takes: {', '.join(entry.params) or 'no arguments'}")
             elif message.startswith("missing"):
                 message += f" of {call.name}"
-            where = call.arg_locations.get(str(path[0]) if path else "", call.source.location)
+            at = call.arg_locations if message.startswith("unknown") else call.value_locations
+            where = at.get(str(path[0]) if path else "", call.source.location)
             self.error(where, (*call.source.path, *path), message, hint)
         for pname, param in entry.params.items():
             if param.inferred and param.required and pname not in values:
                 values[pname] = AUTO
+        if call.name in catalogue.BATCH_FIRST and values.get("batch_first") is not True:
+            self.error(call.source, call.source.path,
+                       f"{call.name} must be given batch_first: true",
+                       "nnspec tensors put the batch dimension first; without it torch would "
+                       "read the batch as the sequence")
         return Layer(call.name, entry.kind, values)
 
     def shorthand(self, call: Call, value: Any) -> dict[str, Any]:
@@ -296,14 +321,16 @@ class _Resolver:
                            did_you_mean(key, block.params) or
                            f"{call.name} takes: {', '.join(block.params) or 'no parameters'}")
                 continue
-            value = self.evaluate(raw, scope, where, path)
-            self.check_param_type(block.params[key].type, value, where, path)
+            value = self.evaluate(raw, scope, _value_at(call, key), path)
+            self.check_param_type(block.params[key].type, value, _value_at(call, key), path)
             out[key] = value
+        misspelt = _misspelt(args, block.params)
         for name, param in block.params.items():
             if name not in out:
-                if param.required:
+                if param.required and name not in misspelt:
                     self.error(call.source, call.source.path,
                                f"missing parameter '{name}' of block {call.name}")
+                if param.required:
                     out[name] = None
                 else:
                     default = param.default
@@ -322,3 +349,16 @@ class _Resolver:
             ok = isinstance(value, allowed)
         if not ok:
             self.error(where, path, f"expected {ptype}, found {schema.found(value)}")
+
+
+def _value_at(call: Call, key: str) -> Location:
+    return call.value_locations.get(key) or call.arg_locations.get(key, call.source.location)
+
+
+def _misspelt(given: Mapping[str, Any], known: Mapping[str, Any]) -> set[str]:
+    """Known names that a given unknown name is a close misspelling of: a "missing" error for
+    them would only repeat the "unknown ..., did you mean" error."""
+    import difflib
+
+    return {m for k in given if k not in known
+            for m in difflib.get_close_matches(k, list(known), n=1)}

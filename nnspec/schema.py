@@ -298,8 +298,8 @@ def explain(error: Any) -> tuple[tuple[Any, ...], str, str | None, bool]:
     if v in ("type", "anyOf", "const", "enum") and not (v == "enum" and isinstance(value, str)):
         return path, f"expected {describe(schema)}, found {found(value)}", _hint(value), False
     if v == "enum":
-        return path, f"'{value}' is not one of the allowed values", did_you_mean(
-            value, [str(x) for x in schema["enum"]]) or describe(schema), False
+        return path, f"expected {describe(schema)}, found '{value}'", did_you_mean(
+            value, [str(x) for x in schema["enum"]]), False
     if v in _BOUNDS:
         return path, f"expected a number {_BOUNDS[v]} {schema[v]}, found {found(value)}", \
             None, False

