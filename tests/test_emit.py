@@ -127,6 +127,9 @@ RUFF = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.whi
 def test_emitted_code_passes_ruff_check_and_format(tmp_path: Path) -> None:
     for path in ALL_FILES:
         (tmp_path / f"{path.parent.name}_{path.stem}.py").write_text(emit(small_graph(path)))
+    for op, cases in OP_CASES.items():
+        for where, text in cases:
+            (tmp_path / f"op_{op}_{where}.py").write_text(emit(nnspec.infer(text)))
     assert RUFF is not None
     common = ["--isolated", "--target-version", "py311"]
     fmt = subprocess.run([RUFF, "format", "--check", "--diff", *common, str(tmp_path)],
@@ -163,6 +166,14 @@ def test_docstring_names_the_spec_file_and_its_hash(monkeypatch: pytest.MonkeyPa
     graph = inferred(SPECS / "lenet.yaml")
     assert "specs/lenet.yaml" in doc
     assert f"sha256: {graph.sha256}" in doc
+
+
+@pytest.mark.parametrize("stem", ["lenet", "resnet_tiny"])
+def test_docs_show_the_real_emitted_code(stem: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = _emit_relative(SPECS / f"{stem}.yaml", monkeypatch)
+    assert f"```python\n{text}```" in (ROOT / "docs" / "compile.md").read_text(), (
+        f"docs/compile.md shows stale emitted code for {stem}: paste the output of "
+        f"`nnspec compile specs/{stem}.yaml --emit-python`")
 
 
 # -- the command line ------------------------------------------------------------------------
@@ -290,3 +301,49 @@ def test_generated_specs_emit_the_built_model(text: str) -> None:
     source = emit(graph)
     assert_same_model(build(graph), emitted_module(source)[model_class_name(source)](),
                       sample_inputs(graph, batch=3))
+
+
+# -- every op, where it can stand --------------------------------------------------------------
+
+def _spec(input_shape: str, model: str) -> str:
+    return f"nnspec: 1\nname: ops\ninput: {input_shape}\nmodel:\n{model}"
+
+
+OP_CASES = {
+    "add": [("graph", _spec("[4]", "  graph:\n    fc: {Linear: {out_features: 4}}\n"
+                                   "    sum: {add: [fc, input, fc]}\n"))],
+    "mul": [("graph", _spec("[4]", "  graph:\n    gate: Sigmoid\n"
+                                   "    prod: {mul: [gate, input]}\n"))],
+    "cat": [("graph", _spec("[2, 3, 3]", "  graph:\n    conv: {Conv2d: {out_channels: 2, "
+                                         "kernel_size: 1}}\n"
+                                         "    both: {cat: {dim: 2}, in: [conv, input]}\n"))],
+    "reshape": [("sequential", _spec("[12]", "  - {reshape: {shape: [3, 4]}}\n  - Tanh\n")),
+                ("graph", _spec("[12]", "  graph:\n    r: {reshape: {shape: [4, 3]}}\n"))],
+    "permute": [("sequential", _spec("[2, 3]", "  - {permute: {dims: [0, 2, 1]}}\n")),
+                ("graph", _spec("[2, 3]", "  graph:\n    p: {permute: {dims: [0, 2, 1]}}\n"))],
+    "transpose": [("sequential", _spec("[2, 3]", "  - {transpose: {dim0: 1, dim1: 2}}\n")),
+                  ("graph", _spec("[2, 3]", "  graph:\n    t: {transpose: {dim0: 1, dim1: 2}}\n"))],
+    "mean": [("sequential", _spec("[2, 3]", "  - {mean: {dim: [1, 2], keepdim: true}}\n")),
+             ("graph", _spec("[2, 3]", "  graph:\n    m: {mean: {dim: 1}}\n"))],
+    "getitem": [("sequential", _spec("[5, 3]", "  - {LSTM: {hidden_size: 4, batch_first: true}}\n"
+                                               "  - {getitem: {index: 0}}\n")),
+                ("graph", _spec("[5, 4]", "  graph:\n    attn: {MultiheadAttention: "
+                                          "{num_heads: 2, batch_first: true}}\n"
+                                          "    out: {getitem: {index: 0}}\n"))],
+}
+
+
+def test_every_catalogue_op_has_an_emit_case() -> None:
+    from nnspec.catalogue import OPS
+
+    assert set(OP_CASES) == set(OPS)
+
+
+@pytest.mark.parametrize("text", [t for cases in OP_CASES.values() for _, t in cases],
+                         ids=[f"{op}-{where}" for op, cases in OP_CASES.items()
+                              for where, _ in cases])
+def test_every_op_emits_the_built_model(text: str) -> None:
+    graph = nnspec.infer(text)
+    source = emit(graph)
+    assert_same_model(build(graph), emitted_module(source)[model_class_name(source)](),
+                      sample_inputs(graph))

@@ -22,7 +22,7 @@ from nnspec.ir import Graph, Layer, Net, Node, TensorInfo
 from nnspec.loader import loads
 from nnspec.lock import TRAINING, locked_yaml
 from nnspec.model_ast import Source
-from tests.conftest import EXAMPLES, SPECS
+from tests.conftest import EXAMPLES, ROOT, SPECS
 from tests.parity import assert_same_model, inferred, sample_inputs
 
 ALL_FILES = sorted(SPECS.glob("*.yaml")) + sorted(EXAMPLES.glob("*.yaml"))
@@ -116,6 +116,15 @@ def _structure(net: Net) -> Any:
     return (net.kind, net.inputs, net.outputs, net.order, tuple(
         (n.name, n.inputs, n.out, _structure(n.body) if isinstance(n.body, Net) else (
             n.body.op, n.body.kind, n.body.kwargs)) for n in net.nodes))
+
+
+@pytest.mark.parametrize("stem", ["lenet", "resnet_tiny"])
+def test_docs_show_the_real_locked_spec(stem: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    relative = Path("specs") / f"{stem}.yaml"
+    text = locked_yaml(nnspec.infer(relative), nnspec.load_spec(relative))
+    assert f"```yaml\n{text}```" in (ROOT / "docs" / "compile.md").read_text(), (
+        f"docs/compile.md shows a stale locked spec: paste `nnspec compile {relative}`")
 
 
 def _leaves(value: Any) -> Any:
