@@ -185,6 +185,7 @@ def _training_sections() -> tuple[dict[str, Any], dict[str, Any]]:
     data["description"] = "The dataset, its transforms, splits and loader settings."
     props["data"] = data
     defs.pop("Named", None)
+    defs.pop("Location", None)  # a field excluded from specs (where a named thing was written)
     props["loss"] = _named_schema("loss", catalogue.section("loss"), {
         "inputs": {"type": "array", "items": {"type": "string"},
                    "description": "Where each argument of the loss comes from."}},
