@@ -12,12 +12,13 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
-from nnspec.errors import Location, Problem, SpecError, did_you_mean
+from nnspec.errors import Location, Problem, SpecError, SpecPath, did_you_mean
 from nnspec.loader import Document, loads
 
 
 def apply_overrides(doc: Document, overrides: Sequence[str]) -> Document:
     data = copy.deepcopy(doc.data)
+    values, keys = dict(doc.value_locations), dict(doc.key_locations)
     problems: list[Problem] = []
     for i, text in enumerate(overrides, 1):
         where = Location(f"<override {i}: {text}>", 1, 1)
@@ -31,15 +32,31 @@ def apply_overrides(doc: Document, overrides: Sequence[str]) -> Document:
         except SpecError as exc:
             problems.extend(Problem(where, (key,), p.message, p.hint) for p in exc.problems)
             continue
-        problem = _set(data, key.strip().split("."), value, where)
-        if problem:
-            problems.append(problem)
+        result = _set(data, key.strip().split("."), value, where)
+        if isinstance(result, Problem):
+            problems.append(result)
+        else:
+            _relocate(values, keys, result, where)
     if problems:
         raise SpecError(problems)
-    return Document(data, doc.file, doc.value_locations, doc.key_locations, doc.text)
+    return Document(data, doc.file, values, keys, doc.text)
 
 
-def _set(data: Any, parts: list[str], value: Any, where: Location) -> Problem | None:
+# Sections written {Name: {args}}: a key may skip the name (optimizer.lr=0.1).
+_NAMED = ("optimizer", "loss", "scheduler", "dataset")
+
+
+def _relocate(values: dict[SpecPath, Location], keys: dict[SpecPath, Location],
+              path: SpecPath, where: Location) -> None:
+    """Errors about an overridden value point at the override, not at the file's old value."""
+    for table in (values, keys):
+        for old in [p for p in table if p[:len(path)] == path]:
+            del table[old]
+        table[path] = where
+
+
+def _set(data: Any, parts: list[str], value: Any, where: Location) -> Problem | SpecPath:
+    """Set ``value`` at the dotted ``parts``; the path actually set, or the problem."""
     node, path = data, list[str | int]()
     for depth, part in enumerate(parts):
         last = depth == len(parts) - 1
@@ -49,24 +66,26 @@ def _set(data: Any, parts: list[str], value: Any, where: Location) -> Problem | 
             index = int(part)
             if last:
                 node[index] = value
-                return None
+                return (*path, index)
             node, path = node[index], [*path, index]
             continue
         if not isinstance(node, dict):
             return Problem(where, tuple(path), f"cannot set '{part}' inside a plain value")
-        if part not in node and len(node) == 1 and isinstance(next(iter(node.values())), dict):
+        if (path and path[-1] in _NAMED and part not in node and len(node) == 1
+                and isinstance(next(iter(node.values())), dict)):
+            path = [*path, next(iter(node))]
             node = next(iter(node.values()))  # optimizer.lr -> optimizer.SGD.lr
         if last:
             node[part] = value
-            return None
+            return (*path, part)
         if part not in node:
-            if depth == 0:
-                from nnspec.checker import TOP_KEYS
+            from nnspec.checker import TOP_KEYS
 
+            if depth == 0 and part not in TOP_KEYS:  # a known section may be absent: add it
                 return Problem(where, (part,), f"unknown section '{part}'",
                                did_you_mean(part, TOP_KEYS))
             node[part] = {}
         if isinstance(node[part], str):  # optimizer: Adam  ->  {Adam: {}}
             node[part] = {node[part]: {}}
         node, path = node[part], [*path, part]
-    return None
+    return tuple(path)
