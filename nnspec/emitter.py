@@ -30,6 +30,7 @@ from nnspec.emit_plan import CALL, ClassPlan, Plan, Pos, needs_class, ordered_ke
 from nnspec.ir import Graph, Layer, Net, Node, Value
 from nnspec.shapes import _topological
 
+AMBIGUOUS = frozenset({"l", "O", "I"})  # pycodestyle E741: not as local variable names
 BASES = {"sequential": "nn.Sequential", "ordered": "nn.Sequential", "graph": "nn.Module",
          "module_list": "nn.ModuleList", "module_dict": "nn.ModuleDict"}
 
@@ -191,7 +192,7 @@ class _Writer:
         return [*lines, f"{INDENT * 2}return x"]
 
     def graph_forward(self, net: Net) -> list[str]:
-        local = Namer(self.plan.names.taken)
+        local = Namer(self.plan.names.taken | AMBIGUOUS)
         names = {name: local.take(name) for name in net.inputs}
         params = [Atom(f"{names[n]}: torch.Tensor") for n in net.inputs]
         outs = {node.name: node.out for node in net.nodes}

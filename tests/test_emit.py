@@ -112,6 +112,40 @@ model:
     _parity(path)
 
 
+NESTED = """nnspec: 1
+name: nested_forms
+input: {a: [4], b: [4]}
+blocks:
+  Mix:
+    params: {w: int}
+    inputs: [left, right]
+    graph:
+      l: {Linear: {out_features: $w}, in: left}
+      r: {Linear: {out_features: $w}, in: right}
+      s: {add: [l, r]}
+    outputs: [s, l]
+model:
+  graph:
+    m1: {Mix: {w: 4}, in: [a, b]}
+    first: {getitem: {index: 0}, in: m1}
+    m2: {Mix: {w: 6}, in: [first, b]}
+    pick: {getitem: {index: 0}}
+    lst: {module_list: [{Linear: {out_features: 3}}, ReLU], forward: [1, 0]}
+    dct: {module_dict: {x: Tanh, y: {Linear: {out_features: 2}}}, forward: [y, x]}
+    seq: {sequential: {fc: {Linear: {out_features: 2}}, act: ReLU}, in: pick}
+    out: {cat: [dct, seq]}
+  outputs: [out, m1]
+"""
+
+
+def test_nested_containers_and_multi_input_blocks_emit_the_built_model() -> None:
+    graph = nnspec.infer(NESTED)
+    source = emit(graph)
+    assert "class Mix(nn.Module)" in source and "l_2 = self.l(left)" in source
+    assert_same_model(build(graph), emitted_module(source)[model_class_name(source)](),
+                      sample_inputs(graph))
+
+
 def test_identical_block_instances_share_a_class_without_parameters() -> None:
     source = emit(inferred(SPECS / "resnet_tiny.yaml"))
     assert source.count("class BasicBlock(") == 1
@@ -130,6 +164,7 @@ def test_emitted_code_passes_ruff_check_and_format(tmp_path: Path) -> None:
     for op, cases in OP_CASES.items():
         for where, text in cases:
             (tmp_path / f"op_{op}_{where}.py").write_text(emit(nnspec.infer(text)))
+    (tmp_path / "nested.py").write_text(emit(nnspec.infer(NESTED)))
     assert RUFF is not None
     common = ["--isolated", "--target-version", "py311"]
     fmt = subprocess.run([RUFF, "format", "--check", "--diff", *common, str(tmp_path)],
