@@ -176,8 +176,9 @@ class Train(Strict):
 
     epochs: PosInt = Field(10, description="Number of passes over the training split.")
     device: str = Field("auto", description="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1.")
-    precision: Literal["32", "bf16-mixed", "16-mixed"] = Field(
-        "32", description="Numerical precision of the training step.")
+    precision: Literal["32", 32, "bf16-mixed", "16-mixed"] = Field(
+        "32", description="Numerical precision of the training step: 32, bf16-mixed (autocast "
+        "to bfloat16) or 16-mixed (autocast to float16 with a gradient scaler).")
     seed: Annotated[int, Field(ge=0)] = Field(0, description="Seed of every random generator.")
     deterministic: bool = Field(False, description="Use deterministic algorithms only.")
     grad_clip: PosFloat | None = Field(None, description="Clip the gradient norm to this value.")

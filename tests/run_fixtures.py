@@ -1,4 +1,8 @@
-"""Helpers for the runner tests: tiny specs, tiny IDX data, the MNIST t10k location."""
+"""Helpers for the runner tests: tiny specs, tiny IDX data, the MNIST t10k location.
+
+The tiny specs pin ``device: cpu``: the tests that use them check CPU-exact behaviour
+(bit-identical resume, the oracle), which holds whatever accelerator the machine has.
+"""
 
 from __future__ import annotations
 
@@ -48,7 +52,7 @@ data:
   batch_size: 64
 loss: CrossEntropyLoss
 optimizer: {SGD: {lr: 0.1, momentum: 0.9}}
-train: {epochs: 2, metrics: [accuracy], monitor: val.accuracy}
+train: {epochs: 2, device: cpu, metrics: [accuracy], monitor: val.accuracy}
 log: {tensorboard: false}
 """
 
@@ -109,7 +113,7 @@ data:
   batch_size: 32
 loss: CrossEntropyLoss
 optimizer: {optimizer}
-train: {{epochs: {epochs}, seed: 0, metrics: [accuracy]{train}}}
+train: {{epochs: {epochs}, seed: 0, device: cpu, metrics: [accuracy]{train}}}
 {extra}
 """
 

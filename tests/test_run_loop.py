@@ -40,6 +40,7 @@ def test_run_directory_holds_spec_metrics_events_and_loadable_checkpoints(tmp_pa
     resolved = json.loads((run / "resolved.json").read_text())
     assert resolved["optimizer"]["args"] == {"lr": 0.1, "momentum": 0.9}
     assert resolved["run"]["device"] == "cpu"
+    assert resolved["run"]["data"] == {"train": "resident on cpu", "val": "resident on cpu"}
     records = _records(run)
     assert [(r["epoch"], r["split"]) for r in records] == [
         (1, "train"), (1, "val"), (2, "train"), (2, "val")]

@@ -43,7 +43,7 @@ class Batches:
         if isinstance(source, Table) and split.sample_transform is None:
             keep = resident is True or (resident == "auto" and source.nbytes() < RESIDENT_BYTES)
             self.table = source.to(device) if keep else source
-        self.resident = self.table is not None and self.table.fields and next(
+        self.resident = self.table is not None and bool(self.table.fields) and next(
             iter(self.table.fields.values())).device == device
         self.num_workers = (0 if self.table is not None else min(4, torch.get_num_threads())) \
             if num_workers == "auto" else int(num_workers)

@@ -34,7 +34,7 @@ def resolve_device(name: str) -> torch.device:
     """``auto``: CUDA, then MPS, then CPU; a named device that is absent is a run error."""
     if name == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            return torch.device("cuda", torch.cuda.current_device())
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
@@ -45,6 +45,8 @@ def resolve_device(name: str) -> torch.device:
             from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RunError("device cuda requested but CUDA is not available", hint="use --device cpu")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())  # tensors report an index
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise RunError("device mps requested but MPS is not available", hint="use --device cpu")
     return device
@@ -85,7 +87,7 @@ def monitor_of(spec: Spec, splits: list[str]) -> tuple[tuple[str, str], bool]:
 
 
 def _precision(spec: Spec, device: torch.device) -> tuple[Any, Callable[[], Any]]:
-    precision = spec.train.precision
+    precision = str(spec.train.precision)
     if precision == "32":
         return None, contextlib.nullcontext
     dtype = torch.bfloat16 if precision == "bf16-mixed" else torch.float16
