@@ -8,25 +8,20 @@ spec in specs/ and examples/, and for generated specs, is nnspec.builder.build (
 from __future__ import annotations
 
 import ast
-import itertools
-import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import nnspec
 from nnspec.builder import build
 from nnspec.cli import app
-from nnspec.emit_names import is_attribute
 from nnspec.emitter import emit
 from tests.conftest import EXAMPLES, ROOT, SPECS
 from tests.parity import (
@@ -38,6 +33,7 @@ from tests.parity import (
     sample_inputs,
     small_graph,
 )
+from tests.spec_strategies import specs
 
 GOLDEN = ROOT / "tests" / "golden" / "emit"
 SPEC_FILES = sorted(SPECS.glob("*.yaml"))
@@ -237,100 +233,8 @@ def test_cli_emit_python_prints_to_stdout() -> None:
 
 # -- generated specs -------------------------------------------------------------------------
 
-NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,5}", fullmatch=True).filter(is_attribute).filter(
-    lambda n: n not in ("sequential", "graph", "module_list", "module_dict", "in", "repeat",
-                        "input"))
-WIDTH = st.integers(1, 6)
-
-
-def _width_keeping(width: int) -> st.SearchStrategy[object]:
-    return st.sampled_from(["ReLU", "Tanh", "BatchNorm1d", "LayerNorm",
-                            {"Linear": {"out_features": width}}, {"Dense": {"width": width}},
-                            {"Dropout": {"p": 0.5}}])
-
-
-@st.composite
-def _chain_items(draw: st.DrawFn) -> list[object]:
-    items: list[object] = []
-    for _ in range(draw(st.integers(1, 5))):
-        width = draw(WIDTH)
-        item = draw(st.one_of(_width_keeping(width), st.just({"Dense": {"width": width}})))
-        if draw(st.booleans()) and isinstance(item, dict):
-            item = {**item, "repeat": draw(st.integers(2, 3))}
-        items.append(item)
-    return items
-
-
-@st.composite
-def _graph(draw: st.DrawFn, width: int) -> dict[str, object]:
-    names = draw(st.lists(NAMES, min_size=2, max_size=6, unique=True))
-    nodes: dict[str, object] = {}
-    for i, name in enumerate(names):
-        earlier = ["input", *names[:i]]
-        kind = draw(st.sampled_from(["layer", "add", "mul", "cat"] if i else ["layer"]))
-        if kind == "layer":
-            layer = draw(_width_keeping(width))
-            layer = {layer: None} if isinstance(layer, str) else layer
-            nodes[name] = {**layer, "in": draw(st.sampled_from(earlier))} if draw(
-                st.booleans()) else layer
-        elif kind == "cat":
-            pair = draw(st.lists(st.sampled_from(earlier), min_size=2, max_size=3))
-            nodes[f"joined_{i}_{name}"] = {"cat": pair}  # longer than NAMES: no clash
-            nodes[name] = {"Linear": {"out_features": width}}
-        else:
-            nodes[name] = {kind: draw(st.lists(st.sampled_from(earlier), min_size=2,
-                                               max_size=3))}
-    used = {ref for node in nodes.values() if isinstance(node, dict)
-            for ref in _refs(node)} | _chained(list(nodes.items()))
-    outputs = [n for n in nodes if n not in used]
-    return {"graph": nodes, "outputs": outputs}
-
-
-def _refs(node: dict[str, Any]) -> list[str]:
-    value = node.get("in")
-    refs = [value] if isinstance(value, str) else list(value or [])
-    for op in ("add", "mul", "cat"):
-        if isinstance(node.get(op), list):
-            refs += node[op]
-    return refs
-
-
-def _chained(items: list[tuple[str, object]]) -> set[str]:
-    """Nodes without ``in`` (and not ops naming inputs) take the previous node."""
-    used = set()
-    for (prev, _), (_, node) in itertools.pairwise(items):
-        if not (isinstance(node, dict) and _refs(node)):
-            used.add(prev)
-    return used
-
-
-@st.composite
-def _specs(draw: st.DrawFn) -> str:
-    width = draw(WIDTH)
-    form = draw(st.sampled_from(["list", "named", "graph", "module_list", "module_dict"]))
-    items = draw(_chain_items())
-    if form == "list":
-        model: object = items
-    elif form == "named":
-        model = dict(zip(draw(st.lists(NAMES, min_size=len(items), max_size=len(items),
-                                       unique=True)), items, strict=True))
-    elif form == "module_list":
-        model = {"module_list": items}
-    elif form == "module_dict":
-        names = draw(st.lists(NAMES, min_size=len(items), max_size=len(items), unique=True))
-        model = {"module_dict": dict(zip(names, items, strict=True))}
-    else:
-        model = draw(_graph(width))
-    spec = {"nnspec": 1, "name": "generated", "input": [width],
-            "blocks": {"Dense": {"params": {"width": "int"},
-                                 "sequential": [{"Linear": {"out_features": "$width"}},
-                                                "ReLU"]}},
-            "model": model}
-    return json.dumps(spec, indent=1)
-
-
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(_specs())
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(specs())
 def test_generated_specs_emit_the_built_model(text: str) -> None:
     graph = nnspec.infer(text)
     source = emit(graph)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
 from typer.testing import CliRunner
 
 import nnspec
@@ -24,6 +25,7 @@ from nnspec.lock import TRAINING, locked_yaml
 from nnspec.model_ast import Source
 from tests.conftest import EXAMPLES, ROOT, SPECS
 from tests.parity import assert_same_model, inferred, sample_inputs
+from tests.spec_strategies import specs
 
 ALL_FILES = sorted(SPECS.glob("*.yaml")) + sorted(EXAMPLES.glob("*.yaml"))
 
@@ -88,6 +90,14 @@ def test_training_sections_are_kept_as_written(path: Path) -> None:
         k: locked[k] for k in TRAINING if k in locked}
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(specs())
+def test_generated_specs_lock_to_the_same_model(text: str) -> None:
+    original = nnspec.infer(text)
+    locked = locked_yaml(original, nnspec.load_spec(text))
+    assert _structure(nnspec.infer(locked).root) == _structure(original.root)
+
+
 def test_inferred_arguments_come_first_as_in_torch_signatures() -> None:
     data = loads(_lock(SPECS / "lenet.yaml"), "locked.yaml").data
     assert list(data["model"][0]["Conv2d"]) == ["in_channels", "out_channels", "kernel_size",
@@ -112,8 +122,11 @@ def test_cli_compile_prints_the_locked_spec() -> None:
 
 
 def _structure(net: Net) -> Any:
-    """What the builder reads from a net: everything but source locations and block names."""
-    return (net.kind, net.inputs, net.outputs, net.order, tuple(
+    """What the builder reads from a net: everything but source locations and block names
+    (and an unstated forward order, which the locked form states: members in order)."""
+    order = net.order or (tuple(n.name for n in net.nodes) if net.kind in (
+        "module_list", "module_dict") else ())
+    return (net.kind, net.inputs, net.outputs, order, tuple(
         (n.name, n.inputs, n.out, _structure(n.body) if isinstance(n.body, Net) else (
             n.body.op, n.body.kind, n.body.kwargs)) for n in net.nodes))
 
