@@ -186,8 +186,10 @@ class _Writer:
         out = net.forward_nodes()[-1].out if net.nodes else None
         lines = [f"{INDENT}def forward(self, x: torch.Tensor) -> {_annotation(out)}:"]
         for node in net.forward_nodes():
-            index = node.name if net.kind == "module_list" else literal(node.name)
             check_key(node.name, node.source)
+            if net.kind == "module_list" and not node.name.isdigit():
+                raise ValueError(f"a module_list member is named {node.name!r}, not an index")
+            index = literal(int(node.name) if net.kind == "module_list" else node.name)
             lines.append(f"{INDENT * 2}x = self[{index}](x)")
         return [*lines, f"{INDENT * 2}return x"]
 

@@ -248,3 +248,9 @@ def test_the_final_gate_refuses_code_the_emitter_never_writes(source: str) -> No
 def test_the_final_gate_accepts_what_the_emitter_writes() -> None:
     check_source(DOC + OK_CLASS.format(body="torch.cat([x, x], dim=1)").replace(
         "from torch import nn", "import torch\nfrom torch import nn"), {"M"})
+
+
+def test_module_list_members_must_be_indices() -> None:
+    root = Net("module_list", (_node("abc", _linear()),), WHERE, order=("abc",))
+    with pytest.raises(ValueError, match="not an index"):
+        emit(_graph(root))
