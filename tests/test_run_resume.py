@@ -19,7 +19,7 @@ from run_fixtures import ROOT, lenet_text, tiny_mnist
 
 from nnspec.run.commands import train_command
 
-EPOCHS = 8
+EPOCHS = 16
 LOG = "log: {tensorboard: false, every_n_steps: 2}"
 
 
@@ -42,7 +42,7 @@ def _wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 60) -> N
     while not path.exists():
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < end, "no checkpoint appeared"
-        time.sleep(0.02)
+        time.sleep(0.005)
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +73,7 @@ def test_sigkill_then_resume_is_bit_identical(setup: tuple[Path, Path], tmp_path
     run = tmp_path / "run"
     proc = _start(spec, run)
     _wait_for(run / "checkpoints" / "last.pt", proc)
-    time.sleep(0.3)  # somewhere later in the run, mid-step or mid-write
-    proc.send_signal(signal.SIGKILL)
+    proc.send_signal(signal.SIGKILL)  # somewhere in epoch 2: mid-step, or mid-write
     proc.communicate()
     state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert 1 <= state["epoch"] < EPOCHS, "the kill came too late to test resuming"
