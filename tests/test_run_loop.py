@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import torch
-from run_fixtures import DIGITS_MLP, spec_from
+from run_fixtures import DIGITS_MLP, lenet_text, spec_from, tiny_mnist
 
 from nnspec.catalogue import section
 from nnspec.run import train
@@ -225,3 +225,31 @@ def test_bf16_mixed_precision_trains_on_the_cpu(tmp_path: Path) -> None:
                     stream=io.StringIO())
     records = [r["loss"] for r in _records(summary.run_dir) if r["split"] == "train"]
     assert records[1] < records[0]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_gets_a_redrawn_progress_bar_and_a_log_plain_lines(tmp_path: Path) -> None:
+    spec, _ = spec_from(SMALL, tmp_path, every_n_steps=5)
+    terminal, log = _Terminal(), io.StringIO()
+    train(_with(spec, "train", epochs=1), stream=terminal)
+    train(_with(spec, "train", epochs=1), stream=log)
+    assert "\repoch 1/1 [" in terminal.getvalue() and "ETA" in terminal.getvalue()
+    assert "samples/s" in terminal.getvalue()
+    assert "\r" not in log.getvalue() and "epoch 1/1  train.loss" in log.getvalue()
+
+
+def test_random_transforms_run_per_sample_through_a_loader(tmp_path: Path) -> None:
+    root = tiny_mnist(tmp_path / "mnist", n=64)
+    text = lenet_text(root).replace("range: [0, 192]", "range: [0, 48]").replace(
+        "range: [192, 256]", "range: [48, 64]").replace(
+        "[ToImage, {ToDtype: {scale: true}}]",
+        "[ToImage, {RandomCrop: {size: 28, padding: 2}}, {ToDtype: {scale: true}}]")
+    spec, _ = spec_from(text, tmp_path)
+    summary = train(spec, stream=io.StringIO())
+    resolved = json.loads((summary.run_dir / "resolved.json").read_text())
+    assert resolved["run"]["data"]["train"].startswith("DataLoader")
+    assert resolved["run"]["data"]["val"].startswith("DataLoader")

@@ -143,7 +143,9 @@ def build(spec: Spec, device_name: str | None = None, model: nn.Module | None = 
     monitor, maximize = monitor_of(spec, list(batches))
     dtype = torch.float32 if len({i.dtype for i in spec.inputs.values()}) != 1 else \
         getattr(torch, next(iter(spec.inputs.values())).dtype.replace("long", "int64"))
-    evaluator = Evaluator(model, input_fields(spec), dtype)
+    # torch.compile wraps the module for the steps; checkpoints keep the plain module's keys.
+    runner: nn.Module = torch.compile(model) if spec.train.compile else model  # type: ignore
+    evaluator = Evaluator(runner, input_fields(spec), dtype)
     warmup = Warmup(optimizer, spec.scheduler.warmup_steps if spec.scheduler else 0)
     return Parts(spec, device, model, loss, evaluator, optimizer, scheduler, warmup, batches,
                  scaler, autocast, matches, monitor, maximize)
