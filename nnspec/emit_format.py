@@ -9,6 +9,7 @@ line if that fits ("hug"); otherwise one item per line with a trailing comma.  A
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass
 
 LINE_LENGTH = 88
@@ -40,9 +41,18 @@ class Bracket:
     open: str = "("
     close: str = ")"
     explode: bool = False
+    bare: bool = False  # a tuple written without its parentheses while it fits: return a, b
 
 
-Expr = Atom | Keyword | Bracket
+@dataclass(frozen=True)
+class Operators:
+    """``a + b + c``: split before each operator, inside parentheses, when too long."""
+
+    op: str
+    items: tuple[Expr, ...]
+
+
+Expr = Atom | Keyword | Bracket | Operators
 
 
 def call(head: str, *items: Expr, explode: bool = False) -> Bracket:
@@ -55,7 +65,11 @@ def flat(expr: Expr) -> str:
         return expr.text
     if isinstance(expr, Keyword):
         return f"{expr.name}{expr.sep}{flat(expr.value)}"
+    if isinstance(expr, Operators):
+        return f" {expr.op} ".join(flat(item) for item in expr.items)
     body = ", ".join(flat(item) for item in expr.items)
+    if expr.bare:
+        return body
     if not expr.head and expr.open == "(" and len(expr.items) == 1:
         body += ","  # a one-element tuple
     return f"{expr.head}{expr.open}{body}{expr.close}"
@@ -67,6 +81,8 @@ def forced(expr: Expr) -> bool:
         return forced(expr.value)
     if isinstance(expr, Atom):
         return False
+    if isinstance(expr, Operators):
+        return any(forced(item) for item in expr.items)
     return expr.explode or any(forced(item) for item in expr.items)
 
 
@@ -76,7 +92,12 @@ def layout(expr: Expr, depth: int, prefix: str = "", suffix: str = "") -> list[s
     if isinstance(expr, Keyword):
         return layout(expr.value, depth, f"{prefix}{expr.name}{expr.sep}", suffix)
     one_line = f"{pad}{prefix}{flat(expr)}{suffix}"
-    if isinstance(expr, Atom) or not expr.items or (
+    if isinstance(expr, Operators) and (forced(expr) or len(one_line) > LINE_LENGTH):
+        lines = layout(expr.items[0], depth, prefix)
+        for item in expr.items[1:-1]:
+            lines += layout(item, depth, f"{expr.op} ")
+        return lines + layout(expr.items[-1], depth, f"{expr.op} ", suffix)
+    if isinstance(expr, Atom | Operators) or not expr.items or (
             not forced(expr) and len(one_line) <= LINE_LENGTH):
         return [one_line]
     head = f"{pad}{prefix}{expr.head}{expr.open}"
@@ -92,3 +113,45 @@ def layout(expr: Expr, depth: int, prefix: str = "", suffix: str = "") -> list[s
     for item in expr.items:
         lines += layout(item, depth + 1, "", ",")
     return [*lines, tail]
+
+
+def statement(expr: Expr, depth: int, prefix: str) -> list[str]:
+    """``target = expr`` or ``return expr``: when the expression cannot be split after its
+    head, ruff wraps it in parentheses and lays it out one level deeper."""
+    pad = INDENT * depth
+    if len(f"{pad}{prefix}{flat(expr)}") <= LINE_LENGTH and not forced(expr):
+        return [f"{pad}{prefix}{flat(expr)}"]
+    if isinstance(expr, Bracket) and (expr.bare or len(
+            f"{pad}{prefix}{expr.head}{expr.open}") <= LINE_LENGTH):
+        return layout(expr, depth, prefix)
+    if isinstance(expr, Atom):
+        return [f"{pad}{prefix}{expr.text}"]  # nothing to split
+    return [f"{pad}{prefix}(", *layout(expr, depth + 1), f"{pad})"]
+
+
+def from_source(text: str) -> Expr:
+    """An expression's source as an ``Expr``, so that it is laid out like the rest.
+
+    Used for the one-line expressions ``ops.source`` writes; calls, lists and chains of ``+``
+    or ``*`` can split, everything else is kept whole (as ``ast.unparse`` writes it).
+    """
+    return _convert(ast.parse(text, mode="eval").body)
+
+
+def _convert(node: ast.expr) -> Expr:
+    if isinstance(node, ast.Call):
+        args: list[Expr] = [_convert(a) for a in node.args]
+        args += [Keyword(k.arg, _convert(k.value)) if k.arg else Atom(ast.unparse(k))
+                 for k in node.keywords]
+        return Bracket(ast.unparse(node.func), tuple(args))
+    if isinstance(node, ast.List):
+        return Bracket("", tuple(_convert(e) for e in node.elts), "[", "]")
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+        symbol = _OPERATORS[type(node.op)]
+        left = _convert(node.left)
+        items = left.items if isinstance(left, Operators) and left.op == symbol else (left,)
+        return Operators(symbol, (*items, _convert(node.right)))
+    return Atom(ast.unparse(node))
+
+
+_OPERATORS: dict[type[ast.operator], str] = {ast.Add: "+", ast.Mult: "*"}

@@ -15,7 +15,18 @@ from typing import Any
 
 from nnspec import catalogue, ops
 from nnspec.emit_check import check_source
-from nnspec.emit_format import INDENT, LINE_LENGTH, Atom, Bracket, Expr, Keyword, call, layout
+from nnspec.emit_format import (
+    INDENT,
+    LINE_LENGTH,
+    Atom,
+    Bracket,
+    Expr,
+    Keyword,
+    call,
+    from_source,
+    layout,
+    statement,
+)
 from nnspec.emit_names import (
     MODULE_NAMES,
     Namer,
@@ -130,7 +141,7 @@ class _Writer:
         lines = [f"{INDENT * 2}super().__init__()"]
         for node in children:
             check_attribute(node.name, node.source)
-            lines += _lines(self.child(node, (node.name,)), f"self.{node.name} = ")
+            lines += statement(self.child(node, (node.name,)), 2, f"self.{node.name} = ")
         return lines
 
     def container(self, net: Net, prefix: Pos) -> tuple[Expr, ...]:
@@ -205,7 +216,9 @@ class _Writer:
             args = [names[ref] for ref in node.inputs]
             names[node.name] = local.take(node.name)
             lines += self.step(node, names[node.name], args)
-        return [*lines, f"{INDENT * 2}return " + ", ".join(names[o] for o in net.outputs)]
+        outputs = tuple(Atom(names[o]) for o in net.outputs)
+        result_expr = outputs[0] if len(outputs) == 1 else Bracket("", outputs, bare=True)
+        return [*lines, *statement(result_expr, 2, "return ")]
 
     def step(self, node: Node, target: str, args: list[str]) -> list[str]:
         body = node.body
@@ -213,10 +226,10 @@ class _Writer:
             if body.op not in ops.FUNCTIONS:
                 raise ValueError(f"cannot emit unknown op {body.op!r}")
             kwargs = {k: _Code(literal(v)) for k, v in body.kwargs.items()}  # hardened repr
-            return [f"{INDENT * 2}{target} = {ops.source(body.op, args, kwargs)}"]
+            return statement(from_source(ops.source(body.op, args, kwargs)), 2, f"{target} = ")
         if isinstance(body, Layer) and body.op == "MultiheadAttention" and len(args) == 1:
             args = args * 3  # self-attention, as the builder calls it
-        return _lines(call(f"self.{node.name}", *map(Atom, args)), f"{target} = ")
+        return statement(call(f"self.{node.name}", *map(Atom, args)), 2, f"{target} = ")
 
 
 SIZES = ("out_channels", "out_features")

@@ -134,6 +134,62 @@ model:
 """
 
 
+LONG = "a_node_name_that_is_long_enough_to_matter"
+LONG_SPECS = {
+    "long-graph": f"""nnspec: 1
+name: long_graph
+input: [4, 6]
+model:
+  graph:
+    {LONG}_1: {{Linear: {{out_features: 6}}}}
+    {LONG}_2: {{Linear: {{out_features: 6}}, in: input}}
+    {LONG}_3: {{cat: {{dim: 2}}, in: [{LONG}_1, {LONG}_2, input]}}
+    {LONG}_4: {{reshape: {{shape: [3, 2, 12]}}, in: {LONG}_3}}
+    {LONG}_5: {{mean: {{dim: [1, 2], keepdim: false}}, in: {LONG}_4}}
+    {LONG}_6: {{mul: [{LONG}_1, {LONG}_2, {LONG}_1, {LONG}_2]}}
+    {LONG}_7: {{module_dict: {{{LONG}_x: Tanh, {LONG}_y: {{Linear: {{out_features: 6}}}}}},
+               forward: [{LONG}_y, {LONG}_x], in: {LONG}_6}}
+  outputs: [{LONG}_5, {LONG}_7, {LONG}_6]
+""",
+    "long-block": """nnspec: 1
+name: a_really_quite_long_model_name_that_goes_on_and_on_forever_and_ever_more
+input: [3, 8, 8]
+blocks:
+  AVeryLongBlockNameThatIsLongerThanUsualForSureYes:
+    params: {w: int, k: int}
+    graph:
+      the_first_convolution_layer_with_a_long_name:
+        Conv2d: {out_channels: $w, kernel_size: $k, padding: 1, bias: false,
+                 padding_mode: reflect}
+      another_extremely_long_node_name_for_batchnorm: BatchNorm2d
+      summed_output_of_the_block_with_a_long_name:
+        add: [another_extremely_long_node_name_for_batchnorm,
+              the_first_convolution_layer_with_a_long_name,
+              another_extremely_long_node_name_for_batchnorm]
+model:
+  an_exceptionally_long_layer_name_for_the_first_conv:
+    Conv2d: {out_channels: 4, kernel_size: [3, 3], padding: [1, 1], dilation: [1, 1],
+             stride: [1, 1], bias: true}
+  blocks_repeated_several_times_with_long_names:
+    AVeryLongBlockNameThatIsLongerThanUsualForSureYes: {w: 4, k: 3}
+    repeat: 2
+  other: {AVeryLongBlockNameThatIsLongerThanUsualForSureYes: {w: 4, k: 3}}
+  pool: {AdaptiveAvgPool2d: {output_size: [1, 1]}}
+  flat: Flatten
+  x_head: {Linear: {out_features: 10}}
+  reshaped_output_with_a_long_name: {reshape: {shape: [2, 5]}}
+""",
+}
+
+
+@pytest.mark.parametrize("text", LONG_SPECS.values(), ids=LONG_SPECS.keys())
+def test_long_names_emit_the_built_model(text: str) -> None:
+    graph = nnspec.infer(text)
+    source = emit(graph)
+    assert_same_model(build(graph), emitted_module(source)[model_class_name(source)](),
+                      sample_inputs(graph))
+
+
 def test_nested_containers_and_multi_input_blocks_emit_the_built_model() -> None:
     graph = nnspec.infer(NESTED)
     source = emit(graph)
@@ -161,6 +217,8 @@ def test_emitted_code_passes_ruff_check_and_format(tmp_path: Path) -> None:
         for where, text in cases:
             (tmp_path / f"op_{op}_{where}.py").write_text(emit(nnspec.infer(text)))
     (tmp_path / "nested.py").write_text(emit(nnspec.infer(NESTED)))
+    for name, text in LONG_SPECS.items():
+        (tmp_path / f"{name.replace('-', '_')}.py").write_text(emit(nnspec.infer(text)))
     assert RUFF is not None
     common = ["--isolated", "--target-version", "py311"]
     fmt = subprocess.run([RUFF, "format", "--check", "--diff", *common, str(tmp_path)],
