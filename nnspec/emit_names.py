@@ -62,7 +62,7 @@ def check_attribute(name: str, source: Source) -> None:
 def _refuse(name: str, source: Source, why: str) -> None:
     raise SpecError([Problem(source.location, source.path,
                              f"cannot emit Python for a module named {name!r}: it {why}",
-                             "rename it (ASCII letters, digits and _, not a Python keyword)")])
+                             "rename it: ASCII letters, digits and _, not a Python keyword")])
 
 
 class Namer:

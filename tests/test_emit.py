@@ -283,6 +283,16 @@ def test_cli_emit_python_writes_a_file_and_refuses_to_overwrite_it(tmp_path: Pat
     assert "class Mlp(nn.Sequential)" in out.read_text()
 
 
+def test_cli_emit_python_reports_a_name_it_cannot_emit_as_a_located_error(write_spec) -> None:
+    path = write_spec("nnspec: 1\ninput: [4]\nmodel:\n  graph:\n"
+                      "    class: {Linear: {out_features: 2}}\n")
+    result = CliRunner().invoke(app, ["compile", str(path), "--emit-python"])
+    assert result.exit_code == 2
+    assert (f"{path}:5:13: error: model.graph.class.Linear: cannot emit Python for a module "
+            "named 'class': it is a Python keyword or not an identifier") in result.output
+    assert "Traceback" not in result.output
+
+
 def test_cli_emit_python_prints_to_stdout() -> None:
     result = CliRunner().invoke(app, ["compile", str(SPECS / "mlp_named.yaml"), "--emit-python"])
     assert result.exit_code == 0, result.output
