@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from nnspec.errors import Problem, SpecError
+from nnspec.errors import Location, Problem, SpecError
 from nnspec.run.arrange import arrange
 from nnspec.run.datasets import NO_TEST_PART, Context, build_source
 from nnspec.run.table import Source, Table, take
@@ -63,23 +63,26 @@ def load_splits(spec: Spec, names: Collection[str],
     cache: dict[str, Source] = {}
     sources: dict[str, Source] = {}
     if "train" in names or "val" in names:
-        sources["train"] = _base(data, "train", cache)
+        sources["train"] = _base(data, "train", cache, spec.file)
         if data.val is not None:
-            sources["val"] = _base(data, "val", cache)
+            sources["val"] = _base(data, "val", cache, spec.file)
         elif data.val_split > 0:
             sources["train"], sources["val"] = _carve(sources["train"], data.val_split)
     if "test" in names:
-        sources["test"] = _base(data, "test", cache)
+        sources["test"] = _base(data, "test", cache, spec.file)
     dtype = _input_dtype(spec)
     stats = _stats(sources.get("train"), data) if "train" in sources else None
     return {name: _finish(name, sources[name], data, dtype, frozenset(model_fields), stats,
                           _loc(spec)) for name in names if name in sources}
 
 
-def _loc(spec: Spec) -> Any:
-    from nnspec.errors import Location
-
+def _loc(spec: Spec) -> Location:
     return Location(spec.file)
+
+
+def _where(location: Location, file: str) -> Location:
+    """A named thing's own location, else at least the spec's file."""
+    return location if location.line else Location(file)
 
 
 def _split_cfg(data: Data, name: str) -> DataSplit | None:
@@ -87,7 +90,7 @@ def _split_cfg(data: Data, name: str) -> DataSplit | None:
     return cfg
 
 
-def _base(data: Data, name: str, cache: dict[str, Source]) -> Source:
+def _base(data: Data, name: str, cache: dict[str, Source], file: str) -> Source:
     cfg = _split_cfg(data, name)
     named = cfg.dataset if cfg is not None and cfg.dataset is not None else data.dataset
     own = cfg is not None and cfg.dataset is not None
@@ -95,24 +98,24 @@ def _base(data: Data, name: str, cache: dict[str, Source]) -> Source:
     partition = "test" if name == "test" else "train"
     if partition == "test" and not own and (cfg is None or cfg.range is None) and (
             named.name in NO_TEST_PART):
-        raise SpecError([Problem(named.location, ("data", "test"),
+        raise SpecError([Problem(_where(named.location, file), ("data", "test"),
                                  f"{named.name} has no separate test part",
                                  "give data.test.range (samples kept out of training) or "
                                  "data.test.dataset")])
     key = json.dumps([named.name, named.args, partition], sort_keys=True, default=str)
     if key not in cache:
-        ctx = Context(partition, data.root, path, named.location)
+        ctx = Context(partition, data.root, path, _where(named.location, file))
         cache[key] = build_source(named.name, named.args, ctx)
     source = cache[key]
     if cfg is not None and cfg.range is not None:
-        source = _range(source, cfg.range, name, named)
+        source = _range(source, cfg.range, name, _where(named.location, file))
     return source
 
 
-def _range(source: Source, bounds: Sequence[int], name: str, named: Any) -> Source:
+def _range(source: Source, bounds: Sequence[int], name: str, location: Location) -> Source:
     start, stop = bounds
     if not start < stop <= len(source):
-        raise SpecError([Problem(named.location, ("data", name, "range"),
+        raise SpecError([Problem(location, ("data", name, "range"),
                                  f"range [{start}, {stop}) does not fit a dataset of "
                                  f"{len(source)} samples", "need start < stop <= size")])
     if isinstance(source, Table):
