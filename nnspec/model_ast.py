@@ -51,6 +51,7 @@ class Call:
     arg_locations: dict[str, Location] = field(default_factory=dict)
     # where each argument's value starts: type errors point here, unknown names at the key
     value_locations: dict[str, Location] = field(default_factory=dict)
+    repeat_location: Location | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class Container:
     repeat: Any = None
     inputs: tuple[str, ...] | None = None
     outputs_location: Location | None = None
+    repeat_location: Location | None = None
 
 
 Item = Call | Container
@@ -141,7 +143,7 @@ class ModelParser:
         if op and op.max_inputs > 1 and isinstance(args, list) and all(
                 isinstance(a, str) for a in args):
             return Call(name, {}, self.src((*path, name), key=True), value.get("repeat"),
-                        tuple(args))  # add: [a, b] names the inputs
+                        tuple(args), repeat_location=self._repeat_at(value, path))  # add: [a, b]
         if args is None:
             args = {}
         elif not isinstance(args, dict):
@@ -152,7 +154,11 @@ class ModelParser:
         value_locations = {k: self.locate((*path, name, k)) for k in args
                            if k != "__shorthand__"}
         return Call(name, args, self.src((*path, name), key=True), value.get("repeat"),
-                    self._inputs(value, path), arg_locations, value_locations)
+                    self._inputs(value, path), arg_locations, value_locations,
+                    self._repeat_at(value, path))
+
+    def _repeat_at(self, value: dict[str, Any], path: SpecPath) -> Location | None:
+        return self.locate((*path, "repeat")) if "repeat" in value else None
 
     def _inputs(self, value: dict[str, Any], path: SpecPath) -> tuple[str, ...] | None:
         if "in" not in value:
@@ -193,7 +199,8 @@ class ModelParser:
                          self._names(value.get("inputs"), (*path, "inputs")),
                          self._names(value.get("outputs"), (*path, "outputs")),
                          value.get("repeat"), self._inputs(value, path),
-                         self.locate((*path, "outputs")) if "outputs" in value else None)
+                         self.locate((*path, "outputs")) if "outputs" in value else None,
+                         self._repeat_at(value, path))
 
     def _forward(self, value: dict[str, Any], path: SpecPath, c: Container) -> tuple[Any, ...]:
         forward = value["forward"]

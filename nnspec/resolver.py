@@ -34,7 +34,7 @@ def resolve(spec: Spec) -> Graph:
     top_inputs = tuple(spec.inputs) or ("input",)
     root = resolver.net(spec.model, scope, top_inputs, ())
     if spec.model.repeat is not None:
-        resolver.error(spec.model.source, ("model", "repeat"),
+        resolver.error(spec.model.repeat_location or spec.model.source, ("model", "repeat"),
                        "repeat applies to an item of the model, not to the whole model",
                        "write model: [{sequential: [...], repeat: N}]")
     if root.kind != "graph" and len(top_inputs) > 1:
@@ -212,16 +212,16 @@ class _Resolver:
     def repeat_count(self, item: Call | Container, scope: Mapping[str, Any]) -> int:
         if item.repeat is None:
             return 1
-        path = (*item.source.path[:-1], "repeat") if isinstance(item, Call) else (
-            *item.source.path, "repeat")
-        value = self.evaluate(item.repeat, scope, item.source.location, path)
+        path = (*item.source.path[:-1], "repeat")  # beside the layer name or container key
+        where = item.repeat_location or item.source.location
+        value = self.evaluate(item.repeat, scope, where, path)
         if value is None:
             return 1
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            self.error(item.source, path, f"repeat must be a positive integer, found {value!r}")
+            self.error(where, path, f"repeat must be a positive integer, found {value!r}")
             return 1
         if value > MAX_REPEAT:
-            self.error(item.source, path, f"repeat {value} is over the limit of {MAX_REPEAT}",
+            self.error(where, path, f"repeat {value} is over the limit of {MAX_REPEAT}",
                        "this looks like a resource bomb")
             return 1
         return value

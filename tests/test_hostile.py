@@ -234,7 +234,7 @@ MEANING = [
     ("negative-positive-float", "nnspec: 1\nmodel: [ReLU]\ntrain: {grad_clip: -1.5}\n", 3, 20,
      "expected a number > 0, found -1.5"),
     ("repeat-million", "nnspec: 1\ninput: [4]\nmodel:\n  - {Linear: {out_features: 4}, "
-     "repeat: 1000000}\n", 4, 6, "over the limit"),
+     "repeat: 1000000}\n", 4, 41, "over the limit"),
     ("nested-block-repeats", "nnspec: 1\ninput: [4]\nblocks:\n"
      "  A: {sequential: [{ReLU: null, repeat: 100}]}\n  B: {sequential: [{A: {}, repeat: 100}]}\n"
      "  C: {sequential: [{B: {}, repeat: 100}]}\nmodel: [{C: {}, repeat: 100}]\n", 4, 21,
