@@ -124,7 +124,7 @@ def hand_cuda_graph(x: torch.Tensor, y: torch.Tensor, batch: int, epochs: int,
     """The whole step (forward, backward, optimizer) captured once and replayed."""
     torch.manual_seed(0)
     model = lenet().to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, capturable=True)
+    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)  # lr baked into the graph
     loss_fn = nn.CrossEntropyLoss()
     xd, yd = x.to(device), y.to(device)
     steps = len(xd) // batch  # static shapes: the last partial batch is dropped
