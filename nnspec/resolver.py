@@ -348,7 +348,10 @@ class _Resolver:
         else:
             ok = isinstance(value, allowed)
         if not ok:
-            self.error(where, path, f"expected {ptype}, found {schema.found(value)}")
+            words = {"int": "an integer", "float": "a number", "bool": "true or false",
+                     "str": "a string", "list": "a list"}
+            self.error(where, path, f"expected {words[ptype]}, found {schema.found(value)}",
+                       f"the block declares {path[-1]}: {ptype}")
 
 
 def _value_at(call: Call, key: str) -> Location:
