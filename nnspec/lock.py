@@ -11,10 +11,13 @@ anything.  Training sections are kept as written.
 from __future__ import annotations
 
 import io
+import itertools
+import textwrap
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.scalarstring import FoldedScalarString
 
 from nnspec import catalogue
 from nnspec.emit_names import doc_text
@@ -32,7 +35,7 @@ def locked_yaml(graph: Graph, spec: Spec) -> str:
     out["nnspec"] = spec.version
     out["name"] = graph.name
     if graph.description:
-        out["description"] = graph.description
+        out["description"] = _text(graph.description)
     out["input"] = _inputs(graph.inputs)
     out["model"] = _model(graph.root)
     raw = loads(spec.source_text, spec.file).data if spec.source_text else {}
@@ -56,6 +59,19 @@ def _dump(data: CommentedMap) -> str:
     stream = io.StringIO()
     yaml.dump(data, stream)
     return stream.getvalue()
+
+
+def _text(text: str) -> Any:
+    """A long one-line text folded over several lines (``>-``), as a person writes it; any
+    other text as ruamel quotes it, since folding would change its spaces or line breaks."""
+    simple = text.isprintable() and text == text.strip() and "  " not in text
+    if not simple or len(text) <= FLOW_WIDTH:
+        return text
+    folded = FoldedScalarString(text)
+    lines = textwrap.wrap(text, FLOW_WIDTH + 10, break_long_words=False, break_on_hyphens=False)
+    ends = itertools.accumulate(len(line) + 1 for line in lines[:-1])
+    folded.fold_pos = [end - 1 for end in ends]  # the space after each line
+    return folded
 
 
 def _inputs(inputs: dict[str, TensorInfo]) -> Any:

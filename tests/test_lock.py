@@ -7,6 +7,7 @@ changes nothing but the header.
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,25 @@ def test_generated_specs_lock_to_the_same_model(text: str) -> None:
     original = nnspec.infer(text)
     locked = locked_yaml(original, nnspec.load_spec(text))
     assert _structure(nnspec.infer(locked).root) == _structure(original.root)
+
+
+DESCRIPTIONS = {
+    "short": "A model.",
+    "long": "A long description " * 12 + "that ends here.",
+    "double-spaces": "Two  spaces " * 10,
+    "line-breaks": "First line\nsecond line\n\nthird " * 4,
+    "yaml-syntax": "key: value # not a comment, - not a list, {not: flow} & *alias " * 3,
+    "quotes": "it's \"quoted\" " * 10,
+    "leading-space": "  indented " * 10,
+}
+
+
+@pytest.mark.parametrize("description", DESCRIPTIONS.values(), ids=DESCRIPTIONS.keys())
+def test_description_survives_the_locked_form(description: str) -> None:
+    text = json.dumps({"nnspec": 1, "name": "m", "description": description, "input": [4],
+                       "model": ["ReLU"]}, indent=1)
+    locked = locked_yaml(nnspec.infer(text), nnspec.load_spec(text))
+    assert loads(locked, "locked.yaml").data["description"] == description
 
 
 def test_inferred_arguments_come_first_as_in_torch_signatures() -> None:
