@@ -192,8 +192,8 @@ class Train(Strict):
     mode: Literal["min", "max", "auto"] = Field(
         "auto", description="Whether lower or higher is better (auto: max for accuracy and "
         "top-k, min otherwise).")
-    compile: bool = Field(False, description="torch.compile the model.")
-    cuda_graph: bool | Literal["auto"] = Field("auto", description="Capture the step as a graph.")
+    compile: bool = Field(False, description="torch.compile the model for the training and "
+                          "evaluation steps (checkpoints keep the plain module's keys).")
     max_params: PosInt = Field(2_000_000_000, description="Refuse to build bigger models.")
 
 
