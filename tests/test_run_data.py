@@ -188,3 +188,17 @@ def test_real_mnist_t10k_reads_ten_thousand_digits() -> None:
     assert table.fields["input"].shape == (10000, 1, 28, 28)
     counts = torch.bincount(table.fields["target"]).tolist()
     assert counts == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def test_torchvision_mnist_reads_its_raw_files_offline(tmp_path: Path) -> None:
+    raw = tmp_path / "MNIST" / "raw"
+    tiny_mnist(raw, n=12, compress=False)
+    train_part = tiny_mnist(tmp_path / "train", n=20, compress=False)
+    for kind in ("images-idx3", "labels-idx1"):
+        (train_part / f"t10k-{kind}-ubyte").rename(raw / f"train-{kind}-ubyte")
+    train = build_source("MNIST", {"root": str(tmp_path)}, Context("train"))
+    test = build_source("MNIST", {"root": str(tmp_path)}, Context("test"))
+    assert isinstance(train, Table) and isinstance(test, Table)
+    assert train.fields["input"].shape == (20, 1, 28, 28)
+    assert test.fields["input"].shape == (12, 1, 28, 28)
+    assert train.fields["input"].dtype == torch.uint8

@@ -80,6 +80,11 @@ def train(spec: Spec | str | Path, *, overrides: list[str] | tuple[str, ...] = (
         _graph(trainer.board, parts, out)
     out.write(f"training {spec.name} on {parts.device} ({settings['parameters']:,} parameters, "
               f"data {parts.batches['train'].describe()}) -> {path}\n")
+    if spec.init:
+        ruled = len({m.param for m in parts.init_matches})
+        total = len(list(parts.model.parameters()))
+        out.write(f"init: {ruled} of {total} parameter tensors set by init rules, the rest "
+                  "PyTorch's defaults (--explain-init lists them)\n")
     summary = trainer.fit()
     out.write(summary_text(summary) + "\n")
     return summary
