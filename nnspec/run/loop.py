@@ -87,7 +87,7 @@ class Trainer:
         self.metrics = MetricsLog(run_dir / "metrics.jsonl",
                                   resume["metrics_lines"] if resume else None)
         self.board = Board(run_dir / "tensorboard" if log.tensorboard else None,
-                           self.stepper.global_step if resume else None)
+                           self._run_batch(self.position - 1) + 1 if resume else None)
         self.signals: list[int] = []
 
     def _meter(self) -> Meter:
