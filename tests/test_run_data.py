@@ -202,3 +202,17 @@ def test_torchvision_mnist_reads_its_raw_files_offline(tmp_path: Path) -> None:
     assert train.fields["input"].shape == (20, 1, 28, 28)
     assert test.fields["input"].shape == (12, 1, 28, 28)
     assert train.fields["input"].dtype == torch.uint8
+
+
+def test_val_settings_without_samples_carve_val_split(tmp_path: Path) -> None:
+    text = DIGITS_MLP.replace("  val_split: 0.2\n", "  val_split: 0.2\n  val: {batch_size: 7}\n")
+    spec, _ = spec_from(text, tmp_path)
+    splits = load_splits(spec, ["train", "val"])
+    assert len(splits["val"].source) == 359 and splits["val"].batch_size == 7
+
+
+def test_val_that_would_repeat_the_training_samples_is_refused(tmp_path: Path) -> None:
+    text = DIGITS_MLP.replace("  val_split: 0.2\n", "  val: {batch_size: 7}\n")
+    spec, _ = spec_from(text, tmp_path)
+    with pytest.raises(SpecError, match="would repeat the training samples"):
+        load_splits(spec, ["train", "val"])

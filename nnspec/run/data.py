@@ -50,6 +50,11 @@ def split_names(data: Data) -> list[str]:
     return names
 
 
+def _own_samples(cfg: DataSplit | None) -> bool:
+    """Whether a split says which samples it holds (its own dataset or a range)."""
+    return cfg is not None and (cfg.dataset is not None or cfg.range is not None)
+
+
 def _dataset_has_test(data: Data) -> bool:
     return data.dataset.name not in NO_TEST_PART
 
@@ -64,10 +69,15 @@ def load_splits(spec: Spec, names: Collection[str],
     sources: dict[str, Source] = {}
     if "train" in names or "val" in names:
         sources["train"] = _base(data, "train", cache, spec.file)
-        if data.val is not None:
+        if _own_samples(data.val):
             sources["val"] = _base(data, "val", cache, spec.file)
         elif data.val_split > 0:
             sources["train"], sources["val"] = _carve(sources["train"], data.val_split)
+        elif data.val is not None:
+            raise SpecError([Problem(_where(data.dataset.location, spec.file), ("data", "val"),
+                                     "a val split without a range, a dataset or val_split "
+                                     "would repeat the training samples",
+                                     "give data.val.range, data.val.dataset or data.val_split")])
     if "test" in names:
         sources["test"] = _base(data, "test", cache, spec.file)
     dtype = _input_dtype(spec)
