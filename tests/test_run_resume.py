@@ -138,3 +138,21 @@ def test_resume_accepts_more_epochs(setup: tuple[Path, Path], tmp_path: Path) ->
     assert f"train.epochs: {EPOCHS} -> {EPOCHS + 1}" in err
     state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert state["epoch"] == EPOCHS + 1
+
+
+def test_nnspec_eval_prints_and_writes_the_metrics(setup: tuple[Path, Path],
+                                                   tmp_path: Path) -> None:
+    spec, reference = setup
+    run = shutil.copytree(reference, tmp_path / "run")
+    done = subprocess.run([sys.executable, "-m", "nnspec", "eval", str(spec), "--checkpoint",
+                           str(run / "checkpoints" / "best.pt"), "--split", "val"],
+                          cwd=ROOT, text=True, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    written = json.loads((run / "eval-val.json").read_text())
+    assert f"val.accuracy {written['accuracy']:.4f}" in done.stdout
+    missing = subprocess.run([sys.executable, "-m", "nnspec", "eval", str(spec), "--checkpoint",
+                              str(run / "checkpoints" / "best.pt")],
+                             cwd=ROOT, text=True, capture_output=True, timeout=120)
+    assert missing.returncode == 3  # the IDX folder holds only t10k files: no test part
+    assert "no IDX files for the test part" in missing.stderr
+    assert "Traceback" not in missing.stderr
