@@ -5,7 +5,8 @@ variables evaluated, blocks expanded into the containers they stand for, repeats
 graph inputs named on every node.  A user can diff two locked specs to see what changed in the
 model, and share one knowing it compiles to the same state_dict.  Blocks are expanded rather than
 kept with resolved arguments: a locked spec must say everything without the reader evaluating
-anything.  Training sections are kept as written.
+anything.  Training sections are kept as written: their own text, comments included, when the
+spec is block YAML.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from ruamel.yaml.scalarstring import FoldedScalarString
 
 from nnspec import catalogue
 from nnspec.emit_names import doc_text
+from nnspec.errors import SpecError
 from nnspec.ir import Graph, Layer, Net, Node, TensorInfo
-from nnspec.loader import loads
+from nnspec.loader import Document, loads
 from nnspec.spec import Spec
 
 TRAINING = ("data", "init", "loss", "optimizer", "scheduler", "train", "log")
@@ -38,11 +40,35 @@ def locked_yaml(graph: Graph, spec: Spec) -> str:
         out["description"] = _text(graph.description)
     out["input"] = _inputs(graph.inputs)
     out["model"] = _model(graph.root)
-    raw = loads(spec.source_text, spec.file).data if spec.source_text else {}
-    for key in TRAINING:
-        if isinstance(raw, dict) and raw.get(key) is not None:
-            out[key] = _fit(raw[key])
-    return _header(graph) + _dump(out)
+    if not spec.source_text:
+        return _header(graph) + _dump(out)
+    doc = loads(spec.source_text, spec.file)
+    raw = doc.data if isinstance(doc.data, dict) else {}
+    training = {key: raw[key] for key in TRAINING if raw.get(key) is not None}
+    verbatim = _verbatim(doc, training)
+    if verbatim is None:
+        out.update((key, _fit(value)) for key, value in training.items())
+    return _header(graph) + _dump(out) + (verbatim or "")
+
+
+def _verbatim(doc: Document, training: dict[str, Any]) -> str | None:
+    """The training sections cut from the spec's own text, comments and all, when it is block
+    YAML and the cut reads back as the same data; None otherwise (they are dumped instead)."""
+    if not training or doc.file.endswith(".json") or doc.text.lstrip().startswith(("{", "[")):
+        return None
+    starts = sorted((loc.line, key) for key in doc.data
+                    if (loc := doc.key_locations.get((key,))) and loc.column == 1)
+    if len(starts) != len(doc.data):
+        return None
+    lines = doc.text.splitlines(keepends=True)
+    ends = [line for line, _ in starts[1:]] + [len(lines) + 1]
+    text = "".join("".join(lines[start - 1:end - 1]).rstrip() + "\n"
+                   for (start, key), end in zip(starts, ends, strict=True) if key in training)
+    try:
+        same = loads(text, doc.file).data == training
+    except SpecError:
+        same = False
+    return text if same else None
 
 
 def _header(graph: Graph) -> str:

@@ -84,11 +84,29 @@ def test_locked_model_has_nothing_left_to_evaluate(path: Path) -> None:
 
 @pytest.mark.parametrize("path", [p for p in ALL_FILES if any(
     key in loads(p.read_text(), str(p)).data for key in TRAINING)], ids=lambda p: p.stem)
-def test_training_sections_are_kept_as_written(path: Path) -> None:
+def test_training_sections_are_kept_as_written(path: Path, tmp_path: Path) -> None:
     original = loads(path.read_text(), str(path)).data
-    locked = loads(_lock(path), "locked.yaml").data
-    assert {k: original[k] for k in TRAINING if k in original} == {
-        k: locked[k] for k in TRAINING if k in locked}
+    as_json = tmp_path / f"{path.stem}.json"  # JSON has no text to keep: dumped instead
+    as_json.write_text(json.dumps(original, indent=1))
+    for locked_text in (_lock(path), _lock(as_json)):
+        locked = loads(locked_text, "locked.yaml").data
+        assert {k: original[k] for k in TRAINING if k in original} == {
+            k: locked[k] for k in TRAINING if k in locked}
+
+
+def test_training_sections_keep_their_comments(write_spec) -> None:
+    path = write_spec("""nnspec: 1
+input: [4]
+model: [{Linear: {out_features: 2}}]   # the model's comment is not kept: it is rewritten
+loss: MSELoss        # regression
+optimizer: {SGD: {lr: 0.1}}
+# between sections
+train: {epochs: 1}   # one pass
+""")
+    locked = _lock(path)
+    for comment in ("# regression", "# between sections", "# one pass"):
+        assert comment in locked
+    assert "rewritten" not in locked
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
