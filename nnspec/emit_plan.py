@@ -56,7 +56,7 @@ class Plan:
             self.parametrise(plan)
         self.helpers = sorted(_chained_ops(graph.root))
         self.names = Namer(MODULE_NAMES)
-        self.helper_names = {}
+        self.helper_names: dict[str, str] = {}
         plans = list(self.classes.values())
         for plan in [plans[-1], *plans[:-1]]:  # the model's own name is chosen first
             plan.name = self.names.take(class_name(plan.label), "Model", sep="")

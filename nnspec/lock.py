@@ -32,7 +32,11 @@ FLOW_WIDTH = 76  # a mapping or list that reads shorter than this in flow style 
 
 
 def locked_yaml(graph: Graph, spec: Spec) -> str:
-    """The shape-inferred ``graph`` (from ``spec``) as a spec that needs no evaluation."""
+    """The shape-inferred ``graph`` (from ``spec``) as a spec that needs no evaluation.
+
+    Training sections come from the spec's text, so overrides applied to them are not shown
+    (the CLI's compile takes none).
+    """
     out = CommentedMap()
     out["nnspec"] = spec.version
     out["name"] = graph.name
