@@ -179,6 +179,8 @@ class _Writer:
         else:
             raise ValueError(f"cannot emit unknown layer {layer.op!r}")
         keys = ordered_keys(layer)
+        if any(layer.kwargs[k] == catalogue.AUTO and _inferred(layer, k) for k in keys):
+            raise ValueError(f"{layer.op} has an 'auto' argument: emit needs an inferred graph")
         positional = _positional(layer, keys) if layer.kind == "layer" else 0
         args: list[Expr] = []
         for i, key in enumerate(keys):
@@ -246,6 +248,11 @@ def _positional(layer: Layer, keys: list[str]) -> int:
             break
         count += 1
     return count
+
+
+def _inferred(layer: Layer, key: str) -> bool:
+    param = catalogue.layers()[layer.op].params.get(key) if layer.kind == "layer" else None
+    return param is not None and param.inferred is not None
 
 
 def _inputs_text(graph: Graph) -> str:

@@ -254,3 +254,10 @@ def test_module_list_members_must_be_indices() -> None:
     root = Net("module_list", (_node("abc", _linear()),), WHERE, order=("abc",))
     with pytest.raises(ValueError, match="not an index"):
         emit(_graph(root))
+
+
+def test_a_graph_without_inferred_arguments_is_refused() -> None:
+    import nnspec
+
+    with pytest.raises(ValueError, match="'auto' argument"):
+        emit(nnspec.resolve("nnspec: 1\ninput: [4]\nmodel: [{Linear: {out_features: 2}}]\n"))
