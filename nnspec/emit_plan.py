@@ -7,8 +7,8 @@ nested sequentials are written inline as ``nn.Sequential(...)``.
 Instances with the same structure (same label, nodes, wiring, layer types and argument names)
 share one class.  Arguments that differ between those instances become constructor parameters;
 positions whose values always vary together share one parameter, named after the argument it
-feeds most often (ResNet's ``BasicBlock(in_channels=64)``).  Arguments that never vary are
-written into the class as literals.  So a block used once reads exactly like hand-written code,
+feeds (ResNet's ``BasicBlock(channels=64)``, ``DownBlock(in_channels=64, channels=128)``).
+Arguments that never vary are written into the class as literals.  So a block used once reads exactly like hand-written code,
 and a block used with different sizes reads like torchvision's.
 """
 
@@ -108,7 +108,7 @@ class Plan:
         namer = Namer(MODULE_NAMES)
         plan.args = {id(net): {} for net in plan.instances}
         for positions in groups.values():
-            wanted = Counter(p[-1] for p in positions).most_common(1)[0][0]
+            wanted = _parameter_name(positions)
             name = namer.take(wanted, "arg")
             plan.params.append(name)
             plan.where.update(dict.fromkeys(positions, name))
@@ -116,6 +116,16 @@ class Plan:
             plan.annotations[name] = _annotation(values)
             for net, value in zip(plan.instances, values, strict=True):
                 plan.args[id(net)][name] = value
+
+
+def _parameter_name(positions: list[Pos]) -> str:
+    """The argument these positions feed most often, or ``channels`` when they feed both a
+    layer's in_channels and another's out_channels: a size the block keeps, as ResNet's planes."""
+    counts = Counter(p[-1] for p in positions)
+    for name in counts:
+        if name.startswith("out_") and f"in_{name[4:]}" in counts:
+            return name[4:]
+    return counts.most_common(1)[0][0]
 
 
 def ordered_keys(layer: Layer) -> list[str]:

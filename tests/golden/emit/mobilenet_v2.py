@@ -60,55 +60,55 @@ class InvertedBottleneck(nn.Sequential):
     """The InvertedBottleneck block of the spec."""
 
     def __init__(
-        self, in_channels: int, out_channels: int, stride: int, out_channels_2: int
+        self, in_channels: int, channels: int, stride: int, out_channels: int
     ) -> None:
         super().__init__()
         self.conv = nn.Sequential(
             ConvBNReLU6(
                 in_channels=in_channels,
-                out_channels=out_channels,
+                out_channels=channels,
                 kernel_size=1,
                 stride=1,
                 padding=0,
                 groups=1,
             ),
             ConvBNReLU6(
-                in_channels=out_channels,
-                out_channels=out_channels,
+                in_channels=channels,
+                out_channels=channels,
                 kernel_size=3,
                 stride=stride,
                 padding=1,
-                groups=out_channels,
+                groups=channels,
             ),
-            nn.Conv2d(out_channels, out_channels_2, kernel_size=1, bias=False),
-            nn.BatchNorm2d(out_channels_2),
+            nn.Conv2d(channels, out_channels, kernel_size=1, bias=False),
+            nn.BatchNorm2d(out_channels),
         )
 
 
 class InvertedResidual(nn.Module):
     """The InvertedResidual block of the spec."""
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, channels: int, channels_2: int) -> None:
         super().__init__()
         self.conv = nn.Sequential(
             ConvBNReLU6(
-                in_channels=in_channels,
-                out_channels=out_channels,
+                in_channels=channels,
+                out_channels=channels_2,
                 kernel_size=1,
                 stride=1,
                 padding=0,
                 groups=1,
             ),
             ConvBNReLU6(
-                in_channels=out_channels,
-                out_channels=out_channels,
+                in_channels=channels_2,
+                out_channels=channels_2,
                 kernel_size=3,
                 stride=1,
                 padding=1,
-                groups=out_channels,
+                groups=channels_2,
             ),
-            nn.Conv2d(out_channels, in_channels, kernel_size=1, bias=False),
-            nn.BatchNorm2d(in_channels),
+            nn.Conv2d(channels_2, channels, kernel_size=1, bias=False),
+            nn.BatchNorm2d(channels),
         )
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
@@ -132,33 +132,25 @@ class MobilenetV2(nn.Sequential):
                 groups=1,
             ),
             DepthwiseSeparable(),
+            InvertedBottleneck(in_channels=16, channels=96, stride=2, out_channels=24),
+            InvertedResidual(channels=24, channels_2=144),
+            InvertedBottleneck(in_channels=24, channels=144, stride=2, out_channels=32),
+            InvertedResidual(channels=32, channels_2=192),
+            InvertedResidual(channels=32, channels_2=192),
+            InvertedBottleneck(in_channels=32, channels=192, stride=2, out_channels=64),
+            InvertedResidual(channels=64, channels_2=384),
+            InvertedResidual(channels=64, channels_2=384),
+            InvertedResidual(channels=64, channels_2=384),
+            InvertedBottleneck(in_channels=64, channels=384, stride=1, out_channels=96),
+            InvertedResidual(channels=96, channels_2=576),
+            InvertedResidual(channels=96, channels_2=576),
             InvertedBottleneck(
-                in_channels=16, out_channels=96, stride=2, out_channels_2=24
+                in_channels=96, channels=576, stride=2, out_channels=160
             ),
-            InvertedResidual(in_channels=24, out_channels=144),
+            InvertedResidual(channels=160, channels_2=960),
+            InvertedResidual(channels=160, channels_2=960),
             InvertedBottleneck(
-                in_channels=24, out_channels=144, stride=2, out_channels_2=32
-            ),
-            InvertedResidual(in_channels=32, out_channels=192),
-            InvertedResidual(in_channels=32, out_channels=192),
-            InvertedBottleneck(
-                in_channels=32, out_channels=192, stride=2, out_channels_2=64
-            ),
-            InvertedResidual(in_channels=64, out_channels=384),
-            InvertedResidual(in_channels=64, out_channels=384),
-            InvertedResidual(in_channels=64, out_channels=384),
-            InvertedBottleneck(
-                in_channels=64, out_channels=384, stride=1, out_channels_2=96
-            ),
-            InvertedResidual(in_channels=96, out_channels=576),
-            InvertedResidual(in_channels=96, out_channels=576),
-            InvertedBottleneck(
-                in_channels=96, out_channels=576, stride=2, out_channels_2=160
-            ),
-            InvertedResidual(in_channels=160, out_channels=960),
-            InvertedResidual(in_channels=160, out_channels=960),
-            InvertedBottleneck(
-                in_channels=160, out_channels=960, stride=1, out_channels_2=320
+                in_channels=160, channels=960, stride=1, out_channels=320
             ),
             ConvBNReLU6(
                 in_channels=320,

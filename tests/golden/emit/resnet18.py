@@ -13,17 +13,13 @@ from torch import nn
 class BasicBlock(nn.Module):
     """The BasicBlock block of the spec."""
 
-    def __init__(self, in_channels: int) -> None:
+    def __init__(self, channels: int) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(
-            in_channels, in_channels, kernel_size=3, padding=1, bias=False
-        )
-        self.bn1 = nn.BatchNorm2d(in_channels)
+        self.conv1 = nn.Conv2d(channels, channels, kernel_size=3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
         self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(
-            in_channels, in_channels, kernel_size=3, padding=1, bias=False
-        )
-        self.bn2 = nn.BatchNorm2d(in_channels)
+        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
         self.out = nn.ReLU(inplace=True)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
@@ -40,20 +36,18 @@ class BasicBlock(nn.Module):
 class DownBlock(nn.Module):
     """The DownBlock block of the spec."""
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, channels: int) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(
-            in_channels, out_channels, kernel_size=3, stride=2, padding=1, bias=False
+            in_channels, channels, kernel_size=3, stride=2, padding=1, bias=False
         )
-        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.bn1 = nn.BatchNorm2d(channels)
         self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(
-            out_channels, out_channels, kernel_size=3, padding=1, bias=False
-        )
-        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
         self.downsample = nn.Sequential(
-            nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=2, bias=False),
-            nn.BatchNorm2d(out_channels),
+            nn.Conv2d(in_channels, channels, kernel_size=1, stride=2, bias=False),
+            nn.BatchNorm2d(channels),
         )
         self.out = nn.ReLU(inplace=True)
 
@@ -78,17 +72,15 @@ class Resnet18(nn.Sequential):
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = nn.Sequential(
-            BasicBlock(in_channels=64), BasicBlock(in_channels=64)
-        )
+        self.layer1 = nn.Sequential(BasicBlock(channels=64), BasicBlock(channels=64))
         self.layer2 = nn.Sequential(
-            DownBlock(in_channels=64, out_channels=128), BasicBlock(in_channels=128)
+            DownBlock(in_channels=64, channels=128), BasicBlock(channels=128)
         )
         self.layer3 = nn.Sequential(
-            DownBlock(in_channels=128, out_channels=256), BasicBlock(in_channels=256)
+            DownBlock(in_channels=128, channels=256), BasicBlock(channels=256)
         )
         self.layer4 = nn.Sequential(
-            DownBlock(in_channels=256, out_channels=512), BasicBlock(in_channels=512)
+            DownBlock(in_channels=256, channels=512), BasicBlock(channels=512)
         )
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=(1, 1))
         self.flatten = nn.Flatten()

@@ -15,29 +15,24 @@ class DownBottleneck(nn.Module):
     """The DownBottleneck block of the spec."""
 
     def __init__(
-        self, in_channels: int, out_channels: int, stride: int, out_channels_2: int
+        self, in_channels: int, channels: int, stride: int, out_channels: int
     ) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv1 = nn.Conv2d(in_channels, channels, kernel_size=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(
-            out_channels,
-            out_channels,
-            kernel_size=3,
-            stride=stride,
-            padding=1,
-            bias=False,
+            channels, channels, kernel_size=3, stride=stride, padding=1, bias=False
         )
-        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.bn2 = nn.BatchNorm2d(channels)
         self.relu2 = nn.ReLU(inplace=True)
-        self.conv3 = nn.Conv2d(out_channels, out_channels_2, kernel_size=1, bias=False)
-        self.bn3 = nn.BatchNorm2d(out_channels_2)
+        self.conv3 = nn.Conv2d(channels, out_channels, kernel_size=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out_channels)
         self.downsample = nn.Sequential(
             nn.Conv2d(
-                in_channels, out_channels_2, kernel_size=1, stride=stride, bias=False
+                in_channels, out_channels, kernel_size=1, stride=stride, bias=False
             ),
-            nn.BatchNorm2d(out_channels_2),
+            nn.BatchNorm2d(out_channels),
         )
         self.out = nn.ReLU(inplace=True)
 
@@ -59,18 +54,18 @@ class DownBottleneck(nn.Module):
 class Bottleneck(nn.Module):
     """The Bottleneck block of the spec."""
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, channels: int, channels_2: int) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv1 = nn.Conv2d(channels, channels_2, kernel_size=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels_2)
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(
-            out_channels, out_channels, kernel_size=3, padding=1, bias=False
+            channels_2, channels_2, kernel_size=3, padding=1, bias=False
         )
-        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.bn2 = nn.BatchNorm2d(channels_2)
         self.relu2 = nn.ReLU(inplace=True)
-        self.conv3 = nn.Conv2d(out_channels, in_channels, kernel_size=1, bias=False)
-        self.bn3 = nn.BatchNorm2d(in_channels)
+        self.conv3 = nn.Conv2d(channels_2, channels, kernel_size=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(channels)
         self.out = nn.ReLU(inplace=True)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
@@ -97,36 +92,28 @@ class Resnet50(nn.Sequential):
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         self.layer1 = nn.Sequential(
-            DownBottleneck(
-                in_channels=64, out_channels=64, stride=1, out_channels_2=256
-            ),
-            Bottleneck(in_channels=256, out_channels=64),
-            Bottleneck(in_channels=256, out_channels=64),
+            DownBottleneck(in_channels=64, channels=64, stride=1, out_channels=256),
+            Bottleneck(channels=256, channels_2=64),
+            Bottleneck(channels=256, channels_2=64),
         )
         self.layer2 = nn.Sequential(
-            DownBottleneck(
-                in_channels=256, out_channels=128, stride=2, out_channels_2=512
-            ),
-            Bottleneck(in_channels=512, out_channels=128),
-            Bottleneck(in_channels=512, out_channels=128),
-            Bottleneck(in_channels=512, out_channels=128),
+            DownBottleneck(in_channels=256, channels=128, stride=2, out_channels=512),
+            Bottleneck(channels=512, channels_2=128),
+            Bottleneck(channels=512, channels_2=128),
+            Bottleneck(channels=512, channels_2=128),
         )
         self.layer3 = nn.Sequential(
-            DownBottleneck(
-                in_channels=512, out_channels=256, stride=2, out_channels_2=1024
-            ),
-            Bottleneck(in_channels=1024, out_channels=256),
-            Bottleneck(in_channels=1024, out_channels=256),
-            Bottleneck(in_channels=1024, out_channels=256),
-            Bottleneck(in_channels=1024, out_channels=256),
-            Bottleneck(in_channels=1024, out_channels=256),
+            DownBottleneck(in_channels=512, channels=256, stride=2, out_channels=1024),
+            Bottleneck(channels=1024, channels_2=256),
+            Bottleneck(channels=1024, channels_2=256),
+            Bottleneck(channels=1024, channels_2=256),
+            Bottleneck(channels=1024, channels_2=256),
+            Bottleneck(channels=1024, channels_2=256),
         )
         self.layer4 = nn.Sequential(
-            DownBottleneck(
-                in_channels=1024, out_channels=512, stride=2, out_channels_2=2048
-            ),
-            Bottleneck(in_channels=2048, out_channels=512),
-            Bottleneck(in_channels=2048, out_channels=512),
+            DownBottleneck(in_channels=1024, channels=512, stride=2, out_channels=2048),
+            Bottleneck(channels=2048, channels_2=512),
+            Bottleneck(channels=2048, channels_2=512),
         )
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=(1, 1))
         self.flatten = nn.Flatten()

@@ -15,13 +15,13 @@ from torch import nn
 class DoubleConv(nn.Sequential):
     """The DoubleConv block of the spec."""
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, channels: int) -> None:
         super().__init__(
-            nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
-            nn.BatchNorm2d(out_channels),
+            nn.Conv2d(in_channels, channels, kernel_size=3, padding=1, bias=False),
+            nn.BatchNorm2d(channels),
             nn.ReLU(inplace=True),
-            nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1, bias=False),
-            nn.BatchNorm2d(out_channels),
+            nn.Conv2d(channels, channels, kernel_size=3, padding=1, bias=False),
+            nn.BatchNorm2d(channels),
             nn.ReLU(inplace=True),
         )
 
@@ -31,15 +31,15 @@ class UnetSmall(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.enc1 = DoubleConv(in_channels=1, out_channels=16)
+        self.enc1 = DoubleConv(in_channels=1, channels=16)
         self.pool1 = nn.MaxPool2d(kernel_size=2)
-        self.enc2 = DoubleConv(in_channels=16, out_channels=32)
+        self.enc2 = DoubleConv(in_channels=16, channels=32)
         self.pool2 = nn.MaxPool2d(kernel_size=2)
-        self.bottleneck = DoubleConv(in_channels=32, out_channels=64)
+        self.bottleneck = DoubleConv(in_channels=32, channels=64)
         self.up2 = nn.ConvTranspose2d(64, 32, kernel_size=2, stride=2)
-        self.dec2 = DoubleConv(in_channels=64, out_channels=32)
+        self.dec2 = DoubleConv(in_channels=64, channels=32)
         self.up1 = nn.ConvTranspose2d(32, 16, kernel_size=2, stride=2)
-        self.dec1 = DoubleConv(in_channels=32, out_channels=16)
+        self.dec1 = DoubleConv(in_channels=32, channels=16)
         self.head = nn.Conv2d(16, 2, kernel_size=1)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
