@@ -8,8 +8,8 @@ Instances with the same structure (same label, nodes, wiring, layer types and ar
 share one class.  Arguments that differ between those instances become constructor parameters;
 positions whose values always vary together share one parameter, named after the argument it
 feeds (ResNet's ``BasicBlock(channels=64)``, ``DownBlock(in_channels=64, channels=128)``).
-Arguments that never vary are written into the class as literals.  So a block used once reads exactly like hand-written code,
-and a block used with different sizes reads like torchvision's.
+Arguments that never vary are written into the class as literals.  So a block used once reads
+exactly like hand-written code, and a block used with different sizes like torchvision's.
 """
 
 from __future__ import annotations
