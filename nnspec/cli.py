@@ -220,12 +220,20 @@ def train(
     explain_init: Annotated[bool, typer.Option("--explain-init",
                                                help="Show the init rule of each parameter.")]
     = False,
+    nproc_per_node: Annotated[int | None, typer.Option(
+        "--nproc-per-node", help="Train with DDP on N local processes (re-launched through "
+        "torchrun).")] = None,
 ) -> None:
     """Train the model with the data, loss and optimizer the spec describes."""
 
     def action() -> int:
         from nnspec.run.commands import train_command
 
+        if nproc_per_node is not None and not explain_init:
+            from nnspec.run.commands import relaunch_command
+
+            return relaunch_command(nproc_per_node, spec, list(overrides or []), run_dir,
+                                    resume, device)
         return train_command(spec, list(overrides or []), run_dir, resume, device, explain_init)
 
     _run(action)

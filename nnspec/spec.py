@@ -194,6 +194,10 @@ class Train(Strict):
         "top-k, min otherwise).")
     compile: bool = Field(False, description="torch.compile the model for the training and "
                           "evaluation steps (checkpoints keep the plain module's keys).")
+    cuda_graph: bool | Literal["auto"] = Field(
+        "auto", description="Capture the training step as one CUDA graph: auto where it is safe "
+        "(CUDA, resident data, full batches, precision 32 or bf16-mixed, accumulate 1, no "
+        "scheduler, no LBFGS, no compile, one process); true refuses a setting where it is not.")
     max_params: PosInt = Field(2_000_000_000, description="Refuse to build bigger models.")
 
 

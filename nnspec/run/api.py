@@ -6,6 +6,7 @@ A notebook user calls ``nnspec.run.train(spec)`` with a loaded spec (or a path) 
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 
 from nnspec.errors import RunError
-from nnspec.run import checkpoint, setup
+from nnspec.run import checkpoint, distributed, graphed, setup
 from nnspec.run.loop import Summary, Trainer
 from nnspec.run.record import Board, Progress, new_run_dir, prepare_dir
 from nnspec.run.step import evaluate
@@ -49,43 +50,68 @@ def resolved(spec: Spec, parts: setup.Parts) -> dict[str, Any]:
         "train": dump(spec.train), "log": dump(spec.log),
         "run": {"device": str(parts.device),
                 "data": {k: b.describe() for k, b in parts.batches.items()},
-                "torch": str(torch.__version__)},
+                "torch": str(torch.__version__), **run_path(spec, parts)},
     }
     # Plain JSON types only: the checkpoint that stores this must load with weights_only=True.
     plain: dict[str, Any] = json.loads(json.dumps(settings))
     return plain
 
 
+def run_path(spec: Spec, parts: setup.Parts) -> dict[str, Any]:
+    """Which path runs: data feed, step (CUDA graph, compiled, eager), precision, processes."""
+    step = graphed.describe(parts)
+    dist = parts.dist
+    path = ", ".join([f"data {parts.batches['train'].describe()}", step["step"],
+                      f"precision {spec.train.precision}", dist.describe()])
+    return {"path": path, **step, "precision": str(spec.train.precision),
+            "world_size": dist.world, "backend": dist.backend}
+
+
 def train(spec: Spec | str | Path, *, overrides: list[str] | tuple[str, ...] = (),
           run_dir: str | Path | None = None, resume: str | Path | None = None,
           device: str | None = None, model: nn.Module | None = None,
           stream: TextIO | None = None) -> Summary:
-    """Train a spec; returns the summary.  ``model`` replaces the compiled one (same seed rules)."""
+    """Train a spec; returns the summary.  ``model`` replaces the compiled one (same seed rules).
+
+    Under torchrun every process calls this; see ``distributed`` for what each rank does.
+    """
     spec = load(spec, overrides)
-    out = stream or sys.stderr
+    dist, device = distributed.init(device or spec.train.device)
+    summary = _train(spec, dist, run_dir, resume, device, model, stream)
+    distributed.finish(dist)  # not on an error: the process ends, and a peer may be gone
+    return summary
+
+
+def _train(spec: Spec, dist: distributed.Dist, run_dir: str | Path | None,
+           resume: str | Path | None, device: str, model: nn.Module | None,
+           stream: TextIO | None) -> Summary:
+    out = (stream or sys.stderr) if dist.writer else io.StringIO()  # rank 0 alone speaks
     state = None
     if resume is not None:
         run_dir = Path(resume)
         state = checkpoint.load(run_dir / "checkpoints" / "last.pt")
-    parts = setup.build(spec, device, model)
+    parts = setup.build(spec, device, model, dist=dist)
     settings = resolved(spec, parts)
     if state is not None:
         for note in checkpoint.check_resume(state["spec"], settings, spec.file):
             out.write(f"note: resuming with {note}\n")
-    path = prepare_dir(Path(run_dir) if run_dir else new_run_dir(Path(spec.log.dir), spec.name),
-                       resume=state is not None)
-    _write_spec(path, spec, settings)
+    path = dist.from_writer(lambda: prepare_dir(  # rank 0 picks the directory, all use it
+        Path(run_dir) if run_dir else new_run_dir(Path(spec.log.dir), spec.name),
+        resume=state is not None))
+    if dist.writer:
+        _write_spec(path, spec, settings)
     trainer = Trainer(parts, path, settings, state, Progress(out))
     if state is None and spec.log.graph:
         _graph(trainer.board, parts, out)
     out.write(f"training {spec.name} on {parts.device} ({settings['parameters']:,} parameters, "
-              f"data {parts.batches['train'].describe()}) -> {path}\n")
+              f"{settings['run']['path']}) -> {path}\n")
     if spec.init:
         ruled = len({m.param for m in parts.init_matches})
         total = len(list(parts.model.parameters()))
         out.write(f"init: {ruled} of {total} parameter tensors set by init rules, the rest "
                   "PyTorch's defaults (--explain-init lists them)\n")
     summary = trainer.fit()
+    summary.path = settings["run"]["path"]
     out.write(summary_text(summary) + "\n")
     return summary
 
@@ -115,7 +141,8 @@ def _graph(board: Board, parts: setup.Parts, out: TextIO) -> None:
 def summary_text(s: Summary) -> str:
     best = (f"best {s.monitor} {s.best_value:.4f} at epoch {s.best_epoch}"
             if s.best_value is not None else "no epochs run")
-    return f"done: {best}; {s.epochs} epochs in {s.seconds:.1f}s; run in {s.run_dir}"
+    path = f" ({s.path})" if s.path else ""
+    return f"done: {best}; {s.epochs} epochs in {s.seconds:.1f}s{path}; run in {s.run_dir}"
 
 
 def evaluate_checkpoint(spec: Spec | str | Path, checkpoint_path: str | Path, split: str = "test",

@@ -23,7 +23,8 @@ FORMAT = 1
 # Settings that may change between a run and its resumption: they do not alter what is computed.
 COMPATIBLE = ("train.epochs", "train.device", "train.monitor", "train.mode", "log.",
               "data.num_workers", "data.pin_memory", "data.resident", "data.root",
-              "data.test", "train.compile", "train.max_params")
+              "data.test", "train.compile", "train.cuda_graph",
+              "train.max_params")
 
 
 def save(path: Path, state: Mapping[str, Any]) -> None:

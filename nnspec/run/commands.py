@@ -67,6 +67,25 @@ def train_command(spec_path: str, overrides: list[str], run_dir: str | None = No
     return _guard(body, stderr)
 
 
+def relaunch_command(nproc: int, spec_path: str, overrides: list[str],
+                     run_dir: str | None = None, resume: str | None = None,
+                     device: str | None = None, *, err: TextIO | None = None) -> int:
+    """``nnspec train SPEC --nproc-per-node N``: become ``torchrun --standalone ... -m nnspec
+    train SPEC`` (the same arguments without the option), so signals and the exit code are
+    torchrun's."""
+    from nnspec.run import distributed
+
+    args = [spec_path, *overrides]
+    for flag, value in (("--run-dir", run_dir), ("--resume", resume), ("--device", device)):
+        if value is not None:
+            args += [flag, value]
+
+    def body() -> int:
+        return distributed.relaunch(nproc, args)
+
+    return _guard(body, err or sys.stderr)
+
+
 def eval_command(spec_path: str, checkpoint: str, split: str = "test",
                  overrides: list[str] | None = None, device: str | None = None, *,
                  out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -89,4 +108,4 @@ def eval_command(spec_path: str, checkpoint: str, split: str = "test",
     return _guard(body, stderr)
 
 
-__all__ = ["eval_command", "train_command"]
+__all__ = ["eval_command", "relaunch_command", "train_command"]

@@ -22,11 +22,13 @@ import torch
 
 from nnspec.errors import RunError
 from nnspec.run import checkpoint
+from nnspec.run.distributed import SilentLog, dump_parameters
+from nnspec.run.graphed import stepper_for
 from nnspec.run.metrics import Meter
 from nnspec.run.optim import current_lr
 from nnspec.run.record import Board, MetricsLog, Progress
 from nnspec.run.setup import Parts
-from nnspec.run.step import Stepper, batch_size, evaluate
+from nnspec.run.step import batch_size, evaluate
 
 
 class Interrupted(Exception):
@@ -46,6 +48,7 @@ class Summary:
     epochs: int
     seconds: float
     last: dict[str, dict[str, float]] = field(default_factory=dict)
+    path: str = ""  # which path ran (run.path in resolved.json)
 
 
 @contextmanager
@@ -75,7 +78,7 @@ class Trainer:
         self.run_dir = run_dir
         self.resolved = resolved
         self.progress = progress
-        self.stepper = Stepper(parts)
+        self.stepper = stepper_for(parts)  # eager, or the step captured as a CUDA graph
         self.epoch, self.position = 0, 0
         self.best: float | None = None
         self.best_epoch: int | None = None
@@ -84,14 +87,17 @@ class Trainer:
         if resume is not None:
             self._restore(resume)
         log = parts.spec.log
+        writer = parts.dist.writer  # under DDP rank 0 alone writes the run directory
         self.metrics = MetricsLog(run_dir / "metrics.jsonl",
-                                  resume["metrics_lines"] if resume else None)
-        self.board = Board(run_dir / "tensorboard" if log.tensorboard else None,
+                                  resume["metrics_lines"] if resume else None) if writer \
+            else SilentLog()
+        self.board = Board(run_dir / "tensorboard" if log.tensorboard and writer else None,
                            self._run_batch(self.position - 1) + 1 if resume else None)
         self.signals: list[int] = []
 
     def _meter(self) -> Meter:
-        return Meter(self.parts.spec.train.metrics, self.parts.loss.name, self.parts.device)
+        return Meter(self.parts.spec.train.metrics, self.parts.loss.name, self.parts.device,
+                     self.parts.dist)
 
     # ---- the loop ------------------------------------------------------------------------------
 
@@ -107,6 +113,7 @@ class Trainer:
                 self.meter = self._meter()
                 self._save("last")
                 self._stop_if_signalled()
+        dump_parameters(self.parts.dist, self.parts.model)
         self.board.hparams(_hparams(self.resolved), {f"{s}.{k}": v for s, m in last.items()
                                                      for k, v in m.items()})
         self.board.close()
@@ -120,25 +127,28 @@ class Trainer:
         self.progress.begin_epoch()
         tick, seen = time.perf_counter(), 0
         every = spec.log.every_n_steps
-        for index, batch in enumerate(batches.epoch(self.epoch, self.position), self.position):
+        for index, batch in enumerate(self.stepper.epoch_batches(batches, self.epoch,
+                                                                 self.position), self.position):
             self.stepper.train_batch(batch, self.meter, self._run_batch(index))
+            self.parts.dist.after_step(self.stepper.global_step)
             self.position, seen = index + 1, seen + batch_size(batch)
             if self.stepper.check_each_step or self.position % every == 0:
                 self._check_finite()
             if self.position % every == 0:
                 self._log_step(len(batches), seen)
-            if self.signals and self.stepper.pending == 0:
+            if self.stepper.pending == 0 and self._stop_requested():
                 self._save("last")
                 self._stop_if_signalled()
         self.stepper.optimizer_step()
         self._check_finite()
         seconds = time.perf_counter() - tick
+        seen *= parts.dist.world  # every rank trains the same number of samples
         results = {"train": self.meter.read()}
         self._write("train", results["train"], seen, seconds)
         for split in [s for s in parts.batches if s != "train"]:
             t0 = time.perf_counter()
             results[split] = evaluate(parts, split, self.epoch)
-            self._write(split, results[split], parts.batches[split].samples,
+            self._write(split, results[split], len(parts.batches[split].split.source),
                         time.perf_counter() - t0)
         self._step_epoch_scheduler(results)
         self._track_best(results)
@@ -196,15 +206,28 @@ class Trainer:
             self.best, self.best_epoch = value, self.epoch + 1
             self._save("best", epoch=self.epoch + 1)
 
+    def _stop_requested(self) -> bool:
+        """A signal arrived; under DDP on any rank, asked by all ranks at log intervals."""
+        dist = self.parts.dist
+        if not dist.active:
+            return bool(self.signals)
+        if self.position % self.parts.spec.log.every_n_steps:
+            return False
+        return dist.shared_signal(self.signals, self.parts.device) != 0
+
     def _stop_if_signalled(self) -> None:
-        if self.signals:
-            raise Interrupted(self.signals[0])
+        signum = self.parts.dist.shared_signal(self.signals, self.parts.device)
+        if signum:
+            raise Interrupted(signum)
 
     # ---- checkpoints ---------------------------------------------------------------------------
 
     def _save(self, which: str, epoch: int | None = None) -> None:
         self._check_finite()
+        meter = self.meter.state()  # a collective under DDP: every rank saves, rank 0 writes
         parts = self.parts
+        if not parts.dist.writer:
+            return
         state = {
             "format": checkpoint.FORMAT,
             "model": parts.model.state_dict(),
@@ -215,7 +238,7 @@ class Trainer:
             "epoch": self.epoch if epoch is None else epoch,
             "position": self.position if epoch is None else 0,
             "global_step": self.stepper.global_step,
-            "meter": self.meter.state(),
+            "meter": meter,
             "best": self.best, "best_epoch": self.best_epoch,
             "metrics_lines": self.metrics.lines if hasattr(self, "metrics") else 0,
             "spec": self.resolved,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -42,8 +43,10 @@ def higher_is_better(metric: str) -> bool:
 class Meter:
     """Running sums of the loss and the chosen metrics over one epoch of one split."""
 
-    def __init__(self, metrics: Sequence[str], loss_name: str, device: torch.device) -> None:
+    def __init__(self, metrics: Sequence[str], loss_name: str, device: torch.device,
+                 dist: Any = None) -> None:
         self.metrics = [m for m in metrics if m != "loss"]
+        self.dist = dist  # a distributed.Dist: sums and counts are added over the ranks
         self.loss_name = loss_name
         self.sums = torch.zeros(1 + len(self.metrics), dtype=sum_dtype(device), device=device)
         self.counts = [0.0] * (1 + len(self.metrics))  # known on the host: no device traffic
@@ -82,15 +85,27 @@ class Meter:
                        f"{list(target.shape)}")
 
     def read(self) -> dict[str, float]:
-        """The epoch's means: one host synchronisation."""
-        sums = self.sums.tolist()
+        """The epoch's means: one host synchronisation (and one all_reduce under DDP)."""
+        sums, counts = self._totals()
         return {name: s / c if c else float("nan")
-                for name, s, c in zip(["loss", *self.metrics], sums, self.counts, strict=True)}
+                for name, s, c in zip(["loss", *self.metrics], sums, counts, strict=True)}
+
+    def _totals(self) -> tuple[list[float], list[float]]:
+        if self.dist is None or not self.dist.active:
+            return self.sums.tolist(), self.counts
+        counts = torch.tensor(self.counts, dtype=self.sums.dtype, device=self.sums.device)
+        both = self.dist.sum_(torch.cat([self.sums, counts]))
+        n = len(self.counts)
+        return both[:n].tolist(), both[n:].tolist()
 
     def state(self) -> dict[str, Tensor]:
-        return {"sums": self.sums.double().cpu(),
-                "counts": torch.tensor(self.counts, dtype=torch.float64)}
+        """The partial sums (of every rank under DDP: a collective, so every rank calls it)."""
+        sums, counts = self._totals()
+        return {"sums": torch.tensor(sums, dtype=torch.float64),
+                "counts": torch.tensor(counts, dtype=torch.float64)}
 
     def load(self, state: dict[str, Tensor]) -> None:
+        if self.dist is not None and not self.dist.writer:
+            return  # rank 0 carries the saved totals; the other ranks start from zero
         self.sums.copy_(state["sums"].to(self.sums.dtype))
         self.counts = [float(c) for c in state["counts"].tolist()]

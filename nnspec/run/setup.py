@@ -11,6 +11,7 @@ order (see ``batches.epoch_order``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from nnspec.errors import Location, Problem, RunError, SpecError
 from nnspec.run import init as init_rules
 from nnspec.run.batches import Batches
 from nnspec.run.data import load_splits, split_names
+from nnspec.run.distributed import Dist
 from nnspec.run.losses import Evaluator, LossPlan, build_loss
 from nnspec.run.metrics import check_metrics, higher_is_better
 from nnspec.run.optim import Warmup, build_optimizer, build_scheduler
@@ -70,6 +72,8 @@ class Parts:
     init_matches: list[init_rules.Match]
     monitor: tuple[str, str]
     maximize: bool
+    dist: Dist = dataclasses.field(default_factory=Dist)  # this process's rank (distributed.py)
+    eval_model: nn.Module | None = None  # evaluation's module when the steps run a DDP wrapper
 
 
 def monitor_of(spec: Spec, splits: list[str]) -> tuple[tuple[str, str], bool]:
@@ -110,7 +114,7 @@ def _compile_model(spec: Spec) -> nn.Module:
 
 
 def build(spec: Spec, device_name: str | None = None, model: nn.Module | None = None,
-          splits: list[str] | None = None) -> Parts:
+          splits: list[str] | None = None, dist: Dist | None = None) -> Parts:
     """Build every part of the run (see the module docstring for the order)."""
     if spec.data is None or spec.loss is None:
         missing = "data" if spec.data is None else "loss"
@@ -129,6 +133,8 @@ def build(spec: Spec, device_name: str | None = None, model: nn.Module | None = 
                           drop_last=d.drop_last and n == "train", seed=spec.train.seed,
                           resident=d.resident, num_workers=d.num_workers,
                           pin_memory=d.pin_memory) for n, s in data.items()}
+    dist = dist or Dist()
+    batches = dist.shard(batches)  # one rank's share of each epoch (a no-op on one process)
     _check_fields(spec, loss, data["train" if "train" in data else names[0]].source)
     for split in data.values():
         _check_shapes(spec, split.source, model_fields)
@@ -136,6 +142,7 @@ def build(spec: Spec, device_name: str | None = None, model: nn.Module | None = 
     model = model if model is not None else _compile_model(spec)
     matches = init_rules.apply(model, spec.init)
     model.to(device)
+    stepped = dist.wrap(model, device)  # DDP after the init rules, before the optimizer
     optimizer = build_optimizer(spec.optimizer, model.parameters())
     steps = -(-len(batches["train"]) // spec.train.accumulate) if "train" in batches else 1
     scheduler = build_scheduler(spec.scheduler, optimizer, spec.train.epochs, steps)
@@ -144,11 +151,14 @@ def build(spec: Spec, device_name: str | None = None, model: nn.Module | None = 
     dtype = torch.float32 if len({i.dtype for i in spec.inputs.values()}) != 1 else \
         getattr(torch, next(iter(spec.inputs.values())).dtype.replace("long", "int64"))
     # torch.compile wraps the module for the steps; checkpoints keep the plain module's keys.
-    runner: nn.Module = torch.compile(model) if spec.train.compile else model  # type: ignore
+    runner: nn.Module = torch.compile(stepped) if spec.train.compile else stepped  # type: ignore
     evaluator = Evaluator(runner, input_fields(spec), dtype)
+    plain: nn.Module | None = None
+    if stepped is not model:  # evaluation skips DDP: no collective per batch of an uneven shard
+        plain = torch.compile(model) if spec.train.compile else model  # type: ignore
     warmup = Warmup(optimizer, spec.scheduler.warmup_steps if spec.scheduler else 0)
     return Parts(spec, device, model, loss, evaluator, optimizer, scheduler, warmup, batches,
-                 scaler, autocast, matches, monitor, maximize)
+                 scaler, autocast, matches, monitor, maximize, dist, plain)
 
 
 def input_fields(spec: Spec) -> list[str]:

@@ -7,13 +7,14 @@ reads at its logging interval (on the CPU, where reading costs nothing, every st
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from nnspec.errors import RunError
+from nnspec.run.batches import Batches
 from nnspec.run.losses import Expr, loss_args
 from nnspec.run.metrics import Meter, sum_dtype
 from nnspec.run.setup import Parts
@@ -56,12 +57,17 @@ class Stepper:
         self.global_step = 0  # optimizer steps taken
         self.pending = 0  # batches whose gradients wait for the next optimizer step
         self.first_bad = torch.full((), -1, dtype=torch.long, device=parts.device)
-        self.check_each_step = parts.device.type == "cpu"
+        # Under DDP the check is a collective, made where every rank makes it (log intervals).
+        self.check_each_step = parts.device.type == "cpu" and not parts.dist.active
         # Sum of the losses since the last log line, kept on the device (read at log intervals).
         self.interval_loss = torch.zeros((), dtype=sum_dtype(parts.device), device=parts.device)
         self.interval_batches = 0
         self.first_step = True
         self.lbfgs = isinstance(parts.optimizer, torch.optim.LBFGS)
+
+    def epoch_batches(self, batches: Batches, epoch: int, start: int) -> Iterator[Batch]:
+        """The batches this stepper trains on (graphed.py feeds static buffers instead)."""
+        return batches.epoch(epoch, start)
 
     def train_batch(self, batch: Batch, meter: Meter, batch_index: int) -> None:
         parts = self.parts
@@ -94,7 +100,8 @@ class Stepper:
 
     def take_interval_loss(self) -> float:
         """The mean loss of the batches since the last call (one host synchronisation)."""
-        mean = float(self.interval_loss) / max(self.interval_batches, 1)
+        total = float(self.parts.dist.sum_(self.interval_loss))  # summed over the ranks
+        mean = total / max(self.interval_batches * self.parts.dist.world, 1)
         self.interval_loss.zero_()
         self.interval_batches = 0
         return mean
@@ -111,7 +118,7 @@ class Stepper:
 
     def bad_step(self) -> int | None:
         """The first batch (counted over the run) whose loss was not finite, if any."""
-        value = int(self.first_bad)
+        value = int(self.parts.dist.max_(self.first_bad.clone()))  # any rank's bad step
         return value if value >= 0 else None
 
     def optimizer_step(self, batch: Batch | None = None) -> None:
@@ -161,11 +168,16 @@ def _first(step: Callable[[], tuple[Tensor, dict[str, Any]]],
 
 def evaluate(parts: Parts, split: str, epoch: int = 0) -> dict[str, float]:
     """Loss and metrics of a whole split, in eval mode and without gradients."""
-    meter = Meter(parts.spec.train.metrics, parts.loss.name, parts.device)
+    meter = Meter(parts.spec.train.metrics, parts.loss.name, parts.device, parts.dist)
     parts.model.eval()
-    with torch.no_grad():
-        for batch in parts.batches[split].epoch(epoch):
-            loss, memo = forward_loss(parts, batch)
-            record(parts, meter, loss, memo, batch)
+    stepped = parts.evaluator.model
+    parts.evaluator.model = parts.eval_model or stepped  # the plain module under DDP
+    try:
+        with torch.no_grad():
+            for batch in parts.batches[split].epoch(epoch):
+                loss, memo = forward_loss(parts, batch)
+                record(parts, meter, loss, memo, batch)
+    finally:
+        parts.evaluator.model = stepped
     parts.model.train()
     return meter.read()

@@ -1,0 +1,264 @@
+"""Several processes through PyTorch's own engine: DDP launched by torchrun.
+
+Under torchrun (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` set) every rank builds the same run
+(same seed, so the same initial weights; DDP also broadcasts rank 0's at wrap time), wraps the
+model in ``DistributedDataParallel`` after the init rules and before the optimizer is built, and
+takes its own shard of every epoch's order: ``order[:n - n % world][rank::world]`` for training
+(every rank the same number of batches, so no collective waits for a rank that has finished),
+``order[rank::world]`` for evaluation (which runs the plain module: no collective per batch).
+The device accumulators are summed across ranks before they are read.  Rank 0 alone picks the
+run directory (and broadcasts it), writes metrics.jsonl, TensorBoard and checkpoints.
+
+Bounded failure: the process group is created with a timeout of ``NNSPEC_DIST_TIMEOUT`` seconds
+(default 300).  A rank that crashes ends its process; torchrun sees the failure and stops the
+others (SIGTERM, then SIGKILL after its grace period).  A rank that hangs leaves the others
+blocked in a collective that fails after the timeout, so they exit non-zero and torchrun ends
+the job.  NCCL watchdog error handling (``TORCH_NCCL_ASYNC_ERROR_HANDLING=1``) is set so the
+same bound holds on CUDA.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+from torch import Tensor, nn
+
+from nnspec.errors import RunError
+from nnspec.run.batches import Batches, epoch_order
+from nnspec.run.record import MetricsLog
+
+DEFAULT_TIMEOUT_S = 300
+T = TypeVar("T")
+
+
+@dataclass
+class Dist:
+    """This process's place in the job; ``world == 1`` is the plain single-process run."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    backend: str | None = None
+    crash_step: int | None = None  # tests: this rank fails after this optimizer step
+    hang: bool = False  # tests: ... or sleeps there instead of failing
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+    @property
+    def writer(self) -> bool:
+        """Whether this rank writes the run directory (rank 0, or the only process)."""
+        return self.rank == 0
+
+    def describe(self) -> str:
+        return f"DDP {self.backend} x{self.world}" if self.active else "single process"
+
+    # ---- collectives (no-ops on one process) ---------------------------------------------------
+
+    def sum_(self, tensor: Tensor) -> Tensor:
+        """Sum ``tensor`` over the ranks, in place."""
+        if self.active:
+            torch.distributed.all_reduce(tensor)
+        return tensor
+
+    def max_(self, tensor: Tensor) -> Tensor:
+        if self.active:
+            torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MAX)
+        return tensor
+
+    def shared_signal(self, received: Sequence[int], device: torch.device) -> int:
+        """The signal any rank received (0 for none): one decision for every rank."""
+        if not self.active:
+            return received[0] if received else 0
+        flag = torch.tensor([received[0] if received else 0], device=device)
+        return int(self.max_(flag))
+
+    def from_writer(self, make: Callable[[], T]) -> T:
+        """``make()`` on rank 0, the result on every rank; a RunError there is raised on all."""
+        if not self.active:
+            return make()
+        box: list[Any] = [None, None]
+        if self.writer:
+            try:
+                box[0] = make()
+            except RunError as exc:
+                box[1] = (exc.message, exc.hint)
+                torch.distributed.broadcast_object_list(box, src=0)
+                raise
+        torch.distributed.broadcast_object_list(box, src=0)
+        if box[1] is not None:
+            raise RunError(box[1][0], hint=box[1][1])
+        value: T = box[0]
+        return value
+
+    # ---- model and data ------------------------------------------------------------------------
+
+    def wrap(self, model: nn.Module, device: torch.device) -> nn.Module:
+        """The DDP wrapper the training steps run (``model`` stays the plain module)."""
+        if not self.active:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [device.index] if device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
+
+    def shard(self, batches: dict[str, Batches]) -> dict[str, Batches]:
+        if not self.active:
+            return batches
+        return {name: ShardedBatches(b, self.rank, self.world, even=name == "train")
+                for name, b in batches.items()}
+
+    def after_step(self, step: int) -> None:
+        """The fault injection the crash tests use (NNSPEC_TEST_CRASH=RANK:STEP[:hang])."""
+        if self.crash_step is not None and step >= self.crash_step:
+            if self.hang:
+                time.sleep(3600)
+            raise RuntimeError(f"rank {self.rank}: injected failure after step {step}")
+
+
+class ShardedBatches(Batches):
+    """One rank's share of a split: every ``world``-th sample of each epoch's order."""
+
+    def __init__(self, base: Batches, rank: int, world: int, *, even: bool) -> None:
+        self.__dict__.update(base.__dict__)
+        self.rank, self.world, self.even = rank, world, even
+
+    @property
+    def samples(self) -> int:
+        n = len(self.split.source)
+        return n // self.world if self.even else len(range(self.rank, n, self.world))
+
+    def _order(self, epoch: int, device: torch.device) -> Tensor:
+        n = len(self.split.source)
+        full = epoch_order(n, self.seed, epoch, device) if self.shuffle else \
+            torch.arange(n, device=device)
+        if self.even:
+            full = full[:n - n % self.world]
+        return full[self.rank::self.world]
+
+
+def launched() -> bool:
+    """Whether torchrun (or another launcher that sets its variables) started this process."""
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def timeout_s() -> float:
+    raw = os.environ.get("NNSPEC_DIST_TIMEOUT", str(DEFAULT_TIMEOUT_S))
+    try:
+        value = float(raw)
+    except ValueError:
+        raise RunError(f"NNSPEC_DIST_TIMEOUT={raw!r} is not a number of seconds") from None
+    if value <= 0:
+        raise RunError(f"NNSPEC_DIST_TIMEOUT={raw!r} must be positive")
+    return value
+
+
+def init(device_name: str) -> tuple[Dist, str]:
+    """Join the job torchrun started; returns this rank and the device name it should use.
+
+    Without torchrun's variables (or with a world of one) nothing is initialised.
+    """
+    if not launched() or int(os.environ["WORLD_SIZE"]) <= 1:
+        return Dist(), device_name
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    wants_cuda = device_name.startswith("cuda") or (device_name == "auto" and
+                                                     torch.cuda.is_available())
+    if wants_cuda:
+        if not torch.cuda.is_available():
+            raise RunError("device cuda requested but CUDA is not available",
+                           hint="use --device cpu (gloo)")
+        os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1")
+        torch.cuda.set_device(local)
+        device_name, backend = f"cuda:{local}", "nccl"
+    else:
+        device_name, backend = "cpu", "gloo"
+    if not torch.distributed.is_initialized():
+        kwargs: dict[str, Any] = {"backend": backend,
+                                  "timeout": timedelta(seconds=timeout_s())}
+        if backend == "nccl":
+            kwargs["device_id"] = torch.device(device_name)
+        torch.distributed.init_process_group(**kwargs)
+    crash_step, hang = _injected_fault(rank)
+    return Dist(rank, world, local, backend, crash_step, hang), device_name
+
+
+def _injected_fault(rank: int) -> tuple[int | None, bool]:
+    raw = os.environ.get("NNSPEC_TEST_CRASH", "")
+    if not raw:
+        return None, False
+    fields = raw.split(":")
+    if int(fields[0]) != rank:
+        return None, False
+    return int(fields[1]), len(fields) > 2 and fields[2] == "hang"
+
+
+def finish(dist: Dist) -> None:
+    if dist.active and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+@contextmanager
+def joined(device_name: str) -> Iterator[tuple[Dist, str]]:
+    """``init`` for the length of a run, leaving the process group on the way out."""
+    dist, name = init(device_name)
+    try:
+        yield dist, name
+    finally:
+        finish(dist)
+
+
+def dump_parameters(dist: Dist, model: nn.Module) -> None:
+    """Tests: write this rank's parameter hash to ``$NNSPEC_TEST_DUMP/rank{R}.json``."""
+    folder = os.environ.get("NNSPEC_TEST_DUMP")
+    if not folder:
+        return
+    digest = hashlib.sha256()
+    total = 0.0
+    for name, p in sorted(model.state_dict().items()):
+        data = p.detach().cpu().contiguous()
+        digest.update(name.encode())
+        digest.update(data.numpy().tobytes())
+        total += float(data.double().sum())
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    (Path(folder) / f"rank{dist.rank}.json").write_text(json.dumps(
+        {"rank": dist.rank, "world": dist.world, "sha256": digest.hexdigest(), "sum": total}))
+
+
+def relaunch_args(nproc: int, train_args: list[str]) -> list[str]:
+    """The torchrun command that runs ``nnspec train`` on ``nproc`` local processes."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc-per-node={nproc}", "-m", "nnspec", "train", *train_args]
+
+
+def relaunch(nproc: int, train_args: list[str]) -> int:
+    """Replace this process with torchrun, so signals and the exit code are torchrun's own."""
+    if nproc < 1:
+        raise RunError(f"--nproc-per-node must be at least 1, not {nproc}")
+    argv = relaunch_args(nproc, train_args)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(argv[0], argv)
+    return 0  # not reached
+
+
+class SilentLog(MetricsLog):
+    """metrics.jsonl on the ranks that do not write: counts lines, writes nothing."""
+
+    def __init__(self) -> None:
+        self.lines = 0
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.lines += 1

@@ -1,0 +1,124 @@
+"""DDP through torchrun on the CPU (gloo, 2 processes): one job, one writer, identical ranks.
+
+Each test starts real processes the way a user does (``nnspec train --nproc-per-node 2``, which
+re-launches itself through ``torch.distributed.run``, or torchrun directly), on the bundled
+digits data, for a few dozen steps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from run_fixtures import DIGITS_MLP
+
+from nnspec.run import distributed
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.skipif(not torch.distributed.is_available(),
+                                reason="torch.distributed is not available")
+
+SPEC = DIGITS_MLP.replace("train: {epochs: 2,", "train: {epochs: 3,").replace(
+    "log: {tensorboard: false}", "log: {tensorboard: true, every_n_steps: 4}")
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    env.update(OMP_NUM_THREADS="1", **extra)
+    return env
+
+
+def _hash(state: dict[str, torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for name, p in sorted(state.items()):
+        digest.update(name.encode())
+        digest.update(p.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _records(run: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_two_ranks_train_as_one_job_with_one_writer(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC)
+    run, dumps = tmp_path / "run", tmp_path / "dumps"
+    proc = subprocess.run([sys.executable, "-m", "nnspec", "train", str(spec), "--run-dir",
+                           str(run), "--nproc-per-node", "2"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env=_env(NNSPEC_TEST_DUMP=str(dumps)))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [json.loads((dumps / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["world"] == 2
+    assert ranks[0]["sha256"] == ranks[1]["sha256"]  # both ranks end with identical weights
+    last = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert _hash(last["model"]) == ranks[0]["sha256"]  # plain keys, rank 0's weights
+    assert set(last["model"]) == {"0.weight", "0.bias", "2.weight", "2.bias"}
+    records = _records(run)  # one writer: one line per epoch and split
+    assert [(r["epoch"], r["split"]) for r in records] == [
+        (e, s) for e in (1, 2, 3) for s in ("train", "val")]
+    train = [r["loss"] for r in records if r["split"] == "train"]
+    assert train[-1] < train[0] * 0.7
+    events = list((run / "tensorboard").glob("events.out.tfevents.*"))
+    # One writing process (its scalars and, as in a one-process run, its hparams file).
+    assert events and len({e.name.split(".")[-2] for e in events}) == 1
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
+    resolved = json.loads((run / "resolved.json").read_text())["run"]
+    assert (resolved["world_size"], resolved["backend"]) == (2, "gloo")
+    assert "DDP gloo x2" in resolved["path"]
+    assert proc.stderr.count("training digits_mlp") == 1  # rank 0 alone speaks
+    assert "DDP gloo x2" in proc.stderr.split("done:")[1]
+
+
+def test_a_crashed_rank_ends_the_job_in_bounded_time(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC.replace("epochs: 3", "epochs: 50"))
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc-per-node=2", "-m", "nnspec", "train", str(spec),
+                           "--run-dir", str(tmp_path / "run")], cwd=ROOT, capture_output=True,
+                          text=True, timeout=90,
+                          env=_env(NNSPEC_TEST_CRASH="1:1", NNSPEC_DIST_TIMEOUT="20"))
+    assert proc.returncode != 0
+    assert time.monotonic() - start < 60
+    assert "injected failure after step 1" in proc.stderr
+
+
+def test_relaunch_drops_the_option_and_keeps_the_rest() -> None:
+    args = distributed.relaunch_args(3, ["s.yaml", "train.epochs=2", "--run-dir", "r"])
+    assert args == [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                    "--nproc-per-node=3", "-m", "nnspec", "train", "s.yaml", "train.epochs=2",
+                    "--run-dir", "r"]
+
+
+def test_shards_are_disjoint_equal_and_cover_the_epoch() -> None:
+    from nnspec.run.batches import epoch_order
+
+    class _Source:
+        def __len__(self) -> int:
+            return 103
+
+    class _Split:
+        source = _Source()
+        batch_size = 8
+
+    base = distributed.Batches.__new__(distributed.Batches)
+    base.__dict__.update(split=_Split(), shuffle=True, seed=5, drop_last=False)
+    shards = [distributed.ShardedBatches(base, r, 2, even=True) for r in (0, 1)]
+    orders = [s._order(4, torch.device("cpu")) for s in shards]
+    assert len(orders[0]) == len(orders[1]) == 51 == shards[0].samples
+    assert len(shards[0]) == len(shards[1])
+    assert not set(orders[0].tolist()) & set(orders[1].tolist())
+    full = epoch_order(103, 5, 4, torch.device("cpu"))[:102]
+    assert sorted(orders[0].tolist() + orders[1].tolist()) == sorted(full.tolist())
+    evals = [distributed.ShardedBatches(base, r, 2, even=False) for r in (0, 1)]
+    assert evals[0].samples + evals[1].samples == 103
