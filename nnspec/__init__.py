@@ -42,7 +42,7 @@ def __getattr__(name: str) -> Any:
 
         return load
     if name == "train":
-        from nnspec.run import train  # type: ignore[attr-defined]
+        from nnspec.run import train
 
         return train
     raise AttributeError(f"module 'nnspec' has no attribute {name!r}")

@@ -16,6 +16,7 @@ from nnspec.catalogue import AUTO
 from nnspec.errors import Collector, format_path
 from nnspec.ir import Graph, Layer, Net, Node, TensorInfo, Value
 
+NO_RULE = object()
 BATCH = 3  # an odd batch: a sample dimension of 2 (directions, pairs) is not taken for it
 _DTYPES = {"long": "int64"}
 
@@ -131,6 +132,8 @@ class _Inferrer:
                 return node
             return node.with_(out=value[index])
         try:
+            if layer.op in ("add", "mul"):  # broadcasting, without meta kernels (slow to load)
+                return node.with_(out=_broadcast(inputs))
             out = ops.apply(layer.op, [to_meta(v) for v in inputs], layer.kwargs)
         except Exception as exc:
             shapes = ", ".join(f"{_shape(v)} from {s}" for v, s in zip(inputs, sources,
@@ -177,6 +180,9 @@ class _Inferrer:
             self.fail(node, f"{op} refuses these arguments: {_first_line(exc)}")
             return None
         self.params += sum(p.numel() for p in module.parameters())
+        ruled = self.rule(node, op, kwargs, inputs, sources)
+        if ruled is not NO_RULE:
+            return ruled  # type: ignore[return-value]
         tensors = [meta_tensor(v) for v in inputs]
         if op == "MultiheadAttention" and len(tensors) == 1:
             tensors = tensors * 3
@@ -188,8 +194,107 @@ class _Inferrer:
             self.fail(node, f"{op} cannot take {shapes}: {_first_line(exc)}")
             return None
 
+    def rule(self, node: Node, op: str, kwargs: dict[str, Any], inputs: list[TensorInfo],
+             sources: list[str]) -> Value | object | None:
+        """The output by a shape rule, or NO_RULE to run the layer on the meta device.
+
+        Rules cover the layers whose meta kernels live in torch's Python references (about a
+        second to import on first use); every other layer is run, so torch has the last word.
+        """
+        if len(inputs) != 1 or kwargs.get("return_indices"):
+            return NO_RULE
+        value, source = inputs[0], sources[0]
+        if op in catalogue.SAME_SHAPE and value.dtype.startswith(("float", "bfloat")):
+            return self.same_shape(node, op, value, source)
+        if op in catalogue.POOL:
+            return self.pool(node, op, kwargs, value, source)
+        if op in catalogue.ADAPTIVE_POOL:
+            return self.adaptive_pool(node, op, kwargs["output_size"], value, source)
+        if op == "Linear" and value.shape and value.dtype.startswith(("float", "bfloat")):
+            return TensorInfo((*value.shape[:-1], kwargs["out_features"]), value.dtype)
+        if op == "Flatten":
+            return _flatten(value, kwargs.get("start_dim", 1), kwargs.get("end_dim", -1))
+        return NO_RULE
+
+    def same_shape(self, node: Node, op: str, value: TensorInfo, source: str) -> Value | None:
+        """Element-wise and normalisation layers: same shape out, if the rank is one they take."""
+        ranks = catalogue.SAME_SHAPE[op]
+        if ranks is not None and len(value.shape) not in ranks:
+            names = {1: "C", 2: "C, L", 3: "C, H, W", 4: "C, D, H, W"}
+            want = " or ".join(f"[N, {names[r]}]" for r in ranks)
+            self.fail(node, f"{op} expects a {want} input, receives {value} from {source}",
+                      "check the layer's dimension (1d, 2d, 3d) against the data")
+            return None
+        return value
+
+    def pool(self, node: Node, op: str, kwargs: dict[str, Any], value: TensorInfo,
+             source: str) -> Value | object | None:
+        """torch's output-size formula for MaxPool/AvgPool (see their documentation)."""
+        dims = catalogue.POOL[op]
+
+        def per_dim(name: str, default: Any) -> list[int]:
+            raw = kwargs.get(name, default)
+            raw = kwargs["kernel_size"] if raw is None else raw
+            return list(raw) if isinstance(raw, list | tuple) else [raw] * dims
+
+        if len(value.shape) not in (dims, dims + 1):
+            self.fail(node, f"{op} expects {dims} spatial dimensions after the channels, "
+                      f"receives {value} from {source}")
+            return None
+        kernel, stride = per_dim("kernel_size", None), per_dim("stride", None)
+        padding, dilation = per_dim("padding", 0), per_dim("dilation", 1)
+        sizes = []
+        for length, k, s, p, d in zip(value.shape[-dims:], kernel, stride, padding, dilation,
+                                      strict=False):
+            span = length + 2 * p - d * (k - 1) - 1
+            out = (-(-span // s) if kwargs.get("ceil_mode") else span // s) + 1
+            if kwargs.get("ceil_mode") and (out - 1) * s >= length + p:
+                out -= 1
+            if out < 1 or p > k // 2:
+                return NO_RULE  # let torch itself say what is wrong
+            sizes.append(out)
+        return TensorInfo((*value.shape[:-dims], *sizes), value.dtype)
+
+    def adaptive_pool(self, node: Node, op: str, size: Any, value: TensorInfo,
+                      source: str) -> Value | None:
+        dims = catalogue.ADAPTIVE_POOL[op]
+        if len(value.shape) not in (dims, dims + 1):
+            self.fail(node, f"{op} expects {dims} spatial dimensions after the channels, "
+                      f"receives {value} from {source}")
+            return None
+        sizes = list(size) if isinstance(size, list | tuple) else [size] * dims
+        spatial = value.shape[-dims:]
+        out = tuple(s if want is None else want for s, want in zip(spatial, sizes, strict=False))
+        return TensorInfo((*value.shape[:-dims], *out), value.dtype)
+
     def fail(self, node: Node, message: str, hint: str | None = None) -> None:
         self.errors.add(node.source.location, node.source.path, message, hint)
+
+
+def _flatten(value: TensorInfo, start: int, end: int) -> TensorInfo | object:
+    full = (BATCH, *value.shape)
+    rank = len(full)
+    start, end = start % rank if rank else 0, end % rank if rank else 0
+    if not 0 < start <= end < rank:
+        return NO_RULE  # flattening the batch, or a bad range: torch decides
+    merged = 1
+    for size in full[start:end + 1]:
+        merged *= size
+    return TensorInfo((*full[1:start], merged, *full[end + 1:]), value.dtype)
+
+
+def _broadcast(inputs: list[Value]) -> TensorInfo:
+    import torch
+
+    tensors = [v for v in inputs if isinstance(v, TensorInfo)]
+    if len(tensors) != len(inputs):
+        raise ValueError("an input is a tuple of outputs; select one with getitem")
+    shape = torch.broadcast_shapes(*[(BATCH, *t.shape) for t in tensors])
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        promoted = torch.promote_types(getattr(torch, dtype), getattr(torch, t.dtype))
+        dtype = str(promoted).removeprefix("torch.")
+    return TensorInfo(tuple(shape[1:]), dtype)
 
 
 def _tuples(kwargs: dict[str, Any]) -> dict[str, Any]:

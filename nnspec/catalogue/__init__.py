@@ -55,6 +55,35 @@ BATCH_FIRST: frozenset[str] = frozenset(
      "TransformerDecoderLayer", "Transformer"}
 )
 
+# Layers whose output has the input's shape and dtype -> the sample ranks they accept (None:
+# any).  Shape inference applies this rule instead of running them on the meta device, whose
+# element-wise and normalisation kernels go through torch's Python references and cost about a
+# second to import on first use.  Channel counts are still checked through INFERRED_ARGS.
+_ANY = None
+SAME_SHAPE: dict[str, tuple[int, ...] | None] = {
+    **dict.fromkeys(
+        ("CELU", "ELU", "GELU", "Hardshrink", "Hardsigmoid", "Hardswish", "Hardtanh", "LeakyReLU",
+         "LogSigmoid", "Mish", "PReLU", "RReLU", "ReLU", "ReLU6", "SELU", "SiLU", "Sigmoid",
+         "Softplus", "Softshrink", "Softsign", "Tanh", "Tanhshrink", "Threshold", "Identity",
+         "Dropout", "AlphaDropout", "FeatureAlphaDropout", "LayerNorm", "RMSNorm"), _ANY),
+    "BatchNorm1d": (1, 2), "BatchNorm2d": (3,), "BatchNorm3d": (4,),
+    "InstanceNorm1d": (2,), "InstanceNorm2d": (3,), "InstanceNorm3d": (4,),
+    "Dropout1d": (2,), "Dropout2d": (3,), "Dropout3d": (4,),
+}
+
+# Adaptive pooling -> its number of spatial dimensions: the output is (C, *output_size), an
+# output_size of None keeping that dimension.  A rule, for the same reason as SAME_SHAPE.
+ADAPTIVE_POOL: dict[str, int] = {
+    "AdaptiveAvgPool1d": 1, "AdaptiveAvgPool2d": 2, "AdaptiveAvgPool3d": 3,
+    "AdaptiveMaxPool1d": 1, "AdaptiveMaxPool2d": 2, "AdaptiveMaxPool3d": 3,
+}
+
+# Max and average pooling -> spatial dimensions: output sizes follow torch's documented
+# formula (kernel, stride, padding, dilation, ceil_mode), again instead of slow meta kernels.
+POOL: dict[str, int] = {
+    "MaxPool1d": 1, "MaxPool2d": 2, "MaxPool3d": 3, "AvgPool1d": 1, "AvgPool2d": 2, "AvgPool3d": 3,
+}
+
 # Layers whose forward returns a tuple; pick one part with the `getitem` op (or `output:` key).
 TUPLE_OUTPUTS: frozenset[str] = frozenset(
     {"RNN", "LSTM", "GRU", "MultiheadAttention"}
