@@ -202,7 +202,7 @@ def nnspec_train(batch: int, epochs: int, device: torch.device) -> tuple[float, 
 
     with tempfile.TemporaryDirectory() as tmp:
         overrides = [f"data.batch_size={batch}", f"train.epochs={epochs}",
-                     f"data.dataset.IDX.root={DATA}"]
+                     f"data.root={DATA}"]
         with open(os.devnull, "w") as quiet:
             nnspec.run.train(SPEC, overrides=overrides, run_dir=Path(tmp) / "run",
                              device=str(device), stream=quiet)
@@ -280,7 +280,7 @@ def startup(device: torch.device) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.time()
             subprocess.run([sys.executable, "-m", "nnspec", "train", str(SPEC),
-                            f"data.dataset.IDX.root={DATA}", "train.epochs=1",
+                            f"data.root={DATA}", "train.epochs=1",
                             "--run-dir", f"{tmp}/run", "--device", str(device)],
                            capture_output=True, text=True, check=True)
             nnspec_times.append(time.time() - t0)

@@ -84,6 +84,10 @@ POOL: dict[str, int] = {
     "MaxPool1d": 1, "MaxPool2d": 2, "MaxPool3d": 3, "AvgPool1d": 1, "AvgPool2d": 2, "AvgPool3d": 3,
 }
 
+# Arguments that are tensors in torch and lists of numbers in a spec (loss class weights); the
+# generator types them so, and the runner turns them into tensors.
+TENSOR_ARGS: frozenset[str] = frozenset({"weight", "pos_weight"})
+
 # Layers whose forward returns a tuple; pick one part with the `getitem` op (or `output:` key).
 TUPLE_OUTPUTS: frozenset[str] = frozenset(
     {"RNN", "LSTM", "GRU", "MultiheadAttention"}

@@ -17,6 +17,8 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from nnspec import catalogue
+
 OUT = Path(__file__).with_name("torch_api.json")
 
 INT: dict[str, Any] = {"type": "integer"}
@@ -60,6 +62,9 @@ OVERRIDES: dict[str, dict[str, tuple[dict[str, Any], Any]]] = {
     "RMSNorm": {"normalized_shape": (any_of(INT, INTS), REQUIRED)},
     "Unflatten": {"unflattened_size": (INTS, REQUIRED)},
     "PReLU": {"init": (NUM, 0.25)},
+    "Normalize": {"mean": (NUMS, REQUIRED), "std": (NUMS, REQUIRED)},
+    "ToDtype": {"dtype": ({"enum": ["float32", "float64", "float16", "bfloat16", "uint8",
+                                    "int64", "int32"]}, "float32")},
 }
 
 SKIP_ARGS = {"self", "device", "dtype", "size_average", "reduce", "args", "kwargs",
@@ -118,6 +123,10 @@ def _schema_of_default(default: Any) -> dict[str, Any] | None:
     return None
 
 
+# Tensor arguments a spec writes as a list of numbers (the runner makes the tensor).
+TENSOR_ARGS: dict[str, dict[str, Any]] = dict.fromkeys(catalogue.TENSOR_ARGS,
+                                                       any_of(NUMS, NULL))
+
 # String arguments whose accepted values torch documents but does not annotate.
 STRING_CHOICES = {"padding": ["same", "valid"]}
 
@@ -158,6 +167,8 @@ def describe(name: str, cls: Any, skip: set[str] = SKIP_ARGS) -> dict[str, Any]:
             schema, default = overrides[p.name]
         else:
             found = _schema_of(p.annotation, p.default)
+            if p.name in TENSOR_ARGS and "Tensor" in str(p.annotation):
+                found = TENSOR_ARGS[p.name]
             if found is None:
                 continue  # tensors, callables, modules: not expressible in a spec
             schema = _narrow_strings(p.name, found)

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nnspec.catalogue import section
+from nnspec.catalogue import TENSOR_ARGS, section
 from nnspec.errors import Location, Problem, SpecError, did_you_mean
 from nnspec.spec import Loss
 
@@ -57,8 +57,6 @@ ELEMENTWISE = frozenset({
     "SoftMarginLoss", "MarginRankingLoss", "HingeEmbeddingLoss", "PoissonNLLLoss",
     "GaussianNLLLoss", "KLDivLoss", "MultiLabelSoftMarginLoss", "CosineEmbeddingLoss"})
 
-# Loss arguments that are tensors in torch but lists in a spec.
-TENSOR_ARGS = frozenset({"weight", "pos_weight"})
 # Loss arguments a spec cannot state (they are Python callables).
 CALLABLE_ARGS = frozenset({"distance_function"})
 
