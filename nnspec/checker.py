@@ -229,8 +229,13 @@ def _training(doc: Document, errors: Collector) -> dict[str, Any]:
 
 
 def _with_location(value: Any, doc: Document, path: SpecPath) -> Any:
+    """Give every named thing (dataset, transform, optimizer, ...) its place in the file."""
     if isinstance(value, dict) and "name" in value and "args" in value:
-        value = {**value, "location": doc.locate((*path, value["name"]), key=True)}
+        return {**value, "location": doc.locate((*path, value["name"]), key=True)}
+    if isinstance(value, dict):
+        return {k: _with_location(v, doc, (*path, k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_location(v, doc, (*path, i)) for i, v in enumerate(value)]
     return value
 
 
