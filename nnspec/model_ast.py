@@ -252,6 +252,9 @@ class ModelParser:
                        key=True)
         elif name in CONTAINER_KEYS or name in ITEM_KEYS:
             self.error(path, f"'{name}' is a reserved word and cannot name a layer", key=True)
+        elif name in catalogue.reserved_names():
+            self.error(path, f"'{name}' cannot name a layer: it is a Python keyword or an "
+                       "nn.Module attribute", f"rename it, e.g. '{name}_'", key=True)
 
     # -- blocks ------------------------------------------------------------------------
     def blocks(self, raw: Any, path: SpecPath) -> dict[str, Block]:

@@ -162,6 +162,15 @@ def torch_api() -> dict[str, Any]:
     return data
 
 
+@cache
+def reserved_names() -> frozenset[str]:
+    """Names a layer may not take: Python keywords, and nn.Module's own attributes (a child
+    named ``forward`` or ``to`` would clash with the method in the built and emitted module)."""
+    import keyword
+
+    return frozenset([*keyword.kwlist, *keyword.softkwlist, *torch_api()["module_attributes"]])
+
+
 def _entry(kind: str, name: str, info: Mapping[str, Any]) -> Entry:
     params = {}
     for pname, p in info["params"].items():

@@ -212,6 +212,7 @@ def generate() -> dict[str, Any]:
                               "capturable", "maximize", "lr_lambda", "schedulers"}
     return {
         "torch": torch.__version__.split("+")[0],
+        "module_attributes": sorted(n for n in dir(nn.Module) if not n.startswith("__")),
         "torchvision": torchvision.__version__.split("+")[0],
         "layers": {n: describe(n, getattr(nn, n)) for n in layers},
         "losses": {n: describe(n, getattr(nn, n)) for n in losses},
