@@ -68,9 +68,13 @@ def _torchvision(name: str) -> Builder:
         try:
             ds: Any = cls(str(root), **kwargs)
         except RuntimeError as exc:
-            raise RunError(f"{name} not found under {root.resolve()} ({exc})",
-                           hint=f"set download: true in data.dataset.{name} where a network "
-                           "exists, or put the files there") from None
+            detail = str(exc).strip().splitlines()[0].rstrip(":")
+            hint = (f"the download failed: check the network, or put {name}'s files under "
+                    f"{root.resolve()}/{name}" if kwargs.get("download") else
+                    f"set download: true in data.dataset.{name} where a network exists, or "
+                    "put the files there")
+            raise RunError(f"{name} not found under {root.resolve()} ({detail})",
+                           hint=hint) from None
         return _vision_table(ds)
     return build
 
