@@ -219,7 +219,8 @@ def nnspec_train(batch: int, epochs: int, device: torch.device) -> tuple[float, 
     return speed, path
 
 
-def throughput(batch_sizes: list[int], epochs: int, device: torch.device) -> None:
+def throughput(batch_sizes: list[int], epochs: int, device: torch.device,
+               only: list[str] | None = None) -> None:
     x, y = load_mnist()
     print(f"# LeNet-5, MNIST t10k first {TRAIN} images, {epochs} epochs (first excluded), "
           f"device {device}")
@@ -232,17 +233,24 @@ def throughput(batch_sizes: list[int], epochs: int, device: torch.device) -> Non
     if device.type == "cuda":
         contenders["hand/cuda-graph"] = hand_cuda_graph
     contenders["lightning"] = lightning
+    if only:
+        contenders = {k: v for k, v in contenders.items() if k in only}
     for name, fn in contenders.items():
         results[name] = [fn(x, y, b, epochs, device) for b in batch_sizes]
     ran = [nnspec_train(b, epochs, device) for b in batch_sizes]
     results["nnspec"] = [speed for speed, _ in ran]
-    hand = [max(v[i] or 0 for k, v in results.items() if k.startswith("hand"))
+    hand = [max([v[i] or 0 for k, v in results.items() if k.startswith("hand")] or [0]) or 1.0
             for i in range(len(batch_sizes))]
     for name, values in results.items():
         cells = [("n/a" if v is None else f"{v:,.0f} ({v / hand[i]:.2f}x)")
                  for i, v in enumerate(values)]
         print(f"| {name} | " + " | ".join(cells) + " |")
     print("ratios are to the fastest hand-written loop at the same batch size")
+    light = results.get("lightning")
+    if light:
+        for i, b in enumerate(batch_sizes):
+            if light[i]:
+                print(f"nnspec / lightning at batch {b}: {results['nnspec'][i] / light[i]:.2f}x")
     for b, (_, path) in zip(batch_sizes, ran, strict=True):
         print(f"nnspec path at batch {b}: {path}")
 
@@ -314,15 +322,17 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--startup", action="store_true", help="also measure start-up")
+    parser.add_argument("--startup-runs", type=int, default=3)
+    parser.add_argument("--only", nargs="+", help="run only these contenders")
     args = parser.parse_args()
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else "cpu" if args.device == "auto" else args.device)
     print(f"# {platform.node()} {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores, torch {torch.__version__}, python {platform.python_version()}"
           + (f", {torch.cuda.get_device_name()}" if device.type == "cuda" else ""))
-    throughput(args.batch_sizes, args.epochs, device)
+    throughput(args.batch_sizes, args.epochs, device, args.only)
     if args.startup:
-        startup(device)
+        startup(device, args.startup_runs)
 
 
 if __name__ == "__main__":
