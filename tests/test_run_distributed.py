@@ -122,3 +122,32 @@ def test_shards_are_disjoint_equal_and_cover_the_epoch() -> None:
     assert sorted(orders[0].tolist() + orders[1].tolist()) == sorted(full.tolist())
     evals = [distributed.ShardedBatches(base, r, 2, even=False) for r in (0, 1)]
     assert evals[0].samples + evals[1].samples == 103
+
+
+def test_sigterm_stops_every_rank_together_and_the_run_resumes(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC.replace("epochs: 3", "epochs: 400").replace("every_n_steps: 4",
+                                                                       "every_n_steps: 2"))
+    run, dumps = tmp_path / "run", tmp_path / "dumps"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+           "-m", "nnspec", "train", str(spec), "--run-dir", str(run)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=_env())
+    deadline = time.monotonic() + 60
+    while not (run / "checkpoints" / "last.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.terminate()  # torchrun forwards SIGTERM to both ranks
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert err.count("stopped: checkpoint committed") == 2, err[-3000:]
+    stopped = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    epochs = stopped["epoch"] + 2
+    done = subprocess.run([*cmd[:-2], f"train.epochs={epochs}", "--resume", str(run)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120,
+                          env=_env(NNSPEC_TEST_DUMP=str(dumps)))
+    assert done.returncode == 0, done.stderr[:6000]
+    ranks = [json.loads((dumps / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["sha256"] == ranks[1]["sha256"]
+    records = _records(run)
+    assert [(r["epoch"], r["split"]) for r in records] == [
+        (e, s) for e in range(1, epochs + 1) for s in ("train", "val")]
