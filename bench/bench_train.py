@@ -32,6 +32,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -203,10 +204,13 @@ def nnspec_train(batch: int, epochs: int, device: torch.device) -> tuple[float, 
     import nnspec.run
 
     with tempfile.TemporaryDirectory() as tmp:
-        # the hand loops' optimizer and no per-epoch metric beyond the loss: the same work
+        # The hand loops' work: their optimizer, PyTorch's default initialisation from the same
+        # seed, no metric beyond the loss.  The initialisation matters on the CPU: as weights
+        # train, values reach the denormal range, whose arithmetic is several times slower, at a
+        # pace that depends on where training started.
         overrides = [f"data.batch_size={batch}", f"train.epochs={epochs}", f"data.root={DATA}",
                      f"optimizer={{SGD: {{lr: {LR}, momentum: {MOMENTUM}}}}}", "train.metrics=[]",
-                     "train.monitor=val.loss"]
+                     "train.monitor=val.loss", "init=[]"]
         with open(os.devnull, "w") as quiet:
             nnspec.run.train(SPEC, overrides=overrides, run_dir=Path(tmp) / "run",
                              device=str(device), stream=quiet)
@@ -220,14 +224,13 @@ def nnspec_train(batch: int, epochs: int, device: torch.device) -> tuple[float, 
 
 
 def throughput(batch_sizes: list[int], epochs: int, device: torch.device,
-               only: list[str] | None = None) -> None:
+               only: list[str] | None = None, rounds: int = 1) -> None:
     x, y = load_mnist()
     print(f"# LeNet-5, MNIST t10k first {TRAIN} images, {epochs} epochs (first excluded), "
-          f"device {device}")
+          f"device {device}, median of {rounds} round(s)")
     print("| contender | " + " | ".join(f"batch {b}, samples/s" for b in batch_sizes) + " |")
     print("| --- |" + " --- |" * len(batch_sizes))
-    results: dict[str, list[float | None]] = {}
-    contenders: dict[str, Callable[..., float | None]] = {
+    contenders: dict[str, Callable[..., Any]] = {
         "hand/dataloader": hand_dataloader, "hand/resident": hand_resident,
     }
     if device.type == "cuda":
@@ -235,10 +238,21 @@ def throughput(batch_sizes: list[int], epochs: int, device: torch.device,
     contenders["lightning"] = lightning
     if only:
         contenders = {k: v for k, v in contenders.items() if k in only}
-    for name, fn in contenders.items():
-        results[name] = [fn(x, y, b, epochs, device) for b in batch_sizes]
-    ran = [nnspec_train(b, epochs, device) for b in batch_sizes]
-    results["nnspec"] = [speed for speed, _ in ran]
+    contenders["nnspec"] = lambda x, y, b, e, d: nnspec_train(b, e, d)
+    # Round-robin rounds, median per contender: a shared machine drifts, and every contender
+    # sees the same drift.
+    samples: dict[str, list[list[float]]] = {k: [[] for _ in batch_sizes] for k in contenders}
+    paths: list[str] = ["" for _ in batch_sizes]
+    for _ in range(rounds):
+        for name, fn in contenders.items():
+            for i, b in enumerate(batch_sizes):
+                value = fn(x, y, b, epochs, device)
+                if isinstance(value, tuple):
+                    value, paths[i] = value
+                if value is not None:
+                    samples[name][i].append(value)
+    results = {k: [statistics.median(v) if v else None for v in per_batch]
+               for k, per_batch in samples.items()}
     hand = [max([v[i] or 0 for k, v in results.items() if k.startswith("hand")] or [0]) or 1.0
             for i in range(len(batch_sizes))]
     for name, values in results.items():
@@ -251,7 +265,7 @@ def throughput(batch_sizes: list[int], epochs: int, device: torch.device,
         for i, b in enumerate(batch_sizes):
             if light[i]:
                 print(f"nnspec / lightning at batch {b}: {results['nnspec'][i] / light[i]:.2f}x")
-    for b, (_, path) in zip(batch_sizes, ran, strict=True):
+    for b, path in zip(batch_sizes, paths, strict=True):
         print(f"nnspec path at batch {b}: {path}")
 
 
@@ -323,6 +337,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--startup", action="store_true", help="also measure start-up")
     parser.add_argument("--startup-runs", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat every contender this many times, round-robin; medians")
     parser.add_argument("--only", nargs="+", help="run only these contenders")
     args = parser.parse_args()
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
@@ -330,7 +346,7 @@ def main() -> None:
     print(f"# {platform.node()} {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores, torch {torch.__version__}, python {platform.python_version()}"
           + (f", {torch.cuda.get_device_name()}" if device.type == "cuda" else ""))
-    throughput(args.batch_sizes, args.epochs, device, args.only)
+    throughput(args.batch_sizes, args.epochs, device, args.only, args.rounds)
     if args.startup:
         startup(device, args.startup_runs)
 
