@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from nnspec.ir import Graph, Net, Node, TensorInfo, Value
+from nnspec.ir import Graph, Net, Node, show
 from nnspec.shapes import _topological
 
 FORMATS = ("mermaid", "dot", "svg")
@@ -114,7 +114,7 @@ class _Builder:
             inner = Cluster(self.next_id("c"), f"{name}: {kind}")
             cluster.items.append(inner)
             return [(src, False) for src, _ in self.net(body, name + ".", inner, incoming)]
-        box = Box(self.next_id("n"), name, body.op, _shape(node.out))
+        box = Box(self.next_id("n"), name, body.op, show(node.out))
         cluster.items.append(box)
         for feed in incoming:
             self.edges.extend(Edge(src, box.id, skip) for src, skip in feed)
@@ -141,13 +141,6 @@ def render_diagram(graph: Graph, fmt: str) -> str:
         raise ValueError(f"unknown diagram format {fmt!r}; one of {', '.join(FORMATS)}")
     return renderers[fmt](diagram(graph))
 
-
-def _shape(value: Value | None) -> str:
-    if value is None:
-        return "?"
-    if isinstance(value, TensorInfo):
-        return str(value)
-    return "(" + ", ".join(_shape(v) for v in value) + ")"
 
 
 # -- Mermaid -------------------------------------------------------------------------------

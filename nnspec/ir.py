@@ -28,6 +28,15 @@ class TensorInfo:
 Value = TensorInfo | tuple["Value", ...]
 
 
+def show(value: Value | None) -> str:
+    """A value as people read it: ``[N, 6, 28, 28]``, a tuple of them, or ``?`` if unknown."""
+    if value is None:
+        return "?"
+    if isinstance(value, TensorInfo):
+        return str(value)
+    return "(" + ", ".join(show(v) for v in value) + ")"
+
+
 @dataclass(frozen=True)
 class Layer:
     op: str  # a catalogue name: Conv2d, add, ...

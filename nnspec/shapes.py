@@ -14,7 +14,7 @@ from typing import Any
 from nnspec import catalogue, ops
 from nnspec.catalogue import AUTO
 from nnspec.errors import Collector, format_path
-from nnspec.ir import Graph, Layer, Net, Node, TensorInfo, Value
+from nnspec.ir import Graph, Layer, Net, Node, TensorInfo, Value, show
 
 NO_RULE = object()
 BATCH = 3  # an odd batch: a sample dimension of 2 (directions, pairs) is not taken for it
@@ -136,7 +136,7 @@ class _Inferrer:
                 return node.with_(out=_broadcast(inputs))
             out = ops.apply(layer.op, [to_meta(v) for v in inputs], layer.kwargs)
         except Exception as exc:
-            shapes = ", ".join(f"{_shape(v)} from {s}" for v, s in zip(inputs, sources,
+            shapes = ", ".join(f"{show(v)} from {s}" for v, s in zip(inputs, sources,
                                                                         strict=False))
             self.fail(node, f"{layer.op} cannot combine {shapes}: {_first_line(exc)}")
             return node
@@ -154,7 +154,7 @@ class _Inferrer:
             if index >= len(inputs) or not inputs[index].shape:
                 if kwargs[name] == AUTO:
                     self.fail(node, f"cannot infer {name}: {sources[0]} gives a "
-                              f"{_shape(inputs[0])} tensor", f"set {name} explicitly")
+                              f"{show(inputs[0])} tensor", f"set {name} explicitly")
                     return None
                 continue
             shape = inputs[index].shape
@@ -163,7 +163,7 @@ class _Inferrer:
                 kwargs[name] = actual
             elif kwargs[name] != actual and not isinstance(kwargs[name], list):
                 self.fail(node, f"{layer.op} expects {name}={kwargs[name]}, receives "
-                          f"{_shape(inputs[index])} from {sources[index]}",
+                          f"{show(inputs[index])} from {sources[index]}",
                           f"set {name}: {actual}, or leave it out to infer it")
                 return None
         return kwargs
@@ -189,7 +189,7 @@ class _Inferrer:
         try:
             return describe(module(*tensors))
         except Exception as exc:
-            shapes = ", ".join(f"{_shape(v)} from {s}" for v, s in zip(inputs, sources,
+            shapes = ", ".join(f"{show(v)} from {s}" for v, s in zip(inputs, sources,
                                                                         strict=False))
             self.fail(node, f"{op} cannot take {shapes}: {_first_line(exc)}")
             return None
@@ -327,10 +327,6 @@ def _label(node: Node) -> str:
         path = path[:-1]
     return f"{format_path(path)} {kind}"
 
-
-def _shape(value: Value) -> str:
-    return str(value) if isinstance(value, TensorInfo) else "(" + ", ".join(
-        _shape(v) for v in value) + ")"
 
 
 def _first_line(exc: Exception) -> str:

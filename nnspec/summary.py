@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from math import prod
 from typing import TYPE_CHECKING
 
-from nnspec.ir import Graph, Layer, Net, Node, TensorInfo, Value
+from nnspec.ir import Graph, Layer, Net, Node, TensorInfo, Value, show
 
 if TYPE_CHECKING:
     from torch import nn
@@ -101,7 +101,7 @@ def _node_rows(node: Node, name: str, depth: int) -> Iterator[Row]:
         children = list(_net_rows(body, name + ".", depth + 1))
         direct = [row for row in children if not row.container]
         kind = body.block or _CONTAINER_TYPES[body.kind]
-        yield Row(name, depth, kind, _shape(node.out),
+        yield Row(name, depth, kind, show(node.out),
                   sum(r.params for r in direct), sum(r.trainable for r in direct),
                   sum(r.macs for r in direct), sum(r.param_bytes for r in direct), True)
         yield from children
@@ -111,10 +111,10 @@ def _node_rows(node: Node, name: str, depth: int) -> Iterator[Row]:
 
 def _layer_row(node: Node, layer: Layer, name: str, depth: int) -> Row:
     if layer.kind == "op":
-        return Row(name, depth, layer.op, _shape(node.out), 0, 0, 0, 0, False)
+        return Row(name, depth, layer.op, show(node.out), 0, 0, 0, 0, False)
     module = _meta_module(layer)
     params = list(module.parameters())
-    return Row(name, depth, layer.op, _shape(node.out),
+    return Row(name, depth, layer.op, show(node.out),
                params=sum(p.numel() for p in params),
                trainable=sum(p.numel() for p in params if p.requires_grad),
                macs=module_macs(module, _first_shape(node.out)),
@@ -161,13 +161,6 @@ def _first_shape(value: Value | None) -> tuple[int, ...]:
         value = value[0]
     return value.shape if value is not None else ()
 
-
-def _shape(value: Value | None) -> str:
-    if value is None:
-        return "?"
-    if isinstance(value, TensorInfo):
-        return str(value)
-    return "(" + ", ".join(_shape(v) for v in value) + ")"
 
 
 # -- the table -----------------------------------------------------------------------------
