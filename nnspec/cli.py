@@ -47,11 +47,34 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
+    ctx: typer.Context,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks.")] = False,
+    limit: Annotated[list[str] | None, typer.Option(
+        "--limit", help="Raise a safety limit for a spec you trust: NAME=N, NAME one of "
+        "max_bytes, max_values, max_depth, max_repeat, max_nodes.")] = None,
 ) -> None:
     _state["debug"] = debug
+    if limit:
+        from nnspec import limits
+
+        # raised for this command only: restored when the command ends (tests, notebooks)
+        ctx.with_resource(limits.raised(**_limit_values(limit)))
+
+
+def _limit_values(settings: list[str]) -> dict[str, int]:
+    from nnspec import limits
+
+    values: dict[str, int] = {}
+    for text in settings:
+        name, _, number = text.partition("=")
+        if name not in limits.NAMES or not number.strip().isdigit() or int(number) < 1:
+            typer.echo(SpecError([_usage(f"bad --limit {text!r}", "NAME=N with NAME one of "
+                                         + ", ".join(limits.NAMES))]).render(), err=True)
+            raise typer.Exit(2)
+        values[name] = int(number)
+    return values
 
 
 def _run(action: Callable[[], int | None]) -> None:

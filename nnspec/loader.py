@@ -20,11 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nnspec import limits
 from nnspec.errors import Location, SpecError, SpecPath
+from nnspec.limits import Limits
 
-MAX_BYTES = 4 * 1024 * 1024
-MAX_DEPTH = 64
-MAX_NODES = 20_000  # ~0.6 s of parsing; write long models with repeat and blocks
+# The defaults; the limits in force (which a user can raise) come from nnspec.limits.current().
+MAX_BYTES = Limits().max_bytes
+MAX_DEPTH = Limits().max_depth
+MAX_NODES = Limits().max_values
 MAX_INT = 2**63 - 1
 
 _INT = re.compile(r"[-+]?[0-9]+$")
@@ -73,9 +76,10 @@ def _fail(file: str, line: int, col: int, path: SpecPath, message: str,
     return SpecError([Problem(Location(file, line, col), tuple(path), message, hint)])
 
 
-def load(source: str | Path, *, max_bytes: int = MAX_BYTES) -> Document:
+def load(source: str | Path, *, max_bytes: int | None = None) -> Document:
     """Load a spec from a path, ``-`` (standard input) or, if it contains a newline or
     starts like a document, from text."""
+    max_bytes = max_bytes or limits.current().max_bytes
     text, name = _read(source, max_bytes)
     return loads(text, name, max_bytes=max_bytes)
 
@@ -100,8 +104,7 @@ def _read(source: str | Path, max_bytes: int) -> tuple[str, str]:
         return _decode(fh.read(max_bytes + 1), name, max_bytes), name
 
 
-_TOO_BIG_HINT = ("specs are small text files; the Python API reads bigger ones with "
-                 "nnspec.load(path, max_bytes=N)")
+_TOO_BIG_HINT = "specs are small text files; " + limits.hint("max_bytes")
 
 
 def _decode(data: bytes, name: str, max_bytes: int) -> str:
@@ -118,8 +121,9 @@ def _decode(data: bytes, name: str, max_bytes: int) -> str:
                     "save the file as UTF-8") from None
 
 
-def loads(text: str, file: str = "<text>", *, max_bytes: int = MAX_BYTES) -> Document:
+def loads(text: str, file: str = "<text>", *, max_bytes: int | None = None) -> Document:
     """Load a spec from text; JSON if the file name ends in .json or the text starts with '{'."""
+    max_bytes = max_bytes or limits.current().max_bytes
     if len(text.encode("utf-8", "surrogatepass")) > max_bytes:
         raise _fail(file, 1, 1, (), f"input is over the {max_bytes}-byte limit", _TOO_BIG_HINT)
     is_json = file.endswith(".json") or text.lstrip().startswith(("{", "["))
@@ -210,11 +214,13 @@ class _EventReader:
         from ruamel.yaml import events as ev
 
         self.nodes += 1
-        if self.nodes > MAX_NODES:
-            raise self._at(event, path, f"more than {MAX_NODES} values in one spec",
-                           "write long models with repeat and blocks")
-        if depth > MAX_DEPTH:
-            raise self._at(event, path, f"nesting deeper than {MAX_DEPTH} levels")
+        bounds = limits.current()
+        if self.nodes > bounds.max_values:
+            raise self._at(event, path, f"more than {bounds.max_values} values in one spec",
+                           "write long models with repeat and blocks, or "
+                           + limits.hint("max_values"))
+        if depth > bounds.max_depth:
+            raise self._at(event, path, f"nesting deeper than {bounds.max_depth} levels")
         if isinstance(event, ev.AliasEvent):
             raise self._at(event, path, "YAML aliases (*name) are not allowed",
                            "write the value out, or use vars / blocks to reuse it")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from nnspec import catalogue, schema
+from nnspec import catalogue, limits, schema
 from nnspec.catalogue import AUTO
 from nnspec.checker import sha256
 from nnspec.errors import Collector, Location, SpecPath, did_you_mean
@@ -19,10 +19,8 @@ from nnspec.ir import Graph, Layer, Net, Node, TensorInfo
 from nnspec.model_ast import CONTAINER_KEYS, Block, Call, Container, Source
 from nnspec.spec import Spec
 
-MAX_REPEAT = 10_000
 # Every node costs about half a millisecond in the shape check (a module on the meta device), so
 # 10k nodes is already seconds; real networks (resnet152: ~500 modules) stay far below.
-MAX_NODES = 10_000
 _TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "list": (list,),
 }
@@ -200,13 +198,14 @@ class _Resolver:
 
     def too_many(self, item: Call | Container) -> bool:
         """Whether the node limit is passed; reports it once, so expansion stops early."""
-        if self.count <= MAX_NODES:
+        limit = limits.current().max_nodes
+        if self.count <= limit:
             return False
         if not self.over_limit:
             self.over_limit = True
             self.error(item.source, item.source.path,
-                       f"the model has more than {MAX_NODES} nodes",
-                       "this looks like a resource bomb; reduce repeat counts")
+                       f"the model has more than {limit} nodes",
+                       "this looks like a resource bomb; " + limits.hint("max_nodes"))
         return True
 
     def repeat_count(self, item: Call | Container, scope: Mapping[str, Any]) -> int:
@@ -220,9 +219,10 @@ class _Resolver:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             self.error(where, path, f"repeat must be a positive integer, found {value!r}")
             return 1
-        if value > MAX_REPEAT:
-            self.error(where, path, f"repeat {value} is over the limit of {MAX_REPEAT}",
-                       "this looks like a resource bomb")
+        limit = limits.current().max_repeat
+        if value > limit:
+            self.error(where, path, f"repeat {value} is over the limit of {limit}",
+                       "this looks like a resource bomb; " + limits.hint("max_repeat"))
             return 1
         return value
 
