@@ -43,17 +43,29 @@ def _convert(value: Any, key: str) -> Any:
 
 
 def input_transform(items: Sequence[Named], path: SpecPath) -> Callable[[Any], Any] | None:
-    """A v2.Compose of the named transforms (names checked against the catalogue first)."""
+    """A v2.Compose of the named transforms (names checked against the catalogue first).
+
+    The everyday tensor pipeline (ToImage, ToDtype, Normalize) runs as nnspec's own tensor code
+    until something else than a tensor arrives: importing torchvision's transforms costs about a
+    second of start-up, more than a small run's training.  Tests hold it equal to torchvision's.
+    """
     if not items:
         return None
-    from torchvision.transforms import v2
-
     catalogue = section("transform")
-    steps = []
     for i, named in enumerate(items):
         if named.name not in catalogue:
             raise _problem(named, (*path, i), f"unknown transform '{named.name}'",
                            did_you_mean(named.name, catalogue))
+    if all(_native_ok(n) for n in items):
+        return _Native(items, path)
+    return _torchvision(items, path)
+
+
+def _torchvision(items: Sequence[Named], path: SpecPath) -> Callable[[Any], Any]:
+    from torchvision.transforms import v2
+
+    steps = []
+    for i, named in enumerate(items):  # names already checked against the catalogue
         args = {k: _convert(v, k) for k, v in named.args.items()}
         if named.name == "ToDtype" and "dtype" not in args:
             args["dtype"] = torch.float32
@@ -62,6 +74,55 @@ def input_transform(items: Sequence[Named], path: SpecPath) -> Callable[[Any], A
         except (TypeError, ValueError) as exc:
             raise _problem(named, (*path, i, named.name), str(exc)) from None
     return _Plain(v2.Compose(steps))
+
+
+NATIVE = frozenset({"ToImage", "ToDtype", "Normalize"})
+
+
+def _native_ok(named: Named) -> bool:
+    if named.name not in NATIVE:
+        return False
+    if named.name == "Normalize":
+        return not named.args.get("inplace", False)
+    return True
+
+
+class _Native:
+    """ToImage, ToDtype and Normalize on tensors, as torchvision's v2 computes them."""
+
+    def __init__(self, items: Sequence[Named], path: SpecPath) -> None:
+        self.items, self.path = list(items), path
+        self.fallback: Callable[[Any], Any] | None = None
+
+    def __call__(self, x: Any) -> Any:
+        if not isinstance(x, Tensor) or x.dim() < 2:
+            if self.fallback is None:
+                self.fallback = _torchvision(self.items, self.path)
+            return self.fallback(x)
+        for named in self.items:
+            x = self._step(named, x)
+        return x
+
+    def _step(self, named: Named, x: Tensor) -> Tensor:
+        args = named.args
+        if named.name == "ToImage":
+            return x.unsqueeze(0) if x.dim() == 2 else x
+        if named.name == "ToDtype":
+            dtype = _convert(args.get("dtype", "float32"), "dtype")
+            if args.get("scale") and not x.is_floating_point() and dtype.is_floating_point:
+                return x.to(dtype).mul_(1.0 / torch.iinfo(x.dtype).max)  # torchvision's bits
+            if args.get("scale") and x.dtype != dtype and not (
+                    x.is_floating_point() and dtype.is_floating_point):
+                return _torchvision([named], self.path)(x)  # integer rescaling: torchvision's
+            return x.to(dtype)
+        if not x.is_floating_point() or 0 in list(args["std"]):
+            return _torchvision([named], self.path)(x)  # torchvision's own error message
+        mean = torch.as_tensor(args["mean"], dtype=x.dtype).view(-1, 1, 1)
+        std = torch.as_tensor(args["std"], dtype=x.dtype).view(-1, 1, 1)
+        return (x - mean) / std
+
+    def __repr__(self) -> str:
+        return "Compose(" + ", ".join(n.name for n in self.items) + ")"
 
 
 class _Plain:
