@@ -30,6 +30,12 @@ SPEC = DIGITS_MLP.replace("train: {epochs: 2,", "train: {epochs: 3,").replace(
     "log: {tensorboard: false}", "log: {tensorboard: true, every_n_steps: 4}")
 
 
+@pytest.fixture(autouse=True)
+def _own_temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """torchrun leaves torchelastic_* folders in the temp dir: keep them in pytest's."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+
+
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
