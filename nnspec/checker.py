@@ -225,6 +225,11 @@ def _training(doc: Document, errors: Collector) -> dict[str, Any]:
             pass  # a shape the schema already reported
     if isinstance(data.get("init"), list):
         out["init"] = _init_rules(doc, errors, data["init"])
+    if "scheduler" in out:
+        for path, message, hint in S.scheduler_problems(out["scheduler"]):
+            where = ("scheduler", *path)
+            errors.add(doc.locate(where, key=path == (out["scheduler"].name,)), where, message,
+                       hint)
     return out
 
 

@@ -44,6 +44,8 @@ def apply_overrides(doc: Document, overrides: Sequence[str]) -> Document:
 
 # Sections written {Name: {args}}: a key may skip the name (optimizer.lr=0.1).
 _NAMED = ("optimizer", "loss", "scheduler", "dataset")
+_EXAMPLES = {"optimizer": "'{SGD: {lr: 0.1}}'", "loss": "CrossEntropyLoss",
+             "scheduler": "'{StepLR: {step_size: 5}}'", "dataset": "'{MNIST: {root: data}}'"}
 
 
 def _relocate(values: dict[SpecPath, Location], keys: dict[SpecPath, Location],
@@ -84,6 +86,9 @@ def _set(data: Any, parts: list[str], value: Any, where: Location) -> Problem | 
             if depth == 0 and part not in TOP_KEYS:  # a known section may be absent: add it
                 return Problem(where, (part,), f"unknown section '{part}'",
                                did_you_mean(part, TOP_KEYS))
+            if part in _NAMED:  # scheduler.name=StepLR: there is no name to go under
+                return Problem(where, (*path, part), f"the spec has no '{part}' to change",
+                               f"give it whole, e.g. {part}={_EXAMPLES[part]}")
             node[part] = {}
         if isinstance(node[part], str):  # optimizer: Adam  ->  {Adam: {}}
             node[part] = {node[part]: {}}

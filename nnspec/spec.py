@@ -171,6 +171,23 @@ class Scheduler(Strict):
     location: Location = Field(default_factory=Location, exclude=True)
 
 
+# Schedulers a spec can name but not use as written.
+SCHEDULERS_NEEDING_A_FUNCTION = {"LambdaLR": "lr_lambda", "MultiplicativeLR": "lr_lambda"}
+SCHEDULERS_STEPPED_ON_A_METRIC = frozenset({"ReduceLROnPlateau"})
+
+
+def scheduler_problems(sched: Scheduler) -> list[tuple[tuple[str, ...], str, str]]:
+    """(path, message, hint) for a scheduler the runner could not step: checked by validate."""
+    if sched.name in SCHEDULERS_NEEDING_A_FUNCTION:
+        return [((sched.name,), f"{sched.name} needs a Python function "
+                 f"({SCHEDULERS_NEEDING_A_FUNCTION[sched.name]}), which a spec cannot state",
+                 "use LinearLR, ExponentialLR, StepLR, ...")]
+    if sched.name in SCHEDULERS_STEPPED_ON_A_METRIC and sched.interval == "step":
+        return [(("interval",), f"{sched.name} is stepped with the monitored metric, which "
+                 "exists once per epoch", "use 'interval: epoch', the default")]
+    return []
+
+
 class Train(Strict):
     """How the loop runs."""
 

@@ -77,9 +77,15 @@ def test_model_argument_override_reaches_the_layer() -> None:
     (["train.epochs=!!python/name:os.system"], "<override 1: train.epochs=!!python/name:os.system>"
      ":1:1", "YAML tags are not allowed"),
     (["train.epochs=1e400"], "<override 1: train.epochs=1e400>:1:1", "out of range"),
+    (["scheduler.name=StepLR"], "<override 1: scheduler.name=StepLR>:1:1",
+     "scheduler: the spec has no 'scheduler' to change (give it whole, e.g. "
+     "scheduler='{StepLR: {step_size: 5}}')"),
+    (["scheduler={ReduceLROnPlateau: {}, interval: step}"],
+     "<override 1: scheduler={ReduceLROnPlateau: {}, interval: step}>:1:1",
+     "scheduler.interval: ReduceLROnPlateau is stepped with the monitored metric"),
 ], ids=["wrong-type", "second-of-two", "misspelt-key", "named-skip-wrong-type",
         "unknown-section", "no-equals", "no-key", "no-such-item", "inside-a-scalar",
-        "bad-yaml", "yaml-tag", "float-overflow"])
+        "bad-yaml", "yaml-tag", "float-overflow", "absent-named-section", "plateau-per-step"])
 def test_bad_override_is_located_at_the_override(overrides: list[str], located: str,
                                                  message: str) -> None:
     with pytest.raises(SpecError) as info:

@@ -18,10 +18,8 @@ from torch.optim import Optimizer, lr_scheduler
 
 from nnspec.catalogue import section
 from nnspec.errors import Location, Problem, SpecError, did_you_mean
-from nnspec.spec import Named, Scheduler
+from nnspec.spec import Named, Scheduler, scheduler_problems
 
-# Scheduler arguments that are Python callables: not expressible in a spec.
-_NEEDS_CALLABLE = {"LambdaLR": "lr_lambda", "MultiplicativeLR": "lr_lambda"}
 _SEQUENCES = {"betas", "etas", "step_sizes", "ns_coefficients"}
 
 
@@ -55,10 +53,8 @@ def build_scheduler(sched: Scheduler | None, optimizer: Optimizer, epochs: int,
     if sched.name not in catalogue:
         raise _error(sched.location, ("scheduler",), f"unknown scheduler '{sched.name}'",
                      did_you_mean(sched.name, catalogue))
-    if sched.name in _NEEDS_CALLABLE:
-        raise _error(sched.location, ("scheduler", sched.name),
-                     f"{sched.name} needs a Python function ({_NEEDS_CALLABLE[sched.name]}), "
-                     "which a spec cannot state", "use LinearLR, ExponentialLR, StepLR, ...")
+    for path, message, hint in scheduler_problems(sched):
+        raise _error(sched.location, ("scheduler", *path), message, hint)
     steps = epochs if sched.interval == "epoch" else max(
         1, epochs * steps_per_epoch - sched.warmup_steps)
     args: dict[str, Any] = dict(sched.args)
