@@ -3,7 +3,9 @@
     .venv/bin/python bench/bench_train.py [--batch-sizes 64 512] [--epochs 3] [--device auto]
 
 Every contender trains the same LeNet-5 on the same data (MNIST t10k, first 8,000 images,
-normalised once) with the same batch size, epochs, seed and SGD settings.  Throughput is
+scaled to [0, 1] as the spec's transforms do) with the same batch size, epochs, seed, SGD
+settings and, except Lightning, the same sample order, so that on the CPU nnspec and
+hand/resident do the same arithmetic (the script checks their final weights).  Throughput is
 samples/s over the epochs after the first (the first pays for warm-up, graph capture and
 compilation); the table prints each contender's figure and its ratio to the fastest
 hand-written loop.  Contenders:
@@ -43,6 +45,7 @@ DATA = Path(os.environ.get("NNSPEC_MNIST_DIR", ROOT.parent / "shared" / "data" /
 SPEC = ROOT / "examples" / "lenet_mnist_t10k.yaml"
 TRAIN = 8000
 LR, MOMENTUM = 0.01, 0.9
+FINAL: dict[int, dict[str, torch.Tensor]] = {}  # hand/resident's trained weights, per batch size
 
 
 def load_mnist() -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,8 +55,18 @@ def load_mnist() -> tuple[torch.Tensor, torch.Tensor]:
         labels = fh.read()
     x = np.frombuffer(images, np.uint8, offset=16).reshape(-1, 1, 28, 28)[:TRAIN]
     y = np.frombuffer(labels, np.uint8, offset=8)[:TRAIN]
-    xt = torch.from_numpy(x.astype(np.float32) / 255.0)
-    return (xt - 0.1307) / 0.3081, torch.from_numpy(y.astype(np.int64))
+    # what the spec's transforms give (ToImage, then ToDtype with scale, as torchvision does it)
+    return torch.from_numpy(x.copy()).float().mul_(1.0 / 255), torch.from_numpy(y.astype(np.int64))
+
+
+def epoch_order(n: int, epoch: int, device: torch.device) -> torch.Tensor:
+    """The sample order nnspec draws for seed 0, so that every loop does the same arithmetic.
+
+    On the CPU the speed of a step drifts as values reach the denormal range, at a pace set by
+    the trajectory; with the same data, initialisation and order, nnspec and the hand loops
+    follow one trajectory and their ratio measures only what each loop adds.
+    """
+    return torch.randperm(n, generator=torch.Generator(device).manual_seed(epoch), device=device)
 
 
 def lenet() -> nn.Sequential:
@@ -86,11 +99,15 @@ def hand_dataloader(x: torch.Tensor, y: torch.Tensor, batch: int, epochs: int,
     model = lenet().to(device)
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     loss_fn = nn.CrossEntropyLoss()
+    order = torch.Generator()
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y),
-                                         batch_size=batch, shuffle=True,
+                                         batch_size=batch, shuffle=True, generator=order,
                                          pin_memory=device.type == "cuda")
+    done = [0]
 
     def epoch() -> int:
+        order.manual_seed(done[0])  # the order of epoch_order on the CPU
+        done[0] += 1
         for xb, yb in loader:
             xb = xb.to(device, non_blocking=True)
             yb = yb.to(device, non_blocking=True)
@@ -109,9 +126,11 @@ def hand_resident(x: torch.Tensor, y: torch.Tensor, batch: int, epochs: int,
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     loss_fn = nn.CrossEntropyLoss()
     xd, yd = x.to(device), y.to(device)
+    done = [0]
 
     def epoch() -> int:
-        order = torch.randperm(len(xd), device=device)
+        order = epoch_order(len(xd), done[0], device)
+        done[0] += 1
         for i in range(0, len(xd), batch):
             idx = order[i:i + batch]
             opt.zero_grad(set_to_none=True)
@@ -119,7 +138,9 @@ def hand_resident(x: torch.Tensor, y: torch.Tensor, batch: int, epochs: int,
             opt.step()
         return len(xd)
 
-    return timed_epochs(device, epochs, epoch)
+    speed = timed_epochs(device, epochs, epoch)
+    FINAL[batch] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    return speed
 
 
 def hand_cuda_graph(x: torch.Tensor, y: torch.Tensor, batch: int, epochs: int,
@@ -147,8 +168,11 @@ def hand_cuda_graph(x: torch.Tensor, y: torch.Tensor, batch: int, epochs: int,
         loss.backward()
         opt.step()
 
+    done = [0]
+
     def epoch() -> int:
-        order = torch.randperm(len(xd), device=device)
+        order = epoch_order(len(xd), done[0], device)
+        done[0] += 1
         for i in range(steps):
             idx = order[i * batch:(i + 1) * batch]
             torch.index_select(xd, 0, idx, out=static_x)
@@ -217,10 +241,20 @@ def nnspec_train(batch: int, epochs: int, device: torch.device) -> tuple[float, 
         run = Path(tmp) / "run"
         rows = [json.loads(line) for line in (run / "metrics.jsonl").open()]
         path = json.loads((run / "resolved.json").read_text())["run"]["path"]
+        weights = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["model"]
     train = [r for r in rows if r.get("split") == "train"][1:]
     # the same measure as the hand loops: samples over the seconds of the timed epochs
     speed = sum(r["samples"] for r in train) / sum(r["seconds"] for r in train)
-    return speed, path
+    return speed, path + _same_weights(weights, FINAL.get(batch))
+
+
+def _same_weights(got: dict[str, torch.Tensor], hand: dict[str, torch.Tensor] | None) -> str:
+    """Whether nnspec ended with hand/resident's weights: proof that both did the same work."""
+    if hand is None:
+        return ""
+    diff = max(float((got[k].cpu().double() - v.double()).abs().max()) for k, v in hand.items())
+    return ("; final weights identical to hand/resident's" if diff == 0 else
+            f"; final weights differ from hand/resident's by up to {diff:.2e}")
 
 
 def throughput(batch_sizes: list[int], epochs: int, device: torch.device,
@@ -274,7 +308,7 @@ import time, gzip, sys, numpy as np, torch, torch.nn as nn
 root = sys.argv[2]; device = torch.device(sys.argv[3])
 x = np.frombuffer(gzip.open(root + '/t10k-images-idx3-ubyte.gz').read(), np.uint8, offset=16)
 y = np.frombuffer(gzip.open(root + '/t10k-labels-idx1-ubyte.gz').read(), np.uint8, offset=8)
-x = (torch.from_numpy(x.reshape(-1, 1, 28, 28)[:8000].astype(np.float32) / 255) - 0.1307) / 0.3081
+x = torch.from_numpy(x.reshape(-1, 1, 28, 28)[:8000].copy()).float().mul_(1.0 / 255)
 y = torch.from_numpy(y[:8000].astype(np.int64))
 torch.manual_seed(0)
 m = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5),

@@ -7,6 +7,7 @@ reads at its logging interval (on the CPU, where reading costs nothing, every st
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -24,7 +25,7 @@ _OUTPUT = Expr("output")
 
 
 def batch_size(batch: Batch) -> int:
-    return len(next(iter(batch.values())))
+    return int(next(iter(batch.values())).shape[0])
 
 
 def forward_loss(parts: Parts, batch: Batch) -> tuple[Tensor, dict[str, Any]]:
@@ -59,6 +60,7 @@ class Stepper:
         self.first_bad = torch.full((), -1, dtype=torch.long, device=parts.device)
         # Under DDP the check is a collective, made where every rank makes it (log intervals).
         self.check_each_step = parts.device.type == "cpu" and not parts.dist.active
+        self.host_bad: int | None = None  # the first bad step, when checked each step
         # Sum of the losses since the last log line, kept on the device (read at log intervals).
         self.interval_loss = torch.zeros((), dtype=sum_dtype(parts.device), device=parts.device)
         self.interval_batches = 0
@@ -107,17 +109,19 @@ class Stepper:
         return mean
 
     def _watch(self, loss: Tensor, batch_index: int) -> None:
-        bad = ~torch.isfinite(loss.detach())
-        if self.check_each_step:
-            if bool(bad):
-                self.first_bad.fill_(batch_index)
+        if self.check_each_step:  # reading a CPU tensor costs no synchronisation
+            if self.host_bad is None and not math.isfinite(loss.item()):
+                self.host_bad = batch_index
             return
+        bad = ~torch.isfinite(loss.detach())
         self.first_bad = torch.where(bad & (self.first_bad < 0),
                                      torch.full_like(self.first_bad, batch_index),
                                      self.first_bad)
 
     def bad_step(self) -> int | None:
         """The first batch (counted over the run) whose loss was not finite, if any."""
+        if self.check_each_step:
+            return self.host_bad
         value = int(self.parts.dist.max_(self.first_bad.clone()))  # any rank's bad step
         return value if value >= 0 else None
 
