@@ -44,6 +44,8 @@ def apply_overrides(doc: Document, overrides: Sequence[str]) -> Document:
 
 # Sections written {Name: {args}}: a key may skip the name (optimizer.lr=0.1).
 _NAMED = ("optimizer", "loss", "scheduler", "dataset")
+# Keys written beside the name, not among its arguments: scheduler.interval=step.
+_SIBLINGS = {"scheduler": ("interval", "warmup_steps"), "loss": ("inputs",)}
 _EXAMPLES = {"optimizer": "'{SGD: {lr: 0.1}}'", "loss": "CrossEntropyLoss",
              "scheduler": "'{StepLR: {step_size: 5}}'", "dataset": "'{MNIST: {root: data}}'"}
 
@@ -73,10 +75,12 @@ def _set(data: Any, parts: list[str], value: Any, where: Location) -> Problem | 
             continue
         if not isinstance(node, dict):
             return Problem(where, tuple(path), f"cannot set '{part}' inside a plain value")
-        if (path and path[-1] in _NAMED and part not in node and len(node) == 1
-                and isinstance(next(iter(node.values())), dict)):
-            path = [*path, next(iter(node))]
-            node = next(iter(node.values()))  # optimizer.lr -> optimizer.SGD.lr
+        siblings = _SIBLINGS.get(str(path[-1]), ()) if path else ()
+        names = [k for k in node if k not in siblings] if isinstance(node, dict) else []
+        if (path and path[-1] in _NAMED and part not in node and part not in siblings
+                and len(names) == 1 and isinstance(node[names[0]], dict)):
+            path = [*path, names[0]]
+            node = node[names[0]]  # optimizer.lr -> optimizer.SGD.lr
         if last:
             node[part] = value
             return (*path, part)

@@ -174,6 +174,13 @@ class Scheduler(Strict):
 # Schedulers a spec can name but not use as written.
 SCHEDULERS_NEEDING_A_FUNCTION = {"LambdaLR": "lr_lambda", "MultiplicativeLR": "lr_lambda"}
 SCHEDULERS_STEPPED_ON_A_METRIC = frozenset({"ReduceLROnPlateau"})
+# Arguments torch takes unchecked but cannot run with when <= 0: a step size or period of 0
+# divides by zero, a negative one decays every step, a negative gamma makes the rate negative.
+SCHEDULER_POSITIVE_ARGS = {
+    "StepLR": ("step_size", "gamma"), "MultiStepLR": ("gamma",), "ExponentialLR": ("gamma",),
+    "CosineAnnealingLR": ("T_max",), "CyclicLR": ("step_size_up",),
+    "LinearLR": ("total_iters",), "PolynomialLR": ("total_iters",),
+}
 
 
 def scheduler_problems(sched: Scheduler) -> list[tuple[tuple[str, ...], str, str]]:
@@ -185,7 +192,11 @@ def scheduler_problems(sched: Scheduler) -> list[tuple[tuple[str, ...], str, str
     if sched.name in SCHEDULERS_STEPPED_ON_A_METRIC and sched.interval == "step":
         return [(("interval",), f"{sched.name} is stepped with the monitored metric, which "
                  "exists once per epoch", "use 'interval: epoch', the default")]
-    return []
+    return [((sched.name, arg), f"{arg} must be greater than 0, found {value}",
+             "the schedule would divide by zero, or decay the wrong way")
+            for arg in SCHEDULER_POSITIVE_ARGS.get(sched.name, ())
+            for value in [sched.args.get(arg)]
+            if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0]
 
 
 class Train(Strict):

@@ -9,6 +9,7 @@ Each argument's JSON Schema comes from its annotation, else its default, else OV
 
 from __future__ import annotations
 
+import collections.abc
 import inspect
 import json
 import re
@@ -92,8 +93,9 @@ def _schema_of(annotation: Any, default: Any) -> dict[str, Any] | None:
         parts = [_schema_of(a, inspect.Parameter.empty) for a in args]
         known = [p for p in parts if p is not None]
         return _merge(known) if known else None
-    if origin is tuple or origin is list or "Sequence[int" in text or "torch.Size" in text:
-        item = args[0] if args else int
+    if origin is tuple or origin is list or "Sequence[int" in text or "torch.Size" in text or (
+            origin in (collections.abc.Iterable, collections.abc.Sequence)):
+        item = _without_tensor(args[0]) if args else int
         if item in (int, float):
             fixed = len(args) if origin is tuple and Ellipsis not in args else None
             schema: dict[str, Any] = {"type": "array", "items": INT if item is int else NUM}
@@ -106,6 +108,12 @@ def _schema_of(annotation: Any, default: Any) -> dict[str, Any] | None:
     if annotation is type(None):
         return NULL
     return None
+
+
+def _without_tensor(annotation: Any) -> Any:
+    """``float | Tensor`` (as torch annotates betas) -> ``float``: a spec writes the number."""
+    parts = [a for a in typing.get_args(annotation) if "Tensor" not in str(a)]
+    return parts[0] if len(parts) == 1 and typing.get_args(annotation) else annotation
 
 
 def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -147,14 +155,19 @@ def _jsonable(value: Any) -> Any:
     return REQUIRED  # a default we cannot write down (a tensor, a callable): treat as unset
 
 
+_TYPING_NAMES = {"Callable": collections.abc.Callable, "Iterable": collections.abc.Iterable,
+                 "Sequence": collections.abc.Sequence, "Literal": typing.Literal,
+                 "Any": typing.Any, "Optional": typing.Optional, "Union": typing.Union}
+
+
 def describe(name: str, cls: Any, skip: set[str] = SKIP_ARGS) -> dict[str, Any]:
     """The catalogue entry of one torch class or function: its doc line and arguments."""
     overrides = OVERRIDES.get(name, {})
     params: dict[str, Any] = {}
     signature = None
     for eval_str in (True, False):  # lr_scheduler writes its annotations as strings
-        try:
-            signature = inspect.signature(cls, eval_str=eval_str)
+        try:  # naming what lr_scheduler imports only while type checking
+            signature = inspect.signature(cls, eval_str=eval_str, locals=_TYPING_NAMES)
             break
         except (TypeError, ValueError, NameError):
             continue

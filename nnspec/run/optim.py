@@ -67,7 +67,7 @@ def build_scheduler(sched: Scheduler | None, optimizer: Optimizer, epochs: int,
         args.setdefault("total_iters", steps)
     try:
         made: lr_scheduler.LRScheduler = getattr(lr_scheduler, sched.name)(optimizer, **args)
-    except (TypeError, ValueError, KeyError) as exc:
+    except (TypeError, ValueError, KeyError, ZeroDivisionError) as exc:
         raise _error(sched.location, ("scheduler", sched.name), str(exc)) from None
     return made
 

@@ -1,0 +1,110 @@
+"""Mistakes a user makes in the training sections and on the command line, and odd-but-legal
+inputs: each is refused with a located message and the right exit code, or does what it says.
+
+Each test pins one defect found by trying to break ``nnspec train``, ``eval`` and overrides.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import pytest
+
+from nnspec.api import load_spec
+from nnspec.errors import SpecError
+
+BASE = """\
+nnspec: 1
+input: [4]
+model:
+  - Linear: {out_features: 3}
+data: {dataset: {SKLearn: {name: iris}}, val_split: 0.2, batch_size: 16}
+loss: CrossEntropyLoss
+optimizer: {Adam: {lr: 0.01}}
+train: {epochs: 1, metrics: [accuracy]}
+"""
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    """``nnspec ARGS`` through the CLI's own entry point, in this process."""
+    from nnspec.cli import app
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            app(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+    return code, out.getvalue(), err.getvalue()
+
+
+def problems(overrides: list[str], text: str = BASE) -> list[str]:
+    with pytest.raises(SpecError) as info:
+        load_spec(text, overrides)
+    return [p.render() for p in info.value.problems]
+
+
+# -- optimizer and scheduler arguments ------------------------------------------------------
+
+def test_adam_betas_is_an_argument_of_adam_and_adamw() -> None:
+    """The catalogue dropped ``betas`` of Adam/AdamW (annotated float | Tensor): 'unknown key'."""
+    optimizer = load_spec(BASE, ["optimizer.betas=[0.8, 0.99]"]).optimizer
+    assert optimizer is not None and optimizer.args == {"lr": 0.01, "betas": [0.8, 0.99]}
+    assert load_spec(BASE, ["optimizer={AdamW: {betas: [0.8, 0.99]}}"]).optimizer is not None
+    [message] = problems(["optimizer.betas=[0.9]"])
+    assert "optimizer.Adam.betas: expected a list of 2 numbers" in message
+
+
+def test_multistep_and_cyclic_schedulers_take_their_arguments() -> None:
+    """MultiStepLR's milestones and all of CyclicLR's arguments were 'unknown key (allowed: )'."""
+    spec = load_spec(BASE, ["scheduler={MultiStepLR: {milestones: [1, 2], gamma: 0.5}}"])
+    assert spec.scheduler is not None and spec.scheduler.args["milestones"] == [1, 2]
+    spec = load_spec(BASE, ["scheduler={CyclicLR: {base_lr: 0.001, max_lr: 0.01}}"])
+    assert spec.scheduler is not None and spec.scheduler.args["max_lr"] == 0.01
+
+
+@pytest.mark.parametrize(("scheduler", "arg"), [
+    ("{CosineAnnealingLR: {T_max: 0}}", "T_max"),        # was a ZeroDivisionError traceback
+    ("{StepLR: {step_size: 0}}", "step_size"),           # ZeroDivisionError at the first step
+    ("{StepLR: {step_size: -1}}", "step_size"),          # silently decayed every epoch
+    ("{ExponentialLR: {gamma: -1}}", "gamma"),           # silently a negative learning rate
+    ("{CyclicLR: {base_lr: 0.001, max_lr: 0.01, step_size_up: 0}}", "step_size_up"),
+])
+def test_scheduler_arguments_torch_cannot_run_are_refused_at_validation(scheduler: str,
+                                                                        arg: str) -> None:
+    [message] = problems([f"scheduler={scheduler}"])
+    assert message.startswith(f"<override 1: scheduler={scheduler}>:1:1: error: scheduler.")
+    assert f".{arg}: {arg} must be greater than 0" in message
+
+
+def test_scheduler_zero_period_exits_2_without_a_traceback(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE)
+    code, _, err = cli("train", str(spec), "scheduler={CosineAnnealingLR: {T_max: 0}}",
+                       "--run-dir", str(tmp_path / "run"))
+    assert code == 2 and "Traceback" not in err and "T_max must be greater than 0" in err
+
+
+# -- overrides ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("overrides", "field", "expected"), [
+    (["scheduler={StepLR: {step_size: 2}}", "scheduler.interval=step"], "interval", "step"),
+    (["scheduler={StepLR: {step_size: 2}}", "scheduler.warmup_steps=3"], "warmup_steps", 3),
+    (["scheduler={StepLR: {step_size: 2}, interval: step}", "scheduler.gamma=0.5"], "args",
+     {"step_size": 2, "gamma": 0.5}),
+])
+def test_override_of_a_scheduler_setting_beside_its_name(overrides: list[str], field: str,
+                                                         expected: object) -> None:
+    """scheduler.interval=step went into the StepLR arguments: 'unknown key interval'."""
+    spec = load_spec(BASE, overrides)
+    assert getattr(spec.scheduler, field) == expected
+
+
+def test_override_of_loss_inputs_beside_its_name() -> None:
+    spec = load_spec(BASE, ["loss={CrossEntropyLoss: {label_smoothing: 0.1}}",
+                            "loss.inputs=[output, target]", "loss.reduction=sum"])
+    assert spec.loss is not None and spec.loss.inputs == ["output", "target"]
+    assert spec.loss.args == {"label_smoothing": 0.1, "reduction": "sum"}
