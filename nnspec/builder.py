@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-from nnspec import ops
+from nnspec import ops, plugins
 from nnspec.errors import Location, Problem, SpecError
 from nnspec.ir import Graph, Layer, Net, Node
 from nnspec.nn import DictNet, ListNet, Op
@@ -55,7 +55,7 @@ def _module(node: Node) -> nn.Module:
 
 
 def _layer(layer: Layer) -> nn.Module:
-    module: nn.Module = getattr(nn, layer.op)(**_tuples(layer.kwargs))
+    module: nn.Module = plugins.layer_class(layer.op)(**_tuples(layer.kwargs))
     return module
 
 

@@ -7,6 +7,7 @@ failed run exits 3; only nnspec's own bugs exit 1 (with a traceback under ``--de
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Callable
@@ -25,7 +26,7 @@ app = typer.Typer(
          "networks written as YAML or JSON files.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-_state = {"debug": False}
+_state: dict[str, Any] = {"debug": False, "global_args": []}
 
 
 class Format(StrEnum):
@@ -54,13 +55,36 @@ def main_options(
     limit: Annotated[list[str] | None, typer.Option(
         "--limit", help="Raise a safety limit for a spec you trust: NAME=N, NAME one of "
         "max_bytes, max_values, max_depth, max_repeat, max_nodes.")] = None,
+    plugin: Annotated[list[str] | None, typer.Option(
+        "--plugin", metavar="MODULE", help="Import custom layers (nn.Module classes) from this "
+        "Python module, e.g. mypkg.layers; repeatable.")] = None,
 ) -> None:
     _state["debug"] = debug
+    # what a re-launch (torchrun, --nproc-per-node) must pass on to every process
+    _state["global_args"] = [*(a for v in limit or [] for a in ("--limit", v)),
+                             *(a for v in plugin or [] for a in ("--plugin", v))]
     if limit:
         from nnspec import limits
 
         # raised for this command only: restored when the command ends (tests, notebooks)
         ctx.with_resource(limits.raised(**_limit_values(limit)))
+    if plugin:
+        ctx.with_resource(_plugins(plugin))
+
+
+def _plugins(modules: list[str]) -> contextlib.ExitStack:
+    """The plugin modules loaded for this command, or a usage error (exit 2)."""
+    from nnspec import plugins
+
+    stack = contextlib.ExitStack()
+    try:
+        stack.enter_context(plugins.loaded(*modules))
+    except NnspecError as exc:
+        if _state["debug"]:
+            raise
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(exc.exit_code) from None
+    return stack
 
 
 def _limit_values(settings: list[str]) -> dict[str, int]:
@@ -256,7 +280,7 @@ def train(
             from nnspec.run.commands import relaunch_command
 
             return relaunch_command(nproc_per_node, spec, list(overrides or []), run_dir,
-                                    resume, device)
+                                    resume, device, global_args=_state["global_args"])
         return train_command(spec, list(overrides or []), run_dir, resume, device, explain_init)
 
     _run(action)

@@ -9,7 +9,7 @@ an nnspec bug, raised as ``EmitCheckError`` (exit code 1), never written.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 IMPORTS = {("collections", "OrderedDict"), ("typing", "Any"), ("torch", "nn")}
 BASES = {"Module", "Sequential", "ModuleList", "ModuleDict"}
@@ -29,18 +29,24 @@ class EmitCheckError(ValueError):
     """Emitted code failed its safety check: a bug in nnspec, never a user error."""
 
 
-def check_source(text: str, class_names: Iterable[str]) -> None:
-    """Raise EmitCheckError unless ``text`` is the kind of module the emitter writes."""
+def check_source(text: str, class_names: Iterable[str],
+                 imported: Mapping[str, str] | None = None) -> None:
+    """Raise EmitCheckError unless ``text`` is the kind of module the emitter writes.
+
+    ``imported`` maps the custom layers the model uses to their modules (nnspec.plugins): the
+    only names beyond torch's that the code may import and call.
+    """
     try:
         tree = ast.parse(text)
     except SyntaxError as exc:
         raise EmitCheckError(f"emitted code does not parse: {exc}") from None
     classes = set(class_names)
+    allowed = IMPORTS | {(module, name) for name, module in (imported or {}).items()}
     body = tree.body
     if not body or not _is_docstring(body[0]):
         raise EmitCheckError("emitted code must start with its docstring")
     for stmt in body[1:]:
-        _top_level(stmt, classes)
+        _top_level(stmt, classes, allowed, set(imported or {}))
     for node in ast.walk(tree):
         _node(node)
 
@@ -55,22 +61,23 @@ def _is_docstring(stmt: ast.stmt) -> bool:
         stmt.value.value, str)
 
 
-def _top_level(stmt: ast.stmt, classes: set[str]) -> None:
+def _top_level(stmt: ast.stmt, classes: set[str], allowed: set[tuple[str, str]],
+               layers: set[str]) -> None:
     if isinstance(stmt, ast.Import):
         if [a.name for a in stmt.names] != ["torch"] or stmt.names[0].asname:
             raise _fail(stmt, "unexpected import")
         return
     if isinstance(stmt, ast.ImportFrom):
-        if stmt.level or any((stmt.module, a.name) not in IMPORTS or a.asname
+        if stmt.level or any((stmt.module, a.name) not in allowed or a.asname
                              for a in stmt.names):
             raise _fail(stmt, "unexpected import")
         return
     if not isinstance(stmt, ast.ClassDef) or stmt.name not in classes:
         raise _fail(stmt, "only the model's classes may be defined")
-    _class(stmt, classes)
+    _class(stmt, classes, layers)
 
 
-def _class(cls: ast.ClassDef, classes: set[str]) -> None:
+def _class(cls: ast.ClassDef, classes: set[str], layers: set[str]) -> None:
     if cls.decorator_list or cls.keywords or len(cls.bases) != 1:
         raise _fail(cls, "unexpected class form")
     base = cls.bases[0]
@@ -83,10 +90,10 @@ def _class(cls: ast.ClassDef, classes: set[str]) -> None:
         if not isinstance(stmt, ast.FunctionDef) or stmt.name not in METHODS or (
                 stmt.decorator_list):
             raise _fail(stmt, "a class may define only __init__ and forward")
-        _function(stmt, classes)
+        _function(stmt, classes, layers)
 
 
-def _function(fn: ast.FunctionDef, classes: set[str]) -> None:
+def _function(fn: ast.FunctionDef, classes: set[str], layers: set[str]) -> None:
     local = {a.arg for a in fn.args.args}
     for stmt in fn.body:
         if not isinstance(stmt, ast.Expr | ast.Assign | ast.Return):
@@ -97,12 +104,12 @@ def _function(fn: ast.FunctionDef, classes: set[str]) -> None:
                     local.add(target.id)
                 elif not (isinstance(target, ast.Attribute) and _is_name(target.value, "self")):
                     raise _fail(stmt, "only locals and self attributes may be assigned")
-    known = local | GLOBALS | classes
+    known = local | GLOBALS | classes | layers
     for node in ast.walk(fn):
         if isinstance(node, ast.Name) and node.id not in known:
             raise _fail(node, f"unknown name {node.id!r}")
         if isinstance(node, ast.Call):
-            _call(node, local, classes)
+            _call(node, local, classes | layers)
 
 
 def _call(node: ast.Call, local: set[str], classes: set[str]) -> None:

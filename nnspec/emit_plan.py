@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from nnspec import catalogue
+from nnspec import catalogue, plugins
 from nnspec.emit_names import MODULE_NAMES, Namer, class_name
 from nnspec.ir import Graph, Layer, Net
 
@@ -55,7 +55,9 @@ class Plan:
         for plan in self.classes.values():
             self.parametrise(plan)
         self.helpers = sorted(_chained_ops(graph.root))
-        self.names = Namer(MODULE_NAMES)
+        # custom layers, imported by their class name from their module (nnspec.plugins)
+        self.imported = _plugin_layers(graph.root)
+        self.names = Namer(MODULE_NAMES | set(self.imported))
         self.helper_names: dict[str, str] = {}
         plans = list(self.classes.values())
         for plan in [plans[-1], *plans[:-1]]:  # the model's own name is chosen first
@@ -147,6 +149,18 @@ def _annotation(values: list[Any]) -> str:
     if all(isinstance(v, list | tuple) and all(type(i) is int for i in v) for v in values):
         return "tuple[int, ...]"
     return ""
+
+
+def _plugin_layers(net: Net) -> dict[str, plugins.Plugin]:
+    """The custom layers a net uses, by name."""
+    found: dict[str, plugins.Plugin] = {}
+    for node in net.nodes:
+        body = node.body
+        if isinstance(body, Net):
+            found.update(_plugin_layers(body))
+        elif body.kind == "layer" and (plugin := plugins.get(body.op)) is not None:
+            found[body.op] = plugin
+    return found
 
 
 def _chained_ops(net: Net) -> set[str]:

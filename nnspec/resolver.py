@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from nnspec import catalogue, limits, schema
+from nnspec import catalogue, limits, plugins, schema
 from nnspec.catalogue import AUTO
 from nnspec.checker import sha256
 from nnspec.errors import Collector, Location, SpecPath, did_you_mean
@@ -43,6 +43,10 @@ def resolve(spec: Spec) -> Graph:
     resolver.errors.raise_if_any()
     inputs = {k: TensorInfo(tuple(v.shape), v.dtype) for k, v in spec.inputs.items()}
     return Graph(spec.name, spec.description, inputs, root, spec.file, sha256(spec))
+
+
+# What an unknown layer name resolves to, so that the rest of the spec can still be checked.
+UNKNOWN_LAYER = Layer("Identity", "layer", {})
 
 
 class _Resolver:
@@ -141,8 +145,8 @@ class _Resolver:
                            "add it to forward, or remove it")
 
     def check_input_count(self, node: Node, count: int) -> None:
-        if not isinstance(node.body, Layer):
-            return
+        if not isinstance(node.body, Layer) or node.body is UNKNOWN_LAYER:
+            return  # an unknown layer is reported already; its inputs cannot be judged
         entry = catalogue.callables()[node.body.op]
         if not entry.min_inputs <= count <= entry.max_inputs:
             want = (str(entry.min_inputs) if entry.min_inputs == entry.max_inputs
@@ -232,14 +236,15 @@ class _Resolver:
             return self.net(item, scope, item.graph_inputs or ("input",), stack)
         if item.name in self.blocks:
             return self.block(item, scope, stack)
-        if item.name in catalogue.callables():
+        if item.name in catalogue.callables() or plugins.from_entry_point(item.name):
             return self.layer(item, scope)
         if item.name != "<invalid>":
             choices = [*catalogue.callables(), *self.blocks, *CONTAINER_KEYS]
             self.error(item.source, item.source.path, f"unknown layer '{item.name}'",
                        did_you_mean(item.name, choices) or
-                       "see `nnspec layers` for the catalogue, or define a block")
-        return Layer("Identity", "layer", {})
+                       "see `nnspec layers` for the catalogue, define a block, or load a "
+                       "custom layer with `nnspec --plugin MODULE`")
+        return UNKNOWN_LAYER
 
     def layer(self, call: Call, scope: Mapping[str, Any]) -> Layer:
         entry = catalogue.callables()[call.name]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from nnspec import catalogue, ops
+from nnspec import catalogue, ops, plugins
 from nnspec.catalogue import AUTO
 from nnspec.errors import Collector, format_path
 from nnspec.ir import Graph, Layer, Net, Node, TensorInfo, Value, show
@@ -171,11 +171,10 @@ class _Inferrer:
     def run(self, node: Node, op: str, kwargs: dict[str, Any], inputs: list[TensorInfo],
             sources: list[str]) -> Value | None:
         import torch
-        from torch import nn
 
         try:
             with torch.device("meta"):
-                module = getattr(nn, op)(**_tuples(kwargs))
+                module = plugins.layer_class(op)(**_tuples(kwargs))
         except Exception as exc:
             self.fail(node, f"{op} refuses these arguments: {_first_line(exc)}")
             return None

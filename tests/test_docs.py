@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import nnspec
+from nnspec import plugins
 from tests.conftest import ROOT
 
 FENCE = re.compile(r"```(?:yaml|json)\n(.*?)```", re.S)
@@ -18,7 +19,8 @@ def _examples() -> list[tuple[str, str]]:
     found = []
     for path in DOCS:
         for i, block in enumerate(FENCE.findall(path.read_text())):
-            if block.lstrip().startswith(("nnspec: 1", "# yaml-language-server")) or (
+            if block.lstrip().startswith(("nnspec: 1", "# yaml-language-server",
+                                          "# run with:")) or (
                     block.lstrip().startswith("{") and '"nnspec"' in block):
                 found.append((f"{path.name}#{i}", block))
     return found
@@ -32,7 +34,15 @@ def test_the_docs_have_examples() -> None:
 
 
 @pytest.mark.parametrize(("where", "text"), EXAMPLES, ids=[w for w, _ in EXAMPLES])
-def test_documented_spec_validates_and_runs(where: str, text: str) -> None:
+def test_documented_spec_validates_and_runs(where: str, text: str,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    wanted = re.findall(r"--plugin (\S+)", text.split("\n", 1)[0])  # "# run with: ..." line
+    monkeypatch.syspath_prepend(str(ROOT / "examples" / "plugins"))
+    with plugins.loaded(*wanted):
+        _validate_and_run(text)
+
+
+def _validate_and_run(text: str) -> None:
     graph = nnspec.validate(text if "\n" in text else text + "\n")
     if not graph.inputs:
         return

@@ -69,10 +69,11 @@ def train_command(spec_path: str, overrides: list[str], run_dir: str | None = No
 
 def relaunch_command(nproc: int, spec_path: str, overrides: list[str],
                      run_dir: str | None = None, resume: str | None = None,
-                     device: str | None = None, *, err: TextIO | None = None) -> int:
+                     device: str | None = None, *, err: TextIO | None = None,
+                     global_args: list[str] | None = None) -> int:
     """``nnspec train SPEC --nproc-per-node N``: become ``torchrun --standalone ... -m nnspec
-    train SPEC`` (the same arguments without the option), so signals and the exit code are
-    torchrun's."""
+    train SPEC`` (the same arguments without the option, ``global_args`` such as --plugin
+    before ``train``), so signals and the exit code are torchrun's."""
     from nnspec.run import distributed
 
     args = [spec_path, *overrides]
@@ -81,7 +82,7 @@ def relaunch_command(nproc: int, spec_path: str, overrides: list[str],
             args += [flag, value]
 
     def body() -> int:
-        return distributed.relaunch(nproc, args)
+        return distributed.relaunch(nproc, args, global_args or [])
 
     return _guard(body, err or sys.stderr)
 

@@ -244,17 +244,19 @@ def dump_parameters(dist: Dist, model: nn.Module) -> None:
         {"rank": dist.rank, "world": dist.world, "sha256": digest.hexdigest(), "sum": total}))
 
 
-def relaunch_args(nproc: int, train_args: list[str]) -> list[str]:
+def relaunch_args(nproc: int, train_args: list[str],
+                  global_args: list[str] | None = None) -> list[str]:
     """The torchrun command that runs ``nnspec train`` on ``nproc`` local processes."""
     return [sys.executable, "-m", "torch.distributed.run", "--standalone",
-            f"--nproc-per-node={nproc}", "-m", "nnspec", "train", *train_args]
+            f"--nproc-per-node={nproc}", "-m", "nnspec", *(global_args or []), "train",
+            *train_args]
 
 
-def relaunch(nproc: int, train_args: list[str]) -> int:
+def relaunch(nproc: int, train_args: list[str], global_args: list[str] | None = None) -> int:
     """Replace this process with torchrun, so signals and the exit code are torchrun's own."""
     if nproc < 1:
         raise RunError(f"--nproc-per-node must be at least 1, not {nproc}")
-    argv = relaunch_args(nproc, train_args)
+    argv = relaunch_args(nproc, train_args, global_args)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(argv[0], argv)
