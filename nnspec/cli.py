@@ -133,7 +133,9 @@ Overrides = Annotated[list[str] | None, typer.Argument(
 
 @app.command()
 def validate(
-    files: Annotated[list[str], typer.Argument(help="Spec files to check.")],
+    files: Annotated[list[str], typer.Argument(
+        help="Spec files to check, and KEY=VALUE overrides applied to each.",
+        metavar="FILE... [KEY=VALUE...]")],
     fmt: Annotated[Format, typer.Option("--format", help="text, or json for editors and CI.")]
     = Format.text,
     shapes: Annotated[bool, typer.Option("--shapes/--no-shapes",
@@ -145,9 +147,10 @@ def validate(
         from nnspec.api import validate as check_one
 
         problems: list[Any] = []
-        for file in files:
+        overrides = [a for a in files if _is_override(a)]
+        for file in [a for a in files if not _is_override(a)]:
             try:
-                graph = check_one(file, shapes=shapes)
+                graph = check_one(file, shapes=shapes, overrides=overrides)
             except SpecError as exc:
                 problems.extend(exc.problems)
                 continue
@@ -163,9 +166,15 @@ def validate(
     _run(action)
 
 
+def _is_override(arg: str) -> bool:
+    """KEY=VALUE among validate's files: has '=' and is not an existing file."""
+    return "=" in arg and not Path(arg).is_file()
+
+
 @app.command(name="compile")
 def compile_command(
     spec: Spec,
+    overrides: Overrides = None,
     emit_python: Annotated[bool, typer.Option("--emit-python",
                                               help="Write standalone PyTorch source.")] = False,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to this file.")]
@@ -177,12 +186,13 @@ def compile_command(
     def action() -> int:
         from nnspec import api
 
+        changes = list(overrides or [])
         if emit_python:
-            text = api.emit(spec)
+            text = api.emit(spec, changes)
         else:
             from nnspec.lock import locked_yaml
 
-            text = locked_yaml(api.infer(spec), api.load_spec(spec))
+            text = locked_yaml(api.infer(spec, changes), api.load_spec(spec, changes), changes)
         _write(text, output, force)
         return 0
 
@@ -190,14 +200,14 @@ def compile_command(
 
 
 @app.command()
-def summary(spec: Spec) -> None:
+def summary(spec: Spec, overrides: Overrides = None) -> None:
     """A table of every layer: output shape, parameters and multiply-accumulates."""
 
     def action() -> int:
         from nnspec import api
         from nnspec.summary import render_summary
 
-        typer.echo(render_summary(api.infer(spec)))
+        typer.echo(render_summary(api.infer(spec, list(overrides or []))))
         return 0
 
     _run(action)
@@ -206,6 +216,7 @@ def summary(spec: Spec) -> None:
 @app.command()
 def graph(
     spec: Spec,
+    overrides: Overrides = None,
     fmt: Annotated[GraphFormat, typer.Option("--format", help="mermaid, dot or svg.")]
     = GraphFormat.mermaid,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to this file.")]
@@ -218,7 +229,7 @@ def graph(
         from nnspec import api
         from nnspec.diagram import render_diagram
 
-        _write(render_diagram(api.infer(spec), fmt.value), output, force)
+        _write(render_diagram(api.infer(spec, list(overrides or [])), fmt.value), output, force)
         return 0
 
     _run(action)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import itertools
 import textwrap
+from collections.abc import Sequence
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -25,17 +26,18 @@ from nnspec.emit_names import doc_text
 from nnspec.errors import SpecError
 from nnspec.ir import Graph, Layer, Net, Node, TensorInfo
 from nnspec.loader import Document, loads
+from nnspec.overrides import apply_overrides
 from nnspec.spec import Spec
 
 TRAINING = ("data", "init", "loss", "optimizer", "scheduler", "train", "log")
 FLOW_WIDTH = 76  # a mapping or list that reads shorter than this in flow style stays on one line
 
 
-def locked_yaml(graph: Graph, spec: Spec) -> str:
+def locked_yaml(graph: Graph, spec: Spec, overrides: Sequence[str] = ()) -> str:
     """The shape-inferred ``graph`` (from ``spec``) as a spec that needs no evaluation.
 
-    Training sections come from the spec's text, so overrides applied to them are not shown
-    (the CLI's compile takes none).
+    Training sections come from the spec's text, comments and all; with ``overrides`` (the same
+    ones ``graph`` was built with) they are written out with the overridden values instead.
     """
     out = CommentedMap()
     out["nnspec"] = spec.version
@@ -47,9 +49,11 @@ def locked_yaml(graph: Graph, spec: Spec) -> str:
     if not spec.source_text:
         return _header(graph) + _dump(out)
     doc = loads(spec.source_text, spec.file)
+    if overrides:
+        doc = apply_overrides(doc, overrides)
     raw = doc.data if isinstance(doc.data, dict) else {}
     training = {key: raw[key] for key in TRAINING if raw.get(key) is not None}
-    verbatim = _verbatim(doc, training)
+    verbatim = None if overrides else _verbatim(doc, training)
     if verbatim is None:
         out.update((key, _fit(value)) for key, value in training.items())
     return _header(graph) + _dump(out) + (verbatim or "")

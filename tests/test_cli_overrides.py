@@ -1,0 +1,60 @@
+"""KEY=VALUE overrides on validate, compile, summary and graph, as train and eval take them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from nnspec.cli import app
+from tests.conftest import EXAMPLES, SPECS
+
+runner = CliRunner()
+ALEXNET = str(SPECS / "alexnet.yaml")  # vars: {num_classes: 1000, dropout: 0.5}
+
+
+def _cli(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output  # stdout and stderr, as a terminal shows them
+
+
+def test_validate_applies_overrides_to_every_file() -> None:
+    code, out = _cli("validate", ALEXNET, "vars.num_classes=10", str(SPECS / "vgg11.yaml"))
+    assert code == 0, out
+    assert "alexnet.yaml: ok (alexnet, 57,044,810 parameters)" in out  # 61,100,840 with 1000
+
+
+def test_validate_reports_a_bad_override() -> None:
+    code, out = _cli("validate", ALEXNET, "train.epochs=many")
+    assert code == 2
+    assert out.startswith("<override 1: train.epochs=many>:1:1: error: train.epochs: expected an "
+                          "integer, found 'many'")
+    code, out = _cli("validate", ALEXNET, "vars.num_classes=ten")
+    assert code == 2  # found where the variable is used
+    assert ":35:30: error: model.classifier[6].Linear.out_features: expected an integer, " \
+        "found 'ten'" in out
+
+
+def test_a_file_whose_name_has_an_equals_sign_is_a_file(tmp_path: Path) -> None:
+    odd = tmp_path / "lr=0.1.yaml"
+    odd.write_text((SPECS / "mlp.yaml").read_text())
+    code, out = _cli("validate", str(odd))
+    assert (code, out.strip()) == (0, f"{odd}: ok (mlp, 203,530 parameters)")
+
+
+def test_compile_emit_summary_and_graph_take_overrides() -> None:
+    code, out = _cli("compile", ALEXNET, "vars.num_classes=7", "--emit-python")
+    assert code == 0 and "nn.Linear(4096, 7)" in out
+    code, out = _cli("summary", ALEXNET, "vars.num_classes=7")
+    assert code == 0 and "[N, 7]" in out
+    code, out = _cli("graph", ALEXNET, "vars.num_classes=7")
+    assert code == 0 and "[N, 7]" in out
+
+
+def test_locked_spec_shows_overridden_training_values() -> None:
+    spec = str(EXAMPLES / "lenet_digits.yaml")
+    code, out = _cli("compile", spec, "train.epochs=3")
+    assert code == 0, out
+    assert "epochs: 3" in out and "epochs: 10" not in out
+    code, plain = _cli("compile", spec)
+    assert "epochs: 10" in plain and "# LeNet-5 on the 1,797" not in plain  # header is ours
