@@ -8,11 +8,12 @@ descriptions users see in the JSON Schema and in an editor's hover help.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from nnspec.errors import Location
+from nnspec.errors import Location, did_you_mean
 
 # A reference to a variable (`$width`) or an expression (`${width * 2}`), resolved later.
 EXPR_PATTERN = r"^\$([A-Za-z_][A-Za-z0-9_]*|\{[^{}]+\})$"
@@ -125,6 +126,15 @@ class Data(Strict):
         "(auto: when it is held as tensors and smaller than 1 GiB).")
 
 
+def data_problems(data: Data) -> list[tuple[tuple[str | int, ...], str, str | None]]:
+    """(path, message, hint) for data settings no dataset can satisfy: checked by validate."""
+    return [(("data", name, "range"),
+             f"range [{split.range[0]}, {split.range[1]}) holds no samples", "need start < stop")
+            for name in ("train", "val", "test")
+            for split in [getattr(data, name)]
+            if split is not None and split.range is not None and split.range[0] >= split.range[1]]
+
+
 class InitMatch(Strict):
     """Which parameters an init rule applies to; every given condition must hold."""
 
@@ -227,6 +237,26 @@ class Train(Strict):
         "(CUDA, resident data, full batches, precision 32 or bf16-mixed, accumulate 1, no "
         "scheduler, no LBFGS, no compile, one process); true refuses a setting where it is not.")
     max_params: PosInt = Field(2_000_000_000, description="Refuse to build bigger models.")
+
+
+METRIC_NAMES = ("loss", "accuracy", "top1", "top5", "mae", "mse")
+TOPK_PATTERN = re.compile(r"top([1-9][0-9]*)$")
+
+
+def train_problems(train: Train) -> list[tuple[tuple[str | int, ...], str, str | None]]:
+    """(path, message, hint) for metrics and a monitor the runner cannot compute: validate's."""
+    out: list[tuple[tuple[str | int, ...], str, str | None]] = [
+        (("train", "metrics", i), f"unknown metric '{name}'", did_you_mean(name, METRIC_NAMES))
+        for i, name in enumerate(train.metrics)
+        if name not in METRIC_NAMES and not TOPK_PATTERN.match(name)]
+    split, _, metric = train.monitor.partition(".")
+    known = ["loss", *train.metrics]
+    if split not in ("train", "val") or metric not in known:
+        hint = (f"add {metric} to train.metrics" if split in ("train", "val") and (
+            metric in METRIC_NAMES or TOPK_PATTERN.match(metric)) else
+            f"SPLIT.METRIC with SPLIT train or val and METRIC one of {', '.join(known)}")
+        out.append((("train", "monitor"), f"cannot monitor {train.monitor!r}", hint))
+    return out
 
 
 class Log(Strict):

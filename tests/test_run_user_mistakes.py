@@ -108,3 +108,55 @@ def test_override_of_loss_inputs_beside_its_name() -> None:
                             "loss.inputs=[output, target]", "loss.reduction=sum"])
     assert spec.loss is not None and spec.loss.inputs == ["output", "target"]
     assert spec.loss.args == {"label_smoothing": 0.1, "reduction": "sum"}
+
+
+# -- metrics, monitor, data ranges: validation-time, located --------------------------------
+
+@pytest.mark.parametrize(("override", "expected"), [
+    ("train.metrics=[acuracy]",
+     "train.metrics[0]: unknown metric 'acuracy' (did you mean 'accuracy'?)"),
+    ("train.monitor=val.top5", "train.monitor: cannot monitor 'val.top5' (add top5 to "
+     "train.metrics)"),
+    ("train.monitor=accuracy", "train.monitor: cannot monitor 'accuracy' (SPLIT.METRIC with "
+     "SPLIT train or val and METRIC one of loss, accuracy)"),
+    ("data.train.range=[300, 100]", "data.train.range: range [300, 100) holds no samples "
+     "(need start < stop)"),
+    ("data.val.range=[5, 5]", "data.val.range: range [5, 5) holds no samples (need start < "
+     "stop)"),
+])
+def test_metric_monitor_and_range_mistakes_point_at_the_override(override: str,
+                                                                 expected: str) -> None:
+    """Found only by train, with the spec file as the only location (no line, not the override)."""
+    [message] = problems([override])
+    assert message == f"<override 1: {override}>:1:1: error: {expected}"
+
+
+def test_metric_mistakes_in_the_file_have_line_and_column(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE.replace("train: {epochs: 1, metrics: [accuracy]}",
+                                 "train:\n  metrics: [acuracy]\n  monitor: val.mae\n"))
+    code, out, err = cli("validate", str(spec))
+    assert code == 2 and out == ""
+    assert err.splitlines() == [
+        f"{spec}:9:13: error: train.metrics[0]: unknown metric 'acuracy' "
+        "(did you mean 'accuracy'?)",
+        f"{spec}:10:12: error: train.monitor: cannot monitor 'val.mae' (add mae to "
+        "train.metrics)"]
+
+
+# -- a training split without a single batch ------------------------------------------------
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    (["data.val_split=0.999"], "data.val_split: the training split has no samples left"),
+    (["data.drop_last=true", "data.batch_size=200"],
+     "data.drop_last: drop_last drops the only batch: 120 training samples are fewer than the "
+     "batch size 200"),
+])
+def test_training_split_without_a_batch_is_refused(tmp_path: Path, overrides: list[str],
+                                                   expected: str) -> None:
+    """It 'trained' with no step, printed train.loss nan and exited 0."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE)
+    code, _, err = cli("train", str(spec), *overrides, "--run-dir", str(tmp_path / "run"))
+    assert code == 2, err
+    assert f"{spec}: error: {expected}" in err

@@ -8,7 +8,6 @@ of elements (binary and multi-label), the output's side of a threshold with the 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,9 +15,10 @@ import torch
 from torch import Tensor
 
 from nnspec.errors import Location, Problem, RunError, SpecError, did_you_mean
+from nnspec.spec import METRIC_NAMES, TOPK_PATTERN
 
-NAMES = ("loss", "accuracy", "top1", "top5", "mae", "mse")
-_TOPK = re.compile(r"top([1-9][0-9]*)$")
+NAMES = METRIC_NAMES
+_TOPK = TOPK_PATTERN
 # Outputs that are probabilities (threshold 0.5) rather than scores (threshold 0).
 _PROB_LOSSES = frozenset({"BCELoss"})
 _SIGNED_LOSSES = frozenset({"SoftMarginLoss", "HingeEmbeddingLoss"})

@@ -135,6 +135,7 @@ def build(spec: Spec, device_name: str | None = None, model: nn.Module | None = 
                           pin_memory=d.pin_memory) for n, s in data.items()}
     dist = dist or Dist()
     batches = dist.shard(batches)  # one rank's share of each epoch (a no-op on one process)
+    _check_not_empty(spec, batches)
     _check_fields(spec, loss, data["train" if "train" in data else names[0]].source)
     for split in data.values():
         _check_shapes(spec, split.source, model_fields)
@@ -159,6 +160,24 @@ def build(spec: Spec, device_name: str | None = None, model: nn.Module | None = 
     warmup = Warmup(optimizer, spec.scheduler.warmup_steps if spec.scheduler else 0)
     return Parts(spec, device, model, loss, evaluator, optimizer, scheduler, warmup, batches,
                  scaler, autocast, matches, monitor, maximize, dist, plain)
+
+
+def _check_not_empty(spec: Spec, batches: dict[str, Batches]) -> None:
+    """A training split with no batch would "train" without a step and report a nan loss."""
+    train = batches.get("train")
+    if train is None or len(train) > 0:
+        return
+    n, size = train.samples, train.split.batch_size
+    if n == 0:
+        problem = Problem(Location(spec.file), ("data", "val_split"),
+                          "the training split has no samples left after val_split",
+                          "lower data.val_split")
+    else:
+        problem = Problem(Location(spec.file), ("data", "drop_last"),
+                          f"drop_last drops the only batch: {n} training samples are fewer "
+                          f"than the batch size {size}",
+                          "lower data.batch_size or set data.drop_last: false")
+    raise SpecError([problem])
 
 
 def input_fields(spec: Spec) -> list[str]:
