@@ -160,3 +160,36 @@ def test_training_split_without_a_batch_is_refused(tmp_path: Path, overrides: li
     code, _, err = cli("train", str(spec), *overrides, "--run-dir", str(tmp_path / "run"))
     assert code == 2, err
     assert f"{spec}: error: {expected}" in err
+
+
+# -- eval -----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A spec and the best checkpoint of its one-epoch run."""
+    folder = tmp_path_factory.mktemp("trained")
+    spec = folder / "spec.yaml"
+    spec.write_text(BASE)
+    code, _, err = cli("train", str(spec), "--run-dir", str(folder / "run"))
+    assert code == 0, err
+    return spec, folder / "run" / "checkpoints" / "best.pt"
+
+
+def test_eval_of_an_unknown_split_is_a_usage_error(trained: tuple[Path, Path]) -> None:
+    """--split bogus was a KeyError traceback and exit 1."""
+    spec, best = trained
+    code, _, err = cli("eval", str(spec), "--checkpoint", str(best), "--split", "bogus")
+    assert code == 2 and "Traceback" not in err
+    assert err.strip() == "<command line>: error: unknown split 'bogus' (use --split train, " \
+        "val or test)"
+
+
+def test_eval_with_another_specs_checkpoint_says_what_does_not_fit(
+        trained: tuple[Path, Path], tmp_path: Path) -> None:
+    """The message stopped at torch's first line, 'Error(s) in loading state_dict for ...'."""
+    _, best = trained
+    other = tmp_path / "other.yaml"
+    other.write_text(BASE.replace("Linear: {out_features: 3}", "Linear: {out_features: 5}"))
+    code, _, err = cli("eval", str(other), "--checkpoint", str(best), "--split", "val")
+    assert code == 3
+    assert "size mismatch for 0.weight" in err and "spec it was trained with" in err

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 import torch
 from torch import nn
 
-from nnspec.errors import RunError
+from nnspec.errors import Location, Problem, RunError, SpecError
 from nnspec.run import checkpoint, distributed, graphed, setup
 from nnspec.run.loop import Summary, Trainer
 from nnspec.run.record import Board, Progress, new_run_dir, prepare_dir
@@ -149,6 +149,9 @@ def evaluate_checkpoint(spec: Spec | str | Path, checkpoint_path: str | Path, sp
                         overrides: list[str] | tuple[str, ...] = (),
                         device: str | None = None) -> dict[str, float]:
     """Load the weights of a checkpoint into the spec's model and measure one split."""
+    if split not in ("train", "val", "test"):  # else a KeyError deep in setup
+        raise SpecError([Problem(Location("<command line>"), (), f"unknown split {split!r}",
+                                 "use --split train, val or test")])
     spec = load(spec, overrides)
     state = checkpoint.load(Path(checkpoint_path))
     parts = setup.build(spec, device, splits=[split])
@@ -157,8 +160,11 @@ def evaluate_checkpoint(spec: Spec | str | Path, checkpoint_path: str | Path, sp
     try:
         parts.model.load_state_dict(checkpoint.model_weights(state))
     except RuntimeError as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        detail = " ".join(lines[1:3] or lines[:1])  # the first line only names the module
         raise RunError(f"checkpoint {checkpoint_path} does not fit this spec's model: "
-                       f"{str(exc).splitlines()[0]}") from None
+                       f"{detail[:300]}", hint="evaluate it with the spec it was trained with, "
+                       "the run directory's spec.yaml") from None
     return evaluate(parts, split)
 
 
