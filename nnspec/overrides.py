@@ -1,7 +1,8 @@
 """``KEY=VALUE`` overrides from the command line, applied to a Document before checking.
 
 Keys are dotted paths (``train.epochs``, ``model.3.out_features``).  A key may skip the name of
-a named thing: ``optimizer.lr=0.1`` reaches ``optimizer: {SGD: {lr: ...}}``.  Values are read
+a named thing: ``optimizer.lr=0.1`` reaches ``optimizer: {SGD: {lr: ...}}``, and
+``model.3.out_features`` reaches ``model: [..., {Linear: {out_features: ...}}]``.  Values are read
 with the same safe loader as spec files, so ``3`` is an integer and ``[1, 2]`` a list.  The
 checker then types them against the schema like the rest of the spec.
 """
@@ -50,6 +51,31 @@ _EXAMPLES = {"optimizer": "'{SGD: {lr: 0.1}}'", "loss": "CrossEntropyLoss",
              "scheduler": "'{StepLR: {step_size: 5}}'", "dataset": "'{MNIST: {root: data}}'"}
 
 
+# Keys beside a layer's name in a model item (a graph node's inputs, a repeat count).
+_LAYER_SIBLINGS = ("in", "repeat")
+
+
+def _in_model(path: list[str | int]) -> bool:
+    return bool(path) and path[0] in ("model", "blocks")
+
+
+def _layer_name(value: Any, path: list[str | int]) -> bool:
+    """A bare layer or block name in a model (``- ReLU``), which an override may open."""
+    return _in_model(path) and isinstance(value, str) and value[:1].isupper() and \
+        value.isidentifier()
+
+
+def _layer_key(node: dict[str, Any], path: list[str | int], part: str) -> str | None:
+    """The layer name a model key may skip: ``model.0.out_features`` reaches
+    ``model.0.Linear.out_features`` when the item holds one layer and no key ``out_features``."""
+    if not _in_model(path) or part in node or part in _LAYER_SIBLINGS:
+        return None
+    names = [k for k in node if k not in _LAYER_SIBLINGS]
+    if len(names) != 1 or not _layer_name(names[0], path):
+        return None
+    return names[0] if node[names[0]] is None or isinstance(node[names[0]], dict) else None
+
+
 def _relocate(values: dict[SpecPath, Location], keys: dict[SpecPath, Location],
               path: SpecPath, where: Location) -> None:
     """Errors about an overridden value point at the override, not at the file's old value."""
@@ -71,10 +97,17 @@ def _set(data: Any, parts: list[str], value: Any, where: Location) -> Problem | 
             if last:
                 node[index] = value
                 return (*path, index)
+            if _layer_name(node[index], path):  # model.1.inplace=true on "- ReLU"
+                node[index] = {node[index]: {}}
             node, path = node[index], [*path, index]
             continue
         if not isinstance(node, dict):
             return Problem(where, tuple(path), f"cannot set '{part}' inside a plain value")
+        layer = _layer_key(node, path, part)
+        if layer is not None:  # model.0.out_features -> model.0.Linear.out_features
+            if node[layer] is None:
+                node[layer] = {}
+            path, node = [*path, layer], node[layer]
         siblings = _SIBLINGS.get(str(path[-1]), ()) if path else ()
         names = [k for k in node if k not in siblings] if isinstance(node, dict) else []
         if (path and path[-1] in _NAMED and part not in node and part not in siblings

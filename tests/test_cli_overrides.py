@@ -58,3 +58,24 @@ def test_locked_spec_shows_overridden_training_values() -> None:
     assert "epochs: 3" in out and "epochs: 10" not in out
     code, plain = _cli("compile", spec)
     assert "epochs: 10" in plain and "# LeNet-5 on the 1,797" not in plain  # header is ours
+
+
+def test_a_model_override_may_skip_the_layer_name() -> None:
+    code, out = _cli("compile", str(SPECS / "mlp.yaml"), "model.0.out_features=8",
+                     "model.1.inplace=true")
+    assert code == 0, out
+    assert "- Linear: {in_features: 784, out_features: 8}\n  - ReLU: {inplace: true}\n" in out
+    graph = str(SPECS / "graph_two_inputs.yaml")
+    code, out = _cli("compile", graph, "model.graph.meta_fc.out_features=4",
+                     "model.graph.act.inplace=false")
+    assert code == 0, out
+    assert "meta_fc: {Linear: {in_features: 8, out_features: 4}, in: meta}" in out
+    assert "act: {ReLU: {inplace: false}, in: joined}" in out
+
+
+def test_a_misspelt_model_argument_override_is_located_at_the_override() -> None:
+    code, out = _cli("validate", str(SPECS / "mlp.yaml"), "model.0.out_feature=8")
+    assert code == 2
+    assert out.startswith("<override 1: model.0.out_feature=8>:1:1: error: model[0].Linear."
+                          "out_feature: unknown argument 'out_feature' of Linear (did you mean "
+                          "'out_features'")
