@@ -138,7 +138,10 @@ class _Inferrer:
         except Exception as exc:
             shapes = ", ".join(f"{show(v)} from {s}" for v, s in zip(inputs, sources,
                                                                         strict=False))
-            self.fail(node, f"{layer.op} cannot combine {shapes}: {_first_line(exc)}")
+            hint = ("add and mul need equal sizes, or 1, in each dimension; a convolution keeps "
+                    "its size with stride 1 and padding: kernel_size // 2"
+                    if layer.op in ("add", "mul") else None)
+            self.fail(node, f"{layer.op} cannot combine {shapes}: {_first_line(exc)}", hint)
             return node
         return node.with_(out=describe(out))
 
@@ -207,6 +210,8 @@ class _Inferrer:
             return self.same_shape(node, op, value, source)
         if op in catalogue.POOL:
             return self.pool(node, op, kwargs, value, source)
+        if op in catalogue.CONV:
+            return self.conv(op, kwargs, value)
         if op in catalogue.ADAPTIVE_POOL:
             return self.adaptive_pool(node, op, kwargs["output_size"], value, source)
         if op == "Linear" and value.shape and value.dtype.startswith(("float", "bfloat")):
@@ -254,6 +259,43 @@ class _Inferrer:
             sizes.append(out)
         return TensorInfo((*value.shape[:-dims], *sizes), value.dtype)
 
+    def conv(self, op: str, kwargs: dict[str, Any], value: TensorInfo) -> Value | object:
+        """torch's output-size formulas for Conv and ConvTranspose (their documentation).
+
+        Anything unusual (another rank, a channel mismatch, a window larger than the input) is
+        left to torch on the meta device, so that its own message reports it.
+        """
+        dims = catalogue.CONV[op]
+        shape = value.shape
+        if len(shape) != dims + 1 or shape[0] != kwargs.get("in_channels") or \
+                not value.dtype.startswith(("float", "bfloat")):
+            return NO_RULE
+
+        def per_dim(name: str, default: Any) -> list[int]:
+            raw = kwargs.get(name, default)
+            return list(raw) if isinstance(raw, list | tuple) else [raw] * dims
+
+        kernel, stride, dilation = (per_dim("kernel_size", 1), per_dim("stride", 1),
+                                    per_dim("dilation", 1))
+        padding = kwargs.get("padding", 0)
+        transposed = op.startswith("ConvTranspose")
+        if transposed and isinstance(padding, str):
+            return NO_RULE  # torch refuses string padding in the forward
+        if padding == "same":
+            return TensorInfo((kwargs["out_channels"], *shape[1:]), value.dtype)
+        pads = [0] * dims if padding == "valid" else per_dim("padding", 0)
+        extra = per_dim("output_padding", 0)
+        sizes = []
+        for length, k, s, p, d, o in zip(shape[1:], kernel, stride, pads, dilation, extra,
+                                         strict=True):
+            span = d * (k - 1)
+            out = ((length - 1) * s - 2 * p + span + o + 1 if transposed
+                   else (length + 2 * p - span - 1) // s + 1)
+            if out < 1 or (transposed and o >= max(s, d)):
+                return NO_RULE
+            sizes.append(out)
+        return TensorInfo((kwargs["out_channels"], *sizes), value.dtype)
+
     def adaptive_pool(self, node: Node, op: str, size: Any, value: TensorInfo,
                       source: str) -> Value | None:
         dims = catalogue.ADAPTIVE_POOL[op]
@@ -288,12 +330,25 @@ def _broadcast(inputs: list[Value]) -> TensorInfo:
     tensors = [v for v in inputs if isinstance(v, TensorInfo)]
     if len(tensors) != len(inputs):
         raise ValueError("an input is a tuple of outputs; select one with getitem")
-    shape = torch.broadcast_shapes(*[(BATCH, *t.shape) for t in tensors])
+    shape = _broadcast_shapes([(BATCH, *t.shape) for t in tensors])
     dtype = tensors[0].dtype
     for t in tensors[1:]:
         promoted = torch.promote_types(getattr(torch, dtype), getattr(torch, t.dtype))
         dtype = str(promoted).removeprefix("torch.")
     return TensorInfo(tuple(shape[1:]), dtype)
+
+
+def _broadcast_shapes(shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
+    """torch.broadcast_shapes, whose implementation imports sympy (0.3 s) on first use."""
+    rank = max(len(s) for s in shapes)
+    out = []
+    for dim in range(rank):
+        sizes = {s[dim - rank + len(s)] for s in shapes if dim - rank + len(s) >= 0} - {1}
+        if len(sizes) > 1:
+            raise ValueError(f"shapes cannot be broadcast together: sizes {sorted(sizes)} "
+                             f"in dimension {dim}")
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
 
 
 def _tuples(kwargs: dict[str, Any]) -> dict[str, Any]:

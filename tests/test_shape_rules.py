@@ -6,11 +6,13 @@ from typing import Any
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nnspec.errors import Location
 from nnspec.ir import Layer, Node, TensorInfo
 from nnspec.model_ast import Source
-from nnspec.shapes import BATCH, NO_RULE, _Inferrer, _tuples, describe
+from nnspec.shapes import BATCH, NO_RULE, _broadcast_shapes, _Inferrer, _tuples, describe
 
 CASES: list[tuple[str, dict[str, Any], tuple[int, ...]]] = [
     ("ReLU", {}, (3, 8, 8)), ("GELU", {"approximate": "tanh"}, (5,)),
@@ -78,3 +80,72 @@ def test_pool_whose_window_does_not_fit_falls_back_to_torch() -> None:
     ruled = _Inferrer().rule(_node("MaxPool2d"), "MaxPool2d", {"kernel_size": 5},
                              [TensorInfo((1, 3, 3))], ["input"])
     assert ruled is NO_RULE
+
+
+CONV_CASES: list[tuple[str, dict[str, Any], tuple[int, ...]]] = [
+    ("Conv2d", {"in_channels": 1, "out_channels": 6, "kernel_size": 5, "padding": 2}, (1, 28, 28)),
+    ("Conv2d", {"in_channels": 3, "out_channels": 64, "kernel_size": 7, "stride": 2,
+                "padding": 3, "bias": False}, (3, 224, 224)),
+    ("Conv2d", {"in_channels": 4, "out_channels": 8, "kernel_size": [3, 1], "stride": [2, 1],
+                "dilation": [2, 1], "groups": 4}, (4, 17, 9)),
+    ("Conv2d", {"in_channels": 2, "out_channels": 2, "kernel_size": 3, "padding": "same",
+                "dilation": 2}, (2, 9, 8)),
+    ("Conv1d", {"in_channels": 2, "out_channels": 3, "kernel_size": 4, "padding": "valid"},
+     (2, 10)),
+    ("Conv3d", {"in_channels": 1, "out_channels": 2, "kernel_size": 3, "stride": 2},
+     (1, 7, 8, 9)),
+    ("ConvTranspose2d", {"in_channels": 4, "out_channels": 2, "kernel_size": 2, "stride": 2},
+     (4, 7, 7)),
+    ("ConvTranspose1d", {"in_channels": 2, "out_channels": 2, "kernel_size": 3, "stride": 3,
+                         "padding": 1, "output_padding": 2, "dilation": 2}, (2, 5)),
+]
+
+
+@pytest.mark.parametrize(("op", "kwargs", "shape"), CONV_CASES,
+                         ids=[f"{op}-{i}" for i, (op, _, _) in enumerate(CONV_CASES)])
+def test_conv_rule_matches_torch(op: str, kwargs: dict[str, Any], shape: tuple[int, ...]) -> None:
+    test_rule_matches_torch_on_the_meta_device(op, kwargs, shape)
+
+
+@settings(max_examples=150, deadline=None)
+@given(dims=st.integers(1, 3), transposed=st.booleans(), channels=st.integers(1, 3),
+       out=st.integers(1, 3), kernel=st.integers(1, 4), stride=st.integers(1, 3),
+       padding=st.one_of(st.integers(0, 3), st.sampled_from(["same", "valid"])),
+       dilation=st.integers(1, 2), extra=st.integers(0, 2), length=st.integers(1, 9),
+       wrong_channels=st.booleans())
+def test_conv_rule_agrees_with_torch_or_defers_to_it(
+        dims: int, transposed: bool, channels: int, out: int, kernel: int, stride: int,
+        padding: int | str, dilation: int, extra: int, length: int,
+        wrong_channels: bool) -> None:
+    op = f"{'ConvTranspose' if transposed else 'Conv'}{dims}d"
+    kwargs: dict[str, Any] = {"in_channels": channels, "out_channels": out,
+                              "kernel_size": kernel, "stride": stride, "padding": padding,
+                              "dilation": dilation}
+    if transposed:
+        kwargs["output_padding"] = extra
+    shape = (channels + wrong_channels, *[length + i for i in range(dims)])
+    try:
+        module = getattr(torch.nn, op)(**_tuples(kwargs))
+    except (ValueError, RuntimeError, TypeError):
+        return  # refused when built, before any rule (padding 'same' with a stride, ...)
+    ruled = _Inferrer().rule(_node(op), op, kwargs, [TensorInfo(shape)], ["input"])
+    try:
+        expected = describe(module(torch.zeros(BATCH, *shape)))
+    except (RuntimeError, TypeError):
+        assert ruled is NO_RULE, "torch refuses it, so the rule must leave it to torch"
+        return
+    assert ruled is NO_RULE or ruled == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.integers(1, 4), max_size=4), min_size=1, max_size=4))
+def test_broadcast_rule_agrees_with_torch(shapes: list[list[int]]) -> None:
+    try:
+        expected: tuple[int, ...] | None = tuple(torch.broadcast_shapes(*shapes))
+    except RuntimeError:
+        expected = None
+    try:
+        got: tuple[int, ...] | None = _broadcast_shapes([tuple(s) for s in shapes])
+    except ValueError:
+        got = None
+    assert got == expected

@@ -84,6 +84,13 @@ POOL: dict[str, int] = {
     "MaxPool1d": 1, "MaxPool2d": 2, "MaxPool3d": 3, "AvgPool1d": 1, "AvgPool2d": 2, "AvgPool3d": 3,
 }
 
+# Convolutions -> spatial dimensions: output sizes by torch's documented formulas, since the
+# meta kernel of a convolution imports sympy and torch's symbolic shapes (0.3 s) on first use.
+CONV: dict[str, int] = {
+    "Conv1d": 1, "Conv2d": 2, "Conv3d": 3,
+    "ConvTranspose1d": 1, "ConvTranspose2d": 2, "ConvTranspose3d": 3,
+}
+
 # Arguments that are tensors in torch and lists of numbers in a spec (loss class weights); the
 # generator types them so, and the runner turns them into tensors.
 TENSOR_ARGS: frozenset[str] = frozenset({"weight", "pos_weight"})
