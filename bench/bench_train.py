@@ -341,8 +341,9 @@ def measured(cmd: list[str]) -> tuple[float, float]:
 def startup(device: torch.device, runs: int = 3) -> None:
     """Launch to first finished step and peak memory, fresh processes, median of ``runs``.
 
-    The hand-written script loads the data, builds LeNet and takes one step.  nnspec is given
-    the same work through overrides (one epoch of one batch, a one-batch validation split), so
+    The hand-written script loads the data, builds LeNet and takes one SGD step.  nnspec is given
+    the same work through overrides (one epoch of one batch with the same optimizer and
+    initialisation, a one-batch validation split), so
     its figure also covers what the script skips: checking the spec, the run directory, the
     metrics line, TensorBoard and two checkpoints.
     """
@@ -355,6 +356,7 @@ def startup(device: torch.device, runs: int = 3) -> None:
             spec.append(measured([
                 sys.executable, "-m", "nnspec", "train", str(SPEC), f"data.root={DATA}",
                 "train.epochs=1", "data.train.range=[0, 64]", "data.val.range=[8000, 8064]",
+                f"optimizer={{SGD: {{lr: {LR}, momentum: {MOMENTUM}}}}}", "init=[]",
                 "--run-dir", f"{tmp}/run{i}", "--device", str(device)]))
     (hw, hm), (sw, sm) = (tuple(statistics.median(v) for v in zip(*runs_, strict=True))
                           for runs_ in (hand, spec))
