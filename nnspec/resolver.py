@@ -7,6 +7,7 @@ cycles, unused nodes.  All problems are collected and raised together.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -277,6 +278,9 @@ class _Resolver:
                 message += f" of {call.name}"
             at = call.arg_locations if message.startswith("unknown") else call.value_locations
             where = at.get(str(path[0]) if path else "", call.source.location)
+            if path and is_expr(args.get(str(path[0]))):  # the value came from a variable
+                origin = self.provenance(str(args[str(path[0])]))
+                hint = f"{origin}; {hint}" if hint else origin
             self.error(where, (*call.source.path, *path), message, hint)
         for pname, param in entry.params.items():
             if param.inferred and param.required and pname not in values:
@@ -287,6 +291,16 @@ class _Resolver:
                        "nnspec tensors put the batch dimension first; without it torch would "
                        "read the batch as the sequence")
         return Layer(call.name, entry.kind, values)
+
+    def provenance(self, expr: str) -> str:
+        """Where the variables behind a ``$name`` or ``${expr}`` value were set."""
+        names = [n for n in dict.fromkeys(re.findall(r"[A-Za-z_]\w*", expr))
+                 if n in self.spec.vars]
+        if not names:
+            return f"the value of {expr}"
+        return f"the value of {expr}: " + ", ".join(
+            f"vars.{n} set at {self.spec.var_locations.get(n, Location(self.spec.file))}"
+            for n in names)
 
     def shorthand(self, call: Call, value: Any) -> dict[str, Any]:
         entry = catalogue.callables()[call.name]
@@ -327,8 +341,8 @@ class _Resolver:
                            f"{call.name} takes: {', '.join(block.params) or 'no parameters'}")
                 continue
             value = self.evaluate(raw, scope, _value_at(call, key), path)
-            self.check_param_type(block.params[key].type, value, _value_at(call, key), path)
-            out[key] = value
+            ok = self.check_param_type(block.params[key].type, value, _value_at(call, key), path)
+            out[key] = value if ok else None  # None: reported here, not again where it is used
         misspelt = _misspelt(args, block.params)
         for name, param in block.params.items():
             if name not in out:
@@ -344,10 +358,11 @@ class _Resolver:
                         default) else default
         return out
 
-    def check_param_type(self, ptype: str, value: Any, where: Location, path: SpecPath) -> None:
+    def check_param_type(self, ptype: str, value: Any, where: Location, path: SpecPath) -> bool:
+        """Report a block argument of the wrong type; whether it was of the right one."""
         allowed = _TYPES.get(ptype)
         if allowed is None or value is None:
-            return
+            return True
         if isinstance(value, bool) and bool not in allowed:
             ok = False
         else:
@@ -357,6 +372,7 @@ class _Resolver:
                      "str": "a string", "list": "a list"}
             self.error(where, path, f"expected {words[ptype]}, found {schema.found(value)}",
                        f"the block declares {path[-1]}: {ptype}")
+        return ok
 
 
 def _value_at(call: Call, key: str) -> Location:

@@ -79,3 +79,10 @@ def test_a_misspelt_model_argument_override_is_located_at_the_override() -> None
     assert out.startswith("<override 1: model.0.out_feature=8>:1:1: error: model[0].Linear."
                           "out_feature: unknown argument 'out_feature' of Linear (did you mean "
                           "'out_features'")
+
+
+def test_an_error_in_a_variable_says_where_the_variable_was_set() -> None:
+    code, out = _cli("validate", ALEXNET, "vars.num_classes=ten")
+    assert code == 2
+    assert "(the value of $num_classes: vars.num_classes set at <override 1: " \
+        "vars.num_classes=ten>:1:1)" in out
