@@ -14,7 +14,7 @@ from functools import cache
 from typing import Any
 
 from nnspec import catalogue, schema
-from nnspec.errors import Collector, Problem, SpecError, SpecPath, did_you_mean
+from nnspec.errors import Collector, Problem, SpecError, SpecPath, did_you_mean, format_path
 from nnspec.loader import Document
 from nnspec.model_ast import ModelParser
 from nnspec.spec import EXPR_PATTERN, Spec, TensorInput
@@ -225,6 +225,9 @@ def _training(doc: Document, errors: Collector) -> dict[str, Any]:
             pass  # a shape the schema already reported
     if isinstance(data.get("init"), list):
         out["init"] = _init_rules(doc, errors, data["init"])
+    if "optimizer" in out:
+        for path, message, hint in S.optimizer_problems(out["optimizer"]):
+            errors.add(doc.locate(("optimizer", *path)), ("optimizer", *path), message, hint)
     if "scheduler" in out:
         for path, message, hint in S.scheduler_problems(out["scheduler"]):
             where = ("scheduler", *path)
@@ -237,9 +240,23 @@ def _training(doc: Document, errors: Collector) -> dict[str, Any]:
 
 
 def _with_location(value: Any, doc: Document, path: SpecPath) -> Any:
-    """Give every named thing (dataset, transform, optimizer, ...) its place in the file."""
+    """Give every named thing (dataset, transform, optimizer, ...) its place in the file, and
+    the places of its arguments and of the keys beside its name (``loss.inputs``), so that a
+    run-time error about one points at it (or at the override that set it)."""
     if isinstance(value, dict) and "name" in value and "args" in value:
-        return {**value, "location": doc.locate((*path, value["name"]), key=True)}
+        at = (*path, value["name"])
+        places = {format_path((k,)): doc.locate((*at, k)) for k in value["args"] or {}}
+        for key in value.keys() - {"name", "args"}:
+            places[key] = doc.locate((*path, key))
+            if isinstance(value[key], list):  # loss.inputs: each entry's own place
+                places.update({format_path((key, i)): doc.locate((*path, key, i))
+                               for i in range(len(value[key]))})
+        return {**value, "location": doc.locate(at, key=True), "locations": places}
+    if isinstance(value, dict) and path[:1] == ("data",) and path[1:] in (
+            ("train",), ("val",), ("test",)):  # a split: its range's place, for the run
+        split = {k: _with_location(v, doc, (*path, k)) for k, v in value.items()}
+        return {**split, "location": doc.locate(path),
+                "locations": {k: doc.locate((*path, k)) for k in value}}
     if isinstance(value, dict):
         return {k: _with_location(v, doc, (*path, k)) for k, v in value.items()}
     if isinstance(value, list):

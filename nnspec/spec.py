@@ -12,8 +12,9 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
-from nnspec.errors import Location, did_you_mean
+from nnspec.errors import Location, did_you_mean, format_path
 
 # A reference to a variable (`$width`) or an expression (`${width * 2}`), resolved later.
 EXPR_PATTERN = r"^\$([A-Za-z_][A-Za-z0-9_]*|\{[^{}]+\})$"
@@ -29,12 +30,28 @@ class Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
 
-class Named(Strict):
+class Located(Strict):
+    """A part of a spec that remembers where it was written, and where each of its values was:
+    a run-time error about an argument points at the argument (or at the override that set it)."""
+
+    location: SkipJsonSchema[Location] = Field(default_factory=Location, exclude=True)
+    locations: SkipJsonSchema[dict[str, Location]] = Field(default_factory=dict, exclude=True)
+
+    def locate(self, *path: str | int) -> Location:
+        """Where the value at ``path`` inside this part was written, else its nearest parent."""
+        while path:
+            found = self.locations.get(format_path(path))
+            if found is not None:
+                return found
+            path = path[:-1]
+        return self.location
+
+
+class Named(Located):
     """A catalogue entry chosen by name, with its keyword arguments."""
 
     name: str
     args: dict[str, Any] = Field(default_factory=dict)
-    location: Location = Field(default_factory=Location, exclude=True)
 
 
 class TensorInput(Strict):
@@ -42,7 +59,7 @@ class TensorInput(Strict):
     dtype: Dtype = Field("float32", description="Element type of the input tensor.")
 
 
-class DataSplit(Strict):
+class DataSplit(Located):
     """Per-split settings that override the data section's defaults."""
 
     dataset: Named | None = Field(
@@ -155,7 +172,7 @@ class InitRule(Strict):
     location: Location = Field(default_factory=Location, exclude=True)
 
 
-class Loss(Strict):
+class Loss(Located):
     """A torch.nn loss and where each of its arguments comes from."""
 
     name: str = Field(description="A torch.nn loss, e.g. CrossEntropyLoss.")
@@ -166,10 +183,9 @@ class Loss(Strict):
         "field (target, input_lengths, ...), model(FIELD), or a function of those such as "
         "log_softmax(output, 1) or distance(model(input1), model(input2)). "
         "Default: [output, target].")
-    location: Location = Field(default_factory=Location, exclude=True)
 
 
-class Scheduler(Strict):
+class Scheduler(Located):
     """A torch.optim.lr_scheduler, stepped per epoch or per optimizer step."""
 
     name: str = Field(description="A torch.optim.lr_scheduler class, e.g. StepLR.")
@@ -178,7 +194,6 @@ class Scheduler(Strict):
     interval: Literal["epoch", "step"] = Field("epoch", description="Step it per epoch or step.")
     warmup_steps: Annotated[int, Field(ge=0)] = Field(
         0, description="Linear warm-up over this many optimizer steps before the scheduler.")
-    location: Location = Field(default_factory=Location, exclude=True)
 
 
 # Schedulers a spec can name but not use as written.
@@ -207,6 +222,21 @@ def scheduler_problems(sched: Scheduler) -> list[tuple[tuple[str, ...], str, str
             for arg in SCHEDULER_POSITIVE_ARGS.get(sched.name, ())
             for value in [sched.args.get(arg)]
             if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0]
+
+
+# Optimizer arguments every torch.optim optimizer refuses below 0 (torch checks them only when
+# the optimizer is built, after the data is loaded): refused by validate instead.
+OPTIMIZER_NONNEGATIVE_ARGS = {"lr": "learning rate", "eps": "epsilon", "weight_decay":
+                              "weight decay"}
+
+
+def optimizer_problems(named: Named) -> list[tuple[tuple[str, ...], str, str]]:
+    """(path, message, hint) for optimizer arguments torch refuses: checked by validate."""
+    return [((named.name, arg), f"{arg} must not be negative, found {value}",
+             f"torch.optim refuses a negative {what}")
+            for arg, what in OPTIMIZER_NONNEGATIVE_ARGS.items()
+            for value in [named.args.get(arg)]
+            if isinstance(value, int | float) and not isinstance(value, bool) and value < 0]
 
 
 class Train(Strict):

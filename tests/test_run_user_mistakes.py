@@ -193,3 +193,109 @@ def test_eval_with_another_specs_checkpoint_says_what_does_not_fit(
     code, _, err = cli("eval", str(other), "--checkpoint", str(best), "--split", "val")
     assert code == 3
     assert "size mismatch for 0.weight" in err and "spec it was trained with" in err
+
+
+# -- optimizer, scheduler and loss arguments: at the argument -------------------------------
+
+@pytest.mark.parametrize(("override", "expected"), [
+    ("optimizer.Adam.lr=-1", "optimizer.Adam.lr: lr must not be negative, found -1 "
+     "(torch.optim refuses a negative learning rate)"),
+    ("optimizer.eps=-1e-8", "optimizer.Adam.eps: eps must not be negative, found -1e-08 "
+     "(torch.optim refuses a negative epsilon)"),
+    ("optimizer={SGD: {lr: 0.1, weight_decay: -0.5}}", "optimizer.SGD.weight_decay: "
+     "weight_decay must not be negative, found -0.5 (torch.optim refuses a negative weight "
+     "decay)"),
+])
+def test_negative_optimizer_arguments_are_refused_at_validation(override: str,
+                                                                expected: str) -> None:
+    """torch's ValueError came at train time, located at the file's optimizer.Adam key."""
+    [message] = problems([override])
+    assert message == f"<override 1: {override}>:1:1: error: {expected}"
+
+
+def test_negative_learning_rate_in_the_file_has_its_line_and_column(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE.replace("lr: 0.01", "lr: -0.01"))
+    code, _, err = cli("validate", str(spec))
+    assert code == 2 and err.startswith(f"{spec}:7:24: error: optimizer.Adam.lr: ")
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    (["optimizer.betas=[1.5, 0.9]"], "<override 1: optimizer.betas=[1.5, 0.9]>:1:1: error: "
+     "optimizer.Adam.betas: Invalid beta parameter at index 0: 1.5"),
+    (["scheduler={LinearLR: {total_iters: 2}}", "scheduler.start_factor=2.0"],
+     "<override 2: scheduler.start_factor=2.0>:1:1: error: scheduler.LinearLR.start_factor: "
+     "Starting multiplicative factor expected to be greater than 0 and less or equal to 1."),
+    (["loss={TripletMarginLoss: {margin: -1.0}}", "data.arrange={kind: triplets}"],
+     "<override 1: loss={TripletMarginLoss: {margin: -1.0}}>:1:1: error: "
+     "loss.TripletMarginLoss.margin: TripletMarginLoss: expected margin to be greater than 0, "
+     "got -1.0 instead"),
+])
+def test_torch_argument_errors_point_at_the_argument(tmp_path: Path, overrides: list[str],
+                                                     expected: str) -> None:
+    """torch refuses these when the run builds them: the error named only the optimizer (or
+    scheduler, or loss), at its key in the file, not the argument or the override."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE)
+    code, _, err = cli("train", str(spec), *overrides, "--run-dir", str(tmp_path / "r"))
+    assert code == 2 and err.strip() == expected
+
+
+def test_loss_argument_error_in_the_file_has_its_line_and_column(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE.replace("loss: CrossEntropyLoss", "loss:\n  MultiMarginLoss:\n"
+                                 "    margin: 1.0\n    p: 3"))
+    code, _, err = cli("train", str(spec), "--run-dir", str(tmp_path / "r"))
+    assert code == 2
+    assert err.strip() == f"{spec}:9:8: error: loss.MultiMarginLoss.p: only p == 1 and p == 2 " \
+        "supported"
+
+
+# -- loss inputs ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("inputs", "found"), [("[output]", 1), ("[output, target, target]", 3)])
+def test_loss_inputs_of_the_wrong_count_are_refused_before_training(
+        tmp_path: Path, inputs: str, found: int) -> None:
+    """loss.inputs=[output] failed at the first step: exit 3, 'missing 1 required positional
+    argument: target', no location."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE)
+    code, out, err = cli("train", str(spec), f"loss.inputs={inputs}",
+                         "--run-dir", str(tmp_path / "r"))
+    assert code == 2 and out == ""
+    assert err.strip() == f"<override 1: loss.inputs={inputs}>:1:1: error: loss.inputs: " \
+        f"CrossEntropyLoss takes 2 inputs (input, target), found {found} (one entry per " \
+        "argument; by default [output, target])"
+
+
+def test_loss_input_without_a_field_points_at_the_entry(tmp_path: Path) -> None:
+    """The error was at the file's loss: key, even for an override of loss.inputs."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE)
+    code, _, err = cli("train", str(spec), "loss.inputs=[output, nosuch]",
+                       "--run-dir", str(tmp_path / "r"))
+    assert code == 2
+    assert err.startswith("<override 1: loss.inputs=[output, nosuch]>:1:1: error: "
+                          "loss.inputs[1]: the data has no field(s) ['nosuch']")
+    spec.write_text(BASE.replace("loss: CrossEntropyLoss",
+                                 "loss:\n  CrossEntropyLoss: {}\n  inputs: [output, nosuch]"))
+    code, _, err = cli("train", str(spec), "--run-dir", str(tmp_path / "r2"))
+    assert code == 2 and err.startswith(f"{spec}:8:20: error: loss.inputs[1]: ")
+
+
+# -- data ranges past the end of the dataset ------------------------------------------------
+
+def test_range_past_the_dataset_points_at_the_range(tmp_path: Path) -> None:
+    """It pointed at data.dataset in the file, even when the range came from an override."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE)
+    code, _, err = cli("train", str(spec), "data.train.range=[0, 20000]",
+                       "--run-dir", str(tmp_path / "r"))
+    assert code == 2
+    assert err.strip() == "<override 1: data.train.range=[0, 20000]>:1:1: error: " \
+        "data.train.range: range [0, 20000) does not fit a dataset of 150 samples (need start " \
+        "< stop <= size)"
+    spec.write_text(BASE.replace("batch_size: 16}", "batch_size: 16,\n"
+                                 "       train: {range: [0, 20000]}}"))
+    code, _, err = cli("train", str(spec), "--run-dir", str(tmp_path / "r2"))
+    assert code == 2 and err.startswith(f"{spec}:6:23: error: data.train.range: ")

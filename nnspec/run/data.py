@@ -118,7 +118,7 @@ def _base(data: Data, name: str, cache: dict[str, Source], file: str) -> Source:
         cache[key] = build_source(named.name, named.args, ctx)
     source = cache[key]
     if cfg is not None and cfg.range is not None:
-        source = _range(source, cfg.range, name, _where(named.location, file))
+        source = _range(source, cfg.range, name, _where(cfg.locate("range"), file))
     return source
 
 

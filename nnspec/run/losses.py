@@ -14,6 +14,7 @@ distinct expression is computed once per step, whatever the number of references
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from torch import Tensor, nn
 
 from nnspec.catalogue import TENSOR_ARGS, section
 from nnspec.errors import Location, Problem, SpecError, did_you_mean
+from nnspec.run.arguments import guilty_argument
 from nnspec.spec import Loss
 
 FUNCTIONS: dict[str, tuple[Callable[..., Tensor], str]] = {
@@ -152,32 +154,49 @@ def build_loss(loss: Loss) -> LossPlan:
     if loss.name not in catalogue:
         raise _error(loc, ("loss",), f"unknown loss '{loss.name}'",
                      did_you_mean(loss.name, catalogue))
-    exprs = tuple(_parse_inputs(loss, loc))
+    exprs = tuple(_parse_inputs(loss))
     bad = set(loss.args) & CALLABLE_ARGS
     if bad:
-        raise _error(loc, ("loss", loss.name, sorted(bad)[0]),
+        first = sorted(bad)[0]
+        raise _error(loss.locate(first), ("loss", loss.name, first),
                      "takes a Python function, which a spec cannot state", "leave it out")
     args = {k: torch.tensor(v, dtype=torch.float32) if k in TENSOR_ARGS and v is not None
             else v for k, v in loss.args.items()}
+    cls = getattr(nn, loss.name)
     try:
-        module = getattr(nn, loss.name)(**args)
+        module = cls(**args)
     except (TypeError, ValueError) as exc:
-        raise _error(loc, ("loss", loss.name), str(exc)) from None
+        arg = guilty_argument(lambda a: cls(**a), args)
+        path = ("loss", loss.name, *([arg] if arg else []))
+        raise _error(loss.locate(*path[2:]), path, str(exc)) from None
     return LossPlan(loss.name, module, exprs)
 
 
-def _parse_inputs(loss: Loss, loc: Location) -> list[Expr]:
+def forward_arguments(name: str) -> list[str]:
+    """The positional arguments of a torch loss's forward (every one of them is required)."""
+    params = list(inspect.signature(getattr(nn, name).forward).parameters.values())[1:]
+    return [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def _parse_inputs(loss: Loss) -> list[Expr]:
     texts = loss.inputs if loss.inputs is not None else DEFAULT_INPUTS.get(
         loss.name, ["output", "target"])
+    wanted = forward_arguments(loss.name)
+    if len(texts) != len(wanted):
+        raise _error(loss.locate("inputs"), ("loss", "inputs"),
+                     f"{loss.name} takes {len(wanted)} inputs ({', '.join(wanted)}), "
+                     f"found {len(texts)}", "one entry per argument; by default "
+                     f"[{', '.join(DEFAULT_INPUTS.get(loss.name, ['output', 'target']))}]")
     exprs = []
     for i, text in enumerate(texts):
         try:
             expr = parse(text)
         except ValueError as exc:
-            raise _error(loc, ("loss", "inputs", i), str(exc)) from None
+            raise _error(loss.locate("inputs", i), ("loss", "inputs", i), str(exc)) from None
         for name in _calls(expr):
             if name != "model" and name not in FUNCTIONS:
-                raise _error(loc, ("loss", "inputs", i), f"unknown function '{name}'",
+                raise _error(loss.locate("inputs", i), ("loss", "inputs", i),
+                             f"unknown function '{name}'",
                              did_you_mean(name, [*FUNCTIONS, "model"]))
         exprs.append(expr)
     return exprs

@@ -18,7 +18,8 @@ from torch.optim import Optimizer, lr_scheduler
 
 from nnspec.catalogue import section
 from nnspec.errors import Location, Problem, SpecError, did_you_mean
-from nnspec.spec import Named, Scheduler, scheduler_problems
+from nnspec.run.arguments import guilty_argument
+from nnspec.spec import Named, Scheduler, optimizer_problems, scheduler_problems
 
 _SEQUENCES = {"betas", "etas", "step_sizes", "ns_coefficients"}
 
@@ -35,12 +36,18 @@ def build_optimizer(named: Named | None, params: Iterable[nn.Parameter]) -> Opti
     if named.name not in catalogue:
         raise _error(named.location, ("optimizer",), f"unknown optimizer '{named.name}'",
                      did_you_mean(named.name, catalogue))
+    for path, message, hint in optimizer_problems(named):  # validate's, for a Spec built in code
+        raise _error(named.locate(*path[1:]), ("optimizer", *path), message, hint)
     args = {k: tuple(v) if k in _SEQUENCES and isinstance(v, list) else v
             for k, v in named.args.items()}
+    params = list(params)
+    cls = getattr(torch.optim, named.name)
     try:
-        optimizer: Optimizer = getattr(torch.optim, named.name)(list(params), **args)
+        optimizer: Optimizer = cls(params, **args)
     except (TypeError, ValueError) as exc:
-        raise _error(named.location, ("optimizer", named.name), str(exc)) from None
+        arg = guilty_argument(lambda a: cls(params, **a), args)
+        path = ("optimizer", named.name, *([arg] if arg else []))
+        raise _error(named.locate(*path[2:]), path, str(exc)) from None
     return optimizer
 
 
@@ -54,7 +61,8 @@ def build_scheduler(sched: Scheduler | None, optimizer: Optimizer, epochs: int,
         raise _error(sched.location, ("scheduler",), f"unknown scheduler '{sched.name}'",
                      did_you_mean(sched.name, catalogue))
     for path, message, hint in scheduler_problems(sched):
-        raise _error(sched.location, ("scheduler", *path), message, hint)
+        at = path[1:] if path[0] == sched.name else path
+        raise _error(sched.locate(*at), ("scheduler", *path), message, hint)
     steps = epochs if sched.interval == "epoch" else max(
         1, epochs * steps_per_epoch - sched.warmup_steps)
     args: dict[str, Any] = dict(sched.args)
@@ -65,11 +73,22 @@ def build_scheduler(sched: Scheduler | None, optimizer: Optimizer, epochs: int,
         args.setdefault("max_lr", [g["lr"] for g in optimizer.param_groups])
     if sched.name == "PolynomialLR":
         args.setdefault("total_iters", steps)
+    cls = getattr(lr_scheduler, sched.name)
     try:
-        made: lr_scheduler.LRScheduler = getattr(lr_scheduler, sched.name)(optimizer, **args)
+        made: lr_scheduler.LRScheduler = cls(optimizer, **args)
     except (TypeError, ValueError, KeyError, ZeroDivisionError) as exc:
-        raise _error(sched.location, ("scheduler", sched.name), str(exc)) from None
+        # tried on a stand-in optimizer: building a scheduler changes its optimizer's rates
+        arg = guilty_argument(lambda a: cls(_stand_in(optimizer), **a), args, sched.args)
+        path = ("scheduler", sched.name, *([arg] if arg else []))
+        raise _error(sched.locate(*path[2:]), path, str(exc)) from None
     return made
+
+
+def _stand_in(optimizer: Optimizer) -> Optimizer:
+    """An SGD with momentum and the same groups' rates, over one scalar per group."""
+    groups = [{"params": [torch.zeros(1, requires_grad=True)], "lr": g["lr"]}
+              for g in optimizer.param_groups]
+    return torch.optim.SGD(groups, momentum=0.9)
 
 
 class Warmup:

@@ -188,14 +188,22 @@ def input_fields(spec: Spec) -> list[str]:
 def _check_fields(spec: Spec, loss: LossPlan, source: Any) -> None:
     """Every field the loss reads must exist in the data: a located error, not a KeyError."""
     fields = set(source.fields) if hasattr(source, "fields") else {"input", "target"}
-    wanted = (loss.fields - {"output"}) | (
-        set(input_fields(spec)) if "output" in loss.fields else set())
-    missing = sorted(wanted - fields)
-    if missing:
-        assert spec.loss is not None
-        raise SpecError([Problem(spec.loss.location, ("loss", "inputs"),
-                                 f"the data has no field(s) {missing}; it has {sorted(fields)}",
-                                 _input_hint(spec, missing))])
+    assert spec.loss is not None
+    # written inputs: each entry at its own place; the loss's defaults: one problem at the loss
+    groups = [((i,), [e]) for i, e in enumerate(loss.inputs)] if spec.loss.inputs is not None \
+        else [((), list(loss.inputs))]
+    problems = []
+    for at, exprs in groups:
+        used = set().union(*(e.fields() for e in exprs))
+        wanted = (used - {"output"}) | (set(input_fields(spec)) if "output" in used else set())
+        missing = sorted(wanted - fields)
+        if missing:
+            problems.append(Problem(spec.loss.locate("inputs", *at) if at else spec.loss.location,
+                                    ("loss", "inputs", *at),
+                                    f"the data has no field(s) {missing}; it has {sorted(fields)}",
+                                    _input_hint(spec, missing)))
+    if problems:
+        raise SpecError(problems)
 
 
 def _check_shapes(spec: Spec, source: Any, fields: set[str]) -> None:
