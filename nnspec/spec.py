@@ -271,6 +271,14 @@ class Train(Strict):
 
 METRIC_NAMES = ("loss", "accuracy", "top1", "top5", "mae", "mse")
 TOPK_PATTERN = re.compile(r"top([1-9][0-9]*)$")
+DEVICE_PATTERN = re.compile(r"(auto|cpu|mps|cuda(:[0-9]+)?)$")
+DEVICE_HINT = "use auto, cpu, cuda, cuda:N or mps"
+
+
+def device_problem(name: str) -> str | None:
+    """Why ``name`` is not a device nnspec can train on, or None (whether it is present is a
+    question for the run)."""
+    return None if DEVICE_PATTERN.match(name) else f"unknown device {name!r}"
 
 
 def train_problems(train: Train) -> list[tuple[tuple[str | int, ...], str, str | None]]:
@@ -286,6 +294,9 @@ def train_problems(train: Train) -> list[tuple[tuple[str | int, ...], str, str |
             metric in METRIC_NAMES or TOPK_PATTERN.match(metric)) else
             f"SPLIT.METRIC with SPLIT train or val and METRIC one of {', '.join(known)}")
         out.append((("train", "monitor"), f"cannot monitor {train.monitor!r}", hint))
+    bad_device = device_problem(train.device)
+    if bad_device:
+        out.append((("train", "device"), bad_device, DEVICE_HINT))
     return out
 
 

@@ -195,6 +195,42 @@ def test_eval_with_another_specs_checkpoint_says_what_does_not_fit(
     assert "size mismatch for 0.weight" in err and "spec it was trained with" in err
 
 
+# -- devices --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("device", ["tpu", "cuda:x", "cuda:", "CPU"])
+def test_malformed_device_option_is_a_usage_error(tmp_path: Path, device: str) -> None:
+    """--device tpu was exit 3 with an unlocated 'error: unknown device'."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE)
+    code, _, err = cli("train", str(spec), "--device", device, "--run-dir", str(tmp_path / "r"))
+    assert code == 2 and "Traceback" not in err
+    assert err.strip() == f"<command line>: error: unknown device {device!r} given to --device " \
+        "(use auto, cpu, cuda, cuda:N or mps)"
+    assert not (tmp_path / "r").exists()
+
+
+def test_malformed_train_device_is_a_spec_error_at_its_value(tmp_path: Path) -> None:
+    [message] = problems(["train.device=tpu"])
+    assert message == "<override 1: train.device=tpu>:1:1: error: train.device: unknown " \
+        "device 'tpu' (use auto, cpu, cuda, cuda:N or mps)"
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE.replace("epochs: 1,", "epochs: 1, device: cuda:x,"))
+    code, _, err = cli("validate", str(spec))
+    assert code == 2
+    assert err.strip() == f"{spec}:8:28: error: train.device: unknown device 'cuda:x' (use " \
+        "auto, cpu, cuda, cuda:N or mps)"
+    for good in ("auto", "cpu", "cuda", "cuda:1", "mps"):
+        assert load_spec(BASE, [f"train.device={good}"]).train.device == good
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_absent_cuda_is_still_a_run_error(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE)
+    code, _, err = cli("train", str(spec), "--device", "cuda", "--run-dir", str(tmp_path / "r"))
+    assert code == 3 and "CUDA is not available" in err
+
+
 # -- optimizer, scheduler and loss arguments: at the argument -------------------------------
 
 @pytest.mark.parametrize(("override", "expected"), [

@@ -21,7 +21,7 @@ from nnspec.run.loop import Summary, Trainer
 from nnspec.run.record import Board, Progress, new_run_dir, prepare_dir
 from nnspec.run.step import evaluate
 from nnspec.run.table import Table
-from nnspec.spec import Spec
+from nnspec.spec import DEVICE_HINT, Spec, device_problem
 
 
 def load(spec: Spec | str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Spec:
@@ -75,11 +75,20 @@ def train(spec: Spec | str | Path, *, overrides: list[str] | tuple[str, ...] = (
 
     Under torchrun every process calls this; see ``distributed`` for what each rank does.
     """
+    _check_device_option(device)
     spec = load(spec, overrides)
     dist, device = distributed.init(device or spec.train.device)
     summary = _train(spec, dist, run_dir, resume, device, model, stream)
     distributed.finish(dist)  # not on an error: the process ends, and a peer may be gone
     return summary
+
+
+def _check_device_option(device: str | None) -> None:
+    """A malformed --device is a usage error (exit 2); an absent one is the run's (exit 3)."""
+    problem = device_problem(device) if device is not None else None
+    if problem:
+        raise SpecError([Problem(Location("<command line>"), (), f"{problem} given to --device",
+                                 DEVICE_HINT)])
 
 
 def _train(spec: Spec, dist: distributed.Dist, run_dir: str | Path | None,
@@ -152,6 +161,7 @@ def evaluate_checkpoint(spec: Spec | str | Path, checkpoint_path: str | Path, sp
     if split not in ("train", "val", "test"):  # else a KeyError deep in setup
         raise SpecError([Problem(Location("<command line>"), (), f"unknown split {split!r}",
                                  "use --split train, val or test")])
+    _check_device_option(device)
     spec = load(spec, overrides)
     state = checkpoint.load(Path(checkpoint_path))
     parts = setup.build(spec, device, splits=[split])

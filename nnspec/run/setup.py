@@ -29,7 +29,7 @@ from nnspec.run.distributed import Dist
 from nnspec.run.losses import Evaluator, LossPlan, build_loss
 from nnspec.run.metrics import check_metrics, higher_is_better
 from nnspec.run.optim import Warmup, build_optimizer, build_scheduler
-from nnspec.spec import Spec
+from nnspec.spec import DEVICE_HINT, Spec
 
 
 def resolve_device(name: str) -> torch.device:
@@ -43,8 +43,7 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise RunError(f"unknown device {name!r}", hint="use auto, cpu, cuda, cuda:N or mps") \
-            from None
+        raise RunError(f"unknown device {name!r}", hint=DEVICE_HINT) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RunError("device cuda requested but CUDA is not available", hint="use --device cpu")
     if device.type == "cuda" and device.index is None:
