@@ -335,3 +335,26 @@ def test_range_past_the_dataset_points_at_the_range(tmp_path: Path) -> None:
                                  "       train: {range: [0, 20000]}}"))
     code, _, err = cli("train", str(spec), "--run-dir", str(tmp_path / "r2"))
     assert code == 2 and err.startswith(f"{spec}:6:23: error: data.train.range: ")
+
+
+# -- resume from a checkpoint that is not one -----------------------------------------------
+
+@pytest.mark.parametrize("damage", ["truncate", "empty"])
+def test_resume_of_a_corrupt_checkpoint_says_it_is_not_readable(
+        trained: tuple[Path, Path], tmp_path: Path, damage: str) -> None:
+    """A truncated last.pt said 'cannot load checkpoint ...: 174812789' (the unpickler's
+    number); an empty one was an IndexError traceback."""
+    import shutil
+
+    spec, best = trained
+    run = tmp_path / "run"
+    shutil.copytree(best.parent.parent, run)
+    last = run / "checkpoints" / "last.pt"
+    data = last.read_bytes()
+    last.write_bytes(data[: len(data) // 3] if damage == "truncate" else b"")
+    code, _, err = cli("train", str(spec), "--resume", str(run))
+    assert code == 3 and "Traceback" not in err
+    assert err.splitlines() == [
+        f"error: cannot load checkpoint {last}: not a readable checkpoint (truncated, or not "
+        "written by nnspec)",
+        "  hint: only checkpoints written by nnspec (plain tensors) are accepted"]

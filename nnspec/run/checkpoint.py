@@ -51,8 +51,13 @@ def load(path: Path) -> dict[str, Any]:
         raise RunError(f"checkpoint {path} does not exist")
     try:
         state: Any = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a hostile or corrupt file must never reach the user as a trace
-        raise RunError(f"cannot load checkpoint {path}: {str(exc).splitlines()[0]}",
+    except OSError as exc:
+        raise RunError(f"cannot load checkpoint {path}: {exc.strerror or exc}") from None
+    except Exception:  # a hostile or corrupt file must never reach the user as a trace
+        # torch's message says nothing useful here: for a truncated file the unpickler's is a
+        # bare number, for an empty one it is empty
+        raise RunError(f"cannot load checkpoint {path}: not a readable checkpoint (truncated, "
+                       "or not written by nnspec)",
                        hint="only checkpoints written by nnspec (plain tensors) are accepted") \
             from None
     if not isinstance(state, dict) or "model" not in state:
