@@ -358,3 +358,20 @@ def test_resume_of_a_corrupt_checkpoint_says_it_is_not_readable(
         f"error: cannot load checkpoint {last}: not a readable checkpoint (truncated, or not "
         "written by nnspec)",
         "  hint: only checkpoints written by nnspec (plain tensors) are accepted"]
+
+
+# -- top-K with K classes or fewer ----------------------------------------------------------
+
+@pytest.mark.parametrize("metric", ["top5", "top3"])
+def test_topk_with_no_more_classes_than_k_is_refused(tmp_path: Path, metric: str) -> None:
+    """top5 of a 3-class output was always 1.0, silently."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE)
+    code, _, err = cli("train", str(spec), f"train.metrics=[{metric}]",
+                       "--run-dir", str(tmp_path / "r"))
+    assert code == 3
+    assert f"error: {metric} of an output with 3 classes is always 1: K = {metric[3:]} must be " \
+        "less than the number of classes" in err
+    assert "hint: use top2 or less, or accuracy" in err
+    spec_ok = load_spec(BASE, ["train.metrics=[top2]"])
+    assert spec_ok.train.metrics == ["top2"]

@@ -73,7 +73,13 @@ class Meter:
         k = 1 if name == "accuracy" else int(name[3:])
         if out.dim() == 2 and out.shape[1] > 1 and target.dim() == 1 and \
                 not target.is_floating_point():
-            top = out.topk(min(k, out.shape[1]), dim=1).indices
+            classes = out.shape[1]
+            if k >= classes:  # the top k of k classes always hold the target: a silent 1.0
+                raise RunError(f"{name} of an output with {classes} classes is always 1: K = "
+                               f"{k} must be less than the number of classes",
+                               hint=f"use top{classes - 1} or less, or accuracy" if classes > 2
+                               else "use accuracy")
+            top = out.topk(k, dim=1).indices
             return (top == target[:, None]).any(1).sum(), len(target)
         if target.numel() == out.numel():
             cut = 0.5 if self.loss_name in _PROB_LOSSES else 0.0
