@@ -131,6 +131,11 @@ class _Inferrer:
                           "getitem selects one output of a layer that returns several")
                 return node
             return node.with_(out=value[index])
+        if isinstance(inputs[0], TensorInfo):
+            problem = _op_problem(layer.op, layer.kwargs, inputs[0], sources[0])
+            if problem:
+                self.fail(node, *problem)
+                return node
         try:
             if layer.op in ("add", "mul"):  # broadcasting, without meta kernels (slow to load)
                 return node.with_(out=_broadcast(inputs))
@@ -165,9 +170,15 @@ class _Inferrer:
             if kwargs[name] == AUTO:
                 kwargs[name] = actual
             elif kwargs[name] != actual and not isinstance(kwargs[name], list):
+                hint = f"set {name}: {actual}, or leave it out to infer it"
+                if layer.op == "Linear" and len(shape) > 1:
+                    flat = _product(shape)
+                    hint = (f"add a Flatten before it (it gives [N, {flat}]"
+                            + (f", which matches {name}={kwargs[name]}" if flat == kwargs[name]
+                               else "")
+                            + f"), or set {name}: {actual} to apply it to the last dimension")
                 self.fail(node, f"{layer.op} expects {name}={kwargs[name]}, receives "
-                          f"{show(inputs[index])} from {sources[index]}",
-                          f"set {name}: {actual}, or leave it out to infer it")
+                          f"{show(inputs[index])} from {sources[index]}", hint)
                 return None
         return kwargs
 
@@ -182,6 +193,10 @@ class _Inferrer:
             self.fail(node, f"{op} refuses these arguments: {_first_line(exc)}")
             return None
         self.params += sum(p.numel() for p in module.parameters())
+        problem = _rank_problem(op, kwargs, inputs, sources)
+        if problem:
+            self.fail(node, *problem)
+            return None
         ruled = self.rule(node, op, kwargs, inputs, sources)
         if ruled is not NO_RULE:
             return ruled  # type: ignore[return-value]
@@ -193,7 +208,8 @@ class _Inferrer:
         except Exception as exc:
             shapes = ", ".join(f"{show(v)} from {s}" for v, s in zip(inputs, sources,
                                                                         strict=False))
-            self.fail(node, f"{op} cannot take {shapes}: {_first_line(exc)}")
+            self.fail(node, f"{op} cannot take {shapes}: {_first_line(exc)}",
+                      _runtime_hint(op, inputs, sources, exc))
             return None
 
     def rule(self, node: Node, op: str, kwargs: dict[str, Any], inputs: list[TensorInfo],
@@ -310,6 +326,119 @@ class _Inferrer:
 
     def fail(self, node: Node, message: str, hint: str | None = None) -> None:
         self.errors.add(node.source.location, node.source.path, message, hint)
+
+
+def _product(sizes: Any) -> int:
+    out = 1
+    for size in sizes:
+        out *= size
+    return out
+
+
+_SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
+_SEQUENCE_LAYERS = catalogue.BATCH_FIRST
+
+
+def _rank_problem(op: str, kwargs: dict[str, Any], inputs: list[TensorInfo],
+                  sources: list[str]) -> tuple[str, str] | None:
+    """A sample rank that torch would take as an unbatched input, reading nnspec's batch
+    dimension as channels or as the sequence: it would run here and mix samples later."""
+    value, source = inputs[0], sources[0]
+    rank = len(value.shape)
+    if op in catalogue.CONV:
+        dims = catalogue.CONV[op]
+        if rank != dims + 1:
+            hint = (f"add a channel dimension first, e.g. {{reshape: [1, "
+                    f"{', '.join(map(str, value.shape))}]}}" if rank == dims and rank else
+                    "Conv1d takes [N, C, L], Conv2d [N, C, H, W], Conv3d [N, C, D, H, W]: use "
+                    "the one that matches the data, or reshape it")
+            return (f"{op} expects a [N, C, {_SPATIAL[dims]}] input, receives {value} from "
+                    f"{source}", hint)
+    pooled = {**catalogue.POOL, **catalogue.ADAPTIVE_POOL, "FractionalMaxPool2d": 2,
+              "FractionalMaxPool3d": 3}
+    if op in pooled and rank not in (pooled[op], pooled[op] + 1):
+        return (f"{op} expects {pooled[op]} spatial dimensions after the channels, receives "
+                f"{value} from {source}",
+                "check the layer's dimension (1d, 2d, 3d) against the data")
+    if op in _SEQUENCE_LAYERS:
+        for info, src in zip(inputs, sources, strict=False):
+            if len(info.shape) != 2:
+                hint = (f"give each sample a sequence dimension, e.g. {{reshape: [1, "
+                        f"{info.shape[0]}]}} for a sequence of one" if len(info.shape) == 1
+                        else "reshape or flatten it to [N, L, features]")
+                return (f"{op} expects a [N, L, features] input (batch_first), receives {info} "
+                        f"from {src}", hint)
+    if op in ("Softmax", "LogSoftmax", "Softmin") and kwargs.get("dim") is None and \
+            rank in (0, 2):
+        return (f"{op} without dim would normalise {value} from {source} over the batch "
+                "dimension (torch's implicit choice)",
+                "set dim, counting the batch as 0: e.g. dim: -1 for the last dimension")
+    wanted = {"Softmax2d": (3,), "Fold": (2,), "Unfold": (3,)}.get(op)
+    if op in ("PixelShuffle", "PixelUnshuffle") and rank < 3:
+        wanted = (3,)
+    if wanted and rank not in wanted:
+        names = {2: "C, L", 3: "C, H, W"}
+        return (f"{op} expects a [N, {names[wanted[0]]}] input, receives {value} from {source}",
+                "reshape the data to that rank first")
+    return None
+
+
+def _op_problem(op: str, kwargs: dict[str, Any], value: TensorInfo,
+                source: str) -> tuple[str, str | None] | None:
+    """Ops that would move, reduce or join along the batch dimension, and reshapes or
+    permutations that do not fit one sample: refused here, where torch's own message would
+    show the batch size nnspec infers with."""
+    rank = len(value.shape) + 1
+    batch_hint = "dimensions count the batch as 0, so one sample's first dimension is 1"
+
+    def batch(dim: Any) -> bool:
+        return isinstance(dim, int) and -rank <= dim < rank and dim % rank == 0
+
+    if op == "permute":
+        dims = list(kwargs["dims"])
+        if len(dims) != rank:
+            return (f"permute dims {dims} has {len(dims)} entries, {value} from {source} has "
+                    f"{rank} dimensions", f"list every dimension, the batch (0) first, e.g. "
+                    f"{[0, *range(rank - 1, 0, -1)]}")
+        if not batch(dims[0]):
+            return (f"permute dims {dims} moves the batch dimension 0 of {value} from {source}",
+                    f"keep 0 first; {batch_hint}")
+    if op == "transpose" and (batch(kwargs["dim0"]) or batch(kwargs["dim1"])):
+        return (f"transpose {kwargs['dim0']}, {kwargs['dim1']} moves the batch dimension 0 of "
+                f"{value} from {source}", batch_hint)
+    if op == "mean":
+        means = kwargs["dim"] if isinstance(kwargs["dim"], list | tuple) else [kwargs["dim"]]
+        if any(batch(d) for d in means):
+            return (f"mean over dim {kwargs['dim']} averages {value} from {source} over the "
+                    "batch", batch_hint)
+    if op == "cat" and batch(kwargs.get("dim", 1)):
+        return (f"cat along dim {kwargs.get('dim', 1)} joins batches, not samples", batch_hint)
+    if op == "reshape":
+        shape = list(kwargs["shape"])
+        size, known = _product(value.shape), _product(s for s in shape if s != -1)
+        fits = size % known == 0 if shape.count(-1) == 1 and known else size == known
+        if shape.count(-1) <= 1 and not fits:
+            return (f"reshape to {shape} needs {known} elements per sample, {value} from "
+                    f"{source} has {size}",
+                    "the shape is one sample's, without the batch; -1 infers one dimension")
+    return None
+
+
+def _runtime_hint(op: str, inputs: list[TensorInfo], sources: list[str],
+                  exc: Exception) -> str | None:
+    """A fix for what torch refused on the meta device."""
+    text = str(exc)
+    if any(not v.dtype.startswith("int") for v in inputs) and op in ("Embedding",
+                                                                      "EmbeddingBag"):
+        first = sources[0]
+        if first.startswith("input "):
+            return (f"{op} takes integer token ids: declare the input as "
+                    f"{{shape: {list(inputs[0].shape)}, dtype: int64}}")
+        return f"{op} takes integer token ids (int64), not the float output of {first}"
+    if "too small" in text or "can't be greater" in text or "too large" in text:
+        return ("the input is too small for this window: pad it (padding), use a smaller "
+                "kernel_size or stride, or remove a downsampling layer before it")
+    return None
 
 
 def _flatten(value: TensorInfo, start: int, end: int) -> TensorInfo | object:

@@ -1,0 +1,119 @@
+"""Model specs a practitioner gets wrong (or unusually right), each pinned to a located error
+with a fix, or to a built model that the emitted one matches.
+
+Found by trying to break the model side across the catalogue; every case here once validated
+and then failed or silently mixed samples at run time, or gave a misleading message.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import nnspec
+from nnspec.errors import SpecError
+from tests.parity import assert_same_model, emitted_module, model_class_name, sample_inputs
+
+LOCATED = re.compile(r"^\S+:\d+:\d+: error: \S+: .+ \(.+\)$")
+
+
+def problems(path: Path) -> list[str]:
+    """The validation errors of a spec, each as its CLI line (and checked to be located)."""
+    with pytest.raises(SpecError) as info:
+        nnspec.validate(path)
+    lines = [p.render() for p in info.value.problems]
+    for line in lines:
+        assert LOCATED.match(line), line
+    return lines
+
+
+def same_as_emitted(path: Path) -> None:
+    graph = nnspec.infer(path)
+    source = nnspec.emit(path)
+    emitted = emitted_module(source)[model_class_name(source)]()
+    assert_same_model(nnspec.compile(path), emitted, sample_inputs(graph))
+
+
+def spec(body: str, input_: str = "[4, 8]") -> str:
+    return f"nnspec: 1\ninput: {input_}\nmodel:\n{body}"
+
+
+# -- ops that would reach across the batch dimension ---------------------------------------
+
+@pytest.mark.parametrize(("body", "expected"), [
+    ("  - permute: [1, 0, 2]\n", "permute dims [1, 0, 2] moves the batch dimension 0"),
+    ("  - transpose: {dim0: 0, dim1: 2}\n", "transpose 0, 2 moves the batch dimension 0"),
+    ("  - mean: {dim: 0}\n", "mean over dim 0 averages [N, 4, 8]"),
+    ("  - mean: {dim: [-3, 1]}\n", "mean over dim [-3, 1] averages"),
+    ("  graph:\n    a: {Linear: {out_features: 8}}\n    c: {cat: {dim: 0}, in: [a, input]}\n",
+     "cat along dim 0 joins batches"),
+], ids=["permute", "transpose", "mean", "mean-negative", "cat"])
+def test_an_op_over_the_batch_dimension_is_refused(write_spec: Any, body: str,
+                                                    expected: str) -> None:
+    (line,) = problems(write_spec(spec(body)))
+    assert expected in line and "count the batch as 0" in line
+
+
+def test_permute_and_reshape_that_do_not_fit_a_sample(write_spec: Any) -> None:
+    (line,) = problems(write_spec(spec("  - permute: [0, 2, 1]\n", "[3, 8, 8]")))
+    assert "permute dims [0, 2, 1] has 3 entries, [N, 3, 8, 8] from input 'input' has 4" in line
+    assert "e.g. [0, 3, 2, 1]" in line
+    (line,) = problems(write_spec(spec("  - reshape: [3, 60]\n", "[3, 8, 8]")))
+    # not torch's "shape '[3, 3, 60]' is invalid": 3 there is nnspec's inference batch
+    assert "reshape to [3, 60] needs 180 elements per sample, [N, 3, 8, 8] from input " \
+           "'input' has 192" in line
+
+
+def test_ops_that_keep_the_batch_still_work(write_spec: Any) -> None:
+    path = write_spec(spec("  - permute: [0, 2, 1]\n  - transpose: {dim0: -1, dim1: 1}\n"
+                           "  - mean: {dim: -1, keepdim: true}\n  - reshape: [-1]\n"))
+    same_as_emitted(path)
+
+
+# -- ranks torch would read as an unbatched input ------------------------------------------
+
+@pytest.mark.parametrize(("body", "input_", "expected"), [
+    ("  - Conv2d: {out_channels: 8, kernel_size: 3}\n", "[3, 32]",
+     "Conv2d expects a [N, C, H, W] input, receives [N, 3, 32] from input 'input' "
+     "(add a channel dimension first, e.g. {reshape: [1, 3, 32]})"),
+    ("  - Conv1d: {out_channels: 4, kernel_size: 3}\n", "[32]",
+     "Conv1d expects a [N, C, L] input, receives [N, 32]"),
+    ("  - GRU: {hidden_size: 8, batch_first: true}\n  - getitem: 0\n", "[16]",
+     "GRU expects a [N, L, features] input (batch_first), receives [N, 16]"),
+    ("  - TransformerEncoderLayer: {nhead: 2, dim_feedforward: 8, batch_first: true}\n", "[16]",
+     "TransformerEncoderLayer expects a [N, L, features] input"),
+    ("  - Softmax\n", "[4, 5]", "Softmax without dim would normalise [N, 4, 5] from input "
+     "'input' over the batch dimension"),
+    ("  - AdaptiveMaxPool2d: {output_size: 2, return_indices: true}\n", "[3, 4, 8, 8]",
+     "AdaptiveMaxPool2d expects 2 spatial dimensions after the channels, receives "
+     "[N, 3, 4, 8, 8]"),
+], ids=["conv2d", "conv1d", "gru", "encoder-layer", "softmax-no-dim", "adaptive-indices"])
+def test_a_rank_torch_would_take_as_unbatched_is_refused(write_spec: Any, body: str,
+                                                         input_: str, expected: str) -> None:
+    (line,) = problems(write_spec(spec(body, input_)))
+    assert expected in line
+
+
+# -- hints ---------------------------------------------------------------------------------
+
+def test_linear_after_a_conv_without_flatten_suggests_flatten(write_spec: Any) -> None:
+    path = write_spec(spec("  - Conv2d: {out_channels: 8, kernel_size: 3}\n"
+                           "  - Linear: {in_features: 288, out_features: 10}\n", "[3, 8, 8]"))
+    (line,) = problems(path)
+    assert "Linear expects in_features=288, receives [N, 8, 6, 6] from model[0] Conv2d " \
+           "(add a Flatten before it (it gives [N, 288], which matches in_features=288)" in line
+
+
+def test_embedding_of_a_float_input_says_to_declare_int64(write_spec: Any) -> None:
+    path = write_spec(spec("  - Embedding: {num_embeddings: 10, embedding_dim: 4}\n", "[10]"))
+    (line,) = problems(path)
+    assert "declare the input as {shape: [10], dtype: int64}" in line
+
+
+def test_a_kernel_larger_than_the_input_gets_a_fix(write_spec: Any) -> None:
+    path = write_spec(spec("  - Conv2d: {out_channels: 8, kernel_size: 5}\n", "[3, 4, 4]"))
+    (line,) = problems(path)
+    assert "pad it (padding), use a smaller kernel_size or stride" in line
