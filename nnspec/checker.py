@@ -58,6 +58,7 @@ def _check(doc: Document) -> Spec:
         errors.raise_if_any()
     _schema_problems(doc, errors)
     parser = ModelParser(doc.locate, errors)
+    parser.input_names(data.get("input"))
     model = parser.model(data["model"], ("model",)) if "model" in data else None
     blocks = parser.blocks(data.get("blocks"), ("blocks",)) if isinstance(
         data.get("blocks"), dict) else {}

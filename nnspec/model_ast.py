@@ -226,6 +226,11 @@ class ModelParser:
         if not raw_list or not all(isinstance(r, str) for r in raw_list):
             self.error(path, f"expected a name or a list of names, found {raw!r}")
             return None
+        if path[-1] == "inputs":
+            for i, name in enumerate(raw_list):
+                problem = input_name_problem(name)
+                if problem:
+                    self.error((*path, i) if isinstance(raw, list) else path, *problem)
         return tuple(raw_list)
 
     def _listed(self, body: Any, path: SpecPath, kind: str) -> Container:
@@ -241,11 +246,11 @@ class ModelParser:
             return Container(kind, (), self.src(path))
         items = []
         for name, v in body.items():
-            self._check_name(name, (*path, name))
+            self._check_name(name, (*path, name), kind)
             items.append((name, self.item(v, (*path, name))))
         return Container(kind, tuple(items), self.src(path))
 
-    def _check_name(self, name: str, path: SpecPath) -> None:
+    def _check_name(self, name: str, path: SpecPath, kind: str = "") -> None:
         if not name.isascii() or not name.isidentifier() or name.startswith("__"):
             self.error(path, f"'{name}' is not a valid module name",
                        "use ASCII letters, digits and _, not starting with a digit or __",
@@ -255,6 +260,18 @@ class ModelParser:
         elif name in catalogue.reserved_names():
             self.error(path, f"'{name}' cannot name a layer: it is a Python keyword or an "
                        "nn.Module attribute", f"rename it, e.g. '{name}_'", key=True)
+        elif kind == "graph" and name in catalogue.GRAPH_RESERVED:
+            self.error(path, f"'{name}' cannot name a node of a graph: the graph is built as a "
+                       "torch.fx.GraphModule, whose attribute (or forward's self) it would be",
+                       f"rename it, e.g. '{name}_'", key=True)
+
+    def input_names(self, raw: Any) -> None:
+        """The spec's named inputs become parameters of a graph's forward."""
+        if isinstance(raw, dict) and "shape" not in raw:
+            for name in raw:
+                problem = input_name_problem(str(name))
+                if problem:
+                    self.error(("input", name), *problem, key=True)
 
     # -- blocks ------------------------------------------------------------------------
     def blocks(self, raw: Any, path: SpecPath) -> dict[str, Block]:
@@ -312,6 +329,16 @@ class ModelParser:
                                "allowed: type, default, description", key=True)
             out[name] = BlockParam(name, str(ptype), decl.get("default"), "default" not in decl)
         return out
+
+
+def input_name_problem(name: str) -> tuple[str, str] | None:
+    """Why a graph input cannot take this name: it becomes a parameter of the forward."""
+    import keyword
+
+    if keyword.iskeyword(name) or name == "self":
+        return (f"'{name}' cannot name an input: it becomes a parameter of forward, after self",
+                f"rename it, e.g. '{name}_'")
+    return None
 
 
 def _kind(value: Any) -> str:

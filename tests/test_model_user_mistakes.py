@@ -117,3 +117,43 @@ def test_a_kernel_larger_than_the_input_gets_a_fix(write_spec: Any) -> None:
     path = write_spec(spec("  - Conv2d: {out_channels: 8, kernel_size: 5}\n", "[3, 4, 4]"))
     (line,) = problems(path)
     assert "pad it (padding), use a smaller kernel_size or stride" in line
+
+
+# -- names the built module cannot take ----------------------------------------------------
+
+@pytest.mark.parametrize(("body", "expected"), [
+    ("  module_dict:\n    _modules: {Linear: {out_features: 8}}\n  forward: [_modules]\n",
+     "'_modules' cannot name a layer: it is a Python keyword or an nn.Module attribute"),
+    ("  training: {Linear: {out_features: 8}}\n",
+     "'training' cannot name a layer: it is a Python keyword or an nn.Module attribute"),
+    ("  graph:\n    self: {Linear: {out_features: 8}}\n",
+     "'self' cannot name a node of a graph"),
+    ("  graph:\n    code: {Linear: {out_features: 8}}\n",
+     "'code' cannot name a node of a graph"),
+    ("  graph:\n    meta: {Linear: {out_features: 8}}\n",
+     "'meta' cannot name a node of a graph"),
+], ids=["_modules", "training", "graph-self", "graph-code", "graph-meta"])
+def test_a_name_the_built_module_already_has_is_refused(write_spec: Any, body: str,
+                                                        expected: str) -> None:
+    (line,) = problems(write_spec(spec(body, "[8]")))
+    assert expected in line and "(rename it, e.g. '" in line
+
+
+@pytest.mark.parametrize("name", ["self", "class", "None"])
+def test_an_input_named_self_or_a_keyword_is_refused(write_spec: Any, name: str) -> None:
+    text = (f"nnspec: 1\ninput:\n  {name}: [4]\n  other: [4]\nmodel:\n  graph:\n"
+            f"    l: {{Linear: {{out_features: 4}}, in: other}}\n    s: {{add: [l, {name}]}}\n")
+    (line,) = problems(write_spec(text))
+    assert f":3:3: error: input.{name}: '{name}' cannot name an input" in line
+
+
+def test_unusual_but_legal_names_build_and_match_the_emitted_module(write_spec: Any) -> None:
+    path = write_spec("nnspec: 1\ninput:\n  self_: [8]\n  torch: [8]\nmodel:\n  graph:\n"
+                      "    nn: {Linear: {out_features: 8}, in: self_}\n"
+                      "    fwd: {add: [nn, torch]}\n    super: {ReLU: null, in: fwd}\n"
+                      "    x: {Linear: {out_features: 8}, in: super}\n"
+                      "    input: {mul: [x, self_]}\n    None_: {Tanh: null, in: input}\n")
+    same_as_emitted(path)
+    path = write_spec("nnspec: 1\ninput: [8]\nmodel:\n  self: {Linear: {out_features: 8}}\n"
+                      "  torch: {Linear: {out_features: 4}}\n  nn: Tanh\n", "seq.yaml")
+    same_as_emitted(path)

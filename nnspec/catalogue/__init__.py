@@ -169,13 +169,36 @@ def torch_api() -> dict[str, Any]:
     return data
 
 
+# What nn.Module.__init__ sets on every instance (``vars(nn.Module())``): a child named
+# ``training`` or ``_modules`` is refused by add_module ("attribute already exists").
+MODULE_INSTANCE_ATTRIBUTES: frozenset[str] = frozenset({
+    "training", "_parameters", "_buffers", "_non_persistent_buffers_set", "_backward_pre_hooks",
+    "_backward_hooks", "_is_full_backward_hook", "_forward_hooks",
+    "_forward_hooks_with_kwargs", "_forward_hooks_always_called", "_forward_pre_hooks",
+    "_forward_pre_hooks_with_kwargs", "_state_dict_hooks", "_state_dict_pre_hooks",
+    "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks", "_modules",
+})
+
+# Names a graph's nodes and inputs may not take on top of reserved_names(): a graph is built as
+# a torch.fx.GraphModule, whose own attributes these are (a child ``code`` or ``graph`` cannot be
+# set), and whose generated forward takes ``self`` first.
+GRAPH_RESERVED: frozenset[str] = frozenset({
+    "self", "graph", "code", "meta", "recompile", "print_readable", "to_folder", "shape_env",
+    "add_submodule", "delete_submodule", "delete_all_unused_submodules", "_graph", "_code",
+    "_tracer_cls", "_tracer_extras", "_lineno_map", "_prologue_start", "_boxed_call",
+    "_create_node_hooks", "_erase_node_hooks", "_replace_hooks", "_deepcopy_hooks",
+    "_deepcopy_init", "_recompile_submodules",
+})
+
+
 @cache
 def reserved_names() -> frozenset[str]:
     """Names a layer may not take: Python keywords, and nn.Module's own attributes (a child
     named ``forward`` or ``to`` would clash with the method in the built and emitted module)."""
     import keyword
 
-    return frozenset([*keyword.kwlist, *keyword.softkwlist, *torch_api()["module_attributes"]])
+    return frozenset([*keyword.kwlist, *keyword.softkwlist, *torch_api()["module_attributes"],
+                      *MODULE_INSTANCE_ATTRIBUTES])
 
 
 def _entry(kind: str, name: str, info: Mapping[str, Any]) -> Entry:
