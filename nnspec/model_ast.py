@@ -133,6 +133,23 @@ class ModelParser:
         if len(names) != 1:
             if not names:
                 self.error(path, "no layer named here", "add a layer: {Linear: {...}, repeat: 2}")
+            elif (op := catalogue.ops().get(names[0])) and all(n in op.params
+                                                                for n in names[1:]):
+                import json
+
+                args, extra = value[names[0]], {n: value[n] for n in names[1:]}
+                if op.max_inputs > 1:
+                    ins = args if isinstance(args, list) else ["a", "b"]
+                    where = f", in: [{', '.join(map(str, ins))}]"
+                else:
+                    where = ""
+                    if isinstance(args, dict):
+                        extra = {**args, **extra}
+                    elif args is not None and op.required:
+                        extra = {op.required[0]: args, **extra}
+                given = ", ".join(f"{k}: {json.dumps(v)}" for k, v in extra.items())
+                self.error((*path, names[1]), f"'{names[1]}' is an argument of {names[0]}, "
+                           "not a layer", f"write {{{names[0]}: {{{given}}}{where}}}", key=True)
             else:
                 self.error((*path, names[1]), f"one layer per item, found {len(names)}: "
                            + ", ".join(names), "split them into separate items", key=True)

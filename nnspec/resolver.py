@@ -283,7 +283,7 @@ class _Resolver:
                 hint = f"{origin}; {hint}" if hint else origin
             self.error(where, (*call.source.path, *path), message, hint)
         for pname, param in entry.params.items():
-            if param.inferred and param.required and pname not in values:
+            if param.inferred and pname not in values:  # Transformer's d_model too
                 values[pname] = AUTO
         if call.name in catalogue.BATCH_FIRST and values.get("batch_first") is not True:
             self.error(call.source, call.source.path,

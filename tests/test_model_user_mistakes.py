@@ -157,3 +157,27 @@ def test_unusual_but_legal_names_build_and_match_the_emitted_module(write_spec: 
     path = write_spec("nnspec: 1\ninput: [8]\nmodel:\n  self: {Linear: {out_features: 8}}\n"
                       "  torch: {Linear: {out_features: 4}}\n  nn: Tanh\n", "seq.yaml")
     same_as_emitted(path)
+
+
+# -- op arguments written beside the op ----------------------------------------------------
+
+def test_cat_dim_beside_the_op_says_how_to_write_it(write_spec: Any) -> None:
+    path = write_spec(spec("  graph:\n    a: {Linear: {out_features: 8}}\n"
+                           "    c: {cat: [a, input], dim: 1}\n"))
+    (line,) = problems(path)
+    assert line.endswith("model.graph.c.dim: 'dim' is an argument of cat, not a layer "
+                         "(write {cat: {dim: 1}, in: [a, input]})")
+
+
+def test_mean_keepdim_beside_the_op_says_how_to_write_it(write_spec: Any) -> None:
+    (line,) = problems(write_spec(spec("  - mean: 1\n    keepdim: true\n")))
+    assert line.endswith("(write {mean: {dim: 1, keepdim: true}})")
+
+
+def test_transformer_d_model_left_out_is_inferred_as_documented(write_spec: Any) -> None:
+    path = write_spec("nnspec: 1\ninput:\n  src: [7, 16]\n  tgt: [5, 16]\nmodel:\n  graph:\n"
+                      "    t: {Transformer: {nhead: 2, dim_feedforward: 8, num_encoder_layers: 1,"
+                      " num_decoder_layers: 1, batch_first: true}, in: [src, tgt]}\n")
+    (node,) = nnspec.infer(path).root.nodes
+    assert node.body.kwargs["d_model"] == 16  # type: ignore[union-attr]
+    same_as_emitted(path)
