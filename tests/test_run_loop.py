@@ -255,3 +255,30 @@ def test_random_transforms_run_per_sample_through_a_loader(tmp_path: Path) -> No
     resolved = json.loads((summary.run_dir / "resolved.json").read_text())
     assert resolved["run"]["data"]["train"].startswith("DataLoader")
     assert resolved["run"]["data"]["val"].startswith("DataLoader")
+
+
+def test_tensorboard_gets_the_model_graph_scalars_and_hparams(tmp_path: Path) -> None:
+    from run_fixtures import lenet_text, tiny_mnist
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    root = tiny_mnist(tmp_path / "mnist")
+    spec, _ = spec_from(lenet_text(root, epochs=2), tmp_path, tensorboard=True, graph=True,
+                        every_n_steps=1)
+    summary = train(spec, run_dir=tmp_path / "run", stream=io.StringIO())
+    events = EventAccumulator(str(summary.run_dir / "tensorboard"))
+    events.Reload()
+    graph = events.Graph()  # traced after the first epoch's training, once
+    assert sum("Conv2d" in node.op or "conv" in node.op.lower() for node in graph.node) >= 2
+    tags = events.Tags()["scalars"]
+    assert {"train/loss_step", "train/lr", "train/loss", "val/loss"} <= set(tags)
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2]
+    assert len(events.Scalars("train/loss_step")) == 2 * 192 // 32  # every step, two epochs
+
+
+def test_no_tensorboard_folder_when_it_is_switched_off(tmp_path: Path) -> None:
+    from run_fixtures import lenet_text, tiny_mnist
+
+    root = tiny_mnist(tmp_path / "mnist")
+    spec, _ = spec_from(lenet_text(root), tmp_path, tensorboard=False)
+    summary = train(spec, run_dir=tmp_path / "run", stream=io.StringIO())
+    assert not (summary.run_dir / "tensorboard").exists()

@@ -110,8 +110,8 @@ def _train(spec: Spec, dist: distributed.Dist, run_dir: str | Path | None,
     if dist.writer:
         _write_spec(path, spec, settings)
     trainer = Trainer(parts, path, settings, state, Progress(out))
-    if state is None and spec.log.graph:
-        _graph(trainer.board, parts, out)
+    if state is None and spec.log.graph:  # traced once the first epoch's training is done
+        trainer.after_first_epoch = lambda: _graph(trainer.board, parts, out)
     out.write(f"training {spec.name} on {parts.device} ({settings['parameters']:,} parameters, "
               f"{settings['run']['path']}) -> {path}\n")
     if spec.init:
@@ -134,7 +134,7 @@ def _write_spec(path: Path, spec: Spec, settings: dict[str, Any]) -> None:
 def _graph(board: Board, parts: setup.Parts, out: TextIO) -> None:
     """Trace the model on two training samples, in eval mode so no random state is used."""
     source = parts.batches["train"].table
-    if board.writer is None or source is None:
+    if not board.enabled or source is None:
         return
     names = parts.evaluator.input_names
     if not all(n in source.fields for n in names):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +94,9 @@ class Trainer:
         self.board = Board(run_dir / "tensorboard" if log.tensorboard and writer else None,
                            self._run_batch(self.position - 1) + 1 if resume else None)
         self.signals: list[int] = []
+        # Work that need not delay the first step (the TensorBoard graph), run after the first
+        # epoch's training records, before its evaluation.
+        self.after_first_epoch: Callable[[], None] | None = None
 
     def _meter(self) -> Meter:
         return Meter(self.parts.spec.train.metrics, self.parts.loss.name, self.parts.device,
@@ -145,6 +148,9 @@ class Trainer:
         seen *= parts.dist.world  # every rank trains the same number of samples
         results = {"train": self.meter.read()}
         self._write("train", results["train"], seen, seconds)
+        if self.after_first_epoch is not None:
+            deferred, self.after_first_epoch = self.after_first_epoch, None
+            deferred()
         for split in [s for s in parts.batches if s != "train"]:
             t0 = time.perf_counter()
             results[split] = evaluate(parts, split, self.epoch)

@@ -55,22 +55,36 @@ class MetricsLog:
 
 
 class Board:
-    """TensorBoard scalars, hyper-parameters and graph; a no-op when disabled."""
+    """TensorBoard scalars, hyper-parameters and graph; a no-op when disabled.
+
+    The writer (and TensorBoard's import, a fifth of a second) is made at the first write, so
+    that training starts without waiting for it.
+    """
 
     def __init__(self, path: Path | None, purge_step: int | None) -> None:
-        self.writer: Any = None
-        if path is not None:
+        self.path = path
+        self.purge_step = purge_step
+        self._writer: Any = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.path is not None
+
+    @property
+    def writer(self) -> Any:
+        if self._writer is None and self.path is not None:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(path), purge_step=purge_step)
+            self._writer = SummaryWriter(str(self.path), purge_step=self.purge_step)
+        return self._writer
 
     def scalar(self, tag: str, value: float, step: int) -> None:
-        if self.writer is not None:
+        if self.enabled:
             self.writer.add_scalar(tag, value, step)
 
     def graph(self, model: Any, example: Any) -> str | None:
         """Trace the model graph; returns why it could not, if it could not."""
-        if self.writer is None:
+        if not self.enabled:
             return None
         try:
             with warnings.catch_warnings():
@@ -81,15 +95,15 @@ class Board:
         return None
 
     def hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
-        if self.writer is not None:
+        if self.enabled:
             clean = {k: v if isinstance(v, int | float | str | bool) else str(v)
                      for k, v in hparams.items()}
             self.writer.add_hparams(clean, {f"hparam/{k}": v for k, v in metrics.items()},
                                     run_name=".")
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        if self._writer is not None:
+            self._writer.close()
 
 
 class Progress:
