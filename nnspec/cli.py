@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable
 from enum import StrEnum
@@ -103,6 +104,17 @@ def _limit_values(settings: list[str]) -> dict[str, int]:
 
 def _run(action: Callable[[], int | None]) -> None:
     """Run a command, turning nnspec's errors into messages and exit codes."""
+    try:
+        _exit_with(action)
+    except typer.Exit as done:
+        if "RANK" in os.environ:  # a rank of a job `nnspec train --nproc-per-node` started
+            from nnspec.run.distributed import record_exit
+
+            record_exit(done.exit_code)
+        raise
+
+
+def _exit_with(action: Callable[[], int | None]) -> None:
     try:
         code = action() or 0
     except NnspecError as exc:

@@ -157,3 +157,46 @@ def test_sigterm_stops_every_rank_together_and_the_run_resumes(tmp_path: Path) -
     records = _records(run)
     assert [(r["epoch"], r["split"]) for r in records] == [
         (e, s) for e in range(1, epochs + 1) for s in ("train", "val")]
+
+
+def _nnspec_ddp(spec: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "nnspec", "train", str(spec), *extra, "--nproc-per-node", "2"]
+
+
+def test_a_relaunched_job_exits_with_its_ranks_code_not_torchruns(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC)
+    bad = subprocess.run(_nnspec_ddp(spec, "loss=CrossEntropy"), cwd=ROOT, capture_output=True,
+                         text=True, timeout=120, env=_env())
+    assert bad.returncode == 2  # checked before any process starts
+    assert bad.stderr.startswith("<override 1: loss=CrossEntropy>:1:1: error: loss: unknown loss")
+    assert "torch.distributed" not in bad.stderr
+    crashed = subprocess.run(_nnspec_ddp(spec, "--run-dir", str(tmp_path / "run")), cwd=ROOT,
+                             capture_output=True, text=True, timeout=120,
+                             env=_env(NNSPEC_TEST_CRASH="1:1", NNSPEC_DIST_TIMEOUT="20"))
+    assert crashed.returncode == 1  # the injected failure is a bug, as a rank reports it
+
+
+def test_sigterm_to_a_relaunched_job_stops_every_rank_with_the_signals_code(
+        tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC.replace("epochs: 3", "epochs: 400"))
+    run = tmp_path / "run"
+    proc = subprocess.Popen(_nnspec_ddp(spec, "--run-dir", str(run)), cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+    deadline = time.monotonic() + 60
+    while not (run / "checkpoints" / "last.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.terminate()  # to nnspec, which passes it to torchrun, which stops both ranks
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + 15, err[-3000:]
+    assert err.count("stopped: checkpoint committed") == 2, err[-3000:]
+
+
+def test_job_exit_code_prefers_rank_zero_then_the_first_failed_rank(tmp_path: Path) -> None:
+    assert distributed.job_exit_code(0, tmp_path) == 0
+    assert distributed.job_exit_code(1, tmp_path) == 1  # no rank said: torchrun's own
+    (tmp_path / "rank-1").write_text("3")
+    assert distributed.job_exit_code(1, tmp_path) == 3
+    (tmp_path / "rank-0").write_text("143")
+    assert distributed.job_exit_code(1, tmp_path) == 143

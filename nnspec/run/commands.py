@@ -82,6 +82,11 @@ def relaunch_command(nproc: int, spec_path: str, overrides: list[str],
             args += [flag, value]
 
     def body() -> int:
+        # the spec and its overrides are checked here, before any process starts: torchrun
+        # would report a bad spec as every rank's failure
+        from nnspec import api as nnspec_api
+
+        nnspec_api.validate(api.load(spec_path, overrides))
         return distributed.relaunch(nproc, args, global_args or [])
 
     return _guard(body, err or sys.stderr)

@@ -252,15 +252,53 @@ def relaunch_args(nproc: int, train_args: list[str],
             *train_args]
 
 
+EXIT_DIR = "NNSPEC_EXIT_DIR"  # where each rank of a relaunched job leaves its exit code
+
+
 def relaunch(nproc: int, train_args: list[str], global_args: list[str] | None = None) -> int:
-    """Replace this process with torchrun, so signals and the exit code are torchrun's own."""
+    """Run ``nnspec train`` under torchrun on ``nproc`` processes; the job's exit code.
+
+    torchrun itself exits 1 whatever its workers' codes, so each rank leaves its code in a
+    folder this process reads afterwards (``record_exit``): the job exits 2 for an invalid spec,
+    3 for a failed run and 128+N for a signal, as a single process does.  SIGINT and SIGTERM
+    are passed on to torchrun, which stops every rank; they commit a checkpoint and exit.
+    """
+    import signal
+    import subprocess
+    import tempfile
+
     if nproc < 1:
         raise RunError(f"--nproc-per-node must be at least 1, not {nproc}")
     argv = relaunch_args(nproc, train_args, global_args)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(argv[0], argv)
-    return 0  # not reached
+    with tempfile.TemporaryDirectory(prefix="nnspec-exit-") as codes:
+        job = subprocess.Popen(argv, env={**os.environ, EXIT_DIR: codes},
+                               start_new_session=True)  # signals reach it through us, once
+        forward = {sig: signal.signal(sig, lambda number, _: job.send_signal(number))
+                   for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            returncode = job.wait()
+        finally:
+            for sig, previous in forward.items():
+                signal.signal(sig, previous)
+        return job_exit_code(returncode, Path(codes))
+
+
+def record_exit(code: int) -> None:
+    """In a rank of a relaunched job: leave this process's exit code for ``relaunch``."""
+    folder = os.environ.get(EXIT_DIR)
+    if folder and Path(folder).is_dir():
+        (Path(folder) / f"rank-{os.environ.get('RANK', '0')}").write_text(str(code))
+
+
+def job_exit_code(returncode: int, codes: Path) -> int:
+    """The job's code: rank 0's if it failed, else the first failed rank's, else torchrun's."""
+    if returncode == 0:
+        return 0
+    ranks = sorted(codes.glob("rank-*"), key=lambda p: int(p.name[5:]))
+    failed = [int(p.read_text()) for p in ranks if p.read_text().strip() not in ("", "0")]
+    return failed[0] if failed else returncode
 
 
 class SilentLog(MetricsLog):
