@@ -200,3 +200,55 @@ def test_job_exit_code_prefers_rank_zero_then_the_first_failed_rank(tmp_path: Pa
     assert distributed.job_exit_code(1, tmp_path) == 3
     (tmp_path / "rank-0").write_text("143")
     assert distributed.job_exit_code(1, tmp_path) == 143
+
+
+def test_accumulation_under_ddp_syncs_once_per_step_and_at_the_epochs_end(
+        tmp_path: Path) -> None:
+    # 718 samples a rank, batches of 70: 11 batches an epoch, so with accumulate 2 the last step
+    # of each epoch has one batch, whose gradients must still be all-reduced, or the ranks
+    # would drift apart.
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC.replace("train: {epochs: 3,", "train: {epochs: 3, accumulate: 2,")
+                    .replace("batch_size: 64", "batch_size: 70"))
+    run, dumps = tmp_path / "run", tmp_path / "dumps"
+    proc = subprocess.run(_nnspec_ddp(spec, "--run-dir", str(run)), cwd=ROOT,
+                          capture_output=True, text=True, timeout=120,
+                          env=_env(NNSPEC_TEST_DUMP=str(dumps)))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [json.loads((dumps / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["sha256"] == ranks[1]["sha256"]
+    train = [r["loss"] for r in _records(run) if r["split"] == "train"]
+    assert train[-1] < train[0] * 0.8
+
+
+def test_no_sync_is_used_for_the_batches_that_wait(monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Path) -> None:
+    import contextlib
+
+    from run_fixtures import spec_from
+
+    from nnspec.run import setup
+    from nnspec.run.metrics import Meter
+    from nnspec.run.step import Stepper
+
+    spec, _ = spec_from(DIGITS_MLP.replace("train: {epochs: 2,", "train: {epochs: 1, "
+                                           "accumulate: 3,"), tmp_path)
+    parts = setup.build(spec, "cpu")
+    waited: list[int] = []
+
+    @contextlib.contextmanager
+    def no_sync() -> Any:
+        waited.append(stepper.pending)
+        yield
+
+    parts.no_sync = no_sync
+    stepper = Stepper(parts)
+    batches = list(parts.batches["train"].epoch(0))
+    meter = Meter([], "CrossEntropyLoss", parts.device)
+    for i, batch in enumerate(batches):
+        stepper.train_batch(batch, meter, i, last=i == len(batches) - 1)
+    stepper.optimizer_step()  # what the loop does at the epoch's end
+    assert len(batches) == 23  # 1,437 samples in batches of 64
+    # batches 0 and 1 wait, 2 steps, ...; 21 waits, 22 is the epoch's last: it syncs
+    assert waited == [p for i in range(len(batches) - 1) if (p := i % 3) < 2]
+    assert stepper.pending == 0 and stepper.global_step == 8

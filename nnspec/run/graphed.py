@@ -147,7 +147,8 @@ class GraphedStepper(Stepper):
 
     # ---- steps ---------------------------------------------------------------------------------
 
-    def train_batch(self, batch: Batch, meter: Meter, batch_index: int) -> None:
+    def train_batch(self, batch: Batch, meter: Meter, batch_index: int,
+                    last: bool = False) -> None:
         if not self.prepared:
             self._prepare()
         if self.static is not None and batch is self.static:

@@ -132,7 +132,8 @@ class Trainer:
         every = spec.log.every_n_steps
         for index, batch in enumerate(self.stepper.epoch_batches(batches, self.epoch,
                                                                  self.position), self.position):
-            self.stepper.train_batch(batch, self.meter, self._run_batch(index))
+            self.stepper.train_batch(batch, self.meter, self._run_batch(index),
+                                     last=index == len(batches) - 1)
             self.parts.dist.after_step(self.stepper.global_step)
             self.position, seen = index + 1, seen + batch_size(batch)
             if self.stepper.check_each_step or self.position % every == 0:

@@ -73,6 +73,8 @@ class Parts:
     maximize: bool
     dist: Dist = dataclasses.field(default_factory=Dist)  # this process's rank (distributed.py)
     eval_model: nn.Module | None = None  # evaluation's module when the steps run a DDP wrapper
+    # DDP's no_sync: backward without the all-reduce, for all but the last accumulated batch
+    no_sync: Callable[[], Any] = contextlib.nullcontext
 
 
 def monitor_of(spec: Spec, splits: list[str]) -> tuple[tuple[str, str], bool]:
@@ -157,8 +159,9 @@ def build(spec: Spec, device_name: str | None = None, model: nn.Module | None = 
     if stepped is not model:  # evaluation skips DDP: no collective per batch of an uneven shard
         plain = torch.compile(model) if spec.train.compile else model  # type: ignore
     warmup = Warmup(optimizer, spec.scheduler.warmup_steps if spec.scheduler else 0)
+    no_sync = getattr(stepped, "no_sync", contextlib.nullcontext)
     return Parts(spec, device, model, loss, evaluator, optimizer, scheduler, warmup, batches,
-                 scaler, autocast, matches, monitor, maximize, dist, plain)
+                 scaler, autocast, matches, monitor, maximize, dist, plain, no_sync)
 
 
 def _check_not_empty(spec: Spec, batches: dict[str, Batches]) -> None:

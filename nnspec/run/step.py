@@ -7,6 +7,7 @@ reads at its logging interval (on the CPU, where reading costs nothing, every st
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -71,13 +72,18 @@ class Stepper:
         """The batches this stepper trains on (graphed.py feeds static buffers instead)."""
         return batches.epoch(epoch, start)
 
-    def train_batch(self, batch: Batch, meter: Meter, batch_index: int) -> None:
+    def train_batch(self, batch: Batch, meter: Meter, batch_index: int,
+                    last: bool = False) -> None:
+        """Forward, backward and, every ``accumulate`` batches or at the epoch's ``last``, the
+        optimizer step.  Under DDP the batches whose gradients wait skip the all-reduce."""
         parts = self.parts
-        if self.first_step:
-            loss, memo = _first(lambda: self._forward_backward(batch), parts)
-            self.first_step = False
-        else:
-            loss, memo = self._forward_backward(batch)
+        waits = self.pending + 1 < self.accumulate and not last
+        with parts.no_sync() if waits else contextlib.nullcontext():
+            if self.first_step:
+                loss, memo = _first(lambda: self._forward_backward(batch), parts)
+                self.first_step = False
+            else:
+                loss, memo = self._forward_backward(batch)
         self._watch(loss, batch_index)
         self.pending += 1
         if self.pending == self.accumulate:
