@@ -165,7 +165,27 @@ def _aimed_branch(error: Any) -> list[Any]:
         branches.setdefault(e.relative_schema_path[0], []).append(e)
     fitting = [errs for errs in branches.values()
                if not any(_wrong_kind(e, error.absolute_path) for e in errs)]
+    if len(fitting) > 1 and isinstance(error.instance, dict):
+        fitting = _aimed_mapping(error, fitting)
     return fitting[0] if len(fitting) == 1 else []
+
+
+def _aimed_mapping(error: Any, fitting: list[list[Any]]) -> list[list[Any]]:
+    """Of several mapping branches ({shape, dtype} or input names, say): the one that names
+    most of the value's keys, else the ones not missing a required key."""
+    keys = set(error.instance)
+    named = [len(keys & set(_branch_schema(error, errs).get("properties", {})))
+             for errs in fitting]
+    if max(named) > 0 and named.count(max(named)) == 1:
+        return [fitting[named.index(max(named))]]
+    complete = [errs for errs in fitting if not any(
+        e.validator == "required" and e.absolute_path == error.absolute_path for e in errs)]
+    return complete or fitting
+
+
+def _branch_schema(error: Any, errs: list[Any]) -> dict[str, Any]:
+    branch = error.schema[error.validator][errs[0].relative_schema_path[0]]
+    return branch if isinstance(branch, dict) else {}
 
 
 def _wrong_kind(e: Any, at: Any) -> bool:

@@ -307,7 +307,9 @@ def explain(error: Any) -> tuple[tuple[Any, ...], str, str | None, bool]:
     if v in ("minItems", "maxItems"):
         return path, f"expected {describe(schema)}, found {found(value)}", None, False
     if v == "pattern":
-        return path, f"'{value}' is not valid here", "use letters, digits and _", False
+        hint = ("a name starts with a letter or _" if str(value)[:1].isdigit()
+                else "use letters, digits and _")
+        return path, f"'{value}' is not valid here", hint, False
     return path, error.message, None, False
 
 

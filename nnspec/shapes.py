@@ -8,6 +8,7 @@ shapes and a fix.  A spec with 10^11 parameters validates in seconds with little
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -190,7 +191,9 @@ class _Inferrer:
             with torch.device("meta"):
                 module = plugins.layer_class(op)(**_tuples(kwargs))
         except Exception as exc:
-            self.fail(node, f"{op} refuses these arguments: {_first_line(exc)}")
+            self.fail(node, f"{op} refuses these arguments: {_first_line(exc)}"
+                      f"{_inferred_detail(op, kwargs, inputs, sources)}",
+                      _divisor_hint(_first_line(exc), kwargs))
             return None
         self.params += sum(p.numel() for p in module.parameters())
         problem = _rank_problem(op, kwargs, inputs, sources)
@@ -465,6 +468,30 @@ def _broadcast(inputs: list[Value]) -> TensorInfo:
         promoted = torch.promote_types(getattr(torch, dtype), getattr(torch, t.dtype))
         dtype = str(promoted).removeprefix("torch.")
     return TensorInfo(tuple(shape[1:]), dtype)
+
+
+def _inferred_detail(op: str, kwargs: dict[str, Any], inputs: list[TensorInfo],
+                     sources: list[str]) -> str:
+    """The arguments nnspec filled in from the input, which the user did not write."""
+    entry = catalogue.layers().get(op)
+    filled = [f"{k}={kwargs[k]}" for k, p in (entry.params.items() if entry else [])
+              if p.inferred and k in kwargs]
+    if not filled or not inputs:
+        return ""
+    return f" ({', '.join(filled)}, inferred from {show(inputs[0])} from {sources[0]})"
+
+
+def _divisor_hint(message: str, kwargs: dict[str, Any]) -> str | None:
+    """For 'X must be divisible by Y': the values of Y that would do."""
+    found = re.match(r"(\w+)(?: \(\d+\))? must be divisible by (\w+)", message)
+    if found is None:
+        return None
+    count, by = found.groups()
+    if not isinstance(kwargs.get(count), int) or by not in kwargs:
+        return None
+    n = kwargs[count]
+    divisors = [d for d in range(1, n + 1) if n % d == 0]
+    return f"{by} must divide {count}={n}: one of {', '.join(map(str, divisors))}"
 
 
 def _broadcast_shapes(shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
