@@ -47,7 +47,7 @@ def build_optimizer(named: Named | None, params: Iterable[nn.Parameter]) -> Opti
     except (TypeError, ValueError) as exc:
         arg = guilty_argument(lambda a: cls(params, **a), args)
         path = ("optimizer", named.name, *([arg] if arg else []))
-        raise _error(named.locate(*path[2:]), path, str(exc)) from None
+        raise _error(named.locate(*path[2:]), path, torch_message(exc)) from None
     return optimizer
 
 
@@ -80,8 +80,14 @@ def build_scheduler(sched: Scheduler | None, optimizer: Optimizer, epochs: int,
         # tried on a stand-in optimizer: building a scheduler changes its optimizer's rates
         arg = guilty_argument(lambda a: cls(_stand_in(optimizer), **a), args, sched.args)
         path = ("scheduler", sched.name, *([arg] if arg else []))
-        raise _error(sched.locate(*path[2:]), path, str(exc)) from None
+        raise _error(sched.locate(*path[2:]), path, torch_message(exc)) from None
     return made
+
+
+def torch_message(exc: BaseException) -> str:
+    """The first line of what torch said (a KeyError's text without its quotes)."""
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
 
 
 def _stand_in(optimizer: Optimizer) -> Optimizer:

@@ -1,0 +1,47 @@
+"""`nnspec validate` asks torch about the training sections, as `train` would, before any data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from nnspec.cli import app
+
+runner = CliRunner()
+SPEC = """nnspec: 1
+input: [8]
+model: [{Linear: {out_features: 3}}]
+loss: {CrossEntropyLoss: {}, inputs: [output]}
+optimizer: {Adam: {betas: [0.9, 1.5]}}
+scheduler: {StepLR: {step_size: 2, last_epoch: -3}}
+"""
+
+
+def test_validate_reports_what_torch_refuses_in_every_training_section(tmp_path: Path) -> None:
+    spec = tmp_path / "train.yaml"
+    spec.write_text(SPEC)
+    result = runner.invoke(app, ["validate", str(spec)])
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"{spec}:4:38: error: loss.inputs: CrossEntropyLoss takes 2 inputs (input, target), "
+        "found 1 (one entry per argument; by default [output, target])",
+        f"{spec}:5:27: error: optimizer.Adam.betas: Invalid beta parameter at index 1: 1.5",
+        f"{spec}:6:48: error: scheduler.StepLR.last_epoch: param 'initial_lr' is not specified "
+        "in param_groups[0] when resuming scheduler with last_epoch >= 0.",
+    ]
+
+
+def test_a_valid_training_spec_still_validates(tmp_path: Path) -> None:
+    spec = tmp_path / "train.yaml"
+    spec.write_text(SPEC.replace("inputs: [output]", "inputs: [output, target]")
+                    .replace("1.5", "0.99").replace("last_epoch: -3", "gamma: 0.5"))
+    result = runner.invoke(app, ["validate", str(spec)])
+    assert (result.exit_code, result.output.strip()) == (0, f"{spec}: ok (train, 27 parameters)")
+
+
+def test_without_shapes_torch_is_not_asked(tmp_path: Path) -> None:
+    spec = tmp_path / "train.yaml"
+    spec.write_text(SPEC)
+    result = runner.invoke(app, ["validate", "--no-shapes", str(spec)])
+    assert result.exit_code == 0  # the schema is satisfied; torch's checks need --shapes
