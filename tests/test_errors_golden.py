@@ -12,8 +12,6 @@ agree.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import re
@@ -21,27 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, cli, run_cli
 
 GOLDEN = ROOT / "tests" / "golden" / "errors"
 CASES = sorted((GOLDEN / "cases").glob("*.yaml"))
 ACCEPT = os.environ.get("NNSPEC_ACCEPT") == "1"
 LINE = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?P<col>\d+): error: "
                   r"(?:(?P<path>\S+): )?(?P<msg>.+)$")
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    """``nnspec ARGS`` through the CLI's own entry point, in this process."""
-    from nnspec.cli import app
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            app(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return code, out.getvalue(), err.getvalue()
 
 
 def relative(path: Path) -> str:

@@ -6,14 +6,13 @@ Each test pins one defect found by trying to break ``nnspec train``, ``eval`` an
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 
 import pytest
 
 from nnspec.api import load_spec
 from nnspec.errors import SpecError
+from tests.conftest import cli
 
 BASE = """\
 nnspec: 1
@@ -25,20 +24,6 @@ loss: CrossEntropyLoss
 optimizer: {Adam: {lr: 0.01}}
 train: {epochs: 1, metrics: [accuracy]}
 """
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    """``nnspec ARGS`` through the CLI's own entry point, in this process."""
-    from nnspec.cli import app
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            app(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return code, out.getvalue(), err.getvalue()
 
 
 def problems(overrides: list[str], text: str = BASE) -> list[str]:
