@@ -249,6 +249,10 @@ class Train(Strict):
         "to bfloat16) or 16-mixed (autocast to float16 with a gradient scaler).")
     seed: Annotated[int, Field(ge=0)] = Field(0, description="Seed of every random generator.")
     deterministic: bool = Field(False, description="Use deterministic algorithms only.")
+    flush_denormal: bool = Field(
+        False, description="On the CPU, flush denormal floats to zero while training "
+        "(torch.set_flush_denormal): once values grow tiny, CPU arithmetic on them is several "
+        "times slower. Results differ from an unflushed run in the last bits.")
     grad_clip: PosFloat | None = Field(None, description="Clip the gradient norm to this value.")
     accumulate: PosInt = Field(1, description="Accumulate gradients over this many batches.")
     metrics: list[str] = Field(

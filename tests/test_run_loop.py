@@ -282,3 +282,21 @@ def test_no_tensorboard_folder_when_it_is_switched_off(tmp_path: Path) -> None:
     spec, _ = spec_from(lenet_text(root), tmp_path, tensorboard=False)
     summary = train(spec, run_dir=tmp_path / "run", stream=io.StringIO())
     assert not (summary.run_dir / "tensorboard").exists()
+
+
+def test_flush_denormal_holds_for_the_run_only(tmp_path: Path) -> None:
+    from nnspec.run import setup
+
+    tiny = torch.tensor([1e-39])  # a float32 denormal
+    spec, _ = spec_from(SMALL, tmp_path)
+    flushed = spec.model_copy(update={"train": spec.train.model_copy(
+        update={"flush_denormal": True})})
+    with setup.flushing_denormals(flushed, torch.device("cpu")):
+        assert float(tiny * 1.0) == 0.0
+    assert float(tiny * 1.0) != 0.0
+    with setup.flushing_denormals(spec, torch.device("cpu")):  # off: nothing changes
+        assert float(tiny * 1.0) != 0.0
+    summary = train(_with(flushed, "train", epochs=1), stream=io.StringIO())
+    assert "denormals flushed" in json.loads((summary.run_dir / "resolved.json").read_text(
+    ))["run"]["path"]
+    assert float(tiny * 1.0) != 0.0

@@ -61,8 +61,10 @@ def run_path(spec: Spec, parts: setup.Parts) -> dict[str, Any]:
     """Which path runs: data feed, step (CUDA graph, compiled, eager), precision, processes."""
     step = graphed.describe(parts)
     dist = parts.dist
+    flushed = ["denormals flushed"] if spec.train.flush_denormal and \
+        parts.device.type == "cpu" else []
     path = ", ".join([f"data {parts.batches['train'].describe()}", step["step"],
-                      f"precision {spec.train.precision}", dist.describe()])
+                      f"precision {spec.train.precision}", *flushed, dist.describe()])
     return {"path": path, **step, "precision": str(spec.train.precision),
             "world_size": dist.world, "backend": dist.backend}
 
@@ -100,6 +102,12 @@ def _train(spec: Spec, dist: distributed.Dist, run_dir: str | Path | None,
         run_dir = Path(resume)
         state = checkpoint.load(run_dir / "checkpoints" / "last.pt")
     parts = setup.build(spec, device, model, dist=dist)
+    with setup.flushing_denormals(spec, parts.device):
+        return _fit(spec, parts, dist, run_dir, state, out)
+
+
+def _fit(spec: Spec, parts: setup.Parts, dist: distributed.Dist, run_dir: str | Path | None,
+         state: dict[str, Any] | None, out: TextIO) -> Summary:
     settings = resolved(spec, parts)
     if state is not None:
         for note in checkpoint.check_resume(state["spec"], settings, spec.file):

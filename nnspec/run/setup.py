@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,6 +98,22 @@ def _precision(spec: Spec, device: torch.device) -> tuple[Any, Callable[[], Any]
     dtype = torch.bfloat16 if precision == "bf16-mixed" else torch.float16
     scaler = torch.amp.GradScaler(device.type) if precision == "16-mixed" else None
     return scaler, lambda: torch.autocast(device.type, dtype=dtype)
+
+
+@contextlib.contextmanager
+def flushing_denormals(spec: Spec, device: torch.device) -> Iterator[None]:
+    """train.flush_denormal on the CPU, for the duration of a run (the flag is process-wide)."""
+    if not (spec.train.flush_denormal and device.type == "cpu"):
+        yield
+        return
+    if not torch.set_flush_denormal(True):
+        raise SpecError([Problem(Location(spec.file), ("train", "flush_denormal"),
+                                 "this CPU cannot flush denormals (it lacks SSE3)",
+                                 "set train.flush_denormal: false")])
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
 
 
 def _deterministic(on: bool) -> None:
