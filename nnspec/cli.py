@@ -41,6 +41,10 @@ class GraphFormat(StrEnum):
     svg = "svg"
 
 
+# `nnspec graph -o FILE` without --format: the format FILE's suffix names
+_GRAPH_SUFFIXES = {".svg": GraphFormat.svg, ".dot": GraphFormat.dot, ".gv": GraphFormat.dot}
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"nnspec {__version__}")
@@ -229,8 +233,9 @@ def summary(spec: Spec, overrides: Overrides = None) -> None:
 def graph(
     spec: Spec,
     overrides: Overrides = None,
-    fmt: Annotated[GraphFormat, typer.Option("--format", help="mermaid, dot or svg.")]
-    = GraphFormat.mermaid,
+    fmt: Annotated[GraphFormat | None, typer.Option(
+        "--format", help="mermaid, dot or svg; default: the one -o's suffix names (.svg, .dot, "
+        ".gv), else mermaid.", show_default=False)] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to this file.")]
     = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
@@ -241,7 +246,10 @@ def graph(
         from nnspec import api
         from nnspec.diagram import render_diagram
 
-        _write(render_diagram(api.infer(spec, list(overrides or [])), fmt.value), output, force)
+        chosen = fmt or _GRAPH_SUFFIXES.get(output.suffix.lower() if output else "",
+                                            GraphFormat.mermaid)
+        _write(render_diagram(api.infer(spec, list(overrides or [])), chosen.value), output,
+               force)
         return 0
 
     _run(action)
@@ -266,9 +274,10 @@ def schema(
 
 @app.command()
 def layers(
-    name: Annotated[str | None, typer.Argument(help="Show one entry's arguments.")] = None,
+    name: Annotated[str | None, typer.Argument(help="Show one entry's arguments instead.")]
+    = None,
 ) -> None:
-    """List the catalogue: layers and graph ops (or one entry's arguments)."""
+    """List layers, ops, losses, optimizers, schedulers, inits, transforms and datasets."""
 
     def action() -> int:
         from nnspec.docs import describe_entry, list_entries
@@ -287,8 +296,9 @@ def train(
     resume: Annotated[str | None, typer.Option("--resume", help="Continue this run.")] = None,
     device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda, cuda:1...")]
     = None,
-    explain_init: Annotated[bool, typer.Option("--explain-init",
-                                               help="Show the init rule of each parameter.")]
+    explain_init: Annotated[bool, typer.Option(
+        "--explain-init", help="Show the init rule of each parameter, then exit without "
+        "training.")]
     = False,
     nproc_per_node: Annotated[int | None, typer.Option(
         "--nproc-per-node", help="Train with DDP on N local processes (re-launched through "
@@ -330,13 +340,24 @@ def _write(text: str, output: Path | None, force: bool) -> None:
     if output is None or str(output) == "-":
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return
+    if output.is_dir():
+        raise SpecError([_usage(f"{output} is a folder",
+                                f"name a file in it: -o {output / 'NAME'}")])
     if output.exists() and not force:
         raise SpecError([_usage(f"{output} exists", "pass --force to overwrite it")])
     if output.is_symlink():
         raise SpecError([_usage(f"{output} is a symbolic link", "write to a plain path")])
+    if not output.parent.is_dir():
+        raise SpecError([_usage(f"cannot write {output}: there is no folder {output.parent}",
+                                "create it first, or write elsewhere")])
     tmp = output.with_name(f".{output.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(output)
+    try:
+        tmp.write_text(text)
+        tmp.replace(output)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise SpecError([_usage(f"cannot write {output}: {exc.strerror or exc}")]) from None
     typer.echo(f"wrote {output}", err=True)
 
 

@@ -15,6 +15,7 @@ from nnspec.errors import Location, Problem, SpecError, did_you_mean
 from nnspec.schema import describe
 
 SECTIONS = ("layer", "op", "loss", "optimizer", "scheduler", "init", "transform", "dataset")
+_PLURAL = {"loss": "losses", "init": "init functions"}
 
 
 def entries(kind: str) -> dict[str, Entry]:
@@ -31,7 +32,7 @@ def list_entries() -> str:
     lines = []
     for kind in SECTIONS:
         names = sorted(entries(kind))
-        lines.append(f"{kind}s ({len(names)}):")
+        lines.append(f"{_PLURAL.get(kind, kind + 's')} ({len(names)}):")
         lines.extend(_wrap(names))
         lines.append("")
     lines.append("`nnspec layers NAME` shows one entry's arguments.")
