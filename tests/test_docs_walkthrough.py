@@ -64,3 +64,64 @@ def test_layers_list_names_every_section_in_plain_english() -> None:
     headings = [line.split(" (")[0] for line in out.splitlines() if line.endswith("):")]
     assert headings == ["layers", "ops", "losses", "optimizers", "schedulers", "init functions",
                         "transforms", "datasets"]
+
+
+# -- train, eval and resume on a run just made --------------------------------------------------
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from run_fixtures import DIGITS_MLP
+
+    tmp = tmp_path_factory.mktemp("walkthrough")
+    spec = tmp / "digits.yaml"
+    spec.write_text(DIGITS_MLP)
+    code, _, err = cli("train", str(spec), "train.epochs=1", "--run-dir", str(tmp / "run"))
+    assert code == 0, err
+    assert "; 1 epoch in " in err  # not "1 epochs"
+    return spec, tmp / "run"
+
+
+@pytest.mark.parametrize("where", ["", "checkpoints"])
+def test_eval_given_a_folder_names_the_checkpoint_file_to_give(
+        digits_run: tuple[Path, Path], where: str) -> None:
+    spec, run = digits_run
+    code, _, err = cli("eval", str(spec), "--checkpoint", str(run / where), "--split", "val")
+    assert code == 3, err
+    assert f"checkpoint {run / where} is a folder, not a checkpoint file" in err
+    assert f"e.g. {run / 'checkpoints' / 'best.pt'}" in err and "does not exist" not in err
+    code, out, err = cli("eval", str(spec), "--checkpoint", str(run / "checkpoints" / "best.pt"),
+                         "--split", "val")
+    assert code == 0 and out.startswith("val.loss "), err
+
+
+def test_resume_given_a_checkpoint_file_asks_for_the_run_folder(
+        digits_run: tuple[Path, Path]) -> None:
+    spec, run = digits_run
+    best = run / "checkpoints" / "best.pt"
+    code, _, err = cli("train", str(spec), "--resume", str(best))
+    assert code == 3, err
+    assert f"--resume {best} is a file" in err and "checkpoints/last.pt" in err
+
+
+def test_resume_refuses_a_run_dir_elsewhere_instead_of_ignoring_it(
+        digits_run: tuple[Path, Path], tmp_path: Path) -> None:
+    spec, run = digits_run
+    code, _, err = cli("train", str(spec), "--resume", str(run), "--run-dir", str(tmp_path / "x"))
+    assert code == 2, err
+    assert "name different folders" in err and "leave --run-dir out" in err
+    assert not (tmp_path / "x").exists()
+
+
+# -- a torchvision dataset that is not there says where torchvision looks ---------------------
+
+@pytest.mark.parametrize(("name", "folder"), [("MNIST", "MNIST/raw"),
+                                              ("FashionMNIST", "FashionMNIST/raw"),
+                                              ("CIFAR10", "cifar-10-batches-py")])
+def test_missing_vision_dataset_hint_names_the_folder_torchvision_reads(
+        name: str, folder: str, tmp_path: Path) -> None:
+    from nnspec.errors import RunError
+    from nnspec.run.datasets import Context, build_source
+
+    with pytest.raises(RunError) as info:
+        build_source(name, {"root": str(tmp_path)}, Context("train"))
+    assert f"put {name}'s files in {tmp_path.resolve() / folder}" in (info.value.hint or "")

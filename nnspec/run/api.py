@@ -99,11 +99,24 @@ def _train(spec: Spec, dist: distributed.Dist, run_dir: str | Path | None,
     out = (stream or sys.stderr) if dist.writer else io.StringIO()  # rank 0 alone speaks
     state = None
     if resume is not None:
+        _check_resume_option(Path(resume), run_dir)
         run_dir = Path(resume)
         state = checkpoint.load(run_dir / "checkpoints" / "last.pt")
     parts = setup.build(spec, device, model, dist=dist)
     with setup.flushing_denormals(spec, parts.device):
         return _fit(spec, parts, dist, run_dir, state, out)
+
+
+def _check_resume_option(resume: Path, run_dir: str | Path | None) -> None:
+    """--resume names a run's folder, where the resumed run goes on; not a file, not elsewhere."""
+    if run_dir is not None and Path(run_dir).resolve() != resume.resolve():
+        raise SpecError([Problem(Location("<command line>"), (),
+                                 f"--run-dir {run_dir} and --resume {resume} name different "
+                                 "folders", "a resumed run continues in its own folder: "
+                                 "leave --run-dir out")])
+    if resume.is_file():
+        raise RunError(f"--resume {resume} is a file",
+                       hint="give the run's folder, the one that holds checkpoints/last.pt")
 
 
 def _fit(spec: Spec, parts: setup.Parts, dist: distributed.Dist, run_dir: str | Path | None,
@@ -159,7 +172,8 @@ def summary_text(s: Summary) -> str:
     best = (f"best {s.monitor} {s.best_value:.4f} at epoch {s.best_epoch}"
             if s.best_value is not None else "no epochs run")
     path = f" ({s.path})" if s.path else ""
-    return f"done: {best}; {s.epochs} epochs in {s.seconds:.1f}s{path}; run in {s.run_dir}"
+    epochs = f"{s.epochs} epoch{'' if s.epochs == 1 else 's'}"
+    return f"done: {best}; {epochs} in {s.seconds:.1f}s{path}; run in {s.run_dir}"
 
 
 def evaluate_checkpoint(spec: Spec | str | Path, checkpoint_path: str | Path, split: str = "test",

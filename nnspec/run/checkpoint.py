@@ -47,6 +47,10 @@ def save(path: Path, state: Mapping[str, Any]) -> None:
 
 def load(path: Path) -> dict[str, Any]:
     """Read a checkpoint with ``weights_only=True``; anything else is refused, not run."""
+    if path.is_dir():  # a run directory, or its checkpoints/ folder
+        folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+        raise RunError(f"checkpoint {path} is a folder, not a checkpoint file",
+                       hint=f"give a file in it, e.g. {folder / 'best.pt'} or last.pt")
     if not path.is_file():
         raise RunError(f"checkpoint {path} does not exist")
     try:

@@ -48,6 +48,8 @@ class Context:
 Builder = Callable[[Mapping[str, Any], Context], Source]
 
 _VISION = ("MNIST", "FashionMNIST", "KMNIST", "EMNIST", "CIFAR10", "CIFAR100", "SVHN")
+# where torchvision looks for each one's files under root (the MNIST family: NAME/raw)
+_VISION_FOLDERS = {"CIFAR10": "cifar-10-batches-py", "CIFAR100": "cifar-100-python", "SVHN": "."}
 
 
 def _torchvision(name: str) -> Builder:
@@ -69,10 +71,11 @@ def _torchvision(name: str) -> Builder:
             ds: Any = cls(str(root), **kwargs)
         except RuntimeError as exc:
             detail = str(exc).strip().splitlines()[0].rstrip(":")
-            hint = (f"the download failed: check the network, or put {name}'s files under "
-                    f"{root.resolve()}/{name}" if kwargs.get("download") else
+            place = root.resolve() / _VISION_FOLDERS.get(name, f"{name}/raw")
+            hint = (f"the download failed: check the network, or put {name}'s files in {place}"
+                    if kwargs.get("download") else
                     f"set download: true in data.dataset.{name} where a network exists, or "
-                    "put the files there")
+                    f"put {name}'s files in {place}")
             raise RunError(f"{name} not found under {root.resolve()} ({detail})",
                            hint=hint) from None
         return _vision_table(ds)
