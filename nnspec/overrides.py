@@ -10,6 +10,7 @@ checker then types them against the schema like the rest of the spec.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -112,6 +113,11 @@ def _set(data: Any, parts: list[str], value: Any, where: Location) -> Problem | 
         names = [k for k in node if k not in siblings] if isinstance(node, dict) else []
         if (path and path[-1] in _NAMED and part not in node and part not in siblings
                 and len(names) == 1 and isinstance(node[names[0]], dict)):
+            if not last and part[:1].isupper():  # optimizer.SGD.lr=0.1 on an Adam spec
+                key, rest = ".".join(map(str, path)), ".".join(parts[depth + 1:])
+                return Problem(where, tuple(path), f"the spec's {path[-1]} is {names[0]}, not "
+                               f"{part}", f"to use {part}, give the {path[-1]} whole: {key}="
+                               f"'{{{part}: {{{rest}: {json.dumps(value)}}}}}'")
             path = [*path, names[0]]
             node = node[names[0]]  # optimizer.lr -> optimizer.SGD.lr
         if last:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SPECS, cli
+from tests.conftest import ROOT, SPECS, cli
 
 LENET = str(SPECS / "lenet.yaml")
 
@@ -125,3 +125,18 @@ def test_missing_vision_dataset_hint_names_the_folder_torchvision_reads(
     with pytest.raises(RunError) as info:
         build_source(name, {"root": str(tmp_path)}, Context("train"))
     assert f"put {name}'s files in {tmp_path.resolve() / folder}" in (info.value.hint or "")
+
+
+# -- overrides: optimizer.SGD.lr=0.01 (training.md's example) on a spec whose optimizer is Adam --
+
+def test_override_naming_another_optimizer_says_to_give_the_section_whole() -> None:
+    code, _, err = cli("validate", str(ROOT / "examples" / "lenet_digits.yaml"),
+                       "optimizer.SGD.lr=0.01")
+    assert code == 2
+    assert ("<override 1: optimizer.SGD.lr=0.01>:1:1: error: optimizer: the spec's optimizer is "
+            "Adam, not SGD (to use SGD, give the optimizer whole: "
+            "optimizer='{SGD: {lr: 0.01}}')") in err
+    assert "amsgrad" not in err
+    code, _, err = cli("validate", str(ROOT / "examples" / "lenet_digits.yaml"),
+                         "optimizer={SGD: {lr: 0.01}}", "optimizer.SGD.momentum=0.9")
+    assert code == 0, err
