@@ -251,8 +251,8 @@ class Train(Strict):
     deterministic: bool = Field(False, description="Use deterministic algorithms only.")
     flush_denormal: bool = Field(
         False, description="On the CPU, flush denormal floats to zero while training "
-        "(torch.set_flush_denormal): once values grow tiny, CPU arithmetic on them is several "
-        "times slower. Results differ from an unflushed run in the last bits.")
+        "(torch.set_flush_denormal), so that steps do not slow down as values grow tiny. "
+        "Results differ from an unflushed run in the last bits.")
     grad_clip: PosFloat | None = Field(None, description="Clip the gradient norm to this value.")
     accumulate: PosInt = Field(1, description="Accumulate gradients over this many batches.")
     metrics: list[str] = Field(
