@@ -45,10 +45,36 @@ def build_optimizer(named: Named | None, params: Iterable[nn.Parameter]) -> Opti
     try:
         optimizer: Optimizer = cls(params, **args)
     except (TypeError, ValueError) as exc:
-        arg = guilty_argument(lambda a: cls(params, **a), args)
+        arg = guilty_argument(lambda a: _construct(cls, params, a), args)
         path = ("optimizer", named.name, *([arg] if arg else []))
         raise _error(named.locate(*path[2:]), path, torch_message(exc)) from None
     return optimizer
+
+
+EMPTY = "optimizer got an empty parameter list"  # torch's refusal of no parameters
+
+
+def _construct(cls: type[Optimizer], params: list[nn.Parameter], args: dict[str, Any]) -> None:
+    """Build, counting torch's refusal of an empty list as success (check_optimizer's case)."""
+    try:
+        cls(params, **args)
+    except ValueError as exc:
+        if params or str(exc) != EMPTY:
+            raise
+
+
+def check_optimizer(named: Named | None) -> None:
+    """The optimizer's arguments as torch judges them, without building it.
+
+    torch.optim checks its arguments before its parameters, and building one over a real
+    parameter imports torch._dynamo (about a second), so it is built over none and that one
+    refusal is expected.
+    """
+    try:
+        build_optimizer(named, [])
+    except SpecError as exc:
+        if any(p.message != EMPTY for p in exc.problems):
+            raise
 
 
 def build_scheduler(sched: Scheduler | None, optimizer: Optimizer, epochs: int,
