@@ -228,11 +228,11 @@ class _Inferrer:
         if op in catalogue.SAME_SHAPE and value.dtype.startswith(("float", "bfloat")):
             return self.same_shape(node, op, value, source)
         if op in catalogue.POOL:
-            return self.pool(node, op, kwargs, value, source)
+            return self.pool(op, kwargs, value)
         if op in catalogue.CONV:
             return self.conv(op, kwargs, value)
         if op in catalogue.ADAPTIVE_POOL:
-            return self.adaptive_pool(node, op, kwargs["output_size"], value, source)
+            return self.adaptive_pool(op, kwargs["output_size"], value)
         if op == "Linear" and value.shape and value.dtype.startswith(("float", "bfloat")):
             return TensorInfo((*value.shape[:-1], kwargs["out_features"]), value.dtype)
         if op == "Flatten":
@@ -250,9 +250,10 @@ class _Inferrer:
             return None
         return value
 
-    def pool(self, node: Node, op: str, kwargs: dict[str, Any], value: TensorInfo,
-             source: str) -> Value | object | None:
-        """torch's output-size formula for MaxPool/AvgPool (see their documentation)."""
+    @staticmethod
+    def pool(op: str, kwargs: dict[str, Any], value: TensorInfo) -> Value | object:
+        """torch's output-size formula for MaxPool/AvgPool (see their documentation); the
+        sample's rank was checked before (``_rank_problem``)."""
         dims = catalogue.POOL[op]
 
         def per_dim(name: str, default: Any) -> list[int]:
@@ -260,10 +261,6 @@ class _Inferrer:
             raw = kwargs["kernel_size"] if raw is None else raw
             return list(raw) if isinstance(raw, list | tuple) else [raw] * dims
 
-        if len(value.shape) not in (dims, dims + 1):
-            self.fail(node, f"{op} expects {dims} spatial dimensions after the channels, "
-                      f"receives {value} from {source}")
-            return None
         kernel, stride = per_dim("kernel_size", None), per_dim("stride", None)
         padding, dilation = per_dim("padding", 0), per_dim("dilation", 1)
         sizes = []
@@ -315,13 +312,10 @@ class _Inferrer:
             sizes.append(out)
         return TensorInfo((kwargs["out_channels"], *sizes), value.dtype)
 
-    def adaptive_pool(self, node: Node, op: str, size: Any, value: TensorInfo,
-                      source: str) -> Value | None:
+    @staticmethod
+    def adaptive_pool(op: str, size: Any, value: TensorInfo) -> Value:
+        """(C, *output_size), None keeping a dimension; the rank was checked before."""
         dims = catalogue.ADAPTIVE_POOL[op]
-        if len(value.shape) not in (dims, dims + 1):
-            self.fail(node, f"{op} expects {dims} spatial dimensions after the channels, "
-                      f"receives {value} from {source}")
-            return None
         sizes = list(size) if isinstance(size, list | tuple) else [size] * dims
         spatial = value.shape[-dims:]
         out = tuple(s if want is None else want for s, want in zip(spatial, sizes, strict=False))

@@ -60,8 +60,8 @@ def test_rule_matches_torch_on_the_meta_device(op: str, kwargs: dict[str, Any],
 ], ids=["batchnorm2d-rank", "maxpool2d-rank"])
 def test_rule_refuses_what_torch_refuses(op: str, kwargs: dict[str, Any],
                                          shape: tuple[int, ...]) -> None:
-    inferrer = _Inferrer()
-    ruled = inferrer.rule(_node(op), op, kwargs, [TensorInfo(shape)], ["input"])
+    inferrer = _Inferrer()  # run: the rank check before the rules, then the rules
+    ruled = inferrer.run(_node(op), op, kwargs, [TensorInfo(shape)], ["input"])
     assert ruled is None and inferrer.errors.problems
     with pytest.raises((RuntimeError, ValueError)):
         getattr(torch.nn, op)(**_tuples(kwargs))(torch.zeros(BATCH, *shape))
@@ -70,8 +70,8 @@ def test_rule_refuses_what_torch_refuses(op: str, kwargs: dict[str, Any],
 def test_adaptive_pool_refuses_a_sample_torch_would_read_as_unbatched() -> None:
     # torch takes a [3, 7] tensor as one unbatched [H, W] image; in nnspec the 3 is the batch.
     inferrer = _Inferrer()
-    ruled = inferrer.rule(_node("AdaptiveAvgPool2d"), "AdaptiveAvgPool2d", {"output_size": 1},
-                          [TensorInfo((7,))], ["input"])
+    ruled = inferrer.run(_node("AdaptiveAvgPool2d"), "AdaptiveAvgPool2d", {"output_size": 1},
+                         [TensorInfo((7,))], ["input"])
     assert ruled is None
     assert "expects 2 spatial dimensions" in inferrer.errors.problems[0].message
 
