@@ -129,11 +129,11 @@ class Trainer:
         batches = parts.batches["train"]
         self.progress.begin_epoch()
         tick, seen = time.perf_counter(), 0
-        every = spec.log.every_n_steps
+        every, final = spec.log.every_n_steps, len(batches) - 1
         for index, batch in enumerate(self.stepper.epoch_batches(batches, self.epoch,
                                                                  self.position), self.position):
             self.stepper.train_batch(batch, self.meter, self._run_batch(index),
-                                     last=index == len(batches) - 1)
+                                     last=index == final)
             self.parts.dist.after_step(self.stepper.global_step)
             self.position, seen = index + 1, seen + batch_size(batch)
             if self.stepper.check_each_step or self.position % every == 0:
