@@ -19,7 +19,7 @@ from nnspec import ops, plugins
 from nnspec.errors import Location, Problem, SpecError
 from nnspec.ir import Graph, Layer, Net, Node
 from nnspec.nn import DictNet, ListNet, Op
-from nnspec.shapes import _topological, _tuples
+from nnspec.shapes import _topological, layer_kwargs
 
 DEFAULT_MAX_PARAMS = 2_000_000_000
 
@@ -55,7 +55,7 @@ def _module(node: Node) -> nn.Module:
 
 
 def _layer(layer: Layer) -> nn.Module:
-    module: nn.Module = plugins.layer_class(layer.op)(**_tuples(layer.kwargs))
+    module: nn.Module = plugins.layer_class(layer.op)(**layer_kwargs(layer.op, layer.kwargs))
     return module
 
 

@@ -216,16 +216,21 @@ class _Writer:
         if any(layer.kwargs[k] == catalogue.AUTO and _inferred(layer, k) for k in keys):
             raise ValueError(f"{layer.op} has an 'auto' argument: emit needs an inferred graph")
         positional = _positional(layer, keys) if layer.kind == "layer" else 0
+        custom = layer.op in self.plan.imported  # takes lists as lists, as the builder passes
         args: list[Expr] = []
         for i, key in enumerate(keys):
             if not plain_identifier(key):
                 raise ValueError(f"cannot emit argument name {key!r}")
-            value = self.value((*path, key), layer.kwargs[key])
+            raw = layer.kwargs[key]
+            value = self.value((*path, key), raw, as_list=custom and isinstance(raw, list))
             args.append(value if i < positional else Keyword(key, value))
         return call(head, *args)
 
-    def value(self, pos: Pos, value: Any) -> Expr:
+    def value(self, pos: Pos, value: Any, as_list: bool = False) -> Expr:
         param = self.cls.where.get(pos)
+        if as_list:  # a custom layer's list argument: a list, even through a block parameter
+            return Atom(f"[*{param}]" if param else
+                        "[" + ", ".join(literal(v) for v in value) + "]")
         return Atom(param if param else literal(value))
 
     # -- forward -------------------------------------------------------------------------

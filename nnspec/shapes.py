@@ -189,7 +189,7 @@ class _Inferrer:
 
         try:
             with torch.device("meta"):
-                module = plugins.layer_class(op)(**_tuples(kwargs))
+                module = plugins.layer_class(op)(**layer_kwargs(op, kwargs))
         except Exception as exc:
             self.fail(node, f"{op} refuses these arguments: {_first_line(exc)}"
                       f"{_inferred_detail(op, kwargs, inputs, sources)}",
@@ -503,6 +503,14 @@ def _broadcast_shapes(shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
 
 def _tuples(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+
+
+def layer_kwargs(op: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A layer's arguments as its class takes them: lists as tuples for torch's layers, as
+    lists for custom ones (annotated ``list[int]``, as the docs ask)."""
+    if plugins.get(op) is not None:
+        return {k: list(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+    return _tuples(kwargs)
 
 
 def _topological(net: Net) -> list[Node]:

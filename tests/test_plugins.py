@@ -205,3 +205,32 @@ def test_emitted_module_with_plugin_imports_passes_ruff(tmp_path: Path) -> None:
         result = subprocess.run([RUFF, *command, *common, "short.py", "long.py"], cwd=tmp_path,
                                 capture_output=True, text=True)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+LIST_LAYER = """\
+class Widths(nn.Module):
+    def __init__(self, in_features: int, widths: list[int] = [8], out_features: int = 4):
+        super().__init__()
+        dims = [in_features] + widths + [out_features]  # a tuple here would fail
+        self.layers = nn.Sequential(*[nn.Linear(a, b) for a, b in zip(dims, dims[1:])])
+
+    def forward(self, x):
+        return self.layers(x)
+"""
+
+
+def test_list_arguments_reach_custom_layers_as_lists(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _module(tmp_path, "list_layers", LIST_LAYER)
+    spec = ("nnspec: 1\nname: widths\ninput: [6]\nblocks:\n  B:\n    params: {ws: list}\n"
+            "    sequential:\n      - Widths: {widths: $ws, out_features: 6}\n"
+            "model:\n  - Widths: {widths: [5, 3], out_features: 6}\n  - B: {ws: [2]}\n"
+            "  - B: {ws: [4, 4]}\n")
+    with plugins.loaded("list_layers"):
+        graph = nnspec.infer(spec)
+        source = emit(graph)
+        assert "Widths(in_features=6, widths=[5, 3], out_features=6)" in source
+        assert "widths=[*widths]" in source  # a block parameter, passed on as a list
+        emitted = emitted_module(source)[model_class_name(source)]()
+        assert_same_model(build(graph), emitted, sample_inputs(graph))
