@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from nnspec import catalogue
+from nnspec.emit_names import MODULE_NAMES, plain_identifier
 from nnspec.errors import Location, NnspecError, Problem, SpecError
 from nnspec.model_ast import CONTAINER_KEYS
 
@@ -121,6 +122,10 @@ def register(cls: type, module: str, origin: str) -> str:
     if name in catalogue.callables() or name in CONTAINER_KEYS:
         raise _error(origin, f"plugin layer '{name}' would hide torch's or nnspec's '{name}'",
                      "give the class another name")
+    if not plain_identifier(name) or name in MODULE_NAMES:  # emitted code imports it by name
+        why = (f"would hide the '{name}' that emitted Python uses" if name in MODULE_NAMES else
+               "is a Python keyword, a dunder or not a plain ASCII name")
+        raise _error(origin, f"plugin layer '{name}' {why}", "give the class another name")
     catalogue.layers()[name] = _entry(name, cls, origin)
     _registry[name] = Plugin(name, cls, module, origin, _installed_module(module))
     _forget_caches()

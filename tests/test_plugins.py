@@ -234,3 +234,18 @@ def test_list_arguments_reach_custom_layers_as_lists(tmp_path: Path,
         assert "widths=[*widths]" in source  # a block parameter, passed on as a list
         emitted = emitted_module(source)[model_class_name(source)]()
         assert_same_model(build(graph), emitted, sample_inputs(graph))
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("match", "plugin layer 'match' is a Python keyword"),
+    ("nn", "plugin layer 'nn' would hide the 'nn' that emitted Python uses"),
+    ("Any", "plugin layer 'Any' would hide the 'Any' that emitted Python uses"),
+])
+def test_plugin_names_emitted_python_cannot_import_are_refused(
+        name: str, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = _module(tmp_path, f"named_{name.lower()}",
+                     f"class {name}(nn.Module):\n    def forward(self, x):\n        return x\n")
+    code, out = _cli("--plugin", module, "layers")
+    assert code == 2 and out.startswith(f"<--plugin {module}>: error: {message}"), out
+
