@@ -122,8 +122,9 @@ def statement(expr: Expr, depth: int, prefix: str) -> list[str]:
     if len(f"{pad}{prefix}{flat(expr)}") <= LINE_LENGTH and not forced(expr):
         return [f"{pad}{prefix}{flat(expr)}"]
     if isinstance(expr, Bracket) and (expr.bare or len(
-            f"{pad}{prefix}{expr.head}{expr.open}") <= LINE_LENGTH):
-        return layout(expr, depth, prefix)
+            f"{pad}{prefix}{expr.head}{expr.open}") <= LINE_LENGTH or len(
+            f"{pad}{INDENT}{expr.head}{expr.open}") > LINE_LENGTH):
+        return layout(expr, depth, prefix)  # parentheses would not make the head fit either
     if isinstance(expr, Atom):
         return [f"{pad}{prefix}{expr.text}"]  # nothing to split
     return [f"{pad}{prefix}(", *layout(expr, depth + 1), f"{pad})"]

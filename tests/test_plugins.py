@@ -249,3 +249,24 @@ def test_plugin_names_emitted_python_cannot_import_are_refused(
     code, out = _cli("--plugin", module, "layers")
     assert code == 2 and out.startswith(f"<--plugin {module}>: error: {message}"), out
 
+
+@pytest.mark.skipif(RUFF is None, reason="ruff is not installed")
+def test_a_very_long_plugin_class_name_is_laid_out_as_ruff_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    long = "A_Really_Extraordinarily_Long_Custom_Layer_Class_Name_That_Goes_On_And_On_Forever"
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _module(tmp_path, "long_layers", f"class {long}(nn.Module):\n"
+            "    def __init__(self, in_features: int, out_features: int = 4):\n"
+            "        super().__init__()\n        self.lin = nn.Linear(in_features, out_features)\n"
+            "\n    def forward(self, x):\n        return self.lin(x)\n")
+    spec = f"nnspec: 1\nname: long\ninput: [4]\nmodel:\n  graph:\n    x: {{{long}: {{}}}}\n"
+    with plugins.loaded("long_layers"):
+        graph = nnspec.infer(spec)
+        source = emit(graph)
+        assert_same_model(build(graph), emitted_module(source)[model_class_name(source)](),
+                          sample_inputs(graph))
+    assert f"        self.x = {long}(\n" in source  # parentheses would not make it fit
+    (tmp_path / "emitted.py").write_text(source)
+    result = subprocess.run([RUFF, "format", "--check", "--diff", "--isolated", "emitted.py"],
+                            cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
