@@ -220,5 +220,23 @@ def _input_counts(cls: type) -> tuple[int, int]:
     return max(1, required), max(1, len(positional))
 
 
+def meta_failure(name: str, method: str, exc: BaseException) -> tuple[str, str] | None:
+    """What to say when a custom layer's ``method`` failed on the meta device because it needs
+    real data (``.item()``, numpy...): a message naming the plugin's line, and a hint; else None."""
+    plugin = _registry.get(name)
+    if plugin is None or "meta" not in str(exc).lower():
+        return None
+    import traceback
+
+    file = getattr(sys.modules.get(plugin.cls.__module__), "__file__", None)
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if file and f.filename == file]
+    where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return (f"custom layer {name}'s {method} cannot run on the meta device, where nnspec checks "
+            f"shapes{where}: {text}",
+            "a custom layer must work on meta tensors: compute such values from shapes or "
+            "arguments, without .item(), .tolist() or numpy")
+
+
 def _error(origin: str, message: str, hint: str | None = None) -> NnspecError:
     return SpecError([Problem(Location(f"<{origin}>"), (), message, hint)])

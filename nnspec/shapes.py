@@ -191,6 +191,9 @@ class _Inferrer:
             with torch.device("meta"):
                 module = plugins.layer_class(op)(**layer_kwargs(op, kwargs))
         except Exception as exc:
+            if (meta := plugins.meta_failure(op, "__init__", exc)) is not None:
+                self.fail(node, *meta)
+                return None
             self.fail(node, f"{op} refuses these arguments: {_first_line(exc)}"
                       f"{_inferred_detail(op, kwargs, inputs, sources)}",
                       _divisor_hint(_first_line(exc), kwargs))
@@ -209,6 +212,9 @@ class _Inferrer:
         try:
             return describe(module(*tensors))
         except Exception as exc:
+            if (meta := plugins.meta_failure(op, "forward", exc)) is not None:
+                self.fail(node, *meta)
+                return None
             shapes = ", ".join(f"{show(v)} from {s}" for v, s in zip(inputs, sources,
                                                                         strict=False))
             self.fail(node, f"{op} cannot take {shapes}: {_first_line(exc)}",

@@ -270,3 +270,23 @@ def test_a_very_long_plugin_class_name_is_laid_out_as_ruff_does(
     result = subprocess.run([RUFF, "format", "--check", "--diff", "--isolated", "emitted.py"],
                             cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("class Needy(nn.Module):\n    def forward(self, x):\n        return x * x.sum().item()\n",
+     "custom layer Needy's forward cannot run on the meta device, where nnspec checks shapes "
+     "(meta_forward.py:6): Tensor.item() cannot be called on meta tensors"),
+    ("class Needy(nn.Module):\n    def __init__(self, n: int = 3):\n        super().__init__()\n"
+     "        self.k = int(torch.ones(n).sum().item())\n",
+     "custom layer Needy's __init__ cannot run on the meta device, where nnspec checks shapes "
+     "(meta_init.py:7): Tensor.item() cannot be called on meta tensors"),
+], ids=["forward", "init"])
+def test_a_layer_that_needs_real_data_says_so_and_where(body: str, message: str, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = _module(tmp_path, "meta_init" if "__init__" in body else "meta_forward", body)
+    spec = tmp_path / "needy.yaml"
+    spec.write_text("nnspec: 1\ninput: [4]\nmodel: [Needy]\n")
+    code, out = _cli("--plugin", module, "validate", str(spec))
+    assert code == 2 and f"{spec}:3:9: error: model[0]: {message}" in out, out
+    assert "without .item()" in out
