@@ -357,8 +357,7 @@ def _rank_problem(op: str, kwargs: dict[str, Any], inputs: list[TensorInfo],
                     "the one that matches the data, or reshape it")
             return (f"{op} expects a [N, C, {_SPATIAL[dims]}] input, receives {value} from "
                     f"{source}", hint)
-    pooled = {**catalogue.POOL, **catalogue.ADAPTIVE_POOL, "FractionalMaxPool2d": 2,
-              "FractionalMaxPool3d": 3}
+    pooled = {**catalogue.POOL, **catalogue.ADAPTIVE_POOL, **catalogue.FRACTIONAL_POOL}
     if op in pooled and rank not in (pooled[op], pooled[op] + 1):
         return (f"{op} expects {pooled[op]} spatial dimensions after the channels, receives "
                 f"{value} from {source}",
@@ -376,12 +375,12 @@ def _rank_problem(op: str, kwargs: dict[str, Any], inputs: list[TensorInfo],
         return (f"{op} without dim would normalise {value} from {source} over the batch "
                 "dimension (torch's implicit choice)",
                 "set dim, counting the batch as 0: e.g. dim: -1 for the last dimension")
-    wanted = {"Softmax2d": (3,), "Fold": (2,), "Unfold": (3,)}.get(op)
-    if op in ("PixelShuffle", "PixelUnshuffle") and rank < 3:
-        wanted = (3,)
-    if wanted and rank not in wanted:
+    wanted = catalogue.SAMPLE_RANK.get(op)
+    if op in catalogue.MIN_SAMPLE_RANK and rank < catalogue.MIN_SAMPLE_RANK[op]:
+        wanted = catalogue.MIN_SAMPLE_RANK[op]
+    if wanted and rank != wanted:
         names = {2: "C, L", 3: "C, H, W"}
-        return (f"{op} expects a [N, {names[wanted[0]]}] input, receives {value} from {source}",
+        return (f"{op} expects a [N, {names[wanted]}] input, receives {value} from {source}",
                 "reshape the data to that rank first")
     return None
 

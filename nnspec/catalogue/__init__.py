@@ -91,6 +91,14 @@ CONV: dict[str, int] = {
     "ConvTranspose1d": 1, "ConvTranspose2d": 2, "ConvTranspose3d": 3,
 }
 
+# Other pools -> spatial dimensions (ranks only: their shapes come from torch on the meta device).
+FRACTIONAL_POOL: dict[str, int] = {"FractionalMaxPool2d": 2, "FractionalMaxPool3d": 3}
+
+# Layers that read one sample of exactly this rank (and would take a sample one rank lower as
+# unbatched, reading nnspec's batch as channels), and layers that need at least this rank.
+SAMPLE_RANK: dict[str, int] = {"Softmax2d": 3, "Fold": 2, "Unfold": 3}
+MIN_SAMPLE_RANK: dict[str, int] = {"PixelShuffle": 3, "PixelUnshuffle": 3}
+
 # Arguments that are tensors in torch and lists of numbers in a spec (loss class weights); the
 # generator types them so, and the runner turns them into tensors.
 TENSOR_ARGS: frozenset[str] = frozenset({"weight", "pos_weight"})
