@@ -17,19 +17,20 @@ __all__ = [
     "infer",
     "load",
     "load_spec",
+    "lock",
     "resolve",
     "train",
     "validate",
 ]
 
 if TYPE_CHECKING:
-    from nnspec.api import compile, emit, infer, load_spec, resolve, validate
+    from nnspec.api import compile, emit, infer, load_spec, lock, resolve, validate
     from nnspec.errors import RunError, SpecError
-    from nnspec.loader import load
+    from nnspec.lang.loader import load
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("compile", "emit", "infer", "load_spec", "resolve", "validate"):
+    if name in ("compile", "emit", "infer", "load_spec", "lock", "resolve", "validate"):
         from nnspec import api
 
         return getattr(api, name)
@@ -38,7 +39,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(errors, name)
     if name == "load":
-        from nnspec.loader import load
+        from nnspec.lang.loader import load
 
         return load
     if name == "train":

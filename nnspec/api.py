@@ -12,15 +12,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nnspec.checker import check
-from nnspec.loader import Document, load
-from nnspec.overrides import apply_overrides
-from nnspec.spec import Spec
+from nnspec.lang.checker import check
+from nnspec.lang.loader import Document, load
+from nnspec.lang.overrides import apply_overrides
+from nnspec.lang.spec import Spec
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from nnspec.ir import Graph
+    from nnspec.compiler.ir import Graph
 
 
 def load_spec(source: str | Path | Document | Spec, overrides: Sequence[str] = ()) -> Spec:
@@ -35,23 +35,23 @@ def load_spec(source: str | Path | Document | Spec, overrides: Sequence[str] = (
 
 def resolve(source: Any, overrides: Sequence[str] = ()) -> Graph:
     """The model as a graph of layers with evaluated arguments (no shapes yet)."""
-    from nnspec.resolver import resolve as _resolve
+    from nnspec.compiler.resolve import resolve as _resolve
 
     return _resolve(load_spec(source, overrides))
 
 
 def infer(source: Any, overrides: Sequence[str] = ()) -> Graph:
     """The resolved graph with a shape on every edge and every ``auto`` argument filled."""
-    from nnspec.shapes import infer as _infer
+    from nnspec.compiler.shapes import infer as _infer
 
     return _infer(resolve(source, overrides))
 
 
 def validate(source: Any, *, shapes: bool = True, overrides: Sequence[str] = ()) -> Graph:
     """Check a spec completely; raises SpecError listing every problem, from every pass."""
-    from nnspec.checker import check_partial
+    from nnspec.compiler.resolve import resolve as _resolve
     from nnspec.errors import SpecError
-    from nnspec.resolver import resolve as _resolve
+    from nnspec.lang.checker import check_partial
 
     if isinstance(source, Spec):
         spec: Spec | None = source
@@ -66,7 +66,7 @@ def validate(source: Any, *, shapes: bool = True, overrides: Sequence[str] = ())
     try:
         graph = _resolve(spec)
         if shapes and not problems:
-            from nnspec.shapes import infer as _infer
+            from nnspec.compiler.shapes import infer as _infer
 
             graph = _infer(graph)
     except SpecError as exc:
@@ -85,8 +85,8 @@ def compile(source: Any, overrides: Sequence[str] = ()) -> nn.Module:
 
     Refuses models over the spec's ``train.max_params`` (validation alone never allocates).
     """
-    from nnspec.builder import build
-    from nnspec.shapes import infer as _infer
+    from nnspec.compiler.build import build
+    from nnspec.compiler.shapes import infer as _infer
 
     spec = load_spec(source, overrides)
     return build(_infer(resolve(spec)), max_params=spec.train.max_params)
@@ -94,6 +94,14 @@ def compile(source: Any, overrides: Sequence[str] = ()) -> nn.Module:
 
 def emit(source: Any, overrides: Sequence[str] = ()) -> str:
     """The model as standalone Python source that imports only torch."""
-    from nnspec.emitter import emit as _emit
+    from nnspec.compiler.emit.emitter import emit as _emit
 
     return _emit(infer(source, overrides))
+
+
+def lock(source: Any, overrides: Sequence[str] = ()) -> str:
+    """The locked spec as YAML: every ``auto`` filled, variables evaluated, blocks expanded."""
+    from nnspec.views.locked_yaml import locked_yaml
+
+    spec = load_spec(source, overrides)
+    return locked_yaml(infer(spec), spec, overrides)

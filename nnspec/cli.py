@@ -203,12 +203,7 @@ def compile_command(
         from nnspec import api
 
         changes = list(overrides or [])
-        if emit_python:
-            text = api.emit(spec, changes)
-        else:
-            from nnspec.lock import locked_yaml
-
-            text = locked_yaml(api.infer(spec, changes), api.load_spec(spec, changes), changes)
+        text = api.emit(spec, changes) if emit_python else api.lock(spec, changes)
         _write(text, output, force)
         return 0
 
@@ -221,7 +216,7 @@ def summary(spec: Spec, overrides: Overrides = None) -> None:
 
     def action() -> int:
         from nnspec import api
-        from nnspec.summary import render_summary
+        from nnspec.views.summary import render_summary
 
         typer.echo(render_summary(api.infer(spec, list(overrides or []))))
         return 0
@@ -244,7 +239,7 @@ def graph(
 
     def action() -> int:
         from nnspec import api
-        from nnspec.diagram import render_diagram
+        from nnspec.views.diagram import render_diagram
 
         chosen = fmt or _GRAPH_SUFFIXES.get(output.suffix.lower() if output else "",
                                             GraphFormat.mermaid)
@@ -264,7 +259,7 @@ def schema(
     """Print the JSON Schema of the spec language (for editors and CI)."""
 
     def action() -> int:
-        from nnspec.schema import schema_text
+        from nnspec.lang.schema import schema_text
 
         _write(schema_text(), output, force)
         return 0
@@ -280,7 +275,7 @@ def layers(
     """List layers, ops, losses, optimizers, schedulers, inits, transforms and datasets."""
 
     def action() -> int:
-        from nnspec.docs import describe_entry, list_entries
+        from nnspec.views.catalogue_docs import describe_entry, list_entries
 
         typer.echo(describe_entry(name) if name else list_entries())
         return 0

@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from nnspec import catalogue
-from nnspec.emit_names import MODULE_NAMES, plain_identifier
+from nnspec.compiler.emit.names import MODULE_NAMES, plain_identifier
 from nnspec.errors import Location, NnspecError, Problem, SpecError
-from nnspec.model_ast import CONTAINER_KEYS
+from nnspec.lang.model_ast import CONTAINER_KEYS
 
 ENTRY_POINT_GROUP = "nnspec.layers"
 MAX_INPUTS = 16  # a forward(*xs): the most inputs a graph node may give it
@@ -153,7 +153,7 @@ def _unregister(name: str) -> None:
 
 
 def _forget_caches() -> None:
-    from nnspec import schema
+    from nnspec.lang import schema
 
     schema.args_validator.cache_clear()
 

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nnspec.ir import Graph
+from nnspec.compiler.ir import Graph
 
 SMALL_SIDES = (32, 64)  # zoo specs declare 224x224; adaptive pools make less enough to compare
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from nnspec.api import load_spec
-from nnspec.spec import Log, Spec
+from nnspec.lang.spec import Log, Spec
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

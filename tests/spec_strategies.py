@@ -10,7 +10,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from nnspec.emit_names import is_attribute
+from nnspec.compiler.emit.names import is_attribute
 
 NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,5}", fullmatch=True).filter(is_attribute).filter(
     lambda n: n not in ("sequential", "graph", "module_list", "module_dict", "in", "repeat",

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 import nnspec
 from nnspec.cli import app
-from nnspec.diagram import Diagram, diagram, render_diagram, to_dot, to_mermaid, to_svg
+from nnspec.views.diagram import Diagram, diagram, render_diagram, to_dot, to_mermaid, to_svg
 from tests.conftest import ROOT, SPECS
 
 SPEC_FILES = sorted(SPECS.glob("*.yaml"))
@@ -39,7 +39,7 @@ def test_every_layer_and_input_is_a_box_with_its_shape(resnet18: Diagram) -> Non
         "Conv2d", "[N, 64, 56, 56]")
     assert boxes["fc"].shape == "[N, 1000]"
     graph = nnspec.infer(SPECS / "resnet18.yaml")
-    from nnspec.summary import summarise
+    from nnspec.views.summary import summarise
 
     layers = {row.name for row in summarise(graph).rows if not row.container}
     assert set(boxes) == layers | {"input"}
@@ -189,7 +189,7 @@ def test_module_dict_is_drawn_in_its_forward_order(write_spec) -> None:
 
 
 def test_labels_are_escaped_in_every_format() -> None:
-    from nnspec.diagram import Box, Cluster, Edge
+    from nnspec.views.diagram import Box, Cluster, Edge
 
     hostile = 'x"];</text><script>alert(1)</script>#\\'
     box = Box("n1", hostile, "Conv2d", "[N, 1]")

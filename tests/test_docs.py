@@ -55,8 +55,9 @@ def _validate_and_run(text: str) -> None:
 
 
 def test_catalogue_doc_is_current() -> None:
-    from nnspec.docs import catalogue_markdown
+    from nnspec.views.catalogue_docs import catalogue_markdown
 
     current = (ROOT / "docs" / "catalogue.md").read_text()
     assert current == catalogue_markdown(), (
-        "docs/catalogue.md is stale: run .venv/bin/python -m nnspec.docs > docs/catalogue.md")
+        "docs/catalogue.md is stale: run "
+        ".venv/bin/python -m nnspec.views.catalogue_docs > docs/catalogue.md")

@@ -2,7 +2,8 @@
 
 Golden files in tests/golden/emit/ pin the emitted code of every spec in specs/; rewrite them
 with ``NNSPEC_ACCEPT=1 .venv/bin/python -m pytest tests/test_emit.py``.  The oracle for every
-spec in specs/ and examples/, and for generated specs, is nnspec.builder.build (tests/parity.py).
+spec in specs/ and examples/, and for generated specs, is
+nspec.compiler.build.build (tests/parity.py).
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from typer.testing import CliRunner
 
 import nnspec
-from nnspec.builder import build
 from nnspec.cli import app
-from nnspec.emitter import emit
+from nnspec.compiler.build import build
+from nnspec.compiler.emit.emitter import emit
 from tests.conftest import EXAMPLES, ROOT, SPECS
 from tests.parity import (
     assert_same_model,

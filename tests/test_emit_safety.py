@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 import torch
 
-from nnspec.builder import build
-from nnspec.emit_check import EmitCheckError, check_source
-from nnspec.emitter import emit
+from nnspec.compiler.build import build
+from nnspec.compiler.emit.emitter import emit
+from nnspec.compiler.emit.safety import EmitCheckError, check_source
+from nnspec.compiler.ir import Graph, Layer, Net, Node, TensorInfo
 from nnspec.errors import Location, SpecError
-from nnspec.ir import Graph, Layer, Net, Node, TensorInfo
-from nnspec.model_ast import Source
+from nnspec.lang.model_ast import Source
 from tests.parity import assert_same_model, emitted_module, model_class_name
 
 WHERE = Source(Location("hostile.yaml", 7, 3), ("model", "node"))

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nnspec.exprs import LIMIT, MAX_DEPTH, MAX_LENGTH, ExprError, evaluate, is_expr, substitute
+from nnspec.lang.exprs import LIMIT, MAX_DEPTH, MAX_LENGTH, ExprError, evaluate, is_expr, substitute
 
 NAMES = {"width": 16, "depth": 3, "rate": 0.5, "act": "relu", "big": True}
 

@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import nnspec.api
-from nnspec import loader
 from nnspec.errors import SpecError
+from nnspec.lang import loader
 from tests.conftest import ROOT, SPECS, run_cli
 
 # Modules a hostile spec names that nnspec itself never imports: if one shows up in

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from nnspec import loader
 from nnspec.errors import Location, SpecError
+from nnspec.lang import loader
 
 
 def value_of(scalar: str) -> Any:

@@ -18,12 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from typer.testing import CliRunner
 
 import nnspec
-from nnspec.builder import build
 from nnspec.cli import app
-from nnspec.ir import Graph, Layer, Net, Node, TensorInfo
-from nnspec.loader import loads
-from nnspec.lock import TRAINING, locked_yaml
-from nnspec.model_ast import Source
+from nnspec.compiler.build import build
+from nnspec.compiler.ir import Graph, Layer, Net, Node, TensorInfo
+from nnspec.lang.loader import loads
+from nnspec.lang.model_ast import Source
+from nnspec.views.locked_yaml import TRAINING, locked_yaml
 from tests.conftest import EXAMPLES, ROOT, SPECS
 from tests.parity import assert_same_model, inferred, sample_inputs
 from tests.spec_strategies import specs

@@ -102,8 +102,8 @@ def test_all_bad_overrides_are_reported_at_once() -> None:
 
 
 def test_overrides_leave_the_document_untouched() -> None:
-    from nnspec.loader import loads
-    from nnspec.overrides import apply_overrides
+    from nnspec.lang.loader import loads
+    from nnspec.lang.overrides import apply_overrides
 
     doc = loads(BASE)
     apply_overrides(doc, ["train.epochs=9", "optimizer.lr=1.0"])

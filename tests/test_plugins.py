@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 
 import nnspec
 from nnspec import catalogue, plugins
-from nnspec.builder import build
 from nnspec.cli import app
-from nnspec.emitter import emit
+from nnspec.compiler.build import build
+from nnspec.compiler.emit.emitter import emit
 from nnspec.run.distributed import relaunch_args
 from tests.conftest import EXAMPLES
 from tests.parity import assert_same_model, emitted_module, model_class_name, sample_inputs

@@ -12,12 +12,12 @@ from run_fixtures import DIGITS_MLP, mnist_dir, spec_from, tiny_mnist, write_idx
 
 from nnspec.catalogue.datasets import dataset_entries
 from nnspec.errors import RunError, SpecError
+from nnspec.lang.spec import TargetEncoding
 from nnspec.run.data import load_splits
 from nnspec.run.datasets import DATASETS, Context, build_source
 from nnspec.run.sources import csv_table, read_idx, tensors_table
 from nnspec.run.table import Table
 from nnspec.run.transforms import target_encoder
-from nnspec.spec import TargetEncoding
 
 
 def test_every_catalogue_dataset_has_a_builder_and_no_more() -> None:

@@ -9,8 +9,8 @@ import pytest
 from run_fixtures import EXAMPLES, ROOT, example, mnist_dir
 
 from nnspec.api import compile as build
+from nnspec.lang.spec import Log
 from nnspec.run import train
-from nnspec.spec import Log
 
 ALL = sorted(p.name for p in EXAMPLES.glob("*.yaml"))
 

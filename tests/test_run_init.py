@@ -11,9 +11,9 @@ from run_fixtures import DIGITS_MLP
 from torch import nn
 
 from nnspec.errors import SpecError
+from nnspec.lang.spec import InitMatch, InitRule
 from nnspec.run import init
 from nnspec.run.commands import train_command
-from nnspec.spec import InitMatch, InitRule
 
 
 def _model() -> nn.Module:

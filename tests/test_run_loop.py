@@ -13,10 +13,10 @@ import torch
 from run_fixtures import DIGITS_MLP, lenet_text, spec_from, tiny_mnist
 
 from nnspec.catalogue import section
+from nnspec.lang.spec import Named, Scheduler, Spec
 from nnspec.run import train
 from nnspec.run.commands import eval_command, train_command
 from nnspec.run.optim import Warmup, build_optimizer
-from nnspec.spec import Named, Scheduler, Spec
 
 SMALL = DIGITS_MLP.replace("  val_split: 0.2\n", "  train: {range: [0, 1280]}\n"
                            "  val: {range: [1280, 1797]}\n")

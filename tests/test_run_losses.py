@@ -12,9 +12,9 @@ from run_fixtures import EXAMPLES, ROOT, example
 
 from nnspec.catalogue import section
 from nnspec.errors import SpecError
+from nnspec.lang.spec import Log, Loss
 from nnspec.run import train
 from nnspec.run.losses import DEFAULT_INPUTS, Evaluator, build_loss, parse
-from nnspec.spec import Log, Loss
 
 LOSS_EXAMPLES = sorted(p.name for p in EXAMPLES.glob("loss_*.yaml"))
 # The losses the issue names; each has an example.

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torchvision.transforms import v2
 
+from nnspec.lang.spec import Named
 from nnspec.run.transforms import _Native, _torchvision, input_transform
-from nnspec.spec import Named
 
 PIPELINES: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "mnist": [("ToImage", {}), ("ToDtype", {"scale": True}),

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from nnspec import checker, schema, spec
+from nnspec.lang import checker, schema, spec
 from tests.conftest import ROOT, run_cli
 
 SCHEMA_FILE = ROOT / "schema" / "nnspec.schema.json"

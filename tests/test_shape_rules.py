@@ -9,10 +9,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from nnspec.compiler.ir import Layer, Node, TensorInfo
+from nnspec.compiler.shapes import BATCH, NO_RULE, _broadcast_shapes, _Inferrer, _tuples, describe
 from nnspec.errors import Location
-from nnspec.ir import Layer, Node, TensorInfo
-from nnspec.model_ast import Source
-from nnspec.shapes import BATCH, NO_RULE, _broadcast_shapes, _Inferrer, _tuples, describe
+from nnspec.lang.model_ast import Source
 
 CASES: list[tuple[str, dict[str, Any], tuple[int, ...]]] = [
     ("ReLU", {}, (3, 8, 8)), ("GELU", {"approximate": "tanh"}, (5,)),

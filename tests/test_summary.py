@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 import nnspec
 from nnspec.cli import app
-from nnspec.summary import Summary, format_summary, summarise
+from nnspec.views.summary import Summary, format_summary, summarise
 from tests.conftest import ROOT, SPECS
 
 SPEC_FILES = sorted(SPECS.glob("*.yaml"))

@@ -16,12 +16,12 @@ import torch
 from torch import nn
 
 from nnspec.errors import Location, Problem, RunError, SpecError
+from nnspec.lang.spec import DEVICE_HINT, Spec, device_problem
 from nnspec.run import checkpoint, distributed, graphed, setup
 from nnspec.run.loop import Summary, Trainer
 from nnspec.run.record import Board, Progress, new_run_dir, prepare_dir
 from nnspec.run.step import evaluate
 from nnspec.run.table import Table
-from nnspec.spec import DEVICE_HINT, Spec, device_problem
 
 
 def load(spec: Spec | str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Spec:

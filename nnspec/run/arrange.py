@@ -14,8 +14,8 @@ import torch
 from torch import Tensor
 
 from nnspec.errors import Location, Problem, SpecError
+from nnspec.lang.spec import Arrange
 from nnspec.run.table import Table
-from nnspec.spec import Arrange
 
 SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2}
 

@@ -18,11 +18,11 @@ import torch
 from torch import Tensor
 
 from nnspec.errors import Location, Problem, SpecError
+from nnspec.lang.spec import Data, DataSplit, Spec
 from nnspec.run.arrange import arrange
 from nnspec.run.datasets import NO_TEST_PART, Context, build_source
 from nnspec.run.table import Source, Table, take
 from nnspec.run.transforms import DTYPES, input_transform, is_static, target_encoder
-from nnspec.spec import Data, DataSplit, Spec
 
 VAL_SPLIT_SEED = 0x5EED  # fixed: the validation carve-out never depends on train.seed
 _CHUNK = 4096  # samples per batched transform call: bounds the temporary memory

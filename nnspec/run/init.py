@@ -17,7 +17,7 @@ from torch import nn
 
 from nnspec.catalogue import layers, section
 from nnspec.errors import Problem, SpecError, did_you_mean
-from nnspec.spec import InitMatch, InitRule
+from nnspec.lang.spec import InitMatch, InitRule
 
 
 @dataclass(frozen=True)

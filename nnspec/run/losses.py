@@ -26,8 +26,8 @@ from torch import Tensor, nn
 
 from nnspec.catalogue import TENSOR_ARGS, section
 from nnspec.errors import Location, Problem, SpecError, did_you_mean
+from nnspec.lang.spec import Loss
 from nnspec.run.arguments import guilty_argument
-from nnspec.spec import Loss
 
 FUNCTIONS: dict[str, tuple[Callable[..., Tensor], str]] = {
     "log_softmax": (lambda x, dim=-1: F.log_softmax(x, dim), "log_softmax(x, dim=-1)"),

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from nnspec.errors import Location, Problem, RunError, SpecError, did_you_mean
-from nnspec.spec import METRIC_NAMES, TOPK_PATTERN
+from nnspec.lang.spec import METRIC_NAMES, TOPK_PATTERN
 
 NAMES = METRIC_NAMES
 _TOPK = TOPK_PATTERN

@@ -18,8 +18,8 @@ from torch.optim import Optimizer, lr_scheduler
 
 from nnspec.catalogue import section
 from nnspec.errors import Location, Problem, SpecError, did_you_mean
+from nnspec.lang.spec import Named, Scheduler, optimizer_problems, scheduler_problems
 from nnspec.run.arguments import guilty_argument
-from nnspec.spec import Named, Scheduler, optimizer_problems, scheduler_problems
 
 _SEQUENCES = {"betas", "etas", "step_sizes", "ns_coefficients"}
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from nnspec.errors import Problem, SpecError
+from nnspec.lang.spec import Spec
 from nnspec.run import init as init_rules
 from nnspec.run.losses import build_loss
 from nnspec.run.optim import check_optimizer
-from nnspec.spec import Spec
 
 
 def problems(spec: Spec) -> list[Problem]:

@@ -22,6 +22,7 @@ from torch import nn
 from torch.optim import Optimizer
 
 from nnspec.errors import Location, Problem, RunError, SpecError
+from nnspec.lang.spec import DEVICE_HINT, Spec
 from nnspec.run import init as init_rules
 from nnspec.run.batches import Batches
 from nnspec.run.data import load_splits, split_names
@@ -29,7 +30,6 @@ from nnspec.run.distributed import Dist
 from nnspec.run.losses import Evaluator, LossPlan, build_loss
 from nnspec.run.metrics import check_metrics, higher_is_better
 from nnspec.run.optim import Warmup, build_optimizer, build_scheduler
-from nnspec.spec import DEVICE_HINT, Spec
 
 
 def resolve_device(name: str) -> torch.device:

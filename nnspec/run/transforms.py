@@ -20,7 +20,7 @@ from torch import Tensor
 
 from nnspec.catalogue import section
 from nnspec.errors import Location, Problem, SpecError, SpecPath, did_you_mean
-from nnspec.spec import Named, TargetEncoding
+from nnspec.lang.spec import Named, TargetEncoding
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
           "bfloat16": torch.bfloat16, "uint8": torch.uint8, "int64": torch.int64,

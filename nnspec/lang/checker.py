@@ -13,11 +13,12 @@ import hashlib
 from functools import cache
 from typing import Any
 
-from nnspec import catalogue, schema
+from nnspec import catalogue
 from nnspec.errors import Collector, Problem, SpecError, SpecPath, did_you_mean, format_path
-from nnspec.loader import Document
-from nnspec.model_ast import ModelParser
-from nnspec.spec import EXPR_PATTERN, Spec, TensorInput
+from nnspec.lang import schema
+from nnspec.lang.loader import Document
+from nnspec.lang.model_ast import ModelParser
+from nnspec.lang.spec import EXPR_PATTERN, Spec, TensorInput
 
 TOP_KEYS = ("nnspec", "name", "description", "input", "vars", "blocks", "model", "data", "init",
             "loss", "optimizer", "scheduler", "train", "log")
@@ -225,7 +226,7 @@ def _training(doc: Document, errors: Collector) -> dict[str, Any]:
     """Parse data, init, loss, optimizer, scheduler, train, log into pydantic models."""
     from pydantic import ValidationError
 
-    from nnspec import spec as S
+    from nnspec.lang import spec as S
 
     data, out = doc.data, {}
     builders: dict[str, tuple[Any, Any]] = {
@@ -323,7 +324,7 @@ def _scheduler_input(raw: Any) -> dict[str, Any]:
 def _init_rules(doc: Document, errors: Collector, rules: list[Any]) -> list[Any]:
     from pydantic import ValidationError
 
-    from nnspec.spec import InitRule
+    from nnspec.lang.spec import InitRule
 
     out = []
     for i, rule in enumerate(rules):

@@ -22,12 +22,12 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import FoldedScalarString
 
 from nnspec import catalogue
-from nnspec.emit_names import doc_text
+from nnspec.compiler.emit.names import doc_text
+from nnspec.compiler.ir import Graph, Layer, Net, Node, TensorInfo
 from nnspec.errors import SpecError
-from nnspec.ir import Graph, Layer, Net, Node, TensorInfo
-from nnspec.loader import Document, loads
-from nnspec.overrides import apply_overrides
-from nnspec.spec import Spec
+from nnspec.lang.loader import Document, loads
+from nnspec.lang.overrides import apply_overrides
+from nnspec.lang.spec import Spec
 
 TRAINING = ("data", "init", "loss", "optimizer", "scheduler", "train", "log")
 FLOW_WIDTH = 76  # a mapping or list that reads shorter than this in flow style stays on one line

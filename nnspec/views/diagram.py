@@ -14,8 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from nnspec.ir import Graph, Net, Node, show
-from nnspec.shapes import _topological
+from nnspec.compiler.ir import Graph, Net, Node, show
 
 FORMATS = ("mermaid", "dot", "svg")
 _CONTAINER_TYPES = {
@@ -98,7 +97,7 @@ class _Builder:
             return current
         env: dict[str, Incoming] = dict(zip(net.inputs, incoming, strict=False))
         previous = net.inputs[0]
-        for node in _topological(net):
+        for node in net.topological():
             feeds = [[(src, skip or ref != previous) for src, skip in env[ref]]
                      for ref in node.inputs]
             env[node.name] = self.node(node, prefix, cluster, feeds)
@@ -210,6 +209,6 @@ def _dq(text: str) -> str:
 
 
 def to_svg(d: Diagram) -> str:
-    from nnspec.diagram_svg import render_svg
+    from nnspec.views.svg import render_svg
 
     return render_svg(d)

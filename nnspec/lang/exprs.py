@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from nnspec.spec import EXPR_PATTERN
+from nnspec.lang.spec import EXPR_PATTERN
 
 _EXPR = re.compile(EXPR_PATTERN)
 LIMIT = 2**63

@@ -15,11 +15,12 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-from nnspec import ops, plugins
+from nnspec import plugins
+from nnspec.catalogue import tensor_ops as ops
+from nnspec.compiler.ir import Graph, Layer, Net, Node
+from nnspec.compiler.modules import DictNet, ListNet, Op
+from nnspec.compiler.shapes import layer_kwargs
 from nnspec.errors import Location, Problem, SpecError
-from nnspec.ir import Graph, Layer, Net, Node
-from nnspec.nn import DictNet, ListNet, Op
-from nnspec.shapes import _topological, layer_kwargs
 
 DEFAULT_MAX_PARAMS = 2_000_000_000
 
@@ -63,7 +64,7 @@ def _graph_module(net: Net, class_name: str) -> fx.GraphModule:
     root = nn.Module()
     graph = fx.Graph()
     env: dict[str, fx.Node] = {name: graph.placeholder(name) for name in net.inputs}
-    for node in _topological(net):
+    for node in net.topological():
         args = [env[ref] for ref in node.inputs]
         body = node.body
         if isinstance(body, Layer) and body.kind == "op":

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from nnspec.model_ast import Source
+from nnspec.lang.model_ast import Source
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,25 @@ class Net:
     def chained(self) -> bool:
         """Whether the forward pass simply feeds each node into the next."""
         return self.kind != "graph"
+
+    def topological(self) -> list[Node]:
+        """The nodes in an order where each comes after the nodes it reads (graphs), or as
+        listed; references to names outside this net (its inputs) are skipped."""
+        by_name = {n.name: n for n in self.nodes}
+        order: list[Node] = []
+        seen: set[str] = set()
+
+        def visit(name: str) -> None:
+            if name in seen or name not in by_name:
+                return
+            seen.add(name)
+            for ref in by_name[name].inputs:
+                visit(ref)
+            order.append(by_name[name])
+
+        for node in self.nodes:
+            visit(node.name)
+        return order
 
     def forward_nodes(self) -> list[Node]:
         if self.kind in ("module_list", "module_dict") and self.order:

@@ -15,7 +15,7 @@ from typing import Any
 from nnspec import catalogue
 from nnspec.catalogue import AUTO, Entry
 from nnspec.errors import did_you_mean
-from nnspec.spec import EXPR_PATTERN
+from nnspec.lang.spec import EXPR_PATTERN
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
 EXPR = {"type": "string", "pattern": EXPR_PATTERN,
@@ -160,8 +160,8 @@ def _block_schema() -> dict[str, Any]:
 
 def _training_sections() -> tuple[dict[str, Any], dict[str, Any]]:
     """Schemas of data, init, loss, optimizer, scheduler, train, log from the pydantic models."""
-    from nnspec import spec
     from nnspec.catalogue.datasets import dataset_entries
+    from nnspec.lang import spec
 
     defs: dict[str, Any] = {}
     props: dict[str, Any] = {}

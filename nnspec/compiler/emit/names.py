@@ -17,7 +17,7 @@ from functools import cache
 from typing import Any
 
 from nnspec.errors import Problem, SpecError
-from nnspec.model_ast import Source
+from nnspec.lang.model_ast import Source
 
 # Names the emitted module itself uses; a spec's names must not shadow them.
 MODULE_NAMES = frozenset({"torch", "nn", "OrderedDict", "Any", "self", "super", "x", "tuple"})

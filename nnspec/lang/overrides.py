@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from nnspec.errors import Location, Problem, SpecError, SpecPath, did_you_mean
-from nnspec.loader import Document, loads
+from nnspec.lang.loader import Document, loads
 
 
 def apply_overrides(doc: Document, overrides: Sequence[str]) -> Document:
@@ -124,7 +124,7 @@ def _set(data: Any, parts: list[str], value: Any, where: Location) -> Problem | 
             node[part] = value
             return (*path, part)
         if part not in node:
-            from nnspec.checker import TOP_KEYS
+            from nnspec.lang.checker import TOP_KEYS
 
             if depth == 0 and part not in TOP_KEYS:  # a known section may be absent: add it
                 return Problem(where, (part,), f"unknown section '{part}'",

@@ -12,10 +12,11 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from nnspec import catalogue, ops, plugins
+from nnspec import catalogue, plugins
 from nnspec.catalogue import AUTO
+from nnspec.catalogue import tensor_ops as ops
+from nnspec.compiler.ir import Graph, Layer, Net, Node, TensorInfo, Value, show
 from nnspec.errors import Collector, format_path
-from nnspec.ir import Graph, Layer, Net, Node, TensorInfo, Value, show
 
 NO_RULE = object()
 BATCH = 3  # an odd batch: a sample dimension of 2 (directions, pairs) is not taken for it
@@ -73,7 +74,7 @@ class _Inferrer:
         env: dict[str, Value] = dict(zip(net.inputs, inputs, strict=False))
         where: dict[str, str] = dict(zip(net.inputs, sources, strict=False))
         done: dict[str, Node] = {}
-        for node in _topological(net):
+        for node in net.topological():
             args = [env[ref] for ref in node.inputs if ref in env]
             if len(args) != len(node.inputs):
                 return net, inputs[0]  # an earlier error left a hole
@@ -516,24 +517,6 @@ def layer_kwargs(op: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     if plugins.get(op) is not None:
         return {k: list(v) if isinstance(v, list) else v for k, v in kwargs.items()}
     return _tuples(kwargs)
-
-
-def _topological(net: Net) -> list[Node]:
-    by_name = {n.name: n for n in net.nodes}
-    order: list[Node] = []
-    seen: set[str] = set()
-
-    def visit(name: str) -> None:
-        if name in seen or name not in by_name:
-            return
-        seen.add(name)
-        for ref in by_name[name].inputs:
-            visit(ref)
-        order.append(by_name[name])
-
-    for node in net.nodes:
-        visit(node.name)
-    return order
 
 
 def _label(node: Node) -> str:

@@ -2,9 +2,9 @@
 
 The module it writes defines the same model the builder makes (same children, same state_dict
 keys, same forward), as a person would write it: a class per block or container with a forward
-(see nnspec.emit_plan), layers with their resolved arguments as keywords, graph forwards line by
-line from ``ops.source``.  Names are checked and values go through ``repr`` (emit_names); the
-result is parsed back and checked (emit_check) before it is returned.
+(see ``plan``), layers with their resolved arguments as keywords, graph forwards line by line
+from ``tensor_ops.source``.  Names are checked and values go through ``repr`` (``names``); the
+result is parsed back and checked (``safety``) before it is returned.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import textwrap
 from pathlib import PurePath
 from typing import Any
 
-from nnspec import catalogue, ops, plugins
-from nnspec.emit_check import check_source
-from nnspec.emit_format import (
+from nnspec import catalogue, plugins
+from nnspec.catalogue import tensor_ops as ops
+from nnspec.compiler.emit.format import (
     INDENT,
     LINE_LENGTH,
     Atom,
@@ -28,7 +28,7 @@ from nnspec.emit_format import (
     layout,
     statement,
 )
-from nnspec.emit_names import (
+from nnspec.compiler.emit.names import (
     MODULE_NAMES,
     Namer,
     check_attribute,
@@ -38,9 +38,9 @@ from nnspec.emit_names import (
     literal,
     plain_identifier,
 )
-from nnspec.emit_plan import CALL, ClassPlan, Plan, Pos, needs_class, ordered_keys
-from nnspec.ir import Graph, Layer, Net, Node, Value
-from nnspec.shapes import _topological
+from nnspec.compiler.emit.plan import CALL, ClassPlan, Plan, Pos, needs_class, ordered_keys
+from nnspec.compiler.emit.safety import check_source
+from nnspec.compiler.ir import Graph, Layer, Net, Node, Value
 
 AMBIGUOUS = frozenset({"l", "O", "I"})  # pycodestyle E741: not as local variable names
 BASES = {"sequential": "nn.Sequential", "ordered": "nn.Sequential", "graph": "nn.Module",
@@ -160,7 +160,7 @@ class _Writer:
     def init(self, net: Net) -> list[str]:
         lines = self.signature()
         if net.kind == "graph":
-            children = [n for n in _topological(net)
+            children = [n for n in net.topological()
                         if not (isinstance(n.body, Layer) and n.body.kind == "op")]
             return lines + self.assignments(children)
         if net.kind == "ordered" and all(is_attribute(n.name) for n in net.nodes):
@@ -253,7 +253,7 @@ class _Writer:
         ret = [_annotation(outs.get(o)) for o in net.outputs]
         result = ret[0] if len(ret) == 1 else "tuple[" + ", ".join(ret) + "]"
         lines = layout(Bracket("def forward", (Atom("self"), *params)), 1, "", f" -> {result}:")
-        for node in _topological(net):
+        for node in net.topological():
             args = [names[ref] for ref in node.inputs]
             names[node.name] = local.take(node.name)
             lines += self.step(node, names[node.name], args)

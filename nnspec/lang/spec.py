@@ -2,7 +2,8 @@
 
 Training sections are pydantic models parsed in strict mode.  Named things (a dataset, a loss, an
 optimizer, ...) are written ``Name`` or ``{Name: {args}}`` and parsed into ``Named``.  The model
-section is parsed by ``nnspec.model_ast`` into small dataclasses.  Field descriptions here are the
+section is parsed by ``nnspec.lang.model_ast`` into small dataclasses.
+Field descriptions here are the
 descriptions users see in the JSON Schema and in an editor's hover help.
 """
 
@@ -324,8 +325,8 @@ class Spec(BaseModel):
     inputs: dict[str, TensorInput]
     vars: dict[str, Any]
     var_locations: dict[str, Location] = Field(default_factory=dict, exclude=True)
-    blocks: dict[str, Any]  # name -> nnspec.model_ast.BlockDef
-    model: Any  # nnspec.model_ast.Container
+    blocks: dict[str, Any]  # name -> nnspec.lang.model_ast.BlockDef
+    model: Any  # nnspec.lang.model_ast.Container
     data: Data | None = None
     init: list[InitRule] = Field(default_factory=list)
     loss: Loss | None = None

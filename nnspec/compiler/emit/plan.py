@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nnspec import catalogue, plugins
-from nnspec.emit_names import MODULE_NAMES, Namer, class_name
-from nnspec.ir import Graph, Layer, Net
+from nnspec.compiler.emit.names import MODULE_NAMES, Namer, class_name
+from nnspec.compiler.ir import Graph, Layer, Net
 
 Pos = tuple[str, ...]  # node names down to a layer argument, or "()" and a class parameter
 CALL = "()"

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from math import prod
 from typing import TYPE_CHECKING
 
-from nnspec.ir import Graph, Layer, Net, Node, TensorInfo, Value, show
+from nnspec.compiler.ir import Graph, Layer, Net, Node, TensorInfo, Value, show
 
 if TYPE_CHECKING:
     from torch import nn
@@ -126,7 +126,7 @@ def _meta_module(layer: Layer) -> nn.Module:
     """The layer as the builder makes it, on the meta device: shapes only, no memory."""
     import torch
 
-    from nnspec.builder import _layer
+    from nnspec.compiler.build import _layer
 
     with torch.device("meta"):
         return _layer(layer)

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nnspec import ops
+from nnspec.catalogue import tensor_ops as ops
 
 
 class Op(nn.Module):

@@ -11,14 +11,15 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from nnspec import catalogue, limits, plugins, schema
+from nnspec import catalogue, limits, plugins
 from nnspec.catalogue import AUTO
-from nnspec.checker import sha256
+from nnspec.compiler.ir import Graph, Layer, Net, Node, TensorInfo
 from nnspec.errors import Collector, Location, SpecPath, did_you_mean
-from nnspec.exprs import ExprError, is_expr, substitute
-from nnspec.ir import Graph, Layer, Net, Node, TensorInfo
-from nnspec.model_ast import CONTAINER_KEYS, Block, Call, Container, Source
-from nnspec.spec import Spec
+from nnspec.lang import schema
+from nnspec.lang.checker import sha256
+from nnspec.lang.exprs import ExprError, is_expr, substitute
+from nnspec.lang.model_ast import CONTAINER_KEYS, Block, Call, Container, Source
+from nnspec.lang.spec import Spec
 
 # Every node costs about half a millisecond in the shape check (a module on the meta device), so
 # 10k nodes is already seconds; real networks (resnet152: ~500 modules) stay far below.

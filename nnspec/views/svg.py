@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
-from nnspec.diagram import Box, Cluster, Diagram, Edge
+from nnspec.views.diagram import Box, Cluster, Diagram, Edge
 
 MARGIN, TITLE_H, ROW_H, BOX_H, HEADER_H, FOOTER_H = 20, 30, 38, 28, 22, 8
 INDENT, LANE_W, CHAR_W = 12, 12, 7.2

@@ -1,6 +1,6 @@
 """The last gate before emitted code leaves nnspec: parse it back and allow only what we write.
 
-Defence in depth behind emit_names: even if a hostile name or value slipped through, the code
+Defence in depth behind ``names``: even if a hostile name or value slipped through, the code
 must still be a docstring, the known imports and classes whose methods build torch modules and
 call them.  Anything else (another import, a call to a builtin, a dunder, a lambda, a loop) is
 an nnspec bug, raised as ``EmitCheckError`` (exit code 1), never written.
