@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from nnspec import __version__
-from nnspec.errors import EXIT_BUG, NnspecError, SpecError
+from nnspec.errors import COMMAND_LINE, EXIT_BUG, NnspecError, SpecError
 
 app = typer.Typer(
     name="nnspec", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -99,8 +99,8 @@ def _limit_values(settings: list[str]) -> dict[str, int]:
     for text in settings:
         name, _, number = text.partition("=")
         if name not in limits.NAMES or not number.strip().isdigit() or int(number) < 1:
-            typer.echo(SpecError([_usage(f"bad --limit {text!r}", "NAME=N with NAME one of "
-                                         + ", ".join(limits.NAMES))]).render(), err=True)
+            typer.echo(_usage(f"bad --limit {text!r}", "NAME=N with NAME one of "
+                              + ", ".join(limits.NAMES)).render(), err=True)
             raise typer.Exit(2)
         values[name] = int(number)
     return values
@@ -336,15 +336,15 @@ def _write(text: str, output: Path | None, force: bool) -> None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return
     if output.is_dir():
-        raise SpecError([_usage(f"{output} is a folder",
-                                f"name a file in it: -o {output / 'NAME'}")])
+        raise _usage(f"{output} is a folder",
+                     f"name a file in it: -o {output / 'NAME'}")
     if output.exists() and not force:
-        raise SpecError([_usage(f"{output} exists", "pass --force to overwrite it")])
+        raise _usage(f"{output} exists", "pass --force to overwrite it")
     if output.is_symlink():
-        raise SpecError([_usage(f"{output} is a symbolic link", "write to a plain path")])
+        raise _usage(f"{output} is a symbolic link", "write to a plain path")
     if not output.parent.is_dir():
-        raise SpecError([_usage(f"cannot write {output}: there is no folder {output.parent}",
-                                "create it first, or write elsewhere")])
+        raise _usage(f"cannot write {output}: there is no folder {output.parent}",
+                     "create it first, or write elsewhere")
     tmp = output.with_name(f".{output.name}.tmp")
     try:
         tmp.write_text(text)
@@ -352,14 +352,12 @@ def _write(text: str, output: Path | None, force: bool) -> None:
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
-        raise SpecError([_usage(f"cannot write {output}: {exc.strerror or exc}")]) from None
+        raise _usage(f"cannot write {output}: {exc.strerror or exc}") from None
     typer.echo(f"wrote {output}", err=True)
 
 
-def _usage(message: str, hint: str | None = None) -> Any:
-    from nnspec.errors import Location, Problem
-
-    return Problem(Location("<command line>"), (), message, hint)
+def _usage(message: str, hint: str | None = None) -> SpecError:
+    return SpecError.at(COMMAND_LINE, (), message, hint)
 
 
 def main() -> None:

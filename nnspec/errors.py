@@ -34,6 +34,10 @@ class Location:
         return self.file
 
 
+COMMAND_LINE = Location("<command line>")
+"""Where an error in a command-line option (not in the spec) is reported."""
+
+
 def format_path(path: Sequence[PathPart]) -> str:
     """``("model", 3, "kernel_size")`` -> ``model[3].kernel_size``."""
     out = ""
@@ -83,6 +87,12 @@ class SpecError(NnspecError):
     """A spec (or an override, or a command line) is invalid: one or more problems."""
 
     problems: list[Problem] = field(default_factory=list)
+
+    @classmethod
+    def at(cls, location: Location, path: Sequence[PathPart], message: str,
+           hint: str | None = None) -> SpecError:
+        """One located problem as an error: ``raise SpecError.at(loc, ("loss",), "...")``."""
+        return cls([Problem(location, tuple(path), message, hint)])
 
     def __post_init__(self) -> None:
         self.problems = sorted(set(self.problems), key=_problem_order)

@@ -30,7 +30,7 @@ from typing import Any
 
 from nnspec import catalogue
 from nnspec.compiler.emit.names import MODULE_NAMES, plain_identifier
-from nnspec.errors import Location, NnspecError, Problem, SpecError
+from nnspec.errors import Location, NnspecError, SpecError
 from nnspec.lang.model_ast import CONTAINER_KEYS
 
 ENTRY_POINT_GROUP = "nnspec.layers"
@@ -239,4 +239,4 @@ def meta_failure(name: str, method: str, exc: BaseException) -> tuple[str, str] 
 
 
 def _error(origin: str, message: str, hint: str | None = None) -> NnspecError:
-    return SpecError([Problem(Location(f"<{origin}>"), (), message, hint)])
+    return SpecError.at(Location(f"<{origin}>"), (), message, hint)

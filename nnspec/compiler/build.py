@@ -20,16 +20,16 @@ from nnspec.catalogue import tensor_ops as ops
 from nnspec.compiler.ir import Graph, Layer, Net, Node
 from nnspec.compiler.modules import DictNet, ListNet, Op
 from nnspec.compiler.shapes import layer_kwargs
-from nnspec.errors import Location, Problem, SpecError
+from nnspec.errors import Location, SpecError
 
 DEFAULT_MAX_PARAMS = 2_000_000_000
 
 
 def build(graph: Graph, *, max_params: int = DEFAULT_MAX_PARAMS) -> nn.Module:
     if graph.params is not None and graph.params > max_params:
-        raise SpecError([Problem(Location(graph.file, 1, 1), ("model",),
-                                 f"the model has {graph.params:,} parameters, over the limit of "
-                                 f"{max_params:,}", "raise train.max_params if you mean it")])
+        raise SpecError.at(Location(graph.file, 1, 1), ("model",),
+                           f"the model has {graph.params:,} parameters, over the limit of "
+                           f"{max_params:,}", "raise train.max_params if you mean it")
     return _net(graph.root, graph.name, top=True)
 
 

@@ -25,11 +25,11 @@ _DTYPES = {"long": "int64"}
 
 def infer(graph: Graph) -> Graph:
     if not graph.inputs:
-        from nnspec.errors import Location, Problem, SpecError
+        from nnspec.errors import Location, SpecError
 
-        raise SpecError([Problem(Location(graph.file, 1, 1), ("input",),
-                                 "the spec has no 'input', so shapes cannot be inferred",
-                                 "add e.g. 'input: [1, 28, 28]' (one sample's shape)")])
+        raise SpecError.at(Location(graph.file, 1, 1), ("input",),
+                           "the spec has no 'input', so shapes cannot be inferred",
+                           "add e.g. 'input: [1, 28, 28]' (one sample's shape)")
     inferrer = _Inferrer()
     values: list[Value] = list(graph.inputs.values())
     sources = [f"input '{name}'" for name in graph.inputs]

@@ -71,9 +71,8 @@ class Document:
 
 def _fail(file: str, line: int, col: int, path: SpecPath, message: str,
           hint: str | None = None) -> SpecError:
-    from nnspec.errors import Problem
 
-    return SpecError([Problem(Location(file, line, col), tuple(path), message, hint)])
+    return SpecError.at(Location(file, line, col), tuple(path), message, hint)
 
 
 def load(source: str | Path, *, max_bytes: int | None = None) -> Document:

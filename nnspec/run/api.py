@@ -15,7 +15,7 @@ from typing import Any, TextIO
 import torch
 from torch import nn
 
-from nnspec.errors import Location, Problem, RunError, SpecError
+from nnspec.errors import COMMAND_LINE, RunError, SpecError
 from nnspec.lang.spec import DEVICE_HINT, Spec, device_problem
 from nnspec.run import checkpoint, distributed, graphed, setup
 from nnspec.run.loop import Summary, Trainer
@@ -89,8 +89,8 @@ def _check_device_option(device: str | None) -> None:
     """A malformed --device is a usage error (exit 2); an absent one is the run's (exit 3)."""
     problem = device_problem(device) if device is not None else None
     if problem:
-        raise SpecError([Problem(Location("<command line>"), (), f"{problem} given to --device",
-                                 DEVICE_HINT)])
+        raise SpecError.at(COMMAND_LINE, (), f"{problem} given to --device",
+                           DEVICE_HINT)
 
 
 def _train(spec: Spec, dist: distributed.Dist, run_dir: str | Path | None,
@@ -110,10 +110,10 @@ def _train(spec: Spec, dist: distributed.Dist, run_dir: str | Path | None,
 def _check_resume_option(resume: Path, run_dir: str | Path | None) -> None:
     """--resume names a run's folder, where the resumed run goes on; not a file, not elsewhere."""
     if run_dir is not None and Path(run_dir).resolve() != resume.resolve():
-        raise SpecError([Problem(Location("<command line>"), (),
-                                 f"--run-dir {run_dir} and --resume {resume} name different "
-                                 "folders", "a resumed run continues in its own folder: "
-                                 "leave --run-dir out")])
+        raise SpecError.at(COMMAND_LINE, (),
+                           f"--run-dir {run_dir} and --resume {resume} name different "
+                           "folders", "a resumed run continues in its own folder: "
+                           "leave --run-dir out")
     if resume.is_file():
         raise RunError(f"--resume {resume} is a file",
                        hint="give the run's folder, the one that holds checkpoints/last.pt")
@@ -181,8 +181,8 @@ def evaluate_checkpoint(spec: Spec | str | Path, checkpoint_path: str | Path, sp
                         device: str | None = None) -> dict[str, float]:
     """Load the weights of a checkpoint into the spec's model and measure one split."""
     if split not in ("train", "val", "test"):  # else a KeyError deep in setup
-        raise SpecError([Problem(Location("<command line>"), (), f"unknown split {split!r}",
-                                 "use --split train, val or test")])
+        raise SpecError.at(COMMAND_LINE, (), f"unknown split {split!r}",
+                           "use --split train, val or test")
     _check_device_option(device)
     spec = load(spec, overrides)
     state = checkpoint.load(Path(checkpoint_path))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from nnspec.errors import Location, Problem, SpecError
+from nnspec.errors import Location, SpecError
 from nnspec.lang.spec import Arrange
 from nnspec.run.table import Table
 
@@ -28,8 +28,8 @@ def arrange(table: Table, cfg: Arrange, split: str, location: Location) -> Table
     if cfg.kind == "sequences":
         return _sequences(x, y, n, cfg, gen, location)
     if len(y.unique()) < 2:
-        raise SpecError([Problem(location, ("data", "arrange"),
-                                 f"the {split} split has fewer than two classes to compare")])
+        raise SpecError.at(location, ("data", "arrange"),
+                           f"the {split} split has fewer than two classes to compare")
     if cfg.kind == "pairs":
         return _pairs(x, y, n, cfg.target, gen)
     return _triplets(x, y, n, gen)
@@ -77,9 +77,9 @@ def _sequences(x: Tensor, y: Tensor, n: int, cfg: Arrange, gen: torch.Generator,
                location: Location) -> Table:
     """Images (C, H, W) side by side -> (C*H, W*max_length): one column per time step."""
     if x.dim() != 4:
-        raise SpecError([Problem(location, ("data", "arrange"),
-                                 f"sequences need images (C, H, W); the samples have shape "
-                                 f"{list(x.shape[1:])}", "SKLearn digits takes images: true")])
+        raise SpecError.at(location, ("data", "arrange"),
+                           f"sequences need images (C, H, W); the samples have shape "
+                           f"{list(x.shape[1:])}", "SKLearn digits takes images: true")
     lo, hi = cfg.min_length, max(cfg.min_length, cfg.max_length)
     lengths = torch.randint(lo, hi + 1, (n,), generator=gen)
     picks = torch.randint(len(y), (n, hi), generator=gen)

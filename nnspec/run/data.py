@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from nnspec.errors import Location, Problem, SpecError
+from nnspec.errors import Location, SpecError
 from nnspec.lang.spec import Data, DataSplit, Spec
 from nnspec.run.arrange import arrange
 from nnspec.run.datasets import NO_TEST_PART, Context, build_source
@@ -64,7 +64,7 @@ def load_splits(spec: Spec, names: Collection[str],
     """Build the named splits of ``spec.data`` (train/val share one load of the training part)."""
     data = spec.data
     if data is None:
-        raise SpecError([Problem(_loc(spec), ("data",), "this spec has no data section")])
+        raise SpecError.at(_loc(spec), ("data",), "this spec has no data section")
     cache: dict[str, Source] = {}
     sources: dict[str, Source] = {}
     if "train" in names or "val" in names:
@@ -74,10 +74,10 @@ def load_splits(spec: Spec, names: Collection[str],
         elif data.val_split > 0:
             sources["train"], sources["val"] = _carve(sources["train"], data.val_split)
         elif data.val is not None:
-            raise SpecError([Problem(_where(data.dataset.location, spec.file), ("data", "val"),
-                                     "a val split without a range, a dataset or val_split "
-                                     "would repeat the training samples",
-                                     "give data.val.range, data.val.dataset or data.val_split")])
+            raise SpecError.at(_where(data.dataset.location, spec.file), ("data", "val"),
+                               "a val split without a range, a dataset or val_split "
+                               "would repeat the training samples",
+                               "give data.val.range, data.val.dataset or data.val_split")
     if "test" in names:
         sources["test"] = _base(data, "test", cache, spec.file)
     dtype = _input_dtype(spec)
@@ -108,10 +108,10 @@ def _base(data: Data, name: str, cache: dict[str, Source], file: str) -> Source:
     partition = "test" if name == "test" else "train"
     if partition == "test" and not own and (cfg is None or cfg.range is None) and (
             named.name in NO_TEST_PART):
-        raise SpecError([Problem(_where(named.location, file), ("data", "test"),
-                                 f"{named.name} has no separate test part",
-                                 "give data.test.range (samples kept out of training) or "
-                                 "data.test.dataset")])
+        raise SpecError.at(_where(named.location, file), ("data", "test"),
+                           f"{named.name} has no separate test part",
+                           "give data.test.range (samples kept out of training) or "
+                           "data.test.dataset")
     key = json.dumps([named.name, named.args, partition], sort_keys=True, default=str)
     if key not in cache:
         ctx = Context(partition, data.root, path, _where(named.location, file))
@@ -125,9 +125,9 @@ def _base(data: Data, name: str, cache: dict[str, Source], file: str) -> Source:
 def _range(source: Source, bounds: Sequence[int], name: str, location: Location) -> Source:
     start, stop = bounds
     if not start < stop <= len(source):
-        raise SpecError([Problem(location, ("data", name, "range"),
-                                 f"range [{start}, {stop}) does not fit a dataset of "
-                                 f"{len(source)} samples", "need start < stop <= size")])
+        raise SpecError.at(location, ("data", name, "range"),
+                           f"range [{start}, {stop}) does not fit a dataset of "
+                           f"{len(source)} samples", "need start < stop <= size")
     if isinstance(source, Table):
         return source.take(slice(start, stop))
     return take(source, torch.arange(start, stop))
@@ -153,9 +153,9 @@ def _stats(source: Source | None, data: Data) -> Stats | None:
     if not (data.standardize or data.standardize_target):
         return None
     if not isinstance(source, Table):
-        raise SpecError([Problem(data.dataset.location, ("data", "standardize"),
-                                 "standardize needs a dataset held as tensors",
-                                 "use a Normalize transform for image datasets")])
+        raise SpecError.at(data.dataset.location, ("data", "standardize"),
+                           "standardize needs a dataset held as tensors",
+                           "use a Normalize transform for image datasets")
     stats: Stats = {}
     for field, on in (("input", data.standardize), ("target", data.standardize_target)):
         values = source.fields[field]
@@ -191,9 +191,9 @@ def _finish(name: str, source: Source, data: Data, dtype: torch.dtype,
         data.batch_size if name == "train" else 2 * data.batch_size)
     if not isinstance(source, Table) or not is_static(items):
         if data.arrange is not None:
-            raise SpecError([Problem(location, ("data", "arrange"),
-                                     "arrange needs a dataset held as tensors and transforms "
-                                     "that draw nothing at random")])
+            raise SpecError.at(location, ("data", "arrange"),
+                               "arrange needs a dataset held as tensors and transforms "
+                               "that draw nothing at random")
         return Split(name, source, size, transform, targets, model_fields)
     fields = dict(source.fields)
     if transform is not None and len(fields["input"]):

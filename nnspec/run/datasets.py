@@ -39,9 +39,9 @@ class Context:
             param = dataset_entries()[name].params.get("root")
             root = param.default if param is not None and not param.required else None
         if root is None:
-            raise SpecError([Problem(self.location, (*self.path, name, "root"),
-                                     f"dataset {name} needs a root folder",
-                                     "give root: PATH, or data.root=PATH on the command line")])
+            raise SpecError.at(self.location, (*self.path, name, "root"),
+                               f"dataset {name} needs a root folder",
+                               "give root: PATH, or data.root=PATH on the command line")
         return Path(root).expanduser()
 
 
@@ -161,8 +161,8 @@ def _args_schema(name: str) -> dict[str, Any]:
 def build_source(name: str, args: Mapping[str, Any], ctx: Context) -> Source:
     """Check the name and arguments (located errors), then build the dataset."""
     if name not in DATASETS:
-        raise SpecError([Problem(ctx.location, ctx.path, f"unknown dataset '{name}'",
-                                 did_you_mean(name, DATASETS))])
+        raise SpecError.at(ctx.location, ctx.path, f"unknown dataset '{name}'",
+                           did_you_mean(name, DATASETS))
     if ctx.root is not None and "root" in dataset_entries()[name].params:
         args = {"root": ctx.root, **args}  # data.root stands in for a root left out
     validator = jsonschema.Draft202012Validator(_args_schema(name))

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from nnspec.errors import Location, Problem, SpecError
+from nnspec.errors import Location, SpecError
 from nnspec.run.batches import Batches
 from nnspec.run.metrics import Meter
 from nnspec.run.setup import Parts
@@ -95,10 +95,10 @@ def decide(parts: Parts, device: torch.device | None = None) -> Decision:
     if not reasons:
         return Decision(True, "CUDA, resident data, full batches, no host-side step state")
     if setting is True:
-        raise SpecError([Problem(Location(parts.spec.file), ("train", "cuda_graph"),
-                                 "the training step cannot be captured as a CUDA graph: "
-                                 + "; ".join(reasons),
-                                 "set train.cuda_graph: auto (graph where safe) or false")])
+        raise SpecError.at(Location(parts.spec.file), ("train", "cuda_graph"),
+                           "the training step cannot be captured as a CUDA graph: "
+                           + "; ".join(reasons),
+                           "set train.cuda_graph: auto (graph where safe) or false")
     return Decision(False, "; ".join(reasons))
 
 
@@ -250,10 +250,10 @@ class GraphedStepper(Stepper):
     def _give_up(self, exc: Exception, batch: Batch, meter: Meter, batch_index: int) -> None:
         """``auto`` falls back to eager steps where capture fails; ``true`` says why."""
         if self.parts.spec.train.cuda_graph is True:
-            raise SpecError([Problem(Location(self.parts.spec.file), ("train", "cuda_graph"),
-                                     f"capturing the training step failed: "
-                                     f"{str(exc).splitlines()[0] if str(exc) else exc!r}",
-                                     "set train.cuda_graph: auto or false")]) from exc
+            raise SpecError.at(Location(self.parts.spec.file), ("train", "cuda_graph"),
+                               f"capturing the training step failed: "
+                               f"{str(exc).splitlines()[0] if str(exc) else exc!r}",
+                               "set train.cuda_graph: auto or false") from exc
         sys.stderr.write(f"note: the training step could not be captured as a CUDA graph "
                          f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
                          "training eagerly\n")

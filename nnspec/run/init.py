@@ -89,10 +89,10 @@ def apply(model: nn.Module, rules: Sequence[InitRule]) -> list[Match]:
             try:
                 fn(by_name[m.param], **rule.args)
             except (TypeError, ValueError, RuntimeError) as exc:
-                raise SpecError([Problem(rule.location, ("init", m.rule),
-                                         f"{rule.fn} cannot initialise {m.param} "
-                                         f"(shape {list(by_name[m.param].shape)}): {exc}",
-                                         "narrow match: e.g. param: weight")]) from None
+                raise SpecError.at(rule.location, ("init", m.rule),
+                                   f"{rule.fn} cannot initialise {m.param} "
+                                   f"(shape {list(by_name[m.param].shape)}): {exc}",
+                                   "narrow match: e.g. param: weight") from None
     return matches
 
 

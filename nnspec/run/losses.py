@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nnspec.catalogue import TENSOR_ARGS, section
-from nnspec.errors import Location, Problem, SpecError, did_you_mean
+from nnspec.errors import SpecError, did_you_mean
 from nnspec.lang.spec import Loss
 from nnspec.run.arguments import guilty_argument
 
@@ -152,14 +152,14 @@ def build_loss(loss: Loss) -> LossPlan:
     catalogue = section("loss")
     loc = loss.location
     if loss.name not in catalogue:
-        raise _error(loc, ("loss",), f"unknown loss '{loss.name}'",
-                     did_you_mean(loss.name, catalogue))
+        raise SpecError.at(loc, ("loss",), f"unknown loss '{loss.name}'",
+                           did_you_mean(loss.name, catalogue))
     exprs = tuple(_parse_inputs(loss))
     bad = set(loss.args) & CALLABLE_ARGS
     if bad:
         first = sorted(bad)[0]
-        raise _error(loss.locate(first), ("loss", loss.name, first),
-                     "takes a Python function, which a spec cannot state", "leave it out")
+        raise SpecError.at(loss.locate(first), ("loss", loss.name, first),
+                           "takes a Python function, which a spec cannot state", "leave it out")
     args = {k: torch.tensor(v, dtype=torch.float32) if k in TENSOR_ARGS and v is not None
             else v for k, v in loss.args.items()}
     cls = getattr(nn, loss.name)
@@ -168,7 +168,7 @@ def build_loss(loss: Loss) -> LossPlan:
     except (TypeError, ValueError) as exc:
         arg = guilty_argument(lambda a: cls(**a), args)
         path = ("loss", loss.name, *([arg] if arg else []))
-        raise _error(loss.locate(*path[2:]), path, str(exc)) from None
+        raise SpecError.at(loss.locate(*path[2:]), path, str(exc)) from None
     return LossPlan(loss.name, module, exprs)
 
 
@@ -183,21 +183,21 @@ def _parse_inputs(loss: Loss) -> list[Expr]:
         loss.name, ["output", "target"])
     wanted = forward_arguments(loss.name)
     if len(texts) != len(wanted):
-        raise _error(loss.locate("inputs"), ("loss", "inputs"),
-                     f"{loss.name} takes {len(wanted)} inputs ({', '.join(wanted)}), "
-                     f"found {len(texts)}", "one entry per argument; by default "
-                     f"[{', '.join(DEFAULT_INPUTS.get(loss.name, ['output', 'target']))}]")
+        raise SpecError.at(loss.locate("inputs"), ("loss", "inputs"),
+                           f"{loss.name} takes {len(wanted)} inputs ({', '.join(wanted)}), "
+                           f"found {len(texts)}", "one entry per argument; by default "
+                           f"[{', '.join(DEFAULT_INPUTS.get(loss.name, ['output', 'target']))}]")
     exprs = []
     for i, text in enumerate(texts):
         try:
             expr = parse(text)
         except ValueError as exc:
-            raise _error(loss.locate("inputs", i), ("loss", "inputs", i), str(exc)) from None
+            raise SpecError.at(loss.locate("inputs", i), ("loss", "inputs", i), str(exc)) from None
         for name in _calls(expr):
             if name != "model" and name not in FUNCTIONS:
-                raise _error(loss.locate("inputs", i), ("loss", "inputs", i),
-                             f"unknown function '{name}'",
-                             did_you_mean(name, [*FUNCTIONS, "model"]))
+                raise SpecError.at(loss.locate("inputs", i), ("loss", "inputs", i),
+                                   f"unknown function '{name}'",
+                                   did_you_mean(name, [*FUNCTIONS, "model"]))
         exprs.append(expr)
     return exprs
 
@@ -209,10 +209,6 @@ def _calls(expr: Expr) -> set[str]:
             names |= _calls(a)
     return names
 
-
-def _error(loc: Location, path: tuple[str | int, ...], msg: str,
-           hint: str | None = None) -> SpecError:
-    return SpecError([Problem(loc, path, msg, hint)])
 
 
 class Evaluator:

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from nnspec.errors import Location, Problem, RunError, SpecError, did_you_mean
+from nnspec.errors import Location, RunError, SpecError, did_you_mean
 from nnspec.lang.spec import METRIC_NAMES, TOPK_PATTERN
 
 NAMES = METRIC_NAMES
@@ -32,8 +32,8 @@ def sum_dtype(device: torch.device) -> torch.dtype:
 def check_metrics(names: Sequence[str], location: Location) -> None:
     for i, name in enumerate(names):
         if name not in NAMES and not _TOPK.match(name):
-            raise SpecError([Problem(location, ("train", "metrics", i),
-                                     f"unknown metric '{name}'", did_you_mean(name, NAMES))])
+            raise SpecError.at(location, ("train", "metrics", i),
+                               f"unknown metric '{name}'", did_you_mean(name, NAMES))
 
 
 def higher_is_better(metric: str) -> bool:

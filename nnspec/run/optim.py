@@ -17,16 +17,12 @@ from torch import nn
 from torch.optim import Optimizer, lr_scheduler
 
 from nnspec.catalogue import section
-from nnspec.errors import Location, Problem, SpecError, did_you_mean
+from nnspec.errors import SpecError, did_you_mean
 from nnspec.lang.spec import Named, Scheduler, optimizer_problems, scheduler_problems
 from nnspec.run.arguments import guilty_argument
 
 _SEQUENCES = {"betas", "etas", "step_sizes", "ns_coefficients"}
 
-
-def _error(location: Location, path: tuple[str | int, ...], message: str,
-           hint: str | None = None) -> SpecError:
-    return SpecError([Problem(location, path, message, hint)])
 
 
 def build_optimizer(named: Named | None, params: Iterable[nn.Parameter]) -> Optimizer:
@@ -34,10 +30,10 @@ def build_optimizer(named: Named | None, params: Iterable[nn.Parameter]) -> Opti
     named = named or Named(name="Adam")
     catalogue = section("optimizer")
     if named.name not in catalogue:
-        raise _error(named.location, ("optimizer",), f"unknown optimizer '{named.name}'",
-                     did_you_mean(named.name, catalogue))
+        raise SpecError.at(named.location, ("optimizer",), f"unknown optimizer '{named.name}'",
+                           did_you_mean(named.name, catalogue))
     for path, message, hint in optimizer_problems(named):  # validate's, for a Spec built in code
-        raise _error(named.locate(*path[1:]), ("optimizer", *path), message, hint)
+        raise SpecError.at(named.locate(*path[1:]), ("optimizer", *path), message, hint)
     args = {k: tuple(v) if k in _SEQUENCES and isinstance(v, list) else v
             for k, v in named.args.items()}
     params = list(params)
@@ -47,7 +43,7 @@ def build_optimizer(named: Named | None, params: Iterable[nn.Parameter]) -> Opti
     except (TypeError, ValueError) as exc:
         arg = guilty_argument(lambda a: _construct(cls, params, a), args)
         path = ("optimizer", named.name, *([arg] if arg else []))
-        raise _error(named.locate(*path[2:]), path, torch_message(exc)) from None
+        raise SpecError.at(named.locate(*path[2:]), path, torch_message(exc)) from None
     return optimizer
 
 
@@ -84,11 +80,11 @@ def build_scheduler(sched: Scheduler | None, optimizer: Optimizer, epochs: int,
         return None
     catalogue = section("scheduler")
     if sched.name not in catalogue:
-        raise _error(sched.location, ("scheduler",), f"unknown scheduler '{sched.name}'",
-                     did_you_mean(sched.name, catalogue))
+        raise SpecError.at(sched.location, ("scheduler",), f"unknown scheduler '{sched.name}'",
+                           did_you_mean(sched.name, catalogue))
     for path, message, hint in scheduler_problems(sched):
         at = path[1:] if path[0] == sched.name else path
-        raise _error(sched.locate(*at), ("scheduler", *path), message, hint)
+        raise SpecError.at(sched.locate(*at), ("scheduler", *path), message, hint)
     steps = epochs if sched.interval == "epoch" else max(
         1, epochs * steps_per_epoch - sched.warmup_steps)
     args: dict[str, Any] = dict(sched.args)
@@ -106,7 +102,7 @@ def build_scheduler(sched: Scheduler | None, optimizer: Optimizer, epochs: int,
         # tried on a stand-in optimizer: building a scheduler changes its optimizer's rates
         arg = guilty_argument(lambda a: cls(_stand_in(optimizer), **a), args, sched.args)
         path = ("scheduler", sched.name, *([arg] if arg else []))
-        raise _error(sched.locate(*path[2:]), path, torch_message(exc)) from None
+        raise SpecError.at(sched.locate(*path[2:]), path, torch_message(exc)) from None
     return made
 
 

@@ -82,9 +82,9 @@ def monitor_of(spec: Spec, splits: list[str]) -> tuple[tuple[str, str], bool]:
     split, _, metric = spec.train.monitor.partition(".")
     known = ["loss", *spec.train.metrics]
     if split not in ("train", "val") or metric not in known:
-        raise SpecError([Problem(Location(spec.file), ("train", "monitor"),
-                                 f"cannot monitor {spec.train.monitor!r}",
-                                 f"use train.{known[0]} or val.METRIC with METRIC in {known}")])
+        raise SpecError.at(Location(spec.file), ("train", "monitor"),
+                           f"cannot monitor {spec.train.monitor!r}",
+                           f"use train.{known[0]} or val.METRIC with METRIC in {known}")
     if split == "val" and "val" not in splits:
         split = "train"  # no validation split: the training loss is all there is
     mode = spec.train.mode
@@ -107,9 +107,9 @@ def flushing_denormals(spec: Spec, device: torch.device) -> Iterator[None]:
         yield
         return
     if not torch.set_flush_denormal(True):
-        raise SpecError([Problem(Location(spec.file), ("train", "flush_denormal"),
-                                 "this CPU cannot flush denormals (it lacks SSE3)",
-                                 "set train.flush_denormal: false")])
+        raise SpecError.at(Location(spec.file), ("train", "flush_denormal"),
+                           "this CPU cannot flush denormals (it lacks SSE3)",
+                           "set train.flush_denormal: false")
     try:
         yield
     finally:
@@ -135,8 +135,8 @@ def build(spec: Spec, device_name: str | None = None, model: nn.Module | None = 
     """Build every part of the run (see the module docstring for the order)."""
     if spec.data is None or spec.loss is None:
         missing = "data" if spec.data is None else "loss"
-        raise SpecError([Problem(Location(spec.file), (missing,),
-                                 f"training needs a {missing} section")])
+        raise SpecError.at(Location(spec.file), (missing,),
+                           f"training needs a {missing} section")
     check_metrics(spec.train.metrics, Location(spec.file))
     init_rules.check_rules(spec.init)
     loss = build_loss(spec.loss)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from nnspec.catalogue import section
-from nnspec.errors import Location, Problem, SpecError, SpecPath, did_you_mean
+from nnspec.errors import Location, SpecError, SpecPath, did_you_mean
 from nnspec.lang.spec import Named, TargetEncoding
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
@@ -33,7 +33,7 @@ STATIC = frozenset({"ToImage", "ToDtype", "ConvertImageDtype", "Normalize", "Res
 
 
 def _problem(named: Named, path: SpecPath, message: str, hint: str | None = None) -> SpecError:
-    return SpecError([Problem(named.location, path, message, hint)])
+    return SpecError.at(named.location, path, message, hint)
 
 
 def _convert(value: Any, key: str) -> Any:
@@ -183,8 +183,8 @@ def target_encoder(cfg: TargetEncoding | None) -> Callable[[Tensor], Tensor] | N
     if cfg is None:
         return None
     if cfg.kind in NEEDS_CLASSES and cfg.num_classes is None:
-        raise SpecError([Problem(Location(), ("data", "target_encoding", "num_classes"),
-                                 f"{cfg.kind} needs num_classes")])
+        raise SpecError.at(Location(), ("data", "target_encoding", "num_classes"),
+                           f"{cfg.kind} needs num_classes")
     fn = ENCODINGS[cfg.kind]
     if cfg.kind == "smooth":
         return lambda y: _smooth(y, cfg.num_classes or 0, cfg.smoothing)

@@ -11,7 +11,7 @@ import json
 from nnspec import catalogue
 from nnspec.catalogue import Entry
 from nnspec.catalogue.datasets import dataset_entries
-from nnspec.errors import Location, Problem, SpecError, did_you_mean
+from nnspec.errors import COMMAND_LINE, SpecError, did_you_mean
 from nnspec.lang.schema import describe
 
 SECTIONS = ("layer", "op", "loss", "optimizer", "scheduler", "init", "transform", "dataset")
@@ -55,8 +55,8 @@ def find(name: str) -> tuple[str, Entry]:
         if name in entries(kind):
             return kind, entries(kind)[name]
     every = [n for kind in SECTIONS for n in entries(kind)]
-    raise SpecError([Problem(Location("<command line>"), (), f"unknown name '{name}'",
-                             did_you_mean(name, every) or "run `nnspec layers` for the list")])
+    raise SpecError.at(COMMAND_LINE, (), f"unknown name '{name}'",
+                       did_you_mean(name, every) or "run `nnspec layers` for the list")
 
 
 def describe_entry(name: str) -> str:

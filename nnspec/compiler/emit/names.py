@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
-from nnspec.errors import Problem, SpecError
+from nnspec.errors import SpecError
 from nnspec.lang.model_ast import Source
 
 # Names the emitted module itself uses; a spec's names must not shadow them.
@@ -60,9 +60,9 @@ def check_attribute(name: str, source: Source) -> None:
 
 
 def _refuse(name: str, source: Source, why: str) -> None:
-    raise SpecError([Problem(source.location, source.path,
-                             f"cannot emit Python for a module named {name!r}: it {why}",
-                             "rename it: ASCII letters, digits and _, not a Python keyword")])
+    raise SpecError.at(source.location, source.path,
+                       f"cannot emit Python for a module named {name!r}: it {why}",
+                       "rename it: ASCII letters, digits and _, not a Python keyword")
 
 
 class Namer:
