@@ -199,11 +199,10 @@ def _entry(name: str, cls: type, origin: str) -> catalogue.Entry:
                      "(annotate it as int, float, bool, str, a Literal or a list of numbers)",
                      "give such arguments a default, or keep the class out of NNSPEC_LAYERS")
     params = {pname: catalogue.Param(pname, p["schema"], "default" not in p, p.get("default"),
-                                     catalogue.INFERRED_ARGS.get(pname))
+                                     catalogue.inferred_rule(pname))
               for pname, p in info["params"].items()}
-    low, high = _input_counts(cls)
     doc = info["doc"] or f"Custom layer {name} ({origin})."
-    return catalogue.Entry(name, "layer", doc, params, low, high, {"plugin": origin})
+    return catalogue.Entry(name, "layer", doc, params, catalogue.Traits(inputs=_input_counts(cls)))
 
 
 def _input_counts(cls: type) -> tuple[int, int]:

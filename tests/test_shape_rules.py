@@ -9,8 +9,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from nnspec.catalogue.shape_rules import BATCH, NO_RULE
+from nnspec.catalogue.shape_rules import broadcast_shapes as _broadcast_shapes
 from nnspec.compiler.ir import Layer, Node, TensorInfo
-from nnspec.compiler.shapes import BATCH, NO_RULE, _broadcast_shapes, _Inferrer, _tuples, describe
+from nnspec.compiler.shapes import _Inferrer, _tuples, describe
 from nnspec.errors import Location
 from nnspec.lang.model_ast import Source
 

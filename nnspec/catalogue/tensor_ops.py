@@ -1,15 +1,73 @@
-"""The tensor operations a graph node may use, in one table for infer, build and emit.
+"""The tensor operations a graph node may use: one entry each, read by every pass.
 
-Each op is a plain function over tensors (``apply``) and a line of Python (``source``); the
-catalogue (nnspec.catalogue.OPS) holds their arguments and docs.
+An op's entry says its arguments and inputs, how the shape pass treats it (a ``check`` refusing
+an op along the batch, a ``shape`` rule or, without one, the op itself run on meta tensors), and
+its ``OpCode``: the function that runs it (inside a built container and on meta tensors), the
+call a torch.fx graph records, and the line of Python the emitter writes, with the tensor
+methods that line calls (the emit safety check allows exactly those).  Adding an op is adding
+one entry here.  Nothing here imports torch until an op runs.
 """
 
 from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import reduce
 from typing import Any
+
+from nnspec.catalogue import shape_rules as rules
+from nnspec.catalogue.entry import Entry, Param, Traits
+
+FxCall = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class OpCode:
+    """How one op runs, is traced into a torch.fx graph and is written as Python."""
+
+    apply: Callable[..., Any]  # over tensors: inputs positional, arguments as keywords
+    source: Callable[[list[str], dict[str, Any]], str]  # one expression over named inputs
+    methods: frozenset[str] = frozenset()  # tensor methods ``source`` calls (x.reshape(...))
+    fold: Callable[[Any, Any], Any] | None = None  # fx: a binary operator folded over inputs
+    fx: Callable[[list[Any], dict[str, Any]], FxCall] | None = None  # fx: target, args, kwargs
+    takes: str = "torch.Tensor"  # the annotations of its module's forward (in a container)
+    gives: str = "torch.Tensor"
+
+    def call(self, args: list[Any], kwargs: dict[str, Any]) -> FxCall:
+        """What a torch.fx graph calls (its generated code reads like the emitted code)."""
+        if self.fx is not None:
+            return self.fx(args, kwargs)
+        return self.apply, tuple(args), dict(kwargs)
+
+    def write(self, inputs: Sequence[str], kwargs: dict[str, Any]) -> str:
+        """The Python expression over ``inputs``; list arguments are written as tuples."""
+        args = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+        return self.source(list(inputs), args)
+
+
+REQUIRED = object()
+_INT = {"type": "integer"}
+_INTS = {"type": "array", "items": _INT}
+
+
+def _op(name: str, doc: str, *params: tuple[str, dict[str, Any], Any], code: OpCode,
+        **traits: Any) -> Entry:
+    found = {p: Param(p, schema, default is REQUIRED, None if default is REQUIRED else default)
+             for p, schema, default in params}
+    return Entry(name, "op", doc, found, Traits(code=code, **traits))
+
+
+def _cat(*xs: Any, dim: int = 1) -> Any:
+    import torch
+
+    return torch.cat(list(xs), dim=dim)
+
+
+def _cat_call(args: list[Any], kwargs: dict[str, Any]) -> FxCall:
+    import torch
+
+    return torch.cat, (list(args),), {"dim": kwargs.get("dim", 1)}
 
 
 def _add(*xs: Any) -> Any:
@@ -18,12 +76,6 @@ def _add(*xs: Any) -> Any:
 
 def _mul(*xs: Any) -> Any:
     return reduce(operator.mul, xs)
-
-
-def _cat(*xs: Any, dim: int = 1) -> Any:
-    import torch
-
-    return torch.cat(list(xs), dim=dim)
 
 
 def _reshape(x: Any, shape: Sequence[int]) -> Any:
@@ -38,42 +90,59 @@ def _transpose(x: Any, dim0: int, dim1: int) -> Any:
     return x.transpose(dim0, dim1)
 
 
-def _mean(x: Any, dim: int | Sequence[int], keepdim: bool = False) -> Any:
-    return x.mean(dim=tuple(dim) if isinstance(dim, list | tuple) else dim, keepdim=keepdim)
-
-
 def _getitem(x: Any, index: int) -> Any:
     return x[index]
 
 
-FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "add": _add, "mul": _mul, "cat": _cat, "reshape": _reshape, "permute": _permute,
-    "transpose": _transpose, "mean": _mean, "getitem": _getitem,
-}
+def _mean(x: Any, dim: int | Sequence[int], keepdim: bool = False) -> Any:
+    return x.mean(dim=tuple(dim) if isinstance(dim, list | tuple) else dim, keepdim=keepdim)
 
 
-def apply(op: str, inputs: Sequence[Any], kwargs: dict[str, Any]) -> Any:
-    return FUNCTIONS[op](*inputs, **kwargs)
+_JOIN_HINT = ("add and mul need equal sizes, or 1, in each dimension; a convolution keeps its "
+              "size with stride 1 and padding: kernel_size // 2")
 
-
-def source(op: str, inputs: Sequence[str], kwargs: dict[str, Any]) -> str:
-    """One Python expression computing ``op`` over the named inputs (for emitted code)."""
-    args = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
-    if op == "add":
-        return " + ".join(inputs)
-    if op == "mul":
-        return " * ".join(inputs)
-    if op == "cat":
-        return f"torch.cat([{', '.join(inputs)}], dim={args.get('dim', 1)!r})"
-    x = inputs[0]
-    if op == "reshape":
-        return f"{x}.reshape({x}.shape[0], *{args['shape']!r})"
-    if op == "permute":
-        return f"{x}.permute(*{args['dims']!r})"
-    if op == "transpose":
-        return f"{x}.transpose({args['dim0']!r}, {args['dim1']!r})"
-    if op == "mean":
-        return f"{x}.mean(dim={args['dim']!r}, keepdim={args.get('keepdim', False)!r})"
-    if op == "getitem":
-        return f"{x}[{args['index']!r}]"
-    raise KeyError(op)
+OPS: dict[str, Entry] = {op.name: op for op in [
+    _op("add", "Element-wise sum of its inputs (residual connections).",
+        code=OpCode(_add, lambda i, a: " + ".join(i),
+                    fold=operator.add),
+        inputs=(2, 16), shape=rules.broadcast, hint=_JOIN_HINT),
+    _op("mul", "Element-wise product of its inputs (gating).",
+        code=OpCode(_mul, lambda i, a: " * ".join(i),
+                    fold=operator.mul),
+        inputs=(2, 16), shape=rules.broadcast, hint=_JOIN_HINT),
+    _op("cat", "Concatenate inputs along `dim` (default 1, the channels).", ("dim", _INT, 1),
+        code=OpCode(_cat, lambda i, a: f"torch.cat([{', '.join(i)}], dim={a.get('dim', 1)!r})",
+                    fx=_cat_call),
+        inputs=(2, 16), check=rules.keeps_batch("dim", "{name} along dim {dim} joins batches, "
+                                                "not samples", default=1)),
+    _op("reshape", "Reshape each sample to `shape` (the batch dimension is kept).",
+        ("shape", _INTS, REQUIRED),
+        code=OpCode(_reshape,
+                    lambda i, a: f"{i[0]}.reshape({i[0]}.shape[0], *{a['shape']!r})",
+                    frozenset({"reshape"})),
+        check=rules.reshape_check),
+    _op("permute", "Reorder all dimensions, the batch dimension (0) included.",
+        ("dims", _INTS, REQUIRED),
+        code=OpCode(_permute,
+                    lambda i, a: f"{i[0]}.permute(*{a['dims']!r})", frozenset({"permute"})),
+        check=rules.permutation("dims")),
+    _op("transpose", "Swap two dimensions (0 is the batch dimension).",
+        ("dim0", _INT, REQUIRED), ("dim1", _INT, REQUIRED),
+        code=OpCode(_transpose,
+                    lambda i, a: f"{i[0]}.transpose({a['dim0']!r}, {a['dim1']!r})",
+                    frozenset({"transpose"})),
+        check=rules.swap_check),
+    _op("mean", "Mean over dimensions `dim` (0 is the batch dimension).",
+        ("dim", {"anyOf": [_INT, _INTS]}, REQUIRED), ("keepdim", {"type": "boolean"}, False),
+        code=OpCode(_mean, lambda i, a: f"{i[0]}.mean(dim={a['dim']!r}, "
+                                        f"keepdim={a.get('keepdim', False)!r})",
+                    frozenset({"mean"})),
+        check=rules.keeps_batch("dim", "{name} over dim {dim} averages {value} from {source} "
+                                "over the batch")),
+    _op("getitem", "Select one output of a layer that returns several (LSTM: 0 = outputs).",
+        ("index", _INT, REQUIRED),
+        code=OpCode(_getitem, lambda i, a: f"{i[0]}[{a['index']!r}]",
+                    fx=lambda i, a: (operator.getitem, (i[0], a["index"]), {}),
+                    takes="tuple[Any, ...]", gives="Any"),
+        shape=rules.select),
+]}

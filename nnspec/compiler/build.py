@@ -8,15 +8,12 @@ and is the very code that runs.
 
 from __future__ import annotations
 
-import operator
 from collections import OrderedDict
 from typing import Any
 
-import torch
 from torch import fx, nn
 
-from nnspec import plugins
-from nnspec.catalogue import tensor_ops as ops
+from nnspec import catalogue, plugins
 from nnspec.compiler.ir import Graph, Layer, Net, Node
 from nnspec.compiler.modules import DictNet, ListNet, Op
 from nnspec.compiler.shapes import layer_kwargs
@@ -71,8 +68,8 @@ def _graph_module(net: Net, class_name: str) -> fx.GraphModule:
             env[node.name] = _call_op(graph, body, args)
             continue
         root.add_module(node.name, _module(node))
-        if isinstance(body, Layer) and body.op == "MultiheadAttention" and len(args) == 1:
-            args = args * 3
+        if isinstance(body, Layer) and len(args) == 1:
+            args = args * catalogue.layers()[body.op].traits.repeat_input
         env[node.name] = graph.call_module(node.name, tuple(args))
     outputs = [env[o] for o in net.outputs]
     graph.output(outputs[0] if len(outputs) == 1 else tuple(outputs))
@@ -81,16 +78,12 @@ def _graph_module(net: Net, class_name: str) -> fx.GraphModule:
 
 
 def _call_op(graph: fx.Graph, layer: Layer, args: list[fx.Node]) -> fx.Node:
-    kwargs = layer.kwargs
-    if layer.op == "add":
-        return _fold(graph, operator.add, args)
-    if layer.op == "mul":
-        return _fold(graph, operator.mul, args)
-    if layer.op == "getitem":
-        return graph.call_function(operator.getitem, (args[0], kwargs["index"]))
-    if layer.op == "cat":
-        return graph.call_function(torch.cat, (list(args),), {"dim": kwargs.get("dim", 1)})
-    return graph.call_function(ops.FUNCTIONS[layer.op], tuple(args), dict(kwargs))
+    code = catalogue.ops()[layer.op].traits.code
+    assert code is not None
+    if code.fold is not None:
+        return _fold(graph, code.fold, args)
+    target, call_args, kwargs = code.call(args, layer.kwargs)
+    return graph.call_function(target, call_args, kwargs)
 
 
 def _fold(graph: fx.Graph, fn: Any, args: list[fx.Node]) -> fx.Node:

@@ -57,6 +57,28 @@ class Node:
 
 
 @dataclass(frozen=True)
+class ContainerKind:
+    """What a kind of container is, for every pass that builds, writes or shows one."""
+
+    type: str  # the torch class it is shown as (summary, diagram) and, emitted, subclasses
+    forward: str | None  # None: nn.Sequential's own; "chain": members in order; "graph": wired
+
+    @property
+    def base(self) -> str:
+        """The nn class an emitted container subclasses."""
+        return "Module" if self.forward == "graph" else self.type
+
+
+CONTAINERS: dict[str, ContainerKind] = {
+    "sequential": ContainerKind("Sequential", None),
+    "ordered": ContainerKind("Sequential", None),  # a mapping of named members, in order
+    "module_list": ContainerKind("ModuleList", "chain"),
+    "module_dict": ContainerKind("ModuleDict", "chain"),
+    "graph": ContainerKind("Graph", "graph"),
+}
+
+
+@dataclass(frozen=True)
 class Net:
     kind: str  # sequential | ordered | module_list | module_dict | graph
     nodes: tuple[Node, ...]
@@ -67,9 +89,13 @@ class Net:
     block: str | None = None  # the block this net instantiates, if any
 
     @property
+    def container(self) -> ContainerKind:
+        return CONTAINERS[self.kind]
+
+    @property
     def chained(self) -> bool:
         """Whether the forward pass simply feeds each node into the next."""
-        return self.kind != "graph"
+        return self.container.forward != "graph"
 
     def topological(self) -> list[Node]:
         """The nodes in an order where each comes after the nodes it reads (graphs), or as
@@ -91,7 +117,7 @@ class Net:
         return order
 
     def forward_nodes(self) -> list[Node]:
-        if self.kind in ("module_list", "module_dict") and self.order:
+        if self.container.forward == "chain" and self.order:
             by_name = {n.name: n for n in self.nodes}
             return [by_name[name] for name in self.order]
         return list(self.nodes)

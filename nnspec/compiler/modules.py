@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nnspec.catalogue import tensor_ops as ops
+from nnspec import catalogue
 
 
 class Op(nn.Module):
@@ -23,9 +23,12 @@ class Op(nn.Module):
         super().__init__()
         self.op = op
         self.kwargs = kwargs
+        code = catalogue.ops()[op].traits.code
+        assert code is not None
+        self.run = code.apply
 
     def forward(self, *inputs: Any) -> Any:
-        return ops.apply(self.op, inputs, self.kwargs)
+        return self.run(*inputs, **self.kwargs)
 
     def extra_repr(self) -> str:
         return ", ".join([self.op, *(f"{k}={v!r}" for k, v in self.kwargs.items())])

@@ -286,7 +286,7 @@ class _Resolver:
         for pname, param in entry.params.items():
             if param.inferred and pname not in values:  # Transformer's d_model too
                 values[pname] = AUTO
-        if call.name in catalogue.BATCH_FIRST and values.get("batch_first") is not True:
+        if entry.traits.batch_first and values.get("batch_first") is not True:
             self.error(call.source, call.source.path,
                        f"{call.name} must be given batch_first: true",
                        "nnspec tensors put the batch dimension first; without it torch would "

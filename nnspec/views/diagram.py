@@ -17,10 +17,6 @@ from dataclasses import dataclass, field
 from nnspec.compiler.ir import Graph, Net, Node, show
 
 FORMATS = ("mermaid", "dot", "svg")
-_CONTAINER_TYPES = {
-    "sequential": "Sequential", "ordered": "Sequential", "module_list": "ModuleList",
-    "module_dict": "ModuleDict", "graph": "Graph",
-}
 
 
 @dataclass(frozen=True)
@@ -109,7 +105,7 @@ class _Builder:
         name = prefix + node.name
         body = node.body
         if isinstance(body, Net):
-            kind = body.block or _CONTAINER_TYPES[body.kind]
+            kind = body.block or body.container.type
             inner = Cluster(self.next_id("c"), f"{name}: {kind}")
             cluster.items.append(inner)
             return [(src, False) for src, _ in self.net(body, name + ".", inner, incoming)]

@@ -167,9 +167,7 @@ def _item(node: Node, parent: Net) -> Any:
 
 def _ordered_args(layer: Layer) -> dict[str, Any]:
     """Arguments in the order of torch's signature, so in_channels comes first again."""
-    entry = catalogue.callables().get(layer.op)
-    order = list(entry.params) if entry else []
-    keys = sorted(layer.kwargs, key=lambda k: order.index(k) if k in order else len(order))
+    keys = catalogue.in_signature_order(layer.op, layer.kwargs)
     return {k: layer.kwargs[k] for k in keys}
 
 

@@ -25,15 +25,12 @@ from dataclasses import dataclass
 from math import prod
 from typing import TYPE_CHECKING
 
+from nnspec import catalogue
 from nnspec.compiler.ir import Graph, Layer, Net, Node, TensorInfo, Value, show
 
 if TYPE_CHECKING:
     from torch import nn
 
-_CONTAINER_TYPES = {
-    "sequential": "Sequential", "ordered": "Sequential", "module_list": "ModuleList",
-    "module_dict": "ModuleDict", "graph": "Graph",
-}
 
 
 @dataclass(frozen=True)
@@ -100,7 +97,7 @@ def _node_rows(node: Node, name: str, depth: int) -> Iterator[Row]:
     if isinstance(body, Net):
         children = list(_net_rows(body, name + ".", depth + 1))
         direct = [row for row in children if not row.container]
-        kind = body.block or _CONTAINER_TYPES[body.kind]
+        kind = body.block or body.container.type
         yield Row(name, depth, kind, show(node.out),
                   sum(r.params for r in direct), sum(r.trainable for r in direct),
                   sum(r.macs for r in direct), sum(r.param_bytes for r in direct), True)
@@ -134,9 +131,7 @@ def _meta_module(layer: Layer) -> nn.Module:
 
 def module_macs(module: nn.Module, out_shape: tuple[int, ...]) -> int:
     """torchinfo's multiply-accumulates of one module for one sample of ``out_shape``."""
-    from torch import nn
-
-    if isinstance(module, nn.MultiheadAttention):
+    if not _counts_macs(type(module)):
         return 0  # weights applied functionally: torchinfo never sees a leaf run
     children = list(module.children())
     if children:
@@ -151,6 +146,15 @@ def module_macs(module: nn.Module, out_shape: tuple[int, ...]) -> int:
         elif "weight" in pname or "bias" in pname:
             total += count * prod(size[:2])
     return total
+
+
+def _counts_macs(cls: type) -> bool:
+    """The catalogue's word on a module class (or the layer it derives from) for MACs."""
+    entries = catalogue.layers()
+    for base in cls.__mro__:
+        if base.__name__ in entries:
+            return entries[base.__name__].traits.macs
+    return True
 
 
 def _first_shape(value: Value | None) -> tuple[int, ...]:

@@ -3,8 +3,8 @@
 The module it writes defines the same model the builder makes (same children, same state_dict
 keys, same forward), as a person would write it: a class per block or container with a forward
 (see ``plan``), layers with their resolved arguments as keywords, graph forwards line by line
-from ``tensor_ops.source``.  Names are checked and values go through ``repr`` (``names``); the
-result is parsed back and checked (``safety``) before it is returned.
+from each op's catalogue entry (``OpCode.source``).  Names are checked and values go through
+``repr`` (``names``); the result is parsed back and checked (``safety``) before it is returned.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import PurePath
 from typing import Any
 
 from nnspec import catalogue, plugins
-from nnspec.catalogue import tensor_ops as ops
+from nnspec.catalogue.tensor_ops import OpCode
 from nnspec.compiler.emit.format import (
     INDENT,
     LINE_LENGTH,
@@ -43,8 +43,6 @@ from nnspec.compiler.emit.safety import check_source
 from nnspec.compiler.ir import Graph, Layer, Net, Node, Value
 
 AMBIGUOUS = frozenset({"l", "O", "I"})  # pycodestyle E741: not as local variable names
-BASES = {"sequential": "nn.Sequential", "ordered": "nn.Sequential", "graph": "nn.Module",
-         "module_list": "nn.ModuleList", "module_dict": "nn.ModuleDict"}
 
 
 def emit(graph: Graph) -> str:
@@ -127,11 +125,11 @@ class _Writer:
 
     def render(self) -> str:
         net = self.cls.net
-        lines = [f"class {self.cls.name}({BASES[net.kind]}):", *self.docstring(), ""]
+        lines = [f"class {self.cls.name}(nn.{net.container.base}):", *self.docstring(), ""]
         lines += self.init(net)
-        if net.kind in ("module_list", "module_dict"):
+        if net.container.forward == "chain":
             lines += ["", *self.chain_forward(net)]
-        elif net.kind == "graph":
+        elif net.container.forward == "graph":
             lines += ["", *self.graph_forward(net)]
         return "\n".join(lines)
 
@@ -264,12 +262,11 @@ class _Writer:
     def step(self, node: Node, target: str, args: list[str]) -> list[str]:
         body = node.body
         if isinstance(body, Layer) and body.kind == "op":
-            if body.op not in ops.FUNCTIONS:
-                raise ValueError(f"cannot emit unknown op {body.op!r}")
             kwargs = {k: _Code(literal(v)) for k, v in body.kwargs.items()}  # hardened repr
-            return statement(from_source(ops.source(body.op, args, kwargs)), 2, f"{target} = ")
-        if isinstance(body, Layer) and body.op == "MultiheadAttention" and len(args) == 1:
-            args = args * 3  # self-attention, as the builder calls it
+            code = _op_code(body.op).write(args, kwargs)
+            return statement(from_source(code), 2, f"{target} = ")
+        if isinstance(body, Layer) and len(args) == 1:  # one input standing for several
+            args = args * catalogue.layers()[body.op].traits.repeat_input
         return statement(call(f"self.{node.name}", *map(Atom, args)), 2, f"{target} = ")
 
 
@@ -303,7 +300,7 @@ def _inputs_text(graph: Graph) -> str:
 
 
 class _Code(str):
-    """Source text that ``ops.source`` writes as is (its arguments go through repr)."""
+    """Source text that ``OpCode.source`` writes as is (its arguments go through repr)."""
 
     __slots__ = ()
 
@@ -311,15 +308,22 @@ class _Code(str):
         return str(self)
 
 
+def _op_code(op: str) -> OpCode:
+    entry = catalogue.ops().get(op)
+    if entry is None or entry.traits.code is None:
+        raise ValueError(f"cannot emit unknown op {op!r}")
+    return entry.traits.code
+
+
 def _helper_class(op: str, name: str) -> str:
     """A tensor op as a module, for ops that sit inside sequential containers."""
-    info = catalogue.OPS[op]
-    required = [p for p in info.params if p in info.required]
-    optional = [p for p in info.params if p not in info.required]
-    params = [Atom("self"), *(Atom(f"{p}: {_schema_type(info.params[p]['schema'])}")
+    info, code = catalogue.ops()[op], _op_code(op)
+    required = [p for p in info.params.values() if p.required]
+    optional = [p for p in info.params.values() if not p.required]
+    params = [Atom("self"), *(Atom(f"{p.name}: {_schema_type(dict(p.schema))}")
                               for p in required),
-              *(Atom(f"{p}: {_schema_type(info.params[p]['schema'])} = "
-                     f"{literal(info.params[p]['default'])}") for p in optional)]
+              *(Atom(f"{p.name}: {_schema_type(dict(p.schema))} = {literal(p.default)}")
+                for p in optional)]
     lines = [f"class {name}(nn.Module):",
              f'{INDENT}"""The {op} op as a module, so that it can sit in a container."""', ""]
     if len(params) > 1:
@@ -327,11 +331,9 @@ def _helper_class(op: str, name: str) -> str:
         lines += [f"{INDENT * 2}super().__init__()"]
         lines += [f"{INDENT * 2}self.{p} = {p}" for p in info.params]
         lines.append("")
-    code = ops.source(op, ["x"], {p: _Code(f"self.{p}") for p in info.params})
-    x_type = "tuple[Any, ...]" if op == "getitem" else "torch.Tensor"
-    result = "Any" if op == "getitem" else "torch.Tensor"
-    lines += [f"{INDENT}def forward(self, x: {x_type}) -> {result}:",
-              f"{INDENT * 2}return {code}"]
+    line = code.write(["x"], {p: _Code(f"self.{p}") for p in info.params})
+    lines += [f"{INDENT}def forward(self, x: {code.takes}) -> {code.gives}:",
+              f"{INDENT * 2}return {line}"]
     return "\n".join(lines)
 
 

@@ -27,7 +27,7 @@ CALL = "()"
 
 
 def needs_class(net: Net) -> bool:
-    return net.block is not None or net.kind in ("graph", "module_list", "module_dict")
+    return net.block is not None or net.container.forward is not None
 
 
 @dataclass
@@ -132,9 +132,7 @@ def _parameter_name(positions: list[Pos]) -> str:
 
 def ordered_keys(layer: Layer) -> list[str]:
     """A layer's argument names in the order of its signature (in_channels first again)."""
-    entry = catalogue.callables().get(layer.op)
-    params = list(entry.params) if entry else []
-    return sorted(layer.kwargs, key=lambda k: params.index(k) if k in params else len(params))
+    return catalogue.in_signature_order(layer.op, layer.kwargs)
 
 
 def _identity(value: Any) -> tuple[str, str]:
@@ -171,7 +169,7 @@ def _chained_ops(net: Net) -> set[str]:
         if isinstance(body, Net):
             found |= _chained_ops(body)
         elif body.kind == "op" and net.chained:
-            if body.op not in catalogue.OPS:
+            if body.op not in catalogue.ops():
                 raise ValueError(f"cannot emit unknown op {body.op!r}")
             found.add(body.op)
     return found

@@ -11,11 +11,15 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterable, Mapping
 
+from nnspec import catalogue
+from nnspec.compiler.ir import CONTAINERS
+
 IMPORTS = {("collections", "OrderedDict"), ("typing", "Any"), ("torch", "nn")}
-BASES = {"Module", "Sequential", "ModuleList", "ModuleDict"}
+BASES = {"Module", *(kind.base for kind in CONTAINERS.values())}
 METHODS = {"__init__", "forward"}
-# Tensor methods that ops.source writes (x.reshape(...), x.mean(...), ...).
-TENSOR_METHODS = {"reshape", "permute", "transpose", "mean"}
+# Tensor methods that the ops' code writes (x.reshape(...), x.mean(...), ...).
+TENSOR_METHODS = {method for entry in catalogue.ops().values() if entry.traits.code
+                  for method in entry.traits.code.methods}
 GLOBALS = {"torch", "nn", "OrderedDict", "Any", "super", "self", "tuple", "int", "float", "bool",
            "str"}
 NODES = (ast.Module, ast.Expr, ast.Constant, ast.Import, ast.ImportFrom, ast.alias,

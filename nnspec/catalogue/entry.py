@@ -1,0 +1,70 @@
+"""The record every catalogue name is: its signature, and what the passes need to know about it.
+
+An ``Entry`` holds the arguments (``Param``, with the part of the input shape that supplies an
+inferred one) and ``Traits``: what a signature cannot say.  Every pass reads the traits instead
+of naming a layer: the resolver (input counts, batch_first), the shape pass (``check`` then
+``shape``), the builder and the emitter (``repeat_input``, an op's ``code``), the emit safety check
+(``code.methods``) and the summary (``macs``).  Traits default to "a layer that torch runs on the
+meta device", so a layer torch's signature describes fully needs no traits at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nnspec.catalogue.shape_rules import Check, ShapeRule
+    from nnspec.catalogue.tensor_ops import OpCode
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    schema: Mapping[str, Any]
+    required: bool
+    default: Any = None
+    inferred: str | None = None  # an INFERRED_ARGS rule, when the shape supplies it
+
+
+@dataclass(frozen=True)
+class Traits:
+    """What a layer's or op's signature cannot say; every field has the plain layer's default."""
+
+    inputs: tuple[int, int] = (1, 1)  # how many tensors forward takes: at least, at most
+    repeat_input: int = 1  # one input stands for this many (MultiheadAttention: q = k = v)
+    batch_first: bool = False  # reads the sequence first unless batch_first is set
+    check: Check | None = None  # refuses an input torch would misread (a rank, the batch)
+    shape: ShapeRule | None = None  # the output by a formula; None: torch runs it on meta
+    token_ids: bool = False  # takes integer ids (Embedding), so a float input gets that hint
+    macs: bool = True  # counts its weights as torchinfo does; False: applied functionally
+    mismatch_hint: Callable[[str, Any, tuple[int, ...]], str | None] | None = None
+    code: OpCode | None = None  # ops: how they run, trace and are written as Python
+    hint: str | None = None  # ops: what to do when torch refuses the inputs
+
+
+PLAIN = Traits()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One named thing a spec may use: a layer, op, loss, optimizer, initializer, ..."""
+
+    name: str
+    kind: str
+    doc: str
+    params: Mapping[str, Param]
+    traits: Traits = field(default=PLAIN)
+
+    @property
+    def required(self) -> list[str]:
+        return [p.name for p in self.params.values() if p.required and not p.inferred]
+
+    @property
+    def min_inputs(self) -> int:
+        return self.traits.inputs[0]
+
+    @property
+    def max_inputs(self) -> int:
+        return self.traits.inputs[1]

@@ -1,0 +1,84 @@
+"""What torch's signatures cannot say about its layers: one ``Traits`` per layer that needs any.
+
+A layer's arguments come from ``torch_api.json``; this table adds, for a layer name, how many
+inputs it takes, which check and shape rule the shape pass applies (``shape_rules``), and the
+few facts the builder, emitter and summary need.  A layer not listed here is run by torch on the
+meta device and takes one input.  Adding a layer that needs a rule is adding one line here.
+"""
+
+from __future__ import annotations
+
+from nnspec.catalogue import shape_rules as rules
+from nnspec.catalogue.entry import Traits
+
+# Arguments that follow from the incoming per-sample shape -> which part of it.
+#   "channels": the first dimension of one sample (C of C,H,W or C,L)
+#   "features": the last dimension of one sample
+#   "features2": the last dimension of the second input (Bilinear)
+INFERRED_ARGS: dict[str, str] = {
+    "in_channels": "channels",
+    "num_features": "channels",
+    "num_channels": "channels",
+    "in_features": "features",
+    "in1_features": "features",
+    "in2_features": "features2",
+    "normalized_shape": "features",
+    "embed_dim": "features",
+    "d_model": "features",
+    "input_size": "features",
+}
+
+_SAME = Traits(shape=rules.same_shape())
+_TWO = Traits(inputs=(2, 2))
+_SEQUENCE = Traits(batch_first=True, check=rules.sequence_rank)
+_SEQUENCE_PAIR = Traits(inputs=(2, 2), batch_first=True, check=rules.sequence_rank)
+
+
+def _same(*ranks: int) -> Traits:
+    return Traits(shape=rules.same_shape(ranks))
+
+
+def _conv(dims: int) -> Traits:
+    return Traits(check=rules.conv_rank(dims), shape=rules.conv(dims))
+
+
+def _pool(dims: int) -> Traits:
+    return Traits(check=rules.spatial_rank(dims), shape=rules.pool(dims))
+
+
+def _adaptive(dims: int) -> Traits:
+    return Traits(check=rules.spatial_rank(dims), shape=rules.adaptive_pool(dims))
+
+
+LAYERS: dict[str, Traits] = {
+    **dict.fromkeys(
+        ("CELU", "ELU", "GELU", "Hardshrink", "Hardsigmoid", "Hardswish", "Hardtanh", "LeakyReLU",
+         "LogSigmoid", "Mish", "PReLU", "RReLU", "ReLU", "ReLU6", "SELU", "SiLU", "Sigmoid",
+         "Softplus", "Softshrink", "Softsign", "Tanh", "Tanhshrink", "Threshold", "Identity",
+         "Dropout", "AlphaDropout", "FeatureAlphaDropout", "LayerNorm", "RMSNorm"), _SAME),
+    "BatchNorm1d": _same(1, 2), "BatchNorm2d": _same(3), "BatchNorm3d": _same(4),
+    "InstanceNorm1d": _same(2), "InstanceNorm2d": _same(3), "InstanceNorm3d": _same(4),
+    "Dropout1d": _same(2), "Dropout2d": _same(3), "Dropout3d": _same(4),
+    **{f"{kind}{d}d": _conv(d) for kind in ("Conv", "ConvTranspose") for d in (1, 2, 3)},
+    **{f"{kind}Pool{d}d": _pool(d) for kind in ("Max", "Avg") for d in (1, 2, 3)},
+    **{f"Adaptive{kind}Pool{d}d": _adaptive(d) for kind in ("Max", "Avg") for d in (1, 2, 3)},
+    "FractionalMaxPool2d": Traits(check=rules.spatial_rank(2)),
+    "FractionalMaxPool3d": Traits(check=rules.spatial_rank(3)),
+    "Linear": Traits(shape=rules.linear, mismatch_hint=rules.flatten_hint),
+    "Flatten": Traits(shape=rules.flatten),
+    "Bilinear": _TWO, "CosineSimilarity": _TWO, "PairwiseDistance": _TWO,
+    "MaxUnpool1d": _TWO, "MaxUnpool2d": _TWO, "MaxUnpool3d": _TWO,
+    "RNN": _SEQUENCE, "LSTM": _SEQUENCE, "GRU": _SEQUENCE, "TransformerEncoderLayer": _SEQUENCE,
+    "TransformerDecoderLayer": _SEQUENCE_PAIR, "Transformer": _SEQUENCE_PAIR,
+    # one input is self-attention (query = key = value); its projection weights are applied
+    # functionally, so torchinfo (and the summary) count no MACs for them
+    "MultiheadAttention": Traits(inputs=(1, 3), repeat_input=3, batch_first=True,
+                                 check=rules.sequence_rank, macs=False),
+    "Softmax": Traits(check=rules.explicit_dim), "LogSoftmax": Traits(check=rules.explicit_dim),
+    "Softmin": Traits(check=rules.explicit_dim),
+    "Softmax2d": Traits(check=rules.sample_rank(3)), "Fold": Traits(check=rules.sample_rank(2)),
+    "Unfold": Traits(check=rules.sample_rank(3)),
+    "PixelShuffle": Traits(check=rules.sample_rank(3, at_least=True)),
+    "PixelUnshuffle": Traits(check=rules.sample_rank(3, at_least=True)),
+    "Embedding": Traits(token_ids=True), "EmbeddingBag": Traits(token_ids=True),
+}

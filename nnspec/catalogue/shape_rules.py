@@ -1,0 +1,360 @@
+"""Shape rules and input checks, by family; catalogue entries name them in their ``Traits``.
+
+A ``Check`` refuses an input torch would take but misread (a sample of a rank torch treats as
+unbatched, reading nnspec's batch dimension as channels or as the sequence; an op along the batch):
+it returns a message and a hint.  A ``ShapeRule`` gives the output by torch's documented formula
+instead of running the layer on the meta device, whose element-wise, normalisation and
+convolution kernels cost up to a second of imports on first use; it returns ``NO_RULE`` for
+anything unusual, so that torch itself has the last word, or raises ``ShapeProblem``.
+
+Values are the compiler's ``TensorInfo`` (one sample's shape and dtype) or tuples of them; this
+module only reads them and makes new ones with ``dataclasses.replace``, so it imports neither the
+compiler nor torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nnspec.compiler.ir import TensorInfo
+
+NO_RULE: Any = object()
+Problem = tuple[str, str | None]
+Check = Callable[[str, dict[str, Any], list[Any], list[str]], Problem | None]
+ShapeRule = Callable[[str, dict[str, Any], list[Any], list[str]], Any]
+
+BATCH = 3  # an odd batch: a sample dimension of 2 (directions, pairs) is not taken for it
+_SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
+_SAMPLE = {1: "C", 2: "C, L", 3: "C, H, W", 4: "C, D, H, W"}
+BATCH_HINT = "dimensions count the batch as 0, so one sample's first dimension is 1"
+
+
+class ShapeProblem(Exception):
+    """An input a rule knows torch refuses: the message and a hint, located by the shape pass."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message, self.hint = message, hint
+
+
+def product(sizes: Iterable[int]) -> int:
+    out = 1
+    for size in sizes:
+        out *= size
+    return out
+
+
+def _floating(value: TensorInfo) -> bool:
+    return value.dtype.startswith(("float", "bfloat"))
+
+
+def _per_dim(kwargs: dict[str, Any], name: str, default: Any, dims: int) -> list[Any]:
+    raw = kwargs.get(name, default)
+    return list(raw) if isinstance(raw, list | tuple) else [raw] * dims
+
+
+def _at_least(low: int, *values: Iterable[Any]) -> bool:
+    """Every value an integer >= low (the checker says so already; the rules guard it)."""
+    return all(isinstance(v, int) and v >= low for group in values for v in group)
+
+
+# -- shape rules for layers (one input) -------------------------------------------------------
+
+def same_shape(ranks: tuple[int, ...] | None = None) -> ShapeRule:
+    """Element-wise and normalisation layers: same shape out, if the rank is one they take."""
+
+    def rule(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: list[str]) -> Any:
+        value = inputs[0]
+        if not _floating(value):
+            return NO_RULE
+        if ranks is not None and len(value.shape) not in ranks:
+            want = " or ".join(f"[N, {_SAMPLE[r]}]" for r in ranks)
+            raise ShapeProblem(f"{name} expects a {want} input, receives {value} from "
+                               f"{sources[0]}", "check the layer's dimension (1d, 2d, 3d) "
+                               "against the data")
+        return value
+
+    return rule
+
+
+def pool(dims: int) -> ShapeRule:
+    """torch's output-size formula for MaxPool/AvgPool (see their documentation)."""
+
+    def rule(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: list[str]) -> Any:
+        value = inputs[0]
+        kernel = _per_dim(kwargs, "kernel_size", None, dims)
+        stride = kernel if kwargs.get("stride") is None else _per_dim(kwargs, "stride", 1, dims)
+        padding, dilation = _per_dim(kwargs, "padding", 0, dims), _per_dim(kwargs, "dilation",
+                                                                            1, dims)
+        if not (_at_least(1, kernel, stride, dilation) and _at_least(0, padding)):
+            return NO_RULE
+        sizes = []
+        for length, k, s, p, d in zip(value.shape[-dims:], kernel, stride, padding, dilation,
+                                      strict=False):
+            span = length + 2 * p - d * (k - 1) - 1
+            out = (-(-span // s) if kwargs.get("ceil_mode") else span // s) + 1
+            if kwargs.get("ceil_mode") and (out - 1) * s >= length + p:
+                out -= 1
+            if out < 1 or p > k // 2:
+                return NO_RULE  # let torch itself say what is wrong
+            sizes.append(out)
+        return replace(value, shape=(*value.shape[:-dims], *sizes))
+
+    return rule
+
+
+def conv(dims: int) -> ShapeRule:
+    """torch's output-size formulas for Conv and ConvTranspose (their documentation).
+
+    Anything unusual (another rank, a channel mismatch, a window larger than the input) is left
+    to torch on the meta device, so that its own message reports it.
+    """
+
+    def rule(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: list[str]) -> Any:
+        value = inputs[0]
+        shape = value.shape
+        if len(shape) != dims + 1 or shape[0] != kwargs.get("in_channels") or \
+                not _floating(value):
+            return NO_RULE
+        kernel, stride, dilation = (_per_dim(kwargs, "kernel_size", 1, dims),
+                                    _per_dim(kwargs, "stride", 1, dims),
+                                    _per_dim(kwargs, "dilation", 1, dims))
+        if not _at_least(1, kernel, stride, dilation):
+            return NO_RULE
+        padding = kwargs.get("padding", 0)
+        transposed = name.startswith("ConvTranspose")
+        if transposed and isinstance(padding, str):
+            return NO_RULE  # torch refuses string padding in the forward
+        if padding == "same":
+            return replace(value, shape=(kwargs["out_channels"], *shape[1:]))
+        pads = [0] * dims if padding == "valid" else _per_dim(kwargs, "padding", 0, dims)
+        extra = _per_dim(kwargs, "output_padding", 0, dims)
+        if not _at_least(0, pads, extra):
+            return NO_RULE
+        sizes = []
+        for length, k, s, p, d, o in zip(shape[1:], kernel, stride, pads, dilation, extra,
+                                         strict=True):
+            span = d * (k - 1)
+            out = ((length - 1) * s - 2 * p + span + o + 1 if transposed
+                   else (length + 2 * p - span - 1) // s + 1)
+            if out < 1 or (transposed and o >= max(s, d)):
+                return NO_RULE
+            sizes.append(out)
+        return replace(value, shape=(kwargs["out_channels"], *sizes))
+
+    return rule
+
+
+def adaptive_pool(dims: int) -> ShapeRule:
+    """(C, *output_size), None keeping a dimension; the rank is checked before."""
+
+    def rule(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: list[str]) -> Any:
+        value = inputs[0]
+        sizes = _per_dim(kwargs, "output_size", None, dims)
+        spatial = value.shape[-dims:]
+        out = tuple(s if want is None else want for s, want in zip(spatial, sizes, strict=False))
+        return replace(value, shape=(*value.shape[:-dims], *out))
+
+    return rule
+
+
+def linear(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: list[str]) -> Any:
+    value = inputs[0]
+    if not value.shape or not _floating(value):
+        return NO_RULE
+    return replace(value, shape=(*value.shape[:-1], kwargs["out_features"]))
+
+
+def flatten(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: list[str]) -> Any:
+    value = inputs[0]
+    full = (BATCH, *value.shape)
+    rank = len(full)
+    start, end = kwargs.get("start_dim", 1), kwargs.get("end_dim", -1)
+    start, end = start % rank if rank else 0, end % rank if rank else 0
+    if not 0 < start <= end < rank:
+        return NO_RULE  # flattening the batch, or a bad range: torch decides
+    merged = product(full[start:end + 1])
+    return replace(value, shape=(*full[1:start], merged, *full[end + 1:]))
+
+
+def flatten_hint(name: str, given: Any, shape: tuple[int, ...]) -> str | None:
+    """Linear given a sample of several dimensions: it applies to the last one; say Flatten."""
+    if len(shape) <= 1:
+        return None
+    flat = product(shape)
+    return (f"add a Flatten before it (it gives [N, {flat}]"
+            + (f", which matches {name}={given}" if flat == given else "")
+            + f"), or set {name}: {shape[-1]} to apply it to the last dimension")
+
+
+# -- checks: a rank torch would misread --------------------------------------------------------
+
+def conv_rank(dims: int) -> Check:
+    def check(name: str, kwargs: dict[str, Any], inputs: list[Any],
+              sources: list[str]) -> Problem | None:
+        value, rank = inputs[0], len(inputs[0].shape)
+        if rank == dims + 1:
+            return None
+        hint = (f"add a channel dimension first, e.g. {{reshape: [1, "
+                f"{', '.join(map(str, value.shape))}]}}" if rank == dims and rank else
+                "Conv1d takes [N, C, L], Conv2d [N, C, H, W], Conv3d [N, C, D, H, W]: use "
+                "the one that matches the data, or reshape it")
+        return (f"{name} expects a [N, C, {_SPATIAL[dims]}] input, receives {value} from "
+                f"{sources[0]}", hint)
+
+    return check
+
+
+def spatial_rank(dims: int) -> Check:
+    """Pools: ``dims`` spatial dimensions, with or without the channels before them."""
+
+    def check(name: str, kwargs: dict[str, Any], inputs: list[Any],
+              sources: list[str]) -> Problem | None:
+        if len(inputs[0].shape) in (dims, dims + 1):
+            return None
+        return (f"{name} expects {dims} spatial dimensions after the channels, receives "
+                f"{inputs[0]} from {sources[0]}",
+                "check the layer's dimension (1d, 2d, 3d) against the data")
+
+    return check
+
+
+def sequence_rank(name: str, kwargs: dict[str, Any], inputs: list[Any],
+                  sources: list[str]) -> Problem | None:
+    """Recurrent and attention layers read [N, L, features] (batch_first)."""
+    for info, src in zip(inputs, sources, strict=False):
+        if len(info.shape) != 2:
+            hint = (f"give each sample a sequence dimension, e.g. {{reshape: [1, "
+                    f"{info.shape[0]}]}} for a sequence of one" if len(info.shape) == 1
+                    else "reshape or flatten it to [N, L, features]")
+            return (f"{name} expects a [N, L, features] input (batch_first), receives {info} "
+                    f"from {src}", hint)
+    return None
+
+
+def explicit_dim(name: str, kwargs: dict[str, Any], inputs: list[Any],
+                 sources: list[str]) -> Problem | None:
+    """Softmax and kin without ``dim``: torch picks one that may be the batch."""
+    if kwargs.get("dim") is None and len(inputs[0].shape) in (0, 2):
+        return (f"{name} without dim would normalise {inputs[0]} from {sources[0]} over the "
+                "batch dimension (torch's implicit choice)",
+                "set dim, counting the batch as 0: e.g. dim: -1 for the last dimension")
+    return None
+
+
+def sample_rank(rank: int, at_least: bool = False) -> Check:
+    """Exactly (or at least) this sample rank: one lower would be read as unbatched."""
+
+    def check(name: str, kwargs: dict[str, Any], inputs: list[Any],
+              sources: list[str]) -> Problem | None:
+        have = len(inputs[0].shape)
+        if have == rank or (at_least and have > rank):
+            return None
+        return (f"{name} expects a [N, {_SAMPLE[rank]}] input, receives {inputs[0]} from "
+                f"{sources[0]}", "reshape the data to that rank first")
+
+    return check
+
+
+# -- checks and rules for ops ------------------------------------------------------------------
+
+def _is_batch(dim: Any, rank: int) -> bool:
+    return isinstance(dim, int) and -rank <= dim < rank and dim % rank == 0
+
+
+def keeps_batch(arg: str, what: str, default: Any = None) -> Check:
+    """An op along ``arg`` (one dim or a list of them) that must not be the batch (0)."""
+
+    def check(name: str, kwargs: dict[str, Any], inputs: list[Any],
+              sources: list[str]) -> Problem | None:
+        value, rank = inputs[0], len(inputs[0].shape) + 1
+        given = kwargs.get(arg, default)
+        dims = given if isinstance(given, list | tuple) else [given]
+        if any(_is_batch(d, rank) for d in dims):
+            return (what.format(name=name, dim=given, value=value, source=sources[0]),
+                    BATCH_HINT)
+        return None
+
+    return check
+
+
+def permutation(arg: str) -> Check:
+    """``dims`` lists every dimension, the batch (0) first and kept there."""
+
+    def check(name: str, kwargs: dict[str, Any], inputs: list[Any],
+              sources: list[str]) -> Problem | None:
+        value, rank = inputs[0], len(inputs[0].shape) + 1
+        dims = list(kwargs[arg])
+        if len(dims) != rank:
+            return (f"{name} {arg} {dims} has {len(dims)} entries, {value} from {sources[0]} "
+                    f"has {rank} dimensions", f"list every dimension, the batch (0) first, "
+                    f"e.g. {[0, *range(rank - 1, 0, -1)]}")
+        if not _is_batch(dims[0], rank):
+            return (f"{name} {arg} {dims} moves the batch dimension 0 of {value} from "
+                    f"{sources[0]}", f"keep 0 first; {BATCH_HINT}")
+        return None
+
+    return check
+
+
+def swap_check(name: str, kwargs: dict[str, Any], inputs: list[Any],
+               sources: list[str]) -> Problem | None:
+    rank = len(inputs[0].shape) + 1
+    if _is_batch(kwargs["dim0"], rank) or _is_batch(kwargs["dim1"], rank):
+        return (f"{name} {kwargs['dim0']}, {kwargs['dim1']} moves the batch dimension 0 of "
+                f"{inputs[0]} from {sources[0]}", BATCH_HINT)
+    return None
+
+
+def reshape_check(name: str, kwargs: dict[str, Any], inputs: list[Any],
+                  sources: list[str]) -> Problem | None:
+    value, shape = inputs[0], list(kwargs["shape"])
+    size, known = product(value.shape), product(s for s in shape if s != -1)
+    fits = size % known == 0 if shape.count(-1) == 1 and known else size == known
+    if shape.count(-1) <= 1 and not fits:
+        return (f"{name} to {shape} needs {known} elements per sample, {value} from "
+                f"{sources[0]} has {size}",
+                "the shape is one sample's, without the batch; -1 infers one dimension")
+    return None
+
+
+def select(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: list[str]) -> Any:
+    """getitem: one part of a tuple of outputs."""
+    value, index = inputs[0], kwargs["index"]
+    if not isinstance(value, tuple) or not -len(value) <= index < len(value):
+        count = len(value) if isinstance(value, tuple) else 1
+        raise ShapeProblem(f"{name} {index}: {sources[0]} returns {count} output(s)",
+                           f"{name} selects one output of a layer that returns several")
+    return value[index]
+
+
+def broadcast(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: list[str]) -> Any:
+    """Element-wise ops: torch's broadcasting and type promotion, without meta kernels."""
+    import torch
+
+    tensors: list[TensorInfo] = [v for v in inputs if not isinstance(v, tuple)]
+    if len(tensors) != len(inputs):
+        raise ValueError("an input is a tuple of outputs; select one with getitem")
+    shape = broadcast_shapes([(BATCH, *t.shape) for t in tensors])
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        promoted = torch.promote_types(getattr(torch, dtype), getattr(torch, t.dtype))
+        dtype = str(promoted).removeprefix("torch.")
+    return replace(tensors[0], shape=tuple(shape[1:]), dtype=dtype)
+
+
+def broadcast_shapes(shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
+    """torch.broadcast_shapes, whose implementation imports sympy (0.3 s) on first use."""
+    rank = max(len(s) for s in shapes)
+    out = []
+    for dim in range(rank):
+        sizes = {s[dim - rank + len(s)] for s in shapes if dim - rank + len(s) >= 0} - {1}
+        if len(sizes) > 1:
+            raise ValueError(f"shapes cannot be broadcast together: sizes {sorted(sizes)} "
+                             f"in dimension {dim}")
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
+
