@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from typing import Any
+from typing import Any, get_args
 
 from nnspec import catalogue
 from nnspec.catalogue import AUTO, Entry
 from nnspec.errors import did_you_mean
-from nnspec.lang.spec import EXPR_PATTERN
+from nnspec.lang.spec import EXPR_PATTERN, Dtype
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
 EXPR = {"type": "string", "pattern": EXPR_PATTERN,
@@ -126,8 +126,7 @@ def _input_schema() -> dict[str, Any]:
              "description": "The shape of one sample, without the batch dimension."}
     tensor = {"type": "object", "required": ["shape"], "additionalProperties": False,
               "properties": {"shape": shape, "dtype": {
-                  "enum": ["float32", "float64", "float16", "bfloat16", "int64", "int32",
-                           "long", "bool"], "description": "Element type."}}}
+                  "enum": list(get_args(Dtype)), "description": "Element type."}}}
     one = {"anyOf": [shape, tensor]}
     return {"description": "The input: one sample's shape ([1, 28, 28]), {shape, dtype}, or a "
                            "mapping of input name to either, for several inputs.",

@@ -24,6 +24,8 @@ ExprStr = Annotated[str, Field(pattern=EXPR_PATTERN)]
 PosInt = Annotated[int, Field(gt=0)]
 PosFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Fraction = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
+# The element types an input may declare: the one table (the schema reads it; "long" is torch's
+# other name for int64, see catalogue.torch_dtype).
 Dtype = Literal["float32", "float64", "float16", "bfloat16", "int64", "int32", "long", "bool"]
 
 
