@@ -25,8 +25,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -215,16 +214,6 @@ def finish(dist: Dist) -> None:
         gc.collect()
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
-
-
-@contextmanager
-def joined(device_name: str) -> Iterator[tuple[Dist, str]]:
-    """``init`` for the length of a run, leaving the process group on the way out."""
-    dist, name = init(device_name)
-    try:
-        yield dist, name
-    finally:
-        finish(dist)
 
 
 def dump_parameters(dist: Dist, model: nn.Module) -> None:

@@ -76,10 +76,6 @@ class SubsetSource(Dataset[Batch]):
 Source = Table | MapSource | SubsetSource
 
 
-def source_len(source: Source) -> int:
-    return len(source)
-
-
 def take(source: Source, index: Tensor) -> Source:
     """Rows ``index`` (a 1-D int64 tensor) of any source."""
     if isinstance(source, Table):
