@@ -151,3 +151,15 @@ def test_broadcast_rule_agrees_with_torch(shapes: list[list[int]]) -> None:
     except ValueError:
         got = None
     assert got == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(shape=st.lists(st.integers(1, 5), min_size=0, max_size=4), data=st.data())
+def test_permute_rule_agrees_with_torch(shape: list[int], data: st.DataObject) -> None:
+    from nnspec.catalogue.shape_rules import permuted
+
+    rest = data.draw(st.permutations(range(1, len(shape) + 1)))
+    dims = [0, *(d - len(shape) - 1 if data.draw(st.booleans()) else d for d in rest)]
+    ruled = permuted("dims")("permute", {"dims": dims}, [TensorInfo(tuple(shape))], ["input"])
+    expected = describe(torch.zeros(BATCH, *shape).permute(*dims))
+    assert ruled == expected

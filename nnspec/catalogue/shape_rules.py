@@ -321,6 +321,23 @@ def reshape_check(name: str, kwargs: dict[str, Any], inputs: list[Any],
     return None
 
 
+def permuted(arg: str) -> ShapeRule:
+    """A permutation of every dimension with the batch (0) kept first: the sizes reordered."""
+
+    def rule(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: list[str]) -> Any:
+        value = inputs[0]
+        full = (BATCH, *value.shape)
+        rank, dims = len(full), list(kwargs[arg])
+        if not all(isinstance(d, int) and -rank <= d < rank for d in dims):
+            return NO_RULE
+        order = [d % rank for d in dims]
+        if sorted(order) != list(range(rank)) or order[0] != 0:
+            return NO_RULE  # a repeated dimension, the batch moved: torch says what is wrong
+        return replace(value, shape=tuple(full[d] for d in order[1:]))
+
+    return rule
+
+
 def select(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: list[str]) -> Any:
     """getitem: one part of a tuple of outputs."""
     value, index = inputs[0], kwargs["index"]

@@ -125,7 +125,7 @@ OPS: dict[str, Entry] = {op.name: op for op in [
         ("dims", _INTS, REQUIRED),
         code=OpCode(_permute,
                     lambda i, a: f"{i[0]}.permute(*{a['dims']!r})", frozenset({"permute"})),
-        check=rules.permutation("dims")),
+        check=rules.permutation("dims"), shape=rules.permuted("dims")),
     _op("transpose", "Swap two dimensions (0 is the batch dimension).",
         ("dim0", _INT, REQUIRED), ("dim1", _INT, REQUIRED),
         code=OpCode(_transpose,

@@ -129,8 +129,10 @@ class _Inferrer:
                 self.fail(node, *problem)
                 return node
         try:
-            if traits.shape is not None:
-                return node.with_(out=traits.shape(layer.op, layer.kwargs, inputs, sources))
+            ruled = traits.shape(layer.op, layer.kwargs, inputs, sources) if traits.shape \
+                else NO_RULE
+            if ruled is not NO_RULE:
+                return node.with_(out=ruled)
             out = code.apply(*[to_meta(v) for v in inputs], **layer.kwargs)
         except ShapeProblem as problem:
             self.fail(node, problem.message, problem.hint)
