@@ -59,11 +59,14 @@ def get(name: str) -> Plugin | None:
 
 
 def layer_class(name: str) -> Any:
-    """The class a layer name builds: a plugin's, else torch.nn's."""
-    from torch import nn
+    """The class a layer name builds: a plugin's, else the catalogue's (torch.nn, torchvision)."""
+    import importlib
 
     plugin = _registry.get(name)
-    return plugin.cls if plugin is not None else getattr(nn, name)
+    if plugin is not None:
+        return plugin.cls
+    entry = catalogue.layers().get(name)
+    return getattr(importlib.import_module(entry.module if entry else "torch.nn"), name)
 
 
 @contextlib.contextmanager

@@ -35,6 +35,7 @@ from tests.parity import (
     small_graph,
 )
 from tests.spec_strategies import specs
+from tests.test_torchvision_ops import VISION
 
 GOLDEN = ROOT / "tests" / "golden" / "emit"
 SPEC_FILES = sorted(SPECS.glob("*.yaml"))
@@ -218,6 +219,7 @@ def test_emitted_code_passes_ruff_check_and_format(tmp_path: Path) -> None:
         for where, text in cases:
             (tmp_path / f"op_{op}_{where}.py").write_text(emit(nnspec.infer(text)))
     (tmp_path / "nested.py").write_text(emit(nnspec.infer(NESTED)))
+    (tmp_path / "vision.py").write_text(emit(nnspec.infer(VISION)))
     for name, text in LONG_SPECS.items():
         (tmp_path / f"{name.replace('-', '_')}.py").write_text(emit(nnspec.infer(text)))
     for number, spec in enumerate(_specs_far_away(tmp_path / "far")):

@@ -82,15 +82,17 @@ def inferred_rule(param: str) -> str | None:
 
 
 def _entry(kind: str, name: str, info: dict[str, Any]) -> Entry:
-    layer = kind == "layer"
-    params = {pname: Param(pname, p["schema"], "default" not in p, p.get("default"),
-                           inferred_rule(pname) if layer else None)
-              for pname, p in info["params"].items()}
-    if not layer:
+    if kind != "layer":
+        params = {pname: Param(pname, p["schema"], "default" not in p, p.get("default"))
+                  for pname, p in info["params"].items()}
         return Entry(name, kind, info["doc"], params)
     from nnspec.catalogue.layer_traits import LAYERS
 
-    return Entry(name, kind, info["doc"], params, LAYERS.get(name, PLAIN))
+    traits = LAYERS.get(name, PLAIN)
+    params = {pname: Param(pname, p["schema"], "default" not in p, p.get("default"),
+                           traits.inferred.get(pname) or inferred_rule(pname))
+              for pname, p in info["params"].items()}
+    return Entry(name, kind, info["doc"], params, traits, info.get("module", "torch.nn"))
 
 
 @cache

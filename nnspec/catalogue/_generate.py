@@ -64,6 +64,7 @@ OVERRIDES: dict[str, dict[str, tuple[dict[str, Any], Any]]] = {
     "Unflatten": {"unflattened_size": (INTS, REQUIRED)},
     "PReLU": {"init": (NUM, 0.25)},
     "Normalize": {"mean": (NUMS, REQUIRED), "std": (NUMS, REQUIRED)},
+    "StochasticDepth": {"mode": ({"enum": ["batch", "row"]}, REQUIRED)},
     "ToDtype": {"dtype": ({"enum": ["float32", "float64", "float16", "bfloat16", "uint8",
                                     "int64", "int32"]}, "float32")},
 }
@@ -76,6 +77,25 @@ LAYER_EXCLUDE = {
     "ParameterDict", "DataParallel", "RNNBase", "RNNCellBase", "AdaptiveLogSoftmaxWithLoss",
     "CrossMapLRN2d", "NLLLoss2d", "TransformerEncoder", "TransformerDecoder",
     "LinearCrossEntropyLoss", "SyncBatchNorm",
+}
+
+# torchvision.ops layers a spec may name (by class name; torch.nn's wins a clash).  The others
+# take boxes, offsets or dicts of feature maps, which a spec's tensors cannot be.
+VISION_EXCLUDE = {"DeformConv2d", "FeaturePyramidNetwork", "MultiScaleRoIAlign", "PSRoIAlign",
+                  "PSRoIPool", "RoIAlign", "RoIPool"}
+VISION_MODULE = "torchvision.ops"
+# Arguments that take a class or a callable (the norm or activation to build): not expressible
+# in a spec, so left at torchvision's defaults.
+VISION_SKIP = SKIP_ARGS | {"norm_layer", "activation_layer", "activation", "scale_activation"}
+# Where the class's docstring only points elsewhere.
+DOCS = {
+    "DropBlock2d": "DropBlock (Ghiasi et al., 2018): zeroes contiguous block_size x block_size "
+                   "regions of each feature map while training; identity in eval mode.",
+    "DropBlock3d": "DropBlock (Ghiasi et al., 2018) on volumes: zeroes contiguous cubes of each "
+                   "feature map while training; identity in eval mode.",
+    "StochasticDepth": "Stochastic depth (Huang et al., 2016): zeroes the input with probability "
+                       "p, per sample (mode: row) or for the whole batch (mode: batch), while "
+                       "training, scaling the rest by 1 / (1 - p); put it on a residual branch.",
 }
 
 
@@ -193,7 +213,7 @@ def describe(name: str, cls: Any, skip: set[str] = SKIP_ARGS) -> dict[str, Any]:
             params[extra] = {"schema": schema} | ({} if default == REQUIRED else
                                                   {"default": default})
     doc = (inspect.getdoc(cls) or "").strip().split("\n\n")[0].replace("\n", " ")
-    return {"doc": re.sub(r"\s+", " ", doc)[:300], "params": params}
+    return {"doc": DOCS.get(name, re.sub(r"\s+", " ", doc)[:300]), "params": params}
 
 
 def _classes(module: Any, base: type) -> list[str]:
@@ -207,6 +227,7 @@ def generate() -> dict[str, Any]:
     import torchvision
     from torch import nn, optim
     from torch.optim import lr_scheduler
+    from torchvision import ops
     from torchvision.transforms import v2
 
     modules = _classes(nn, nn.Module)
@@ -227,7 +248,8 @@ def generate() -> dict[str, Any]:
         "torch": torch.__version__.split("+")[0],
         "module_attributes": sorted(n for n in dir(nn.Module) if not n.startswith("__")),
         "torchvision": torchvision.__version__.split("+")[0],
-        "layers": {n: describe(n, getattr(nn, n)) for n in layers},
+        "layers": dict(sorted({**{n: describe(n, getattr(nn, n)) for n in layers},
+                               **_vision_layers(ops, set(modules))}.items())),
         "losses": {n: describe(n, getattr(nn, n)) for n in losses},
         "optimizers": {n: describe(n, getattr(optim, n), skip_optim) for n in optimizers},
         "schedulers": {n: describe(n, getattr(lr_scheduler, n), skip_optim) for n in schedulers},
@@ -235,6 +257,15 @@ def generate() -> dict[str, Any]:
                  for n in inits},
         "transforms": {n: describe(n, getattr(v2, n)) for n in transforms},
     }
+
+
+def _vision_layers(ops: Any, taken: set[str]) -> dict[str, Any]:
+    """torchvision.ops layers, with the module emitted code imports them from."""
+    from torch import nn
+
+    names = [n for n in _classes(ops, nn.Module) if n not in VISION_EXCLUDE and n not in taken]
+    return {n: {**describe(n, getattr(ops, n), VISION_SKIP), "module": VISION_MODULE}
+            for n in names}
 
 
 def render() -> str:

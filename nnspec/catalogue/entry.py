@@ -38,6 +38,7 @@ class Traits:
     check: Check | None = None  # refuses an input torch would misread (a rank, the batch)
     shape: ShapeRule | None = None  # the output by a formula; None: torch runs it on meta
     token_ids: bool = False  # takes integer ids (Embedding), so a float input gets that hint
+    inferred: Mapping[str, str] = field(default_factory=dict)  # INFERRED_ARGS, for this layer
     macs: bool = True  # counts its weights as torchinfo does; False: applied functionally
     mismatch_hint: Callable[[str, Any, tuple[int, ...]], str | None] | None = None
     code: OpCode | None = None  # ops: how they run, trace and are written as Python
@@ -56,6 +57,7 @@ class Entry:
     doc: str
     params: Mapping[str, Param]
     traits: Traits = field(default=PLAIN)
+    module: str = "torch.nn"  # layers: where the class lives (what emitted code imports)
 
     @property
     def required(self) -> list[str]:

@@ -19,6 +19,7 @@ INFERRED_ARGS: dict[str, str] = {
     "in_channels": "channels",
     "num_features": "channels",
     "num_channels": "channels",
+    "input_channels": "channels",
     "in_features": "features",
     "in1_features": "features",
     "in2_features": "features2",
@@ -81,4 +82,6 @@ LAYERS: dict[str, Traits] = {
     "PixelShuffle": Traits(check=rules.sample_rank(3, at_least=True)),
     "PixelUnshuffle": Traits(check=rules.sample_rank(3, at_least=True)),
     "Embedding": Traits(token_ids=True), "EmbeddingBag": Traits(token_ids=True),
+    # torchvision.ops
+    "MLP": Traits(inferred={"in_channels": "features"}),  # Linear layers: the last dimension
 }

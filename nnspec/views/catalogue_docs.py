@@ -59,9 +59,16 @@ def find(name: str) -> tuple[str, Entry]:
                        did_you_mean(name, every) or "run `nnspec layers` for the list")
 
 
+def _doc(entry: Entry) -> str:
+    """The entry's description, saying where a layer comes from when it is not torch.nn."""
+    if entry.kind == "layer" and entry.module != "torch.nn":
+        return f"{entry.doc} (from {entry.module})"
+    return entry.doc
+
+
 def describe_entry(name: str) -> str:
     kind, entry = find(name)
-    lines = [f"{entry.name} ({kind}): {entry.doc}", ""]
+    lines = [f"{entry.name} ({kind}): {_doc(entry)}", ""]
     if not entry.params:
         lines.append("  no arguments")
     for p in entry.params.values():
@@ -92,7 +99,7 @@ def catalogue_markdown() -> str:
                 "| --- | --- | --- |"]
         for name, entry in sorted(entries(kind).items()):
             args = "<br>".join(_param_line(p).replace("|", "\\|") for p in entry.params.values())
-            doc = entry.doc.replace("|", "\\|")
+            doc = _doc(entry).replace("|", "\\|")
             out.append(f"| `{name}` | {args or '—'} | {doc} |")
         out.append("")
     return "\n".join(out)

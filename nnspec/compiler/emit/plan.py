@@ -55,8 +55,8 @@ class Plan:
         for plan in self.classes.values():
             self.parametrise(plan)
         self.helpers = sorted(_chained_ops(graph.root))
-        # custom layers, imported by their class name from their module (nnspec.plugins)
-        self.imported = _plugin_layers(graph.root)
+        # layers outside torch.nn (torchvision.ops, custom layers), imported by class name
+        self.imported = _imported_layers(graph.root)
         self.names = Namer(MODULE_NAMES | set(self.imported))
         self.helper_names: dict[str, str] = {}
         plans = list(self.classes.values())
@@ -149,15 +149,27 @@ def _annotation(values: list[Any]) -> str:
     return ""
 
 
-def _plugin_layers(net: Net) -> dict[str, plugins.Plugin]:
-    """The custom layers a net uses, by name."""
-    found: dict[str, plugins.Plugin] = {}
+@dataclass(frozen=True)
+class Import:
+    """A layer class emitted code imports by name: ``from module import Name``."""
+
+    module: str
+    installed: bool  # a third-party package (isort's second group), else the user's own code
+
+
+def _imported_layers(net: Net) -> dict[str, Import]:
+    """The layers a net uses that live outside torch.nn, by name: custom layers and the
+    catalogue's torchvision.ops layers."""
+    found: dict[str, Import] = {}
     for node in net.nodes:
         body = node.body
         if isinstance(body, Net):
-            found.update(_plugin_layers(body))
+            found.update(_imported_layers(body))
         elif body.kind == "layer" and (plugin := plugins.get(body.op)) is not None:
-            found[body.op] = plugin
+            found[body.op] = Import(plugin.module, plugin.installed)
+        elif body.kind == "layer" and (entry := catalogue.layers().get(body.op)) and \
+                entry.module != "torch.nn":
+            found[body.op] = Import(entry.module, True)
     return found
 
 

@@ -37,8 +37,8 @@ def check_source(text: str, class_names: Iterable[str],
                  imported: Mapping[str, str] | None = None) -> None:
     """Raise EmitCheckError unless ``text`` is the kind of module the emitter writes.
 
-    ``imported`` maps the custom layers the model uses to their modules (nnspec.plugins): the
-    only names beyond torch's that the code may import and call.
+    ``imported`` maps the layers outside torch.nn the model uses (torchvision.ops, custom
+    layers) to their modules: the only names beyond torch's that the code may import and call.
     """
     try:
         tree = ast.parse(text)
