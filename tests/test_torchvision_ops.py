@@ -6,7 +6,9 @@ import types
 from typing import Any
 
 import pytest
+import torch
 from torch import nn
+from torchvision import ops
 
 import nnspec
 from nnspec import catalogue
@@ -14,6 +16,7 @@ from nnspec.catalogue._generate import _vision_layers
 from nnspec.compiler.build import build
 from nnspec.compiler.emit.emitter import emit
 from nnspec.compiler.emit.safety import EmitCheckError, check_source
+from nnspec.compiler.ir import TensorInfo
 from tests.parity import assert_same_model, emitted_module, model_class_name, sample_inputs
 
 VISION = """\
@@ -103,3 +106,21 @@ def test_their_arguments_are_checked_with_located_errors(layer: str, message: st
         nnspec.infer(path)
     problem = info.value.problems[0]
     assert message in problem.message and problem.location.line == 5
+
+
+def test_permute_has_the_permute_op_s_rule_and_check(write_spec: Any) -> None:
+    from nnspec.compiler.shapes import _Inferrer
+    from tests.test_shape_rules import _node
+
+    ruled = _Inferrer().rule(_node("Permute"), "Permute", {"dims": [0, 3, 1, 2]},
+                             [TensorInfo((2, 3, 5))], ["input"])
+    expected = ops.Permute([0, 3, 1, 2])(torch.zeros(3, 2, 3, 5))
+    assert ruled == TensorInfo(tuple(expected.shape[1:]))
+    path = write_spec("nnspec: 1\nname: bad\ninput: [2, 3]\nmodel:\n"
+                      "  - {Permute: {dims: [1, 0, 2]}}\n")
+    with pytest.raises(nnspec.SpecError) as info:
+        nnspec.infer(path)
+    problem = info.value.problems[0]
+    assert problem.message == ("Permute dims [1, 0, 2] moves the batch dimension 0 of "
+                               "[N, 2, 3] from input 'input'")
+    assert problem.location.line == 5

@@ -84,4 +84,5 @@ LAYERS: dict[str, Traits] = {
     "Embedding": Traits(token_ids=True), "EmbeddingBag": Traits(token_ids=True),
     # torchvision.ops
     "MLP": Traits(inferred={"in_channels": "features"}),  # Linear layers: the last dimension
+    "Permute": Traits(check=rules.permutation("dims"), shape=rules.permuted("dims")),
 }
