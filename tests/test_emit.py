@@ -356,6 +356,12 @@ OP_CASES = {
                   ("graph", _spec("[2, 3]", "  graph:\n    t: {transpose: {dim0: 1, dim1: 2}}\n"))],
     "mean": [("sequential", _spec("[2, 3]", "  - {mean: {dim: [1, 2], keepdim: true}}\n")),
              ("graph", _spec("[2, 3]", "  graph:\n    m: {mean: {dim: 1}}\n"))],
+    "chunk": [("sequential", _spec("[4, 6]", "  - {chunk: {chunks: 2, dim: 2}}\n"
+                                             "  - {getitem: {index: 1}}\n")),
+              ("graph", _spec("[4, 6]", "  graph:\n    parts: {chunk: {chunks: 3, dim: 2}}\n"
+                                        "    a: {getitem: {index: 0}, in: parts}\n"
+                                        "    b: {getitem: {index: 2}, in: parts}\n"
+                                        "    both: {add: [a, b]}\n"))],
     "getitem": [("sequential", _spec("[5, 3]", "  - {LSTM: {hidden_size: 4, batch_first: true}}\n"
                                                "  - {getitem: {index: 0}}\n")),
                 ("graph", _spec("[5, 4]", "  graph:\n    attn: {MultiheadAttention: "

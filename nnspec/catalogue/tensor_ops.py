@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import reduce
 from typing import Any
 
@@ -98,6 +98,27 @@ def _mean(x: Any, dim: int | Sequence[int], keepdim: bool = False) -> Any:
     return x.mean(dim=tuple(dim) if isinstance(dim, list | tuple) else dim, keepdim=keepdim)
 
 
+def _chunk(x: Any, chunks: int, dim: int = 1) -> Any:
+    return x.chunk(chunks, dim=dim)
+
+
+def _chunk_shapes(name: str, kwargs: dict[str, Any], inputs: list[Any],
+                  sources: list[str]) -> Any:
+    """torch.chunk's parts: ceil(size / chunks) each, the last smaller, and fewer parts than
+    asked when the size does not need them all (6 in 4 chunks: 2, 2, 2)."""
+    value, chunks, dim = inputs[0], kwargs["chunks"], kwargs.get("dim", 1)
+    full = (rules.BATCH, *value.shape)
+    if not (isinstance(chunks, int) and chunks >= 1 and -len(full) <= dim < len(full)) or \
+            not full[dim]:
+        return rules.NO_RULE  # torch says what is wrong, or what an empty dimension gives
+    dim %= len(full)
+    step = -(-full[dim] // chunks)
+    sizes = [step] * (-(-full[dim] // step))
+    sizes[-1] = full[dim] - step * (len(sizes) - 1)
+    return tuple(replace(value, shape=(*value.shape[:dim - 1], size, *value.shape[dim:]))
+                 for size in sizes)
+
+
 _JOIN_HINT = ("add and mul need equal sizes, or 1, in each dimension; a convolution keeps its "
               "size with stride 1 and padding: kernel_size // 2")
 
@@ -139,6 +160,13 @@ OPS: dict[str, Entry] = {op.name: op for op in [
                     frozenset({"mean"})),
         check=rules.keeps_batch("dim", "{name} over dim {dim} averages {value} from {source} "
                                 "over the batch")),
+    _op("chunk", "Split each sample into `chunks` parts along `dim` (default 1, not the "
+        "batch); select one with getitem.", ("chunks", _INT, REQUIRED), ("dim", _INT, 1),
+        code=OpCode(_chunk, lambda i, a: f"{i[0]}.chunk({a['chunks']!r}, dim={a.get('dim', 1)!r})",
+                    frozenset({"chunk"}), gives="tuple[torch.Tensor, ...]"),
+        check=rules.keeps_batch("dim", "{name} along dim {dim} splits the batch, not samples",
+                                default=1),
+        shape=_chunk_shapes),
     _op("getitem", "Select one output of a layer that returns several (LSTM: 0 = outputs).",
         ("index", _INT, REQUIRED),
         code=OpCode(_getitem, lambda i, a: f"{i[0]}[{a['index']!r}]",
