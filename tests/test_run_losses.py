@@ -12,9 +12,10 @@ from run_fixtures import EXAMPLES, ROOT, example
 
 from nnspec.catalogue import section
 from nnspec.errors import SpecError
+from nnspec.lang.loss_inputs import default_inputs, parse
 from nnspec.lang.spec import Log, Loss
 from nnspec.run import train
-from nnspec.run.losses import DEFAULT_INPUTS, Evaluator, build_loss, parse
+from nnspec.run.losses import Evaluator, build_loss
 
 LOSS_EXAMPLES = sorted(p.name for p in EXAMPLES.glob("loss_*.yaml"))
 # The losses the issue names; each has an example.
@@ -55,7 +56,7 @@ def test_unknown_loss_has_did_you_mean() -> None:
 @pytest.mark.parametrize("name", sorted(section("loss")))
 def test_every_catalogue_loss_builds_with_its_default_inputs(name: str) -> None:
     plan = build_loss(Loss(name=name))
-    assert [str(e) for e in plan.inputs] == DEFAULT_INPUTS.get(name, ["output", "target"])
+    assert [str(e) for e in plan.inputs] == default_inputs(name)
 
 
 def test_the_same_model_is_applied_once_per_distinct_field() -> None:
@@ -93,3 +94,10 @@ def test_example_loss_falls(name: str, tmp_path: Path, monkeypatch: pytest.Monke
     losses = _losses(summary.run_dir)
     assert len(losses) == 3
     assert losses[-1] < losses[0] - 0.01 * abs(losses[0]), losses
+
+
+def test_loss_input_functions_are_documented_and_implemented_alike() -> None:
+    from nnspec.lang import loss_inputs
+    from nnspec.run import losses
+
+    assert losses.FUNCTIONS.keys() == loss_inputs.FUNCTIONS.keys()

@@ -196,6 +196,12 @@ def describe(name: str, cls: Any, skip: set[str] = SKIP_ARGS) -> dict[str, Any]:
     return {"doc": re.sub(r"\s+", " ", doc)[:300], "params": params}
 
 
+def forward_inputs(cls: Any) -> list[str]:
+    """The positional arguments of a loss's forward (every one of them is required)."""
+    params = list(inspect.signature(cls.forward).parameters.values())[1:]
+    return [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
 def _classes(module: Any, base: type) -> list[str]:
     return sorted(n for n in dir(module) if not n.startswith("_")
                   and isinstance(getattr(module, n), type) and issubclass(getattr(module, n), base)
@@ -228,7 +234,8 @@ def generate() -> dict[str, Any]:
         "module_attributes": sorted(n for n in dir(nn.Module) if not n.startswith("__")),
         "torchvision": torchvision.__version__.split("+")[0],
         "layers": {n: describe(n, getattr(nn, n)) for n in layers},
-        "losses": {n: describe(n, getattr(nn, n)) for n in losses},
+        "losses": {n: {**describe(n, getattr(nn, n)), "inputs": forward_inputs(getattr(nn, n))}
+                   for n in losses},
         "optimizers": {n: describe(n, getattr(optim, n), skip_optim) for n in optimizers},
         "schedulers": {n: describe(n, getattr(lr_scheduler, n), skip_optim) for n in schedulers},
         "init": {n: describe(n, getattr(nn.init, n), SKIP_ARGS | {"tensor", "generator"})

@@ -18,8 +18,9 @@ import jsonschema
 import torch
 
 from nnspec.catalogue.datasets import dataset_entries
-from nnspec.errors import Location, Problem, RunError, SpecError, SpecPath, did_you_mean
+from nnspec.errors import Location, Problem, RunError, SpecError, SpecPath
 from nnspec.run import sources
+from nnspec.run.instantiate import entry
 from nnspec.run.table import MapSource, Source, Table
 
 
@@ -160,9 +161,7 @@ def _args_schema(name: str) -> dict[str, Any]:
 
 def build_source(name: str, args: Mapping[str, Any], ctx: Context) -> Source:
     """Check the name and arguments (located errors), then build the dataset."""
-    if name not in DATASETS:
-        raise SpecError.at(ctx.location, ctx.path, f"unknown dataset '{name}'",
-                           did_you_mean(name, DATASETS))
+    entry("dataset", name, ctx.location, ctx.path)
     if ctx.root is not None and "root" in dataset_entries()[name].params:
         args = {"root": ctx.root, **args}  # data.root stands in for a root left out
     validator = jsonschema.Draft202012Validator(_args_schema(name))

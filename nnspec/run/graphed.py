@@ -80,8 +80,8 @@ def unsafe_reasons(parts: Parts, device: torch.device | None = None) -> list[str
         reasons.append("train.compile is on (torch.compile and a captured step do not mix)")
     if parts.dist.active:
         reasons.append(f"the run is distributed ({parts.dist.world} processes)")
-    if parts.loss.name == "CTCLoss":
-        reasons.append("CTCLoss reads sequence lengths on the host")
+    if parts.loss.info.host_reads:
+        reasons.append(parts.loss.info.host_reads)
     return reasons
 
 
