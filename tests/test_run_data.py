@@ -208,7 +208,7 @@ def test_val_settings_without_samples_carve_val_split(tmp_path: Path) -> None:
     text = DIGITS_MLP.replace("  val_split: 0.2\n", "  val_split: 0.2\n  val: {batch_size: 7}\n")
     spec, _ = spec_from(text, tmp_path)
     splits = load_splits(spec, ["train", "val"])
-    assert len(splits["val"].source) == 359 and splits["val"].batch_size == 7
+    assert len(splits["val"].source) == 359 and splits["val"].plan.batch_size == 7
 
 
 def test_val_that_would_repeat_the_training_samples_is_refused(tmp_path: Path) -> None:

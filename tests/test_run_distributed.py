@@ -108,6 +108,7 @@ def test_relaunch_drops_the_option_and_keeps_the_rest() -> None:
 
 def test_shards_are_disjoint_equal_and_cover_the_epoch() -> None:
     from nnspec.run.batches import epoch_order
+    from nnspec.run.plan import SplitPlan
 
     class _Source:
         def __len__(self) -> int:
@@ -115,10 +116,9 @@ def test_shards_are_disjoint_equal_and_cover_the_epoch() -> None:
 
     class _Split:
         source = _Source()
-        batch_size = 8
 
     base = distributed.Batches.__new__(distributed.Batches)
-    base.__dict__.update(split=_Split(), shuffle=True, seed=5, drop_last=False)
+    base.__dict__.update(split=_Split(), plan=SplitPlan("train", 8, shuffle=True), seed=5)
     shards = [distributed.ShardedBatches(base, r, 2, even=True) for r in (0, 1)]
     orders = [s._order(4, torch.device("cpu")) for s in shards]
     assert len(orders[0]) == len(orders[1]) == 51 == shards[0].samples

@@ -142,7 +142,7 @@ class ShardedBatches(Batches):
 
     def _order(self, epoch: int, device: torch.device) -> Tensor:
         n = len(self.split.source)
-        full = epoch_order(n, self.seed, epoch, device) if self.shuffle else \
+        full = epoch_order(n, self.seed, epoch, device) if self.plan.shuffle else \
             torch.arange(n, device=device)
         if self.even:
             full = full[:n - n % self.world]

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from nnspec.catalogue.losses import loss_info
-from nnspec.errors import Location, RunError, SpecError, did_you_mean
+from nnspec.errors import RunError
 from nnspec.lang.spec import METRIC_NAMES, TOPK_PATTERN
 
 NAMES = METRIC_NAMES
@@ -25,13 +25,6 @@ _TOPK = TOPK_PATTERN
 def sum_dtype(device: torch.device) -> torch.dtype:
     """float64 accumulators (exact sums over an epoch), except where the device has none (MPS)."""
     return torch.float32 if device.type == "mps" else torch.float64
-
-
-def check_metrics(names: Sequence[str], location: Location) -> None:
-    for i, name in enumerate(names):
-        if name not in NAMES and not _TOPK.match(name):
-            raise SpecError.at(location, ("train", "metrics", i),
-                               f"unknown metric '{name}'", did_you_mean(name, NAMES))
 
 
 def higher_is_better(metric: str) -> bool:
