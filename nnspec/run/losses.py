@@ -73,7 +73,7 @@ class FunctionLoss(nn.Module):
 
 def build_loss(loss: Loss) -> LossPlan:
     """Check the loss name, arguments and argument sources; build the torch module."""
-    entry("loss", loss.name, loss.location, ("loss",))
+    found = entry("loss", loss.name, loss.location, ("loss",))
     info = loss_info(loss.name)
     for at, message, hint in input_problems(loss.name, loss.inputs):
         raise SpecError.at(loss.locate(*at), ("loss", *at), message, hint)
@@ -84,6 +84,8 @@ def build_loss(loss: Loss) -> LossPlan:
                            "takes a Python function, which a spec cannot state", "leave it out")
     args = {k: torch.tensor(v, dtype=torch.float32) if k in TENSOR_ARGS and v is not None
             else v for k, v in loss.args.items()}
+    if info.function:  # the catalogue's defaults are nnspec's (they may differ from the function's)
+        args = {k: p.default for k, p in found.params.items() if not p.required} | args
     module = construct(_maker(info), args, loss, ("loss", loss.name))
     return LossPlan(loss.name, module, parse_inputs(loss.name, loss.inputs))
 
