@@ -86,7 +86,18 @@ class LossFunction:
 
 
 # Losses that are functions (torchvision.ops); each is one entry.
-FUNCTION_LOSSES: dict[str, LossFunction] = {}
+FUNCTION_LOSSES: dict[str, LossFunction] = {
+    "sigmoid_focal_loss": LossFunction(
+        "torchvision.ops:sigmoid_focal_loss",
+        "RetinaNet's focal loss (torchvision.ops): binary cross-entropy of logits against 0/1 "
+        "targets of the output's shape, scaled by (1 - p_t) ** gamma so that easy examples "
+        "count less, and weighted alpha for positives (0 <= alpha <= 1; -1: no weighting). "
+        "reduction: mean (nnspec's default; torchvision's is none) or sum.",
+        {"alpha": {"schema": {"type": "number"}, "default": 0.25},
+         "gamma": {"schema": {"type": "number", "minimum": 0}, "default": 2},
+         "reduction": {"schema": {"enum": ["mean", "sum"]}, "default": "mean"}},
+        ("inputs", "targets"), _Note(elementwise=True)),
+}
 
 
 def function_entries() -> dict[str, dict[str, Any]]:
