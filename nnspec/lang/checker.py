@@ -85,7 +85,7 @@ def _spec(doc: Document, model: Any, blocks: dict[str, Any], training: dict[str,
         description=data.get("description", ""), inputs=_inputs(data.get("input")),
         vars=data.get("vars") or {}, blocks=blocks, model=model, file=doc.file,
         var_locations={k: doc.locate(("vars", k)) for k in data.get("vars") or {}},
-        source_text=doc.text, **training,
+        source_text=doc.text, document=doc, **training,
     )
 
 
