@@ -197,3 +197,22 @@ def _keys(value: Any) -> Any:
     elif isinstance(value, list):
         for v in value:
             yield from _keys(v)
+
+
+def test_compile_loads_the_spec_and_applies_its_overrides_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The locked YAML is written from the Document the check pass made, not a second load."""
+    from nnspec.lang import loader, overrides
+    from nnspec.views import locked_yaml as view
+
+    calls: list[str] = []
+    for module, name in ((loader, "load"), (overrides, "apply_overrides"), (view, "loads"),
+                         (view, "apply_overrides")):
+        original = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _f=original, _n=name, **k: (
+            calls.append(_n), _f(*a, **k))[1])
+    monkeypatch.setattr("nnspec.api.load", loader.load)
+    monkeypatch.setattr("nnspec.api.apply_overrides", overrides.apply_overrides)
+    text = nnspec.lock(EXAMPLES / "loss_mse.yaml", ["train.epochs=2"])
+    assert "epochs: 2" in text
+    assert calls == ["load", "apply_overrides"]

@@ -57,4 +57,22 @@ def test_without_shapes_torch_is_not_asked(tmp_path: Path) -> None:
     spec = tmp_path / "train.yaml"
     spec.write_text(SPEC)
     result = runner.invoke(app, ["validate", "--no-shapes", str(spec)])
-    assert result.exit_code == 0  # the schema is satisfied; torch's checks need --shapes
+    # a loss's number of inputs comes from the catalogue; the optimizer's betas need torch
+    assert (result.exit_code, result.output.splitlines()) == (2, [
+        f"{spec}:4:38: error: loss.inputs: CrossEntropyLoss takes 2 inputs (input, target), "
+        "found 1 (one entry per argument; by default [output, target])"])
+
+
+def test_without_shapes_a_loss_with_unknown_functions_is_refused_without_torch(
+        tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    spec = tmp_path / "train.yaml"
+    spec.write_text(SPEC.replace("inputs: [output]", "inputs: [log_sofmax(output), target]"))
+    code = ("import sys; from nnspec.cli import main; sys.argv = ['nnspec', 'validate', "
+            f"'--no-shapes', {str(spec)!r}]\ntry: main()\nexcept SystemExit as e: "
+            "print('torch' in sys.modules, e.code)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.split() == ["False", "2"], out.stderr
+    assert "loss.inputs[0]: unknown function 'log_sofmax' (did you mean 'log_softmax'" in out.stderr

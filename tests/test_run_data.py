@@ -208,7 +208,7 @@ def test_val_settings_without_samples_carve_val_split(tmp_path: Path) -> None:
     text = DIGITS_MLP.replace("  val_split: 0.2\n", "  val_split: 0.2\n  val: {batch_size: 7}\n")
     spec, _ = spec_from(text, tmp_path)
     splits = load_splits(spec, ["train", "val"])
-    assert len(splits["val"].source) == 359 and splits["val"].batch_size == 7
+    assert len(splits["val"].source) == 359 and splits["val"].plan.batch_size == 7
 
 
 def test_val_that_would_repeat_the_training_samples_is_refused(tmp_path: Path) -> None:
@@ -216,3 +216,56 @@ def test_val_that_would_repeat_the_training_samples_is_refused(tmp_path: Path) -
     spec, _ = spec_from(text, tmp_path)
     with pytest.raises(SpecError, match="would repeat the training samples"):
         load_splits(spec, ["train", "val"])
+
+
+TEXT = "the quick brown fox jumps over the lazy dog. " * 20
+
+
+def test_text_chars_gives_blocks_and_the_next_characters(tmp_path: Path) -> None:
+    (tmp_path / "t.txt").write_text(TEXT)
+    table = build_source("TextChars", {"path": str(tmp_path / "t.txt"), "block_size": 8,
+                                       "stride": 3}, Context("train"))
+    assert isinstance(table, Table)
+    vocabulary = "".join(sorted(set(TEXT)))
+    x, y = table.fields["input"], table.fields["target"]
+    assert x.shape == y.shape == ((len(TEXT) - 8 - 1) // 3 + 1, 8)
+    assert x.dtype == y.dtype == torch.long
+    decoded = ["".join(vocabulary[i] for i in row) for row in x.tolist()]
+    assert decoded[:2] == [TEXT[0:8], TEXT[3:11]]
+    assert torch.equal(x[:, 1:], y[:, :-1])  # each target is its input one character on
+    assert "".join(vocabulary[i] for i in y[-1].tolist()) == TEXT[3 * (len(x) - 1) + 1:][:8]
+
+
+def test_text_chars_refuses_characters_outside_its_vocabulary(tmp_path: Path) -> None:
+    (tmp_path / "t.txt").write_text("abcab")
+    with pytest.raises(SpecError, match=r"data\.dataset\.TextChars\.vocabulary: .* holds "
+                       r"characters the vocabulary lacks: \['c'\]"):
+        build_source("TextChars", {"path": str(tmp_path / "t.txt"), "vocabulary": "ab"},
+                     Context("train"))
+
+
+def test_a_character_model_trains_on_a_text_file(tmp_path: Path) -> None:
+    import io
+    import json
+
+    from nnspec.run import train
+
+    (tmp_path / "t.txt").write_text(TEXT)
+    spec, _ = spec_from(f"""nnspec: 1
+name: chars
+input: {{shape: [16], dtype: int64}}
+model:
+  - Embedding: {{num_embeddings: {len(set(TEXT))}, embedding_dim: 16}}
+  - Linear: {{out_features: {len(set(TEXT))}}}
+data:
+  dataset: {{TextChars: {{path: {tmp_path / 't.txt'}, block_size: 16, stride: 4}}}}
+  batch_size: 16
+loss: {{CrossEntropyLoss: {{}}, inputs: ["permute(output, 0, 2, 1)", target]}}
+optimizer: {{Adam: {{lr: 0.01}}}}
+train: {{epochs: 3}}
+""", tmp_path, [])
+    summary = train(spec, stream=io.StringIO())
+    records = [json.loads(line) for line in
+               (summary.run_dir / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records if r["split"] == "train"]
+    assert losses[-1] < losses[0] * 0.7

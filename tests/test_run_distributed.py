@@ -23,6 +23,9 @@ from run_fixtures import DIGITS_MLP
 from nnspec.run import distributed
 
 ROOT = Path(__file__).resolve().parent.parent
+# `nnspec` with the test side's fault injection and parameter dumps patched in (FAULT_CRASH,
+# FAULT_DUMP): nnspec itself carries no test hooks.
+FAULTS = str(ROOT / "tests" / "dist_faults.py")
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(),
                                 reason="torch.distributed is not available")
 
@@ -59,9 +62,9 @@ def test_two_ranks_train_as_one_job_with_one_writer(tmp_path: Path) -> None:
     spec = tmp_path / "spec.yaml"
     spec.write_text(SPEC)
     run, dumps = tmp_path / "run", tmp_path / "dumps"
-    proc = subprocess.run([sys.executable, "-m", "nnspec", "train", str(spec), "--run-dir",
+    proc = subprocess.run([sys.executable, FAULTS, "train", str(spec), "--run-dir",
                            str(run), "--nproc-per-node", "2"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120, env=_env(NNSPEC_TEST_DUMP=str(dumps)))
+                          text=True, timeout=120, env=_env(FAULT_DUMP=str(dumps)))
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [json.loads((dumps / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0]["world"] == 2
@@ -90,10 +93,10 @@ def test_a_crashed_rank_ends_the_job_in_bounded_time(tmp_path: Path) -> None:
     spec.write_text(SPEC.replace("epochs: 3", "epochs: 50"))
     start = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                           "--nproc-per-node=2", "-m", "nnspec", "train", str(spec),
+                           "--nproc-per-node=2", FAULTS, "train", str(spec),
                            "--run-dir", str(tmp_path / "run")], cwd=ROOT, capture_output=True,
                           text=True, timeout=90,
-                          env=_env(NNSPEC_TEST_CRASH="1:1", NNSPEC_DIST_TIMEOUT="20"))
+                          env=_env(FAULT_CRASH="1:1", NNSPEC_DIST_TIMEOUT="20"))
     assert proc.returncode != 0
     assert time.monotonic() - start < 60
     assert "injected failure after step 1" in proc.stderr
@@ -108,6 +111,7 @@ def test_relaunch_drops_the_option_and_keeps_the_rest() -> None:
 
 def test_shards_are_disjoint_equal_and_cover_the_epoch() -> None:
     from nnspec.run.batches import epoch_order
+    from nnspec.run.plan import SplitPlan
 
     class _Source:
         def __len__(self) -> int:
@@ -115,10 +119,9 @@ def test_shards_are_disjoint_equal_and_cover_the_epoch() -> None:
 
     class _Split:
         source = _Source()
-        batch_size = 8
 
     base = distributed.Batches.__new__(distributed.Batches)
-    base.__dict__.update(split=_Split(), shuffle=True, seed=5, drop_last=False)
+    base.__dict__.update(split=_Split(), plan=SplitPlan("train", 8, shuffle=True), seed=5)
     shards = [distributed.ShardedBatches(base, r, 2, even=True) for r in (0, 1)]
     orders = [s._order(4, torch.device("cpu")) for s in shards]
     assert len(orders[0]) == len(orders[1]) == 51 == shards[0].samples
@@ -136,7 +139,7 @@ def test_sigterm_stops_every_rank_together_and_the_run_resumes(tmp_path: Path) -
                                                                        "every_n_steps: 2"))
     run, dumps = tmp_path / "run", tmp_path / "dumps"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-           "-m", "nnspec", "train", str(spec), "--run-dir", str(run)]
+           FAULTS, "train", str(spec), "--run-dir", str(run)]
     proc = subprocess.Popen(cmd, cwd=ROOT, text=True, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=_env())
     deadline = time.monotonic() + 60
@@ -150,7 +153,7 @@ def test_sigterm_stops_every_rank_together_and_the_run_resumes(tmp_path: Path) -
     epochs = stopped["epoch"] + 2
     done = subprocess.run([*cmd[:-2], f"train.epochs={epochs}", "--resume", str(run)], cwd=ROOT,
                           capture_output=True, text=True, timeout=120,
-                          env=_env(NNSPEC_TEST_DUMP=str(dumps)))
+                          env=_env(FAULT_DUMP=str(dumps)))
     assert done.returncode == 0, done.stderr[:6000]
     ranks = [json.loads((dumps / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0]["sha256"] == ranks[1]["sha256"]
@@ -160,7 +163,7 @@ def test_sigterm_stops_every_rank_together_and_the_run_resumes(tmp_path: Path) -
 
 
 def _nnspec_ddp(spec: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "nnspec", "train", str(spec), *extra, "--nproc-per-node", "2"]
+    return [sys.executable, FAULTS, "train", str(spec), *extra, "--nproc-per-node", "2"]
 
 
 def test_a_relaunched_job_exits_with_its_ranks_code_not_torchruns(tmp_path: Path) -> None:
@@ -173,7 +176,7 @@ def test_a_relaunched_job_exits_with_its_ranks_code_not_torchruns(tmp_path: Path
     assert "torch.distributed" not in bad.stderr
     crashed = subprocess.run(_nnspec_ddp(spec, "--run-dir", str(tmp_path / "run")), cwd=ROOT,
                              capture_output=True, text=True, timeout=120,
-                             env=_env(NNSPEC_TEST_CRASH="1:1", NNSPEC_DIST_TIMEOUT="20"))
+                             env=_env(FAULT_CRASH="1:1", NNSPEC_DIST_TIMEOUT="20"))
     assert crashed.returncode == 1  # the injected failure is a bug, as a rank reports it
 
 
@@ -213,7 +216,7 @@ def test_accumulation_under_ddp_syncs_once_per_step_and_at_the_epochs_end(
     run, dumps = tmp_path / "run", tmp_path / "dumps"
     proc = subprocess.run(_nnspec_ddp(spec, "--run-dir", str(run)), cwd=ROOT,
                           capture_output=True, text=True, timeout=120,
-                          env=_env(NNSPEC_TEST_DUMP=str(dumps)))
+                          env=_env(FAULT_DUMP=str(dumps)))
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [json.loads((dumps / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0]["sha256"] == ranks[1]["sha256"]

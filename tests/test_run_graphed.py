@@ -97,3 +97,24 @@ def test_the_run_directory_and_the_summary_say_which_path_ran(tmp_path: Path) ->
     text = out.getvalue()
     assert f"parameters, {path}) -> " in text.splitlines()[0]
     assert f"({path})" in text.splitlines()[-1] and text.splitlines()[-1].startswith("done:")
+
+
+def test_a_full_batch_is_the_training_splits_own_size_not_data_batch_size(
+        tmp_path: Path) -> None:
+    """data.train.batch_size != data.batch_size: the graph captures the split's full batches
+    (deciding by data.batch_size, a run never captured yet reported that it did)."""
+    from nnspec.lang.spec import Data, DataSplit, Named
+    from nnspec.run.graphed import is_full_batch
+    from nnspec.run.plan import split_plan
+
+    data = Data(dataset=Named(name="SKLearn"), batch_size=64, train=DataSplit(batch_size=32))
+    plan = split_plan(data, "train")
+    assert (plan.batch_size, plan.is_full(32), plan.is_full(64)) == (32, True, False)
+    assert split_plan(data, "val").batch_size == 128  # evaluation: twice data.batch_size
+    parts = _parts(tmp_path, "data.train={batch_size: 32}", "data.batch_size=64",
+                   "train.device=cpu")
+    assert parts.batches["train"].plan.batch_size == 32
+    batch = {"input": torch.zeros(32, 64), "target": torch.zeros(32, dtype=torch.long)}
+    assert is_full_batch(parts, batch)
+    assert not is_full_batch(parts, {k: torch.cat([v, v]) for k, v in batch.items()})
+    assert decide(parts, CUDA).graph

@@ -12,9 +12,10 @@ from run_fixtures import EXAMPLES, ROOT, example
 
 from nnspec.catalogue import section
 from nnspec.errors import SpecError
+from nnspec.lang.loss_inputs import default_inputs, parse
 from nnspec.lang.spec import Log, Loss
 from nnspec.run import train
-from nnspec.run.losses import DEFAULT_INPUTS, Evaluator, build_loss, parse
+from nnspec.run.losses import Evaluator, build_loss, loss_args
 
 LOSS_EXAMPLES = sorted(p.name for p in EXAMPLES.glob("loss_*.yaml"))
 # The losses the issue names; each has an example.
@@ -55,7 +56,7 @@ def test_unknown_loss_has_did_you_mean() -> None:
 @pytest.mark.parametrize("name", sorted(section("loss")))
 def test_every_catalogue_loss_builds_with_its_default_inputs(name: str) -> None:
     plan = build_loss(Loss(name=name))
-    assert [str(e) for e in plan.inputs] == DEFAULT_INPUTS.get(name, ["output", "target"])
+    assert [str(e) for e in plan.inputs] == default_inputs(name)
 
 
 def test_the_same_model_is_applied_once_per_distinct_field() -> None:
@@ -93,3 +94,35 @@ def test_example_loss_falls(name: str, tmp_path: Path, monkeypatch: pytest.Monke
     losses = _losses(summary.run_dir)
     assert len(losses) == 3
     assert losses[-1] < losses[0] - 0.01 * abs(losses[0]), losses
+
+
+def test_loss_input_functions_are_documented_and_implemented_alike() -> None:
+    from nnspec.lang import loss_inputs
+    from nnspec.run import losses
+
+    assert losses.FUNCTIONS.keys() == loss_inputs.FUNCTIONS.keys()
+
+
+def test_sigmoid_focal_loss_is_torchvisions_with_the_spec_arguments() -> None:
+    from torchvision.ops import sigmoid_focal_loss
+
+    plan = build_loss(Loss(name="sigmoid_focal_loss", args={"alpha": 0.5, "gamma": 1.0}))
+    assert [str(e) for e in plan.inputs] == ["output", "target"]
+    logits, targets = torch.randn(6, 1), torch.tensor([0, 1, 1, 0, 1, 0])
+    values = loss_args("sigmoid_focal_loss", [logits, targets])  # (6,) ints -> (6, 1) floats
+    expected = sigmoid_focal_loss(logits, targets.float()[:, None], 0.5, 1.0, "mean")
+    assert torch.equal(plan.module(*values), expected)
+
+
+def test_sigmoid_focal_loss_arguments_are_checked_by_validate_without_torch(
+        tmp_path: Path) -> None:
+    from nnspec.api import validate
+
+    spec = tmp_path / "focal.yaml"
+    spec.write_text((ROOT / "examples" / "loss_sigmoid_focal.yaml").read_text())
+    with pytest.raises(SpecError, match=r"loss\.sigmoid_focal_loss\.reduction: expected one of "
+                       "'mean', 'sum', found 'none'"):
+        validate(spec, shapes=False, overrides=["loss.sigmoid_focal_loss.reduction=none"])
+    with pytest.raises(SpecError, match=r"loss\.inputs: sigmoid_focal_loss takes 2 inputs "
+                       r"\(inputs, targets\), found 1"):
+        validate(spec, shapes=False, overrides=["loss.inputs=[output]"])

@@ -114,7 +114,12 @@ def section(kind: str) -> dict[str, Entry]:
     """Losses, optimizers, schedulers, init functions or transforms, by name."""
     key = {"loss": "losses", "optimizer": "optimizers", "scheduler": "schedulers",
            "init": "init", "transform": "transforms"}[kind]
-    return {n: _entry(kind, n, i) for n, i in torch_api()[key].items()}
+    found = torch_api()[key]
+    if kind == "loss":
+        from nnspec.catalogue.losses import function_entries
+
+        found = {**found, **function_entries()}
+    return {n: _entry(kind, n, i) for n, i in found.items()}
 
 
 def callables() -> dict[str, Entry]:

@@ -216,6 +216,12 @@ def describe(name: str, cls: Any, skip: set[str] = SKIP_ARGS) -> dict[str, Any]:
     return {"doc": DOCS.get(name, re.sub(r"\s+", " ", doc)[:300]), "params": params}
 
 
+def forward_inputs(cls: Any) -> list[str]:
+    """The positional arguments of a loss's forward (every one of them is required)."""
+    params = list(inspect.signature(cls.forward).parameters.values())[1:]
+    return [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
 def _classes(module: Any, base: type) -> list[str]:
     return sorted(n for n in dir(module) if not n.startswith("_")
                   and isinstance(getattr(module, n), type) and issubclass(getattr(module, n), base)
@@ -250,7 +256,8 @@ def generate() -> dict[str, Any]:
         "torchvision": torchvision.__version__.split("+")[0],
         "layers": dict(sorted({**{n: describe(n, getattr(nn, n)) for n in layers},
                                **_vision_layers(ops, set(modules))}.items())),
-        "losses": {n: describe(n, getattr(nn, n)) for n in losses},
+        "losses": {n: {**describe(n, getattr(nn, n)), "inputs": forward_inputs(getattr(nn, n))}
+                   for n in losses},
         "optimizers": {n: describe(n, getattr(optim, n), skip_optim) for n in optimizers},
         "schedulers": {n: describe(n, getattr(lr_scheduler, n), skip_optim) for n in schedulers},
         "init": {n: describe(n, getattr(nn.init, n), SKIP_ARGS | {"tensor", "generator"})

@@ -51,6 +51,14 @@ _TABLE: dict[str, tuple[str, list[Param]]] = {
     "CSV": ("A CSV table: feature columns and a target column.",
             [_p("path", _STR), _p("features", _STRS, None), _p("target", _STR),
              _p("delimiter", _STR, ",")]),
+    "TextChars": ("A UTF-8 text file as blocks of character ids (a character-level language "
+                  "model's data): input holds block_size ids, target the ids one character on; "
+                  "ids index `vocabulary`, by default the file's distinct characters sorted. "
+                  "Blocks start every `stride` characters (default: block_size, no overlap).",
+                  [_p("path", _STR), _p("block_size", {"type": "integer", "minimum": 1}, 64),
+                   _p("stride", {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}]},
+                      None),
+                   _p("vocabulary", {"anyOf": [_STR, {"type": "null"}]}, None)]),
     "SKLearn": ("A dataset bundled with scikit-learn (works offline).",
                 [_p("name", {"enum": ["digits", "iris", "wine", "breast_cancer", "diabetes"]}),
                  _p("images", _BOOL, False)]),

@@ -69,8 +69,10 @@ def _check(doc: Document) -> Spec:
     partial = None
     model_ok = not any(p.path[:1] in (("model",), ("blocks",), ("input",), ("vars",), ())
                        for p in errors.problems)
-    if model_ok and model is not None:
-        partial = _spec(doc, model, blocks, {})
+    if model_ok and model is not None:  # with the sound training sections, for preflight
+        sound = {k: v for k, v in training.items()
+                 if not any(p.path[:1] == (k,) for p in errors.problems)}
+        partial = _spec(doc, model, blocks, sound)
     error = SpecError(errors.problems)
     error.partial = partial  # type: ignore[attr-defined]
     raise error
@@ -83,7 +85,7 @@ def _spec(doc: Document, model: Any, blocks: dict[str, Any], training: dict[str,
         description=data.get("description", ""), inputs=_inputs(data.get("input")),
         vars=data.get("vars") or {}, blocks=blocks, model=model, file=doc.file,
         var_locations={k: doc.locate(("vars", k)) for k in data.get("vars") or {}},
-        source_text=doc.text, **training,
+        source_text=doc.text, document=doc, **training,
     )
 
 
@@ -247,6 +249,12 @@ def _training(doc: Document, errors: Collector) -> dict[str, Any]:
             pass  # a shape the schema already reported
     if isinstance(data.get("init"), list):
         out["init"] = _init_rules(doc, errors, data["init"])
+    if "loss" in out and out["loss"].name in catalogue.section("loss"):
+        from nnspec.lang.loss_inputs import input_problems
+
+        loss = out["loss"]
+        for path, message, hint in input_problems(loss.name, loss.inputs):
+            errors.add(doc.locate(("loss", *path)), ("loss", *path), message, hint)
     if "optimizer" in out:
         for path, message, hint in S.optimizer_problems(out["optimizer"]):
             errors.add(doc.locate(("optimizer", *path)), ("optimizer", *path), message, hint)

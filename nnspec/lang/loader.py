@@ -53,6 +53,7 @@ class Document:
     value_locations: dict[SpecPath, Location] = field(default_factory=dict)
     key_locations: dict[SpecPath, Location] = field(default_factory=dict)
     text: str = ""
+    overrides: tuple[str, ...] = ()  # applied to ``text``'s data to give ``data``
 
     def locate(self, path: SpecPath, *, key: bool = False) -> Location:
         """The location of the node at ``path`` (its key if ``key``), else its nearest parent."""

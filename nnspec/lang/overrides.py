@@ -41,7 +41,7 @@ def apply_overrides(doc: Document, overrides: Sequence[str]) -> Document:
             _relocate(values, keys, result, where)
     if problems:
         raise SpecError(problems)
-    return Document(data, doc.file, values, keys, doc.text)
+    return Document(data, doc.file, values, keys, doc.text, (*doc.overrides, *overrides))
 
 
 # Sections written {Name: {args}}: a key may skip the name (optimizer.lr=0.1).

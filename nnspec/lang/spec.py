@@ -338,6 +338,9 @@ class Spec(BaseModel):
     log: Log = Field(default_factory=Log)
     file: str = "<spec>"
     source_text: str = ""
+    # the checked Document (nnspec.lang.loader), overrides applied: later passes read it
+    # instead of loading source_text again; None for a Spec built in code
+    document: Any = Field(None, exclude=True, repr=False)
 
     @property
     def is_trainable(self) -> bool:

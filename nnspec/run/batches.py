@@ -30,14 +30,12 @@ def epoch_order(n: int, seed: int, epoch: int, device: torch.device) -> Tensor:
 class Batches:
     """Iterate one split in batches, shuffled or not, from batch ``start`` of an epoch."""
 
-    def __init__(self, split: Split, device: torch.device, *, shuffle: bool, drop_last: bool,
-                 seed: int, resident: bool | str, num_workers: int | str,
-                 pin_memory: bool | str) -> None:
+    def __init__(self, split: Split, device: torch.device, *, seed: int) -> None:
         self.split = split
+        self.plan = plan = split.plan
         self.device = device
-        self.shuffle = shuffle
-        self.drop_last = drop_last
         self.seed = seed
+        resident, num_workers, pin_memory = plan.resident, plan.num_workers, plan.pin_memory
         source = split.source
         self.table: Table | None = None
         if isinstance(source, Table) and split.sample_transform is None:
@@ -55,8 +53,7 @@ class Batches:
         return len(self.split.source)
 
     def __len__(self) -> int:
-        n, size = self.samples, self.split.batch_size
-        return n // size if self.drop_last else -(-n // size)
+        return self.plan.batch_count(self.samples)
 
     def describe(self) -> str:
         if self.resident:
@@ -70,14 +67,14 @@ class Batches:
         return self._loader_batches(self.split.source, epoch, start)
 
     def _order(self, epoch: int, device: torch.device) -> Tensor | None:
-        if not self.shuffle:
+        if not self.plan.shuffle:
             return None
         return epoch_order(self.samples, self.seed, epoch, device)
 
     def _table_batches(self, table: Table, epoch: int, start: int) -> Iterator[Batch]:
         store = next(iter(table.fields.values())).device
         order = self._order(epoch, store)
-        size = self.split.batch_size
+        size = self.plan.batch_size
         for b in range(start, len(self)):
             index: Tensor | slice = (slice(b * size, (b + 1) * size) if order is None
                                      else order[b * size:(b + 1) * size])
@@ -87,10 +84,10 @@ class Batches:
     def _loader_batches(self, source: Source, epoch: int, start: int) -> Iterator[Batch]:
         order = self._order(epoch, torch.device("cpu"))
         indices = (order if order is not None else torch.arange(self.samples)).tolist()
-        size = self.split.batch_size
+        size = self.plan.batch_size
         dataset: Dataset[Batch] = _Transformed(source, self.split.sample_transform)
         loader = DataLoader(dataset, batch_size=size, sampler=indices[start * size:],
-                            drop_last=self.drop_last, num_workers=self.num_workers,
+                            drop_last=self.plan.drop_last, num_workers=self.num_workers,
                             pin_memory=self.pin, persistent_workers=False,
                             generator=torch.Generator().manual_seed(self.seed * 1_000_003 + epoch))
         for batch in loader:

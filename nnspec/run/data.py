@@ -21,6 +21,7 @@ from nnspec.errors import Location, SpecError
 from nnspec.lang.spec import Data, DataSplit, Spec
 from nnspec.run.arrange import arrange
 from nnspec.run.datasets import NO_TEST_PART, Context, build_source
+from nnspec.run.plan import SplitPlan, split_plan
 from nnspec.run.table import Source, Table, take
 from nnspec.run.transforms import DTYPES, input_transform, is_static, target_encoder
 
@@ -34,7 +35,7 @@ class Split:
 
     name: str
     source: Source
-    batch_size: int
+    plan: SplitPlan
     sample_transform: Callable[[Any], Any] | None = None  # per sample (random or PIL)
     target_transform: Callable[[Tensor], Tensor] | None = None  # per batch, loader path only
     model_fields: frozenset[str] = frozenset({"input"})
@@ -187,14 +188,13 @@ def _finish(name: str, source: Source, data: Data, dtype: torch.dtype,
         else ("data", "transforms")
     transform = input_transform(items, path)
     targets = _target_fn(data)
-    size = cfg.batch_size if cfg is not None and cfg.batch_size else (
-        data.batch_size if name == "train" else 2 * data.batch_size)
+    plan = split_plan(data, name)
     if not isinstance(source, Table) or not is_static(items):
         if data.arrange is not None:
             raise SpecError.at(location, ("data", "arrange"),
                                "arrange needs a dataset held as tensors and transforms "
                                "that draw nothing at random")
-        return Split(name, source, size, transform, targets, model_fields)
+        return Split(name, source, plan, transform, targets, model_fields)
     fields = dict(source.fields)
     if transform is not None and len(fields["input"]):
         fields["input"] = torch.cat([transform(p) for p in fields["input"].split(_CHUNK)])
@@ -209,4 +209,4 @@ def _finish(name: str, source: Source, data: Data, dtype: torch.dtype,
         fields[field] = x.to(dtype) if x.dtype != dtype and dtype.is_floating_point else x
     if targets is not None and "target" in fields:
         fields["target"] = targets(fields["target"])
-    return Split(name, Table(fields), size, None, None, model_fields)
+    return Split(name, Table(fields), plan, None, None, model_fields)

@@ -18,8 +18,9 @@ import jsonschema
 import torch
 
 from nnspec.catalogue.datasets import dataset_entries
-from nnspec.errors import Location, Problem, RunError, SpecError, SpecPath, did_you_mean
+from nnspec.errors import Location, Problem, RunError, SpecError, SpecPath
 from nnspec.run import sources
+from nnspec.run.instantiate import entry
 from nnspec.run.table import MapSource, Source, Table
 
 
@@ -133,6 +134,30 @@ def _csv(args: Mapping[str, Any], ctx: Context) -> Source:
                              args.get("features"), args.get("delimiter", ","))
 
 
+def _text_chars(args: Mapping[str, Any], ctx: Context) -> Source:
+    """Blocks of character ids and the ids one character on (next-character targets)."""
+    path = Path(args["path"]).expanduser()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunError(f"cannot read {path} as UTF-8 text ({exc})",
+                       hint="TextChars reads a UTF-8 text file") from None
+    vocabulary = args.get("vocabulary") or "".join(sorted(set(text)))
+    index = {c: i for i, c in enumerate(vocabulary)}
+    unknown = sorted(set(text) - set(index))
+    if unknown:
+        raise SpecError.at(ctx.location, (*ctx.path, "TextChars", "vocabulary"),
+                           f"{path} holds characters the vocabulary lacks: {unknown[:10]}",
+                           "add them, or leave vocabulary out (the file's own characters)")
+    block = int(args.get("block_size", 64))
+    stride = int(args.get("stride") or block)
+    ids = torch.tensor([index[c] for c in text], dtype=torch.long)
+    starts = torch.arange(0, max(len(ids) - block, 0), stride)
+    rows = starts[:, None] + torch.arange(block + 1)
+    windows = ids[rows] if len(starts) else torch.zeros(0, block + 1, dtype=torch.long)
+    return Table({"input": windows[:, :-1], "target": windows[:, 1:]})
+
+
 def _sklearn(args: Mapping[str, Any], ctx: Context) -> Source:
     return sources.sklearn_table(args["name"], bool(args.get("images", False)))
 
@@ -145,10 +170,11 @@ DATASETS: dict[str, Builder] = {
     "Tensors": _tensors,
     "CSV": _csv,
     "SKLearn": _sklearn,
+    "TextChars": _text_chars,
 }
 
 # Datasets with no separate test part: a test split must say which samples it takes.
-NO_TEST_PART = frozenset({"SKLearn", "Tensors", "CSV", "ImageFolder"})
+NO_TEST_PART = frozenset({"SKLearn", "Tensors", "CSV", "ImageFolder", "TextChars"})
 
 
 def _args_schema(name: str) -> dict[str, Any]:
@@ -160,9 +186,7 @@ def _args_schema(name: str) -> dict[str, Any]:
 
 def build_source(name: str, args: Mapping[str, Any], ctx: Context) -> Source:
     """Check the name and arguments (located errors), then build the dataset."""
-    if name not in DATASETS:
-        raise SpecError.at(ctx.location, ctx.path, f"unknown dataset '{name}'",
-                           did_you_mean(name, DATASETS))
+    entry("dataset", name, ctx.location, ctx.path)
     if ctx.root is not None and "root" in dataset_entries()[name].params:
         args = {"root": ctx.root, **args}  # data.root stands in for a root left out
     validator = jsonschema.Draft202012Validator(_args_schema(name))

@@ -20,11 +20,8 @@ same bound holds on CUDA.
 from __future__ import annotations
 
 import gc
-import hashlib
-import json
 import os
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -50,8 +47,6 @@ class Dist:
     world: int = 1
     local_rank: int = 0
     backend: str | None = None
-    crash_step: int | None = None  # tests: this rank fails after this optimizer step
-    hang: bool = False  # tests: ... or sleeps there instead of failing
 
     @property
     def active(self) -> bool:
@@ -120,13 +115,6 @@ class Dist:
         return {name: ShardedBatches(b, self.rank, self.world, even=name == "train")
                 for name, b in batches.items()}
 
-    def after_step(self, step: int) -> None:
-        """The fault injection the crash tests use (NNSPEC_TEST_CRASH=RANK:STEP[:hang])."""
-        if self.crash_step is not None and step >= self.crash_step:
-            if self.hang:
-                time.sleep(3600)
-            raise RuntimeError(f"rank {self.rank}: injected failure after step {step}")
-
 
 class ShardedBatches(Batches):
     """One rank's share of a split: every ``world``-th sample of each epoch's order."""
@@ -142,7 +130,7 @@ class ShardedBatches(Batches):
 
     def _order(self, epoch: int, device: torch.device) -> Tensor:
         n = len(self.split.source)
-        full = epoch_order(n, self.seed, epoch, device) if self.shuffle else \
+        full = epoch_order(n, self.seed, epoch, device) if self.plan.shuffle else \
             torch.arange(n, device=device)
         if self.even:
             full = full[:n - n % self.world]
@@ -191,18 +179,7 @@ def init(device_name: str) -> tuple[Dist, str]:
         if backend == "nccl":
             kwargs["device_id"] = torch.device(device_name)
         torch.distributed.init_process_group(**kwargs)
-    crash_step, hang = _injected_fault(rank)
-    return Dist(rank, world, local, backend, crash_step, hang), device_name
-
-
-def _injected_fault(rank: int) -> tuple[int | None, bool]:
-    raw = os.environ.get("NNSPEC_TEST_CRASH", "")
-    if not raw:
-        return None, False
-    fields = raw.split(":")
-    if int(fields[0]) != rank:
-        return None, False
-    return int(fields[1]), len(fields) > 2 and fields[2] == "hang"
+    return Dist(rank, world, local, backend), device_name
 
 
 def finish(dist: Dist) -> None:
@@ -214,23 +191,6 @@ def finish(dist: Dist) -> None:
         gc.collect()
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
-
-
-def dump_parameters(dist: Dist, model: nn.Module) -> None:
-    """Tests: write this rank's parameter hash to ``$NNSPEC_TEST_DUMP/rank{R}.json``."""
-    folder = os.environ.get("NNSPEC_TEST_DUMP")
-    if not folder:
-        return
-    digest = hashlib.sha256()
-    total = 0.0
-    for name, p in sorted(model.state_dict().items()):
-        data = p.detach().cpu().contiguous()
-        digest.update(name.encode())
-        digest.update(data.numpy().tobytes())
-        total += float(data.double().sum())
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    (Path(folder) / f"rank{dist.rank}.json").write_text(json.dumps(
-        {"rank": dist.rank, "world": dist.world, "sha256": digest.hexdigest(), "sum": total}))
 
 
 def relaunch_args(nproc: int, train_args: list[str],

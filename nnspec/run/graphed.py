@@ -61,9 +61,9 @@ def unsafe_reasons(parts: Parts, device: torch.device | None = None) -> list[str
     if device.type != "cuda":
         reasons.append(f"the device is {device.type}, not CUDA")
     batches = parts.batches.get("train")
-    if batches is None or not batches.resident or (spec.data and spec.data.resident is False):
+    if batches is None or not batches.resident or batches.plan.resident is False:
         reasons.append("the training data is not resident on the device (a DataLoader feeds it)")
-    if batches is not None and batches.samples < batches.split.batch_size:
+    if batches is not None and not batches.plan.holds_full_batch(batches.samples):
         reasons.append("the training split holds no full batch")
     if str(train.precision) == "16-mixed":
         reasons.append("16-mixed uses a gradient scaler, whose step reads the scale on the host")
@@ -80,8 +80,8 @@ def unsafe_reasons(parts: Parts, device: torch.device | None = None) -> list[str
         reasons.append("train.compile is on (torch.compile and a captured step do not mix)")
     if parts.dist.active:
         reasons.append(f"the run is distributed ({parts.dist.world} processes)")
-    if parts.loss.name == "CTCLoss":
-        reasons.append("CTCLoss reads sequence lengths on the host")
+    if parts.loss.info.host_reads:
+        reasons.append(parts.loss.info.host_reads)
     return reasons
 
 
@@ -100,6 +100,12 @@ def decide(parts: Parts, device: torch.device | None = None) -> Decision:
                            + "; ".join(reasons),
                            "set train.cuda_graph: auto (graph where safe) or false")
     return Decision(False, "; ".join(reasons))
+
+
+def is_full_batch(parts: Parts, batch: Batch) -> bool:
+    """Whether ``batch`` is a full training batch, by the training split's own plan (a step
+    on one is what gets captured; data.train.batch_size counts, not data.batch_size)."""
+    return parts.batches["train"].plan.is_full(_size(batch))
 
 
 def stepper_for(parts: Parts) -> Stepper:
@@ -130,7 +136,7 @@ class GraphedStepper(Stepper):
         """Full batches gathered into the static buffers once captured; others as usual."""
         table = batches.table
         assert table is not None and batches.resident
-        size, full = batches.split.batch_size, batches.samples // batches.split.batch_size
+        size, full = batches.plan.batch_size, batches.samples // batches.plan.batch_size
         order = batches._order(epoch, self.parts.device)
         for b in range(start, len(batches)):
             index: Tensor | slice = (slice(b * size, (b + 1) * size) if order is None
@@ -154,7 +160,7 @@ class GraphedStepper(Stepper):
         if self.static is not None and batch is self.static:
             self._replay(meter, batch_index)
             return
-        full = _size(batch) == self.parts.spec.data.batch_size if self.parts.spec.data else False
+        full = is_full_batch(self.parts, batch)
         if self.graph is None and full and self.eager_full >= WARMUP_STEPS:
             self._capture(batch, meter, batch_index)
             return

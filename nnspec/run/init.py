@@ -15,9 +15,10 @@ from fnmatch import fnmatchcase
 import torch
 from torch import nn
 
-from nnspec.catalogue import layers, section
+from nnspec.catalogue import layers
 from nnspec.errors import Problem, SpecError, did_you_mean
 from nnspec.lang.spec import InitMatch, InitRule
+from nnspec.run.instantiate import entry
 
 
 @dataclass(frozen=True)
@@ -52,12 +53,12 @@ def _matches(match: InitMatch, mod_name: str, type_name: str, p_name: str) -> bo
 def check_rules(rules: Sequence[InitRule]) -> None:
     """Unknown init functions and layer types are located errors, before anything runs."""
     problems = []
-    funcs, known = section("init"), layers()
+    known = layers()
     for i, rule in enumerate(rules):
-        if rule.fn not in funcs:
-            problems.append(Problem(rule.location, ("init", i, "fn"),
-                                    f"unknown init function '{rule.fn}'",
-                                    did_you_mean(rule.fn, funcs)))
+        try:
+            entry("init", rule.fn, rule.location, ("init", i, "fn"))
+        except SpecError as exc:
+            problems.extend(exc.problems)
         for t in _types(rule.match) or []:
             if t not in known:
                 problems.append(Problem(rule.location, ("init", i, "match", "type"),

@@ -22,7 +22,7 @@ import torch
 
 from nnspec.errors import RunError
 from nnspec.run import checkpoint
-from nnspec.run.distributed import SilentLog, dump_parameters
+from nnspec.run.distributed import SilentLog
 from nnspec.run.graphed import stepper_for
 from nnspec.run.metrics import Meter
 from nnspec.run.optim import current_lr
@@ -116,7 +116,6 @@ class Trainer:
                 self.meter = self._meter()
                 self._save("last")
                 self._stop_if_signalled()
-        dump_parameters(self.parts.dist, self.parts.model)
         self.board.hparams(_hparams(self.resolved), {f"{s}.{k}": v for s, m in last.items()
                                                      for k, v in m.items()})
         self.board.close()
@@ -134,7 +133,6 @@ class Trainer:
                                                                  self.position), self.position):
             self.stepper.train_batch(batch, self.meter, self._run_batch(index),
                                      last=index == final)
-            self.parts.dist.after_step(self.stepper.global_step)
             self.position, seen = index + 1, seen + batch_size(batch)
             if self.stepper.check_each_step or self.position % every == 0:
                 self._check_finite()

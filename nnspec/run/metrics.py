@@ -14,26 +14,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from nnspec.errors import Location, RunError, SpecError, did_you_mean
+from nnspec.catalogue.losses import loss_info
+from nnspec.errors import RunError
 from nnspec.lang.spec import METRIC_NAMES, TOPK_PATTERN
 
 NAMES = METRIC_NAMES
 _TOPK = TOPK_PATTERN
-# Outputs that are probabilities (threshold 0.5) rather than scores (threshold 0).
-_PROB_LOSSES = frozenset({"BCELoss"})
-_SIGNED_LOSSES = frozenset({"SoftMarginLoss", "HingeEmbeddingLoss"})
 
 
 def sum_dtype(device: torch.device) -> torch.dtype:
     """float64 accumulators (exact sums over an epoch), except where the device has none (MPS)."""
     return torch.float32 if device.type == "mps" else torch.float64
-
-
-def check_metrics(names: Sequence[str], location: Location) -> None:
-    for i, name in enumerate(names):
-        if name not in NAMES and not _TOPK.match(name):
-            raise SpecError.at(location, ("train", "metrics", i),
-                               f"unknown metric '{name}'", did_you_mean(name, NAMES))
 
 
 def higher_is_better(metric: str) -> bool:
@@ -82,9 +73,9 @@ class Meter:
             top = out.topk(k, dim=1).indices
             return (top == target[:, None]).any(1).sum(), len(target)
         if target.numel() == out.numel():
-            cut = 0.5 if self.loss_name in _PROB_LOSSES else 0.0
-            truth = target.reshape(out.shape) > (0.0 if self.loss_name in _SIGNED_LOSSES
-                                                 else 0.5)
+            scale = loss_info(self.loss_name).scale
+            cut = 0.5 if scale == "probabilities" else 0.0
+            truth = target.reshape(out.shape) > (0.0 if scale == "signed" else 0.5)
             return ((out > cut) == truth).sum(), out.numel()
         raise RunError(f"{name} needs class-index targets for an (N, C) output, or 0/1 targets "
                        f"the size of the output; got {list(out.shape)} and "

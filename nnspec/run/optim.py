@@ -16,10 +16,9 @@ import torch
 from torch import nn
 from torch.optim import Optimizer, lr_scheduler
 
-from nnspec.catalogue import section
-from nnspec.errors import SpecError, did_you_mean
+from nnspec.errors import SpecError
 from nnspec.lang.spec import Named, Scheduler, optimizer_problems, scheduler_problems
-from nnspec.run.arguments import guilty_argument
+from nnspec.run.instantiate import construct, entry
 
 _SEQUENCES = {"betas", "etas", "step_sizes", "ns_coefficients"}
 
@@ -28,22 +27,16 @@ _SEQUENCES = {"betas", "etas", "step_sizes", "ns_coefficients"}
 def build_optimizer(named: Named | None, params: Iterable[nn.Parameter]) -> Optimizer:
     """The spec's optimizer (default: Adam with torch's defaults) over ``params``."""
     named = named or Named(name="Adam")
-    catalogue = section("optimizer")
-    if named.name not in catalogue:
-        raise SpecError.at(named.location, ("optimizer",), f"unknown optimizer '{named.name}'",
-                           did_you_mean(named.name, catalogue))
+    entry("optimizer", named.name, named.location, ("optimizer",))
     for path, message, hint in optimizer_problems(named):  # validate's, for a Spec built in code
         raise SpecError.at(named.locate(*path[1:]), ("optimizer", *path), message, hint)
     args = {k: tuple(v) if k in _SEQUENCES and isinstance(v, list) else v
             for k, v in named.args.items()}
     params = list(params)
     cls = getattr(torch.optim, named.name)
-    try:
-        optimizer: Optimizer = cls(params, **args)
-    except (TypeError, ValueError) as exc:
-        arg = guilty_argument(lambda a: _construct(cls, params, a), args)
-        path = ("optimizer", named.name, *([arg] if arg else []))
-        raise SpecError.at(named.locate(*path[2:]), path, torch_message(exc)) from None
+    optimizer: Optimizer = construct(lambda a: cls(params, **a), args, named,
+                                     ("optimizer", named.name), describe=torch_message,
+                                     probe=lambda a: _construct(cls, params, a))
     return optimizer
 
 
@@ -78,10 +71,7 @@ def build_scheduler(sched: Scheduler | None, optimizer: Optimizer, epochs: int,
     """The spec's scheduler, with run-length arguments filled in where left out."""
     if sched is None:
         return None
-    catalogue = section("scheduler")
-    if sched.name not in catalogue:
-        raise SpecError.at(sched.location, ("scheduler",), f"unknown scheduler '{sched.name}'",
-                           did_you_mean(sched.name, catalogue))
+    entry("scheduler", sched.name, sched.location, ("scheduler",))
     for path, message, hint in scheduler_problems(sched):
         at = path[1:] if path[0] == sched.name else path
         raise SpecError.at(sched.locate(*at), ("scheduler", *path), message, hint)
@@ -96,13 +86,11 @@ def build_scheduler(sched: Scheduler | None, optimizer: Optimizer, epochs: int,
     if sched.name == "PolynomialLR":
         args.setdefault("total_iters", steps)
     cls = getattr(lr_scheduler, sched.name)
-    try:
-        made: lr_scheduler.LRScheduler = cls(optimizer, **args)
-    except (TypeError, ValueError, KeyError, ZeroDivisionError) as exc:
-        # tried on a stand-in optimizer: building a scheduler changes its optimizer's rates
-        arg = guilty_argument(lambda a: cls(_stand_in(optimizer), **a), args, sched.args)
-        path = ("scheduler", sched.name, *([arg] if arg else []))
-        raise SpecError.at(sched.locate(*path[2:]), path, torch_message(exc)) from None
+    # blame is tried on a stand-in optimizer: building a scheduler changes its optimizer's rates
+    made: lr_scheduler.LRScheduler = construct(
+        lambda a: cls(optimizer, **a), args, sched, ("scheduler", sched.name),
+        refusals=(TypeError, ValueError, KeyError, ZeroDivisionError), suspects=sched.args,
+        describe=torch_message, probe=lambda a: cls(_stand_in(optimizer), **a))
     return made
 
 

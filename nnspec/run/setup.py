@@ -22,13 +22,13 @@ from torch import nn
 from torch.optim import Optimizer
 
 from nnspec.errors import Location, Problem, RunError, SpecError
-from nnspec.lang.spec import DEVICE_HINT, Spec
+from nnspec.lang.spec import DEVICE_HINT, Spec, train_problems
 from nnspec.run import init as init_rules
 from nnspec.run.batches import Batches
 from nnspec.run.data import load_splits, split_names
 from nnspec.run.distributed import Dist
 from nnspec.run.losses import Evaluator, LossPlan, build_loss
-from nnspec.run.metrics import check_metrics, higher_is_better
+from nnspec.run.metrics import higher_is_better
 from nnspec.run.optim import Warmup, build_optimizer, build_scheduler
 
 
@@ -79,16 +79,19 @@ class Parts:
 
 def monitor_of(spec: Spec, splits: list[str]) -> tuple[tuple[str, str], bool]:
     """(split, metric) of train.monitor, and whether higher is better."""
-    split, _, metric = spec.train.monitor.partition(".")
-    known = ["loss", *spec.train.metrics]
-    if split not in ("train", "val") or metric not in known:
-        raise SpecError.at(Location(spec.file), ("train", "monitor"),
-                           f"cannot monitor {spec.train.monitor!r}",
-                           f"use train.{known[0]} or val.METRIC with METRIC in {known}")
+    split, _, metric = spec.train.monitor.partition(".")  # checked by _check_train
     if split == "val" and "val" not in splits:
         split = "train"  # no validation split: the training loss is all there is
     mode = spec.train.mode
     return (split, metric), (higher_is_better(metric) if mode == "auto" else mode == "max")
+
+
+def _check_train(spec: Spec) -> None:
+    """validate's check of metrics, monitor and device, for a Spec built in code."""
+    problems = [Problem(Location(spec.file), path, message, hint)
+                for path, message, hint in train_problems(spec.train)]
+    if problems:
+        raise SpecError(problems)
 
 
 def _precision(spec: Spec, device: torch.device) -> tuple[Any, Callable[[], Any]]:
@@ -137,7 +140,7 @@ def build(spec: Spec, device_name: str | None = None, model: nn.Module | None = 
         missing = "data" if spec.data is None else "loss"
         raise SpecError.at(Location(spec.file), (missing,),
                            f"training needs a {missing} section")
-    check_metrics(spec.train.metrics, Location(spec.file))
+    _check_train(spec)
     init_rules.check_rules(spec.init)
     loss = build_loss(spec.loss)
     device = resolve_device(device_name or spec.train.device)
@@ -145,11 +148,7 @@ def build(spec: Spec, device_name: str | None = None, model: nn.Module | None = 
     names = splits or [s for s in split_names(spec.data) if s != "test"]
     model_fields = (loss.model_fields - {"output"}) | set(input_fields(spec))
     data = load_splits(spec, names, model_fields)
-    d = spec.data
-    batches = {n: Batches(s, device, shuffle=d.shuffle and n == "train",
-                          drop_last=d.drop_last and n == "train", seed=spec.train.seed,
-                          resident=d.resident, num_workers=d.num_workers,
-                          pin_memory=d.pin_memory) for n, s in data.items()}
+    batches = {n: Batches(s, device, seed=spec.train.seed) for n, s in data.items()}
     dist = dist or Dist()
     batches = dist.shard(batches)  # one rank's share of each epoch (a no-op on one process)
     _check_not_empty(spec, batches)
@@ -185,7 +184,7 @@ def _check_not_empty(spec: Spec, batches: dict[str, Batches]) -> None:
     train = batches.get("train")
     if train is None or len(train) > 0:
         return
-    n, size = train.samples, train.split.batch_size
+    n, size = train.samples, train.plan.batch_size
     if n == 0:
         problem = Problem(Location(spec.file), ("data", "val_split"),
                           "the training split has no samples left after val_split",

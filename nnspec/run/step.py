@@ -16,8 +16,9 @@ import torch
 from torch import Tensor
 
 from nnspec.errors import RunError
+from nnspec.lang.loss_inputs import Expr
 from nnspec.run.batches import Batches
-from nnspec.run.losses import Expr, loss_args
+from nnspec.run.losses import loss_args
 from nnspec.run.metrics import Meter, sum_dtype
 from nnspec.run.setup import Parts
 from nnspec.run.table import Batch

@@ -12,15 +12,16 @@ ways a labelled dataset does not store.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from nnspec.catalogue import section
-from nnspec.errors import Location, SpecError, SpecPath, did_you_mean
+from nnspec.errors import Location, SpecError, SpecPath
 from nnspec.lang.spec import Named, TargetEncoding
+from nnspec.run.instantiate import construct, entry
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
           "bfloat16": torch.bfloat16, "uint8": torch.uint8, "int64": torch.int64,
@@ -30,10 +31,6 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.f
 STATIC = frozenset({"ToImage", "ToDtype", "ConvertImageDtype", "Normalize", "Resize",
                     "CenterCrop", "Pad", "Grayscale", "RGB", "Identity", "ToPureTensor",
                     "PILToTensor", "ToTensor", "LinearTransformation"})
-
-
-def _problem(named: Named, path: SpecPath, message: str, hint: str | None = None) -> SpecError:
-    return SpecError.at(named.location, path, message, hint)
 
 
 def _convert(value: Any, key: str) -> Any:
@@ -51,11 +48,8 @@ def input_transform(items: Sequence[Named], path: SpecPath) -> Callable[[Any], A
     """
     if not items:
         return None
-    catalogue = section("transform")
     for i, named in enumerate(items):
-        if named.name not in catalogue:
-            raise _problem(named, (*path, i), f"unknown transform '{named.name}'",
-                           did_you_mean(named.name, catalogue))
+        entry("transform", named.name, named.location, (*path, i))
     if all(_native_ok(n) for n in items):
         return _Native(items, path)
     return _torchvision(items, path)
@@ -69,11 +63,14 @@ def _torchvision(items: Sequence[Named], path: SpecPath) -> Callable[[Any], Any]
         args = {k: _convert(v, k) for k, v in named.args.items()}
         if named.name == "ToDtype" and "dtype" not in args:
             args["dtype"] = torch.float32
-        try:
-            steps.append(getattr(v2, named.name)(**args))
-        except (TypeError, ValueError) as exc:
-            raise _problem(named, (*path, i, named.name), str(exc)) from None
+        cls: Callable[..., Any] = getattr(v2, named.name)
+        steps.append(construct(partial(_keywords, cls), args, named, (*path, i, named.name),
+                               blame=False))
     return _Plain(v2.Compose(steps))
+
+
+def _keywords(cls: Callable[..., Any], args: dict[str, Any]) -> Any:
+    return cls(**args)
 
 
 NATIVE = frozenset({"ToImage", "ToDtype", "Normalize"})

@@ -46,17 +46,26 @@ def locked_yaml(graph: Graph, spec: Spec, overrides: Sequence[str] = ()) -> str:
         out["description"] = _text(graph.description)
     out["input"] = _inputs(graph.inputs)
     out["model"] = _model(graph.root)
-    if not spec.source_text:
+    doc = _document(spec, overrides)
+    if doc is None:
         return _header(graph) + _dump(out)
-    doc = loads(spec.source_text, spec.file)
-    if overrides:
-        doc = apply_overrides(doc, overrides)
     raw = doc.data if isinstance(doc.data, dict) else {}
     training = {key: raw[key] for key in TRAINING if raw.get(key) is not None}
-    verbatim = None if overrides else _verbatim(doc, training)
+    verbatim = None if doc.overrides else _verbatim(doc, training)
     if verbatim is None:
         out.update((key, _fit(value)) for key, value in training.items())
     return _header(graph) + _dump(out) + (verbatim or "")
+
+
+def _document(spec: Spec, overrides: Sequence[str]) -> Document | None:
+    """The spec's checked document (loaded once, by the check pass), else its text loaded."""
+    if isinstance(spec.document, Document) and (not overrides or
+                                                spec.document.overrides == tuple(overrides)):
+        return spec.document
+    if not spec.source_text:
+        return None
+    doc = loads(spec.source_text, spec.file)
+    return apply_overrides(doc, overrides) if overrides else doc
 
 
 def _verbatim(doc: Document, training: dict[str, Any]) -> str | None:
