@@ -10,6 +10,7 @@ device; below it, outputs too (batch 1, one torchvision model per builder).
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import pytest
@@ -20,7 +21,7 @@ from torch import nn
 import nnspec
 from nnspec.compiler.build import build
 from nnspec.views.summary import summarise
-from tests.conftest import SPECS
+from tests.conftest import ROOT, SPECS
 from tests.parity import inferred
 
 # torchvision builder -> (spec in specs/, vars overrides that make this size of it)
@@ -109,6 +110,18 @@ def test_resnet50_overrides_give_resnext_and_wide_resnet(name: str) -> None:
     assert {k: v.shape for k, v in ours.state_dict().items()} == {
         k: v.shape for k, v in reference.state_dict().items()}
     assert summarise(graph).total_params == sum(p.numel() for p in reference.parameters())
+
+
+SIZE_ROW = re.compile(r"^\| `(\w+)` \| `(\w+)\.yaml ([^`]+)` \| ([\d,]+) \| ([\d,]+) \|$", re.M)
+
+
+def test_docs_zoo_sizes_table_gives_each_builders_override_and_counts() -> None:
+    rows = SIZE_ROW.findall((ROOT / "docs" / "zoo.md").read_text())
+    assert {name for name, *_ in rows} >= {n for n, (spec, _) in ZOO.items() if n != spec}
+    for name, spec, overrides, params, macs in rows:
+        assert (spec, tuple(overrides.split())) in (ZOO.get(name), ALIASES.get(name))
+        summary = summarise(inferred(str(SPECS / f"{spec}.yaml"), tuple(overrides.split())))
+        assert (f"{summary.total_params:,}", f"{summary.macs:,}") == (params, macs)
 
 
 def test_every_spec_of_a_torchvision_builder_is_in_the_zoo_table() -> None:
