@@ -87,6 +87,22 @@ def test_emitted_model_is_the_built_model(path: Path) -> None:
     _parity(path)
 
 
+def test_graph_nodes_named_in_capitals_become_lowercase_local_variables(write_spec) -> None:
+    path = write_spec("""nnspec: 1
+name: capitals
+input: [4]
+model:
+  graph:
+    Mixed_5b: {Linear: {out_features: 4}}
+    mixed_5b: ReLU
+    out: {add: [Mixed_5b, mixed_5b]}
+""")
+    source = emit(nnspec.infer(path))
+    assert "mixed_5b = self.Mixed_5b(input)" in source
+    assert "mixed_5b_2 = self.mixed_5b(mixed_5b)" in source
+    _parity(path)
+
+
 def test_block_used_with_different_sizes_is_one_class_with_those_parameters(write_spec) -> None:
     path = write_spec("""nnspec: 1
 name: widths

@@ -14,6 +14,7 @@ import torch
 
 from nnspec.compiler.build import build
 from nnspec.compiler.emit.emitter import emit
+from nnspec.compiler.emit.names import literal
 from nnspec.compiler.emit.safety import EmitCheckError, check_source
 from nnspec.compiler.ir import Graph, Layer, Net, Node, TensorInfo
 from nnspec.errors import Location, SpecError
@@ -154,6 +155,13 @@ def test_argument_values_are_written_as_literals_of_the_same_value(value: Any) -
     assert [k.arg for k in keywords] == ["approximate"]
     assert ast.literal_eval(keywords[0].value) == _as_tuples(value)
     assert _printable(source)
+
+
+@pytest.mark.parametrize(("value", "text"), [(3e38, "3e38"), (1e16, "1e16"), (1e-05, "1e-05"),
+                                             (-2.5e300, "-2.5e300"), (0.1, "0.1")])
+def test_floats_are_written_as_ruff_format_writes_them(value: float, text: str) -> None:
+    assert literal(value) == text
+    assert float(text) == value
 
 
 def _as_tuples(value: Any) -> Any:

@@ -269,7 +269,7 @@ class _Writer:
         lines = layout(Bracket("def forward", (Atom("self"), *params)), 1, "", f" -> {result}:")
         for node in net.topological():
             args = [names[ref] for ref in node.inputs]
-            names[node.name] = local.take(node.name)
+            names[node.name] = local.take(node.name.lower())  # pep8-naming N806: Mixed_5b
             lines += self.step(node, names[node.name], args)
         outputs = tuple(Atom(names[o]) for o in net.outputs)
         result_expr = outputs[0] if len(outputs) == 1 else Bracket("", outputs, bare=True)

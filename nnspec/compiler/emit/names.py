@@ -112,7 +112,7 @@ def literal(value: Any) -> str:
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError(f"cannot emit the non-finite number {float.__repr__(value)}")
-        return float.__repr__(value)
+        return float.__repr__(value).replace("e+", "e")  # 3e38, as ruff format writes 3e+38
     if isinstance(value, str):
         plain = str.__str__(value)
         text = repr(plain)
