@@ -170,6 +170,7 @@ def validate(
             except SpecError as exc:
                 problems.extend(exc.problems)
                 continue
+            problems.extend(graph.warnings)
             if fmt is Format.text:
                 detail = f", {graph.params:,} parameters" if graph.params is not None else ""
                 typer.echo(f"{file}: ok ({graph.name}{detail})")
@@ -177,7 +178,7 @@ def validate(
             typer.echo(json.dumps([p.as_json() for p in problems], indent=2))
         elif problems:
             typer.echo(SpecError(problems).render(), err=True)
-        return 2 if problems else 0
+        return 2 if any(p.is_error for p in problems) else 0
 
     _run(action)
 

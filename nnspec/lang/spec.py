@@ -338,6 +338,7 @@ class Spec(BaseModel):
     log: Log = Field(default_factory=Log)
     file: str = "<spec>"
     source_text: str = ""
+    warnings: tuple[Any, ...] = ()  # nnspec.errors.Problem with severity "warning"
 
     @property
     def is_trainable(self) -> bool:
