@@ -332,6 +332,21 @@ def eval_command(
     _run(action)
 
 
+@app.command()
+def lsp() -> None:
+    """Run the language server for editors (LSP over stdio): diagnostics, hover, completion,
+    go to definition. Needs pygls: pip install 'nnspec[lsp]'."""
+    try:
+        import pygls  # noqa: F401  (imported here only: 0.8 s that other commands never pay)
+    except ImportError:
+        typer.echo("nnspec lsp needs pygls, which is not installed: pip install 'nnspec[lsp]' "
+                   "(or pip install pygls)", err=True)
+        raise typer.Exit(2) from None
+    from nnspec.editor.server import serve
+
+    serve()
+
+
 def _write(text: str, output: Path | None, force: bool) -> None:
     if output is None or str(output) == "-":
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
