@@ -22,7 +22,7 @@ from nnspec import __version__
 from nnspec.errors import COMMAND_LINE, EXIT_BUG, NnspecError, SpecError
 
 app = typer.Typer(
-    name="nnspec", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    name="nnspec", no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False,
     help="Declarative model specs for PyTorch: validate, compile, emit, summarise and train "
          "networks written as YAML or JSON files.",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -141,7 +141,20 @@ def _exit_with(action: Callable[[], int | None]) -> None:
     raise typer.Exit(code)
 
 
-Spec = Annotated[str, typer.Argument(help="A spec file (.yaml, .yml or .json), or - for stdin.")]
+def _spec_paths(incomplete: str) -> list[str]:
+    from nnspec.completion import spec_paths
+
+    return spec_paths(incomplete)
+
+
+def _catalogue_names(incomplete: str) -> list[tuple[str, str]]:
+    from nnspec.completion import catalogue_names
+
+    return catalogue_names(incomplete)
+
+
+Spec = Annotated[str, typer.Argument(help="A spec file (.yaml, .yml or .json), or - for stdin.",
+                                     autocompletion=_spec_paths)]
 Overrides = Annotated[list[str] | None, typer.Argument(
     help="Overrides as dotted KEY=VALUE, e.g. train.epochs=3 optimizer.lr=0.01.",
     show_default=False)]
@@ -151,7 +164,7 @@ Overrides = Annotated[list[str] | None, typer.Argument(
 def validate(
     files: Annotated[list[str], typer.Argument(
         help="Spec files to check, and KEY=VALUE overrides applied to each.",
-        metavar="FILE... [KEY=VALUE...]")],
+        metavar="FILE... [KEY=VALUE...]", autocompletion=_spec_paths)],
     fmt: Annotated[Format, typer.Option("--format", help="text, or json for editors and CI.")]
     = Format.text,
     shapes: Annotated[bool, typer.Option("--shapes/--no-shapes",
@@ -270,8 +283,8 @@ def schema(
 
 @app.command()
 def layers(
-    name: Annotated[str | None, typer.Argument(help="Show one entry's arguments instead.")]
-    = None,
+    name: Annotated[str | None, typer.Argument(help="Show one entry's arguments instead.",
+                                               autocompletion=_catalogue_names)] = None,
 ) -> None:
     """List layers, ops, losses, optimizers, schedulers, inits, transforms and datasets."""
 
@@ -377,4 +390,4 @@ def _usage(message: str, hint: str | None = None) -> SpecError:
 
 
 def main() -> None:
-    app()
+    app(prog_name="nnspec")  # also when run as python -m nnspec: completion calls `nnspec`
