@@ -107,7 +107,8 @@ LOSS_INPUTS: dict[str, tuple[tuple[str, str], ...]] = {
     "TripletMarginWithDistanceLoss": (("anchor", "embedding of a sample"),
                                       ("positive", "embedding of a sample of the same kind"),
                                       ("negative", "embedding of a sample of another kind")),
-    "CTCLoss": (("log_probs", "log-probabilities per time step, (T, N, C), class 0 the blank"),
+    "CTCLoss": (("log_probs", "log-probabilities per time step, (T, N, C); class `blank` "
+                              "(default 0) means no symbol"),
                 ("targets", "the label sequences, padded, (N, S)"),
                 ("input_lengths", "time steps used per sample, (N,)"),
                 ("target_lengths", "length of each label sequence, (N,)")),
