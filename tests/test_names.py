@@ -93,3 +93,15 @@ def test_validate_prints_a_warning_and_passes(tmp_path: Path) -> None:
     assert err == (f"{spec}:4:3: warning: blocks.Conv2D: block 'Conv2D' is named like a layer, "
                    "'Conv2d' (a misspelt 'Conv2d'? else rename the block; language v2 refuses "
                    "such names)\n")
+
+
+def test_from_version_2_the_naming_rule_is_an_error() -> None:
+    from nnspec.errors import Collector
+    from nnspec.lang.model_ast import ModelParser
+
+    for version, kind in ((1, "warnings"), (2, "problems")):
+        errors = Collector()
+        parser = ModelParser(lambda path, key=False: None, errors, version)
+        parser.blocks({"Lienar": {"sequential": ["ReLU"]}}, ("blocks",))
+        assert [p.message for p in getattr(errors, kind)] == [
+            "block 'Lienar' is named like a layer, 'Linear'"]

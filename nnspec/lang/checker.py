@@ -58,7 +58,8 @@ def _check(doc: Document) -> Spec:
                    "start the file with 'nnspec: 1'")
         errors.raise_if_any()
     _schema_problems(doc, errors)
-    parser = ModelParser(doc.locate, errors)
+    version = data.get("nnspec")
+    parser = ModelParser(doc.locate, errors, version if isinstance(version, int) else 1)
     parser.input_names(data.get("input"))
     model = parser.model(data["model"], ("model",)) if "model" in data else None
     blocks = parser.blocks(data.get("blocks"), ("blocks",)) if isinstance(

@@ -94,6 +94,7 @@ class ModelParser:
 
     locate: Any  # (path, key=False) -> Location
     errors: Collector = field(default_factory=Collector)
+    version: int = 1  # the spec's `nnspec:` version: from 2 on, the naming rule is an error
 
     def src(self, path: SpecPath, key: bool = False) -> Source:
         return Source(self.locate(path, key=key), path)
@@ -333,8 +334,9 @@ class ModelParser:
         else:
             message = f"block '{name}' is named like {kind}, '{entry}'"
             hint = f"a misspelt '{entry}'? else rename the block"
-        self.errors.warn(self.locate(path, key=True), path, message,
-                         hint + "; language v2 refuses such names")
+        report = self.errors.warn if self.version < 2 else self.errors.add
+        report(self.locate(path, key=True), path, message,
+               hint + "; language v2 refuses such names")
 
     def _params(self, raw: Any, path: SpecPath) -> dict[str, BlockParam]:
         if not isinstance(raw, dict):
