@@ -63,6 +63,8 @@ def validate(source: Any, *, shapes: bool = True, overrides: Sequence[str] = ())
         spec, problems = check_partial(doc)
     if spec is None:
         raise SpecError(problems)
+    # a failing check already lists the spec's warnings; a passing one keeps them on the spec
+    warnings = [] if problems else list(spec.warnings)
     try:
         graph = _resolve(spec)
         if shapes and not problems:
@@ -70,13 +72,13 @@ def validate(source: Any, *, shapes: bool = True, overrides: Sequence[str] = ())
 
             graph = _infer(graph)
     except SpecError as exc:
-        raise SpecError([*problems, *exc.problems]) from None
+        raise SpecError([*problems, *exc.problems, *warnings]) from None
     if shapes and (spec.loss is not None or spec.optimizer is not None or spec.init):
         from nnspec.run.preflight import problems as training_problems
 
         problems = [*problems, *training_problems(spec)]  # torch's word on the values
     if problems:
-        raise SpecError(problems)
+        raise SpecError([*problems, *warnings])
     return graph
 
 

@@ -22,7 +22,7 @@ from nnspec import __version__
 from nnspec.errors import COMMAND_LINE, EXIT_BUG, NnspecError, SpecError
 
 app = typer.Typer(
-    name="nnspec", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    name="nnspec", no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False,
     help="Declarative model specs for PyTorch: validate, compile, emit, summarise and train "
          "networks written as YAML or JSON files.",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -141,7 +141,20 @@ def _exit_with(action: Callable[[], int | None]) -> None:
     raise typer.Exit(code)
 
 
-Spec = Annotated[str, typer.Argument(help="A spec file (.yaml, .yml or .json), or - for stdin.")]
+def _spec_paths(incomplete: str) -> list[str]:
+    from nnspec.completion import spec_paths
+
+    return spec_paths(incomplete)
+
+
+def _catalogue_names(incomplete: str) -> list[tuple[str, str]]:
+    from nnspec.completion import catalogue_names
+
+    return catalogue_names(incomplete)
+
+
+Spec = Annotated[str, typer.Argument(help="A spec file (.yaml, .yml or .json), or - for stdin.",
+                                     autocompletion=_spec_paths)]
 Overrides = Annotated[list[str] | None, typer.Argument(
     help="Overrides as dotted KEY=VALUE, e.g. train.epochs=3 optimizer.lr=0.01.",
     show_default=False)]
@@ -151,7 +164,7 @@ Overrides = Annotated[list[str] | None, typer.Argument(
 def validate(
     files: Annotated[list[str], typer.Argument(
         help="Spec files to check, and KEY=VALUE overrides applied to each.",
-        metavar="FILE... [KEY=VALUE...]")],
+        metavar="FILE... [KEY=VALUE...]", autocompletion=_spec_paths)],
     fmt: Annotated[Format, typer.Option("--format", help="text, or json for editors and CI.")]
     = Format.text,
     shapes: Annotated[bool, typer.Option("--shapes/--no-shapes",
@@ -170,6 +183,7 @@ def validate(
             except SpecError as exc:
                 problems.extend(exc.problems)
                 continue
+            problems.extend(graph.warnings)
             if fmt is Format.text:
                 detail = f", {graph.params:,} parameters" if graph.params is not None else ""
                 typer.echo(f"{file}: ok ({graph.name}{detail})")
@@ -177,7 +191,7 @@ def validate(
             typer.echo(json.dumps([p.as_json() for p in problems], indent=2))
         elif problems:
             typer.echo(SpecError(problems).render(), err=True)
-        return 2 if problems else 0
+        return 2 if any(p.is_error for p in problems) else 0
 
     _run(action)
 
@@ -269,8 +283,8 @@ def schema(
 
 @app.command()
 def layers(
-    name: Annotated[str | None, typer.Argument(help="Show one entry's arguments instead.")]
-    = None,
+    name: Annotated[str | None, typer.Argument(help="Show one entry's arguments instead.",
+                                               autocompletion=_catalogue_names)] = None,
 ) -> None:
     """List layers, ops, losses, optimizers, schedulers, inits, transforms and datasets."""
 
@@ -331,6 +345,21 @@ def eval_command(
     _run(action)
 
 
+@app.command()
+def lsp() -> None:
+    """Run the language server for editors (LSP over stdio): diagnostics, hover, completion,
+    go to definition. Needs pygls: pip install 'nnspec[lsp]'."""
+    try:
+        import pygls  # noqa: F401  (imported here only: 0.8 s that other commands never pay)
+    except ImportError:
+        typer.echo("nnspec lsp needs pygls, which is not installed: pip install 'nnspec[lsp]' "
+                   "(or pip install pygls)", err=True)
+        raise typer.Exit(2) from None
+    from nnspec.editor.server import serve
+
+    serve()
+
+
 def _write(text: str, output: Path | None, force: bool) -> None:
     if output is None or str(output) == "-":
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
@@ -361,4 +390,4 @@ def _usage(message: str, hint: str | None = None) -> SpecError:
 
 
 def main() -> None:
-    app()
+    app(prog_name="nnspec")  # also when run as python -m nnspec: completion calls `nnspec`

@@ -51,16 +51,22 @@ def format_path(path: Sequence[PathPart]) -> str:
 
 @dataclass(frozen=True)
 class Problem:
-    """One located error in a spec."""
+    """One located error in a spec (or, with ``severity="warning"``, a warning: reported but
+    not failing, such as a block named like a layer in spec version 1)."""
 
     location: Location
     path: SpecPath
     message: str
     hint: str | None = None
+    severity: str = "error"  # or "warning"
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
 
     def render(self) -> str:
         where = f"{format_path(self.path)}: " if self.path else ""
-        text = f"{self.location}: error: {where}{self.message}"
+        text = f"{self.location}: {self.severity}: {where}{self.message}"
         if self.hint:
             text += f" ({self.hint})"
         return text
@@ -73,6 +79,7 @@ class Problem:
             "path": format_path(self.path),
             "message": self.message,
             "hint": self.hint,
+            "severity": self.severity,
         }
 
 
@@ -142,10 +149,16 @@ class Collector:
 
     def __init__(self) -> None:
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
 
     def add(self, location: Location, path: SpecPath, message: str,
             hint: str | None = None) -> None:
         self.problems.append(Problem(location, tuple(path), message, hint))
+
+    def warn(self, location: Location, path: SpecPath, message: str,
+             hint: str | None = None) -> None:
+        """A problem that does not fail the check: shown, and kept on the checked spec."""
+        self.warnings.append(Problem(location, tuple(path), message, hint, "warning"))
 
     def raise_if_any(self) -> None:
         if self.problems:

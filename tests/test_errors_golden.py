@@ -100,7 +100,8 @@ def test_json_format_lists_every_problem_with_its_fields(tmp_path: Path) -> None
     problems = json.loads(out)
     assert len(problems) == 5
     for problem in problems:
-        assert set(problem) == {"file", "line", "column", "path", "message", "hint"}
+        assert set(problem) == {"file", "line", "column", "path", "message", "hint",
+                                "severity"}
         assert problem["file"] == str(spec)
         assert isinstance(problem["line"], int) and isinstance(problem["column"], int)
         assert isinstance(problem["message"], str) and problem["message"]

@@ -135,3 +135,4 @@ class Graph:
     sha256: str
     params: int | None = None  # filled by infer
     extra: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[Any, ...] = ()  # the spec's warnings (nnspec.errors.Problem), for validate

@@ -44,7 +44,8 @@ def resolve(spec: Spec) -> Graph:
                        "use a graph model, whose nodes take inputs by name")
     resolver.errors.raise_if_any()
     inputs = {k: TensorInfo(tuple(v.shape), v.dtype) for k, v in spec.inputs.items()}
-    return Graph(spec.name, spec.description, inputs, root, spec.file, sha256(spec))
+    return Graph(spec.name, spec.description, inputs, root, spec.file, sha256(spec),
+                 warnings=tuple(spec.warnings))
 
 
 # What an unknown layer name resolves to, so that the rest of the spec can still be checked.

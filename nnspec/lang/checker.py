@@ -58,34 +58,37 @@ def _check(doc: Document) -> Spec:
                    "start the file with 'nnspec: 1'")
         errors.raise_if_any()
     _schema_problems(doc, errors)
-    parser = ModelParser(doc.locate, errors)
+    version = data.get("nnspec")
+    parser = ModelParser(doc.locate, errors, version if isinstance(version, int) else 1)
     parser.input_names(data.get("input"))
     model = parser.model(data["model"], ("model",)) if "model" in data else None
     blocks = parser.blocks(data.get("blocks"), ("blocks",)) if isinstance(
         data.get("blocks"), dict) else {}
     training = _training(doc, errors)
+    warnings = tuple(errors.warnings)
     if not errors.problems:
-        return _spec(doc, model, blocks, training)
+        return _spec(doc, model, blocks, training, warnings)
     partial = None
     model_ok = not any(p.path[:1] in (("model",), ("blocks",), ("input",), ("vars",), ())
                        for p in errors.problems)
     if model_ok and model is not None:  # with the sound training sections, for preflight
         sound = {k: v for k, v in training.items()
                  if not any(p.path[:1] == (k,) for p in errors.problems)}
-        partial = _spec(doc, model, blocks, sound)
-    error = SpecError(errors.problems)
+        partial = _spec(doc, model, blocks, sound, warnings)
+    error = SpecError([*errors.problems, *warnings])
     error.partial = partial  # type: ignore[attr-defined]
     raise error
 
 
-def _spec(doc: Document, model: Any, blocks: dict[str, Any], training: dict[str, Any]) -> Spec:
+def _spec(doc: Document, model: Any, blocks: dict[str, Any], training: dict[str, Any],
+          warnings: tuple[Any, ...] = ()) -> Spec:
     data = doc.data
     return Spec(
         version=data["nnspec"], name=data.get("name") or _default_name(doc.file),
         description=data.get("description", ""), inputs=_inputs(data.get("input")),
         vars=data.get("vars") or {}, blocks=blocks, model=model, file=doc.file,
         var_locations={k: doc.locate(("vars", k)) for k in data.get("vars") or {}},
-        source_text=doc.text, document=doc, **training,
+        source_text=doc.text, document=doc, warnings=warnings, **training,
     )
 
 

@@ -94,6 +94,7 @@ class ModelParser:
 
     locate: Any  # (path, key=False) -> Location
     errors: Collector = field(default_factory=Collector)
+    version: int = 1  # the spec's `nnspec:` version: from 2 on, the naming rule is an error
 
     def src(self, path: SpecPath, key: bool = False) -> Source:
         return Source(self.locate(path, key=key), path)
@@ -296,6 +297,7 @@ class ModelParser:
         for name, value in (raw or {}).items():
             bpath = (*path, name)
             self._check_name(name, bpath)
+            self._check_block_name(name, bpath)
             if not isinstance(value, dict):
                 self.error(bpath, f"a block is a mapping with params and a body, found "
                            f"{_kind(value)}")
@@ -317,6 +319,24 @@ class ModelParser:
             out[name] = Block(name, params, body, self.src(bpath, key=True),
                               str(value.get("description", "")))
         return out
+
+    def _check_block_name(self, name: str, path: SpecPath) -> None:
+        """The naming rule (nnspec.catalogue.names): a warning in spec version 1."""
+        from nnspec.catalogue.names import catalogue_clash
+
+        entry = catalogue_clash(name)
+        if entry is None:
+            return
+        kind = "an op" if entry in catalogue.ops() else "a layer"
+        if entry == name:
+            message = f"block '{name}' takes the name of {kind}: here {name} means the block"
+            hint = f"rename the block, e.g. '{name}Block'"
+        else:
+            message = f"block '{name}' is named like {kind}, '{entry}'"
+            hint = f"a misspelt '{entry}'? else rename the block"
+        report = self.errors.warn if self.version < 2 else self.errors.add
+        report(self.locate(path, key=True), path, message,
+               hint + "; language v2 refuses such names")
 
     def _params(self, raw: Any, path: SpecPath) -> dict[str, BlockParam]:
         if not isinstance(raw, dict):

@@ -14,6 +14,8 @@ from typing import Any, get_args
 
 from nnspec import catalogue
 from nnspec.catalogue import AUTO, Entry
+from nnspec.catalogue.names import near_miss_pattern
+from nnspec.catalogue.text import entry_line, param_line
 from nnspec.errors import did_you_mean
 from nnspec.lang.spec import EXPR_PATTERN, Dtype
 
@@ -37,12 +39,12 @@ def args_schema(entry: Entry, *, written: bool) -> dict[str, Any]:
             schema = {"anyOf": [*schema.get("anyOf", [schema]), {"const": AUTO}]}
         if written:
             schema = _with_expr(schema)
-        default = f" (default: {json.dumps(p.default)})" if not p.required else ""
-        inferred = " Inferred from the input shape when omitted or 'auto'." if p.inferred else ""
-        schema["description"] = f"`{p.name}` of {entry.name}{default}.{inferred}"
+        schema["description"] = param_line(entry, p)
+        if not p.required and not p.inferred:
+            schema["default"] = p.default
         props[p.name] = schema
     out: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False,
-                           "description": entry.doc}
+                           "description": entry_line(entry)}
     if entry.required and not written:
         out["required"] = entry.required
     return out
@@ -72,14 +74,16 @@ def _named_schema(kind: str, entries: dict[str, Entry], extra: dict[str, Any] | 
     """``Name`` or ``{Name: {args}}`` for one catalogue section."""
     names = sorted(entries)
     props: dict[str, Any] = {
-        n: {"anyOf": [{"type": "null"}, _loose_args(entries[n])], "description": entries[n].doc}
+        n: {"anyOf": [{"type": "null"}, _loose_args(entries[n])],
+            "description": entry_line(entries[n])}
         for n in names
     }
     props.update(extra or {})
     return {
         "description": description or f"A {kind}, by name, optionally with arguments.",
         "anyOf": [
-            {"type": "string", "enum": names, "description": f"A {kind} with default arguments."},
+            {"type": "string", "enum": names, "description": f"A {kind} by name, with default "
+             "arguments.", "enumDescriptions": [entry_line(entries[n]) for n in names]},
             {"type": "object", "properties": props, "additionalProperties": False,
              "minProperties": 1},
         ],
@@ -91,19 +95,58 @@ def _loose_args(entry: Entry) -> dict[str, Any]:
     return schema
 
 
+def _layer_value(entry: Entry) -> dict[str, Any]:
+    """What may follow ``Name:`` at a layer position: the arguments (required ones required),
+    nothing when none is required, or the one required argument's value alone (``Linear: 10``).
+    ``defaultSnippets`` make an editor insert ``Conv2d: {out_channels: $1, kernel_size: $2}``."""
+    args = args_schema(entry, written=True)
+    # propertyNames, not additionalProperties: yaml-language-server skips keys without a value
+    # ({kernel_size: 2, ReLU}) in additionalProperties, but checks every key's name
+    del args["additionalProperties"]
+    args["propertyNames"] = {"enum": list(entry.params), "errorMessage": (
+        f"Not an argument of {entry.name}; it takes {', '.join(entry.params)}.")} \
+        if entry.params else {"pattern": "^(?!)", "patternErrorMessage":
+                              f"{entry.name} takes no arguments."}
+    required = entry.required
+    if required:
+        args["required"] = required
+    options: list[dict[str, Any]] = [args] if required else [{"type": "null"}, args]
+    if len(required) == 1:
+        options.append(_with_expr(dict(entry.params[required[0]].schema)))
+    if entry.kind == "op" and entry.max_inputs > 1:  # {add: [bn2, input]}: the inputs by name
+        options.append({"type": "array", "items": {"type": "string"}, "minItems": 2})
+    body = ", ".join(f"{name}: ${i}" for i, name in enumerate(required, 1))
+    return {"anyOf": options, "description": entry_line(entry),
+            "defaultSnippets": [{"label": entry.name, "body": f"{{{body}}}" if body else None}]}
+
+
+NAME_HINT = ("Too like a catalogue name (another case, or one letter off): a misspelt layer? "
+             "`nnspec layers` lists them; a block needs another name.")
+
+
+def layer_name_pattern() -> str:
+    """A free name at a layer position: a catalogue name exactly, or nothing too like one."""
+    exact = "|".join(sorted(catalogue.callables()))
+    return f"^(?=(?:{exact})$|(?!{near_miss_pattern()[1:-1]}$))[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def block_name_pattern() -> str:
+    """A block's name: a name, and nothing too like a catalogue name (nnspec.catalogue.names)."""
+    return f"^(?!{near_miss_pattern()[1:-1]}$)[A-Za-z_][A-Za-z0-9_]*$"
+
+
 def _layer_item() -> dict[str, Any]:
-    layer_props = {n: {"anyOf": [{"type": "null"}, _loose_args(e)], "description": e.doc}
-                   for n, e in sorted(catalogue.callables().items())}
+    layer_props = {n: _layer_value(e) for n, e in sorted(catalogue.callables().items())}
     container = {k: {"description": f"A nested {k}."} for k in ("sequential", "module_list",
                                                                  "module_dict", "graph")}
+    name = {"$ref": "#/definitions/layer_name"}
     return {
-        "description": "A layer (ReLU, {Conv2d: {out_channels: 6}}), an op, a block, a list "
-                       "(nested nn.Sequential) or a nested container.",
+        "description": "A layer, op or block: ReLU, {Conv2d: {out_channels: 6, kernel_size: 5}}, "
+                       "a list (a nested nn.Sequential) or a nested container.",
         "anyOf": [
-            {"type": "string", "pattern": NAME_PATTERN,
-             "examples": sorted(catalogue.callables())},
+            name,
             {"type": "array", "items": {"$ref": "#/definitions/item"}, "minItems": 1},
-            {"type": "object", "minProperties": 1, "properties": {
+            {"type": "object", "minProperties": 1, "propertyNames": name, "properties": {
                 **layer_props, **container,
                 "repeat": {"anyOf": [{"type": "integer", "minimum": 1},
                                      {"$ref": "#/definitions/expr"}],
@@ -117,6 +160,23 @@ def _layer_item() -> dict[str, Any]:
             }, "additionalProperties": {
                 "description": "A block defined in this spec, with its parameters.",
                 "type": ["object", "null"]}},
+        ],
+    }
+
+
+def _model_schema() -> dict[str, Any]:
+    """A list, a container ({graph: ...}), or a mapping of child name -> layer (OrderedDict)."""
+    containers = [{"required": [k]} for k in ("sequential", "module_list", "module_dict", "graph")]
+    return {
+        "description": "The network: a list (nn.Sequential), a mapping of named layers "
+                       "(nn.Sequential(OrderedDict)), or a module_list, module_dict or graph.",
+        "anyOf": [
+            {"type": "array", "items": {"$ref": "#/definitions/item"}, "minItems": 1},
+            {"$ref": "#/definitions/layer_name"},
+            {"allOf": [{"$ref": "#/definitions/item"}, {"type": "object", "anyOf": containers}]},
+            {"type": "object", "not": {"anyOf": containers}, "minProperties": 1,
+             "propertyNames": {"pattern": NAME_PATTERN},
+             "additionalProperties": {"$ref": "#/definitions/item"}},
         ],
     }
 
@@ -208,7 +268,10 @@ def _training_sections() -> tuple[dict[str, Any], dict[str, Any]]:
 def build_schema() -> dict[str, Any]:
     training, defs = _training_sections()
     defs.update({"expr": EXPR, "item": _layer_item(), "block": _block_schema(),
-                 "input": _input_schema()})
+                 "input": _input_schema(), "layer_name": {
+                     "type": "string", "pattern": layer_name_pattern(),
+                     "patternErrorMessage": NAME_HINT,
+                     "description": "A layer, op or block by name, with default arguments."}})
     return {
         "$schema": DRAFT,
         "$id": "https://nnspec.dev/schema/nnspec.schema.json",
@@ -228,11 +291,10 @@ def build_schema() -> dict[str, Any]:
                      "propertyNames": {"pattern": NAME_PATTERN},
                      "additionalProperties": {"description": "A value or an expression."}},
             "blocks": {"type": "object", "description": "Reusable sub-networks by name.",
-                       "propertyNames": {"pattern": NAME_PATTERN},
+                       "propertyNames": {"pattern": block_name_pattern(),
+                                         "patternErrorMessage": NAME_HINT},
                        "additionalProperties": {"$ref": "#/definitions/block"}},
-            "model": {"description": "The network: a list (nn.Sequential), a mapping of named "
-                      "layers (nn.Sequential(OrderedDict)), or a module_list, module_dict or "
-                      "graph.", "anyOf": [{"$ref": "#/definitions/item"}]},
+            "model": _model_schema(),
             **training,
         },
         "definitions": defs,

@@ -341,6 +341,7 @@ class Spec(BaseModel):
     # the checked Document (nnspec.lang.loader), overrides applied: later passes read it
     # instead of loading source_text again; None for a Spec built in code
     document: Any = Field(None, exclude=True, repr=False)
+    warnings: tuple[Any, ...] = ()  # nnspec.errors.Problem with severity "warning"
 
     @property
     def is_trainable(self) -> bool:
