@@ -73,7 +73,8 @@ def validate(source: Any, *, shapes: bool = True, overrides: Sequence[str] = ())
             graph = _infer(graph)
     except SpecError as exc:
         raise SpecError([*problems, *exc.problems, *warnings]) from None
-    if shapes and (spec.loss is not None or spec.optimizer is not None or spec.init):
+    if shapes and (spec.loss is not None or spec.optimizer is not None or spec.init
+                   or spec.freeze):
         from nnspec.run.preflight import problems as training_problems
 
         problems = [*problems, *training_problems(spec)]  # torch's word on the values

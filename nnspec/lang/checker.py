@@ -14,14 +14,22 @@ from functools import cache
 from typing import Any
 
 from nnspec import catalogue
-from nnspec.errors import Collector, Problem, SpecError, SpecPath, did_you_mean, format_path
+from nnspec.errors import (
+    Collector,
+    Location,
+    Problem,
+    SpecError,
+    SpecPath,
+    did_you_mean,
+    format_path,
+)
 from nnspec.lang import schema
 from nnspec.lang.loader import Document
 from nnspec.lang.model_ast import ModelParser
 from nnspec.lang.spec import EXPR_PATTERN, Spec, TensorInput
 
 TOP_KEYS = ("nnspec", "name", "description", "input", "vars", "blocks", "model", "data", "init",
-            "loss", "optimizer", "scheduler", "train", "log")
+            "weights", "freeze", "loss", "optimizer", "scheduler", "train", "log")
 MODEL_PATHS = ("model", "blocks")
 
 
@@ -236,7 +244,8 @@ def _training(doc: Document, errors: Collector) -> dict[str, Any]:
     data, out = doc.data, {}
     builders: dict[str, tuple[Any, Any]] = {
         "data": (S.Data, _data_input), "loss": (S.Loss, _loss_input),
-        "optimizer": (S.Named, _named), "scheduler": (S.Scheduler, _scheduler_input),
+        "optimizer": (S.Optimizer, _optimizer_input),
+        "scheduler": (S.Scheduler, _scheduler_input), "weights": (S.Weights, _weights_input),
         "train": (S.Train, dict), "log": (S.Log, dict),
     }
     for key, (model, convert) in builders.items():
@@ -258,9 +267,15 @@ def _training(doc: Document, errors: Collector) -> dict[str, Any]:
         loss = out["loss"]
         for path, message, hint in input_problems(loss.name, loss.inputs):
             errors.add(doc.locate(("loss", *path)), ("loss", *path), message, hint)
+    if isinstance(data.get("freeze"), list):
+        out["freeze"] = _selections(doc, errors, ("freeze",), data["freeze"], S.FreezeRule)
+    if isinstance(data.get("optimizer"), dict) and set(data["optimizer"]) == {"groups"}:
+        errors.add(doc.locate(("optimizer",)), ("optimizer",), "groups need an optimizer "
+                   "beside them", "optimizer: {AdamW: {lr: 0.001}, groups: [...]}")
     if "optimizer" in out:
         for path, message, hint in S.optimizer_problems(out["optimizer"]):
             errors.add(doc.locate(("optimizer", *path)), ("optimizer", *path), message, hint)
+        _group_problems(doc, errors, out["optimizer"])
     if "scheduler" in out:
         for path, message, hint in S.scheduler_problems(out["scheduler"]):
             where = ("scheduler", *path)
@@ -273,6 +288,17 @@ def _training(doc: Document, errors: Collector) -> dict[str, Any]:
 
 
 def _with_location(value: Any, doc: Document, path: SpecPath) -> Any:
+    if path == ("weights",) and isinstance(value, dict):
+        return {**value, "location": doc.locate(path), "locations": _places(doc, path, value)}
+    if path == ("optimizer",) and isinstance(value, dict) and "groups" in value:
+        groups = value["groups"]
+        value = {k: v for k, v in value.items() if k != "groups"}
+        located = _with_location(value, doc, path)
+        return {**located, "groups": _selection_inputs(doc, (*path, "groups"), groups)}
+    return _located_named(value, doc, path)
+
+
+def _located_named(value: Any, doc: Document, path: SpecPath) -> Any:
     """Give every named thing (dataset, transform, optimizer, ...) its place in the file, and
     the places of its arguments and of the keys beside its name (``loss.inputs``), so that a
     run-time error about one points at it (or at the override that set it)."""
@@ -323,6 +349,94 @@ def _loss_input(raw: Any) -> dict[str, Any]:
     if "inputs" in raw:
         named["inputs"] = raw["inputs"]
     return named
+
+
+def _weights_input(raw: Any) -> dict[str, Any]:
+    """``weights: FILE`` is short for ``weights: {from: FILE}``."""
+    return {"from": raw} if isinstance(raw, str) else dict(raw)
+
+
+def _optimizer_input(raw: Any) -> dict[str, Any]:
+    if isinstance(raw, str):
+        return {"name": raw, "args": {}}
+    named = _named({k: v for k, v in raw.items() if k != "groups"})
+    if "groups" in raw:
+        named["groups"] = raw["groups"]
+    return named
+
+
+def _group_problems(doc: Document, errors: Collector, optimizer: Any) -> None:
+    """Group settings the optimizer does not take, or values it cannot take."""
+    from nnspec.lang.exprs import is_expr
+    from nnspec.lang.spec import OPTIMIZER_NONNEGATIVE_ARGS
+
+    entry = catalogue.section("optimizer").get(optimizer.name)
+    for i, rule in enumerate(optimizer.groups):
+        for name, value in rule.args.items():
+            at = ("optimizer", "groups", i, name)
+            if entry is not None and name not in entry.params:
+                errors.add(doc.locate(at, key=True), at,
+                           f"unknown setting '{name}' of {optimizer.name}",
+                           did_you_mean(name, entry.params) or
+                           f"settings: {', '.join(entry.params)}")
+            elif isinstance(value, str) and not is_expr(value):
+                errors.add(doc.locate(at), at, f"expected a number or an expression, found "
+                           f"{value!r}", "an expression of depth: ${0.001 * 0.8 ** depth}")
+            elif name in OPTIMIZER_NONNEGATIVE_ARGS and isinstance(value, int | float) and \
+                    not isinstance(value, bool) and value < 0:
+                errors.add(doc.locate(at), at, f"{name} must not be negative, found {value}",
+                           f"torch.optim refuses a negative {OPTIMIZER_NONNEGATIVE_ARGS[name]}")
+
+
+def _places(doc: Document, path: SpecPath, value: Any) -> dict[str, Location]:
+    """Where each value inside ``value`` (at ``path``) was written, keyed by its relative path
+    (``match.name``, ``skip[1]``), so a run-time error points at the very value."""
+    out: dict[str, Location] = {}
+
+    def walk(node: Any, rel: SpecPath) -> None:
+        items = node.items() if isinstance(node, dict) else enumerate(node) \
+            if isinstance(node, list) else ()
+        for k, v in items:
+            out[format_path((*rel, k))] = doc.locate((*path, *rel, k))
+            walk(v, (*rel, k))
+
+    walk(value, ())
+    return out
+
+
+_SELECTION_KEYS = {"freeze": ("match", "unless", "stats", "epochs"),
+                   "groups": ("match", "unless")}
+
+
+def _selection_inputs(doc: Document, path: SpecPath, rules: Any) -> Any:
+    """Freeze and group rules with their places; a group rule's other keys are its settings."""
+    if not isinstance(rules, list):
+        return rules
+    out: list[Any] = []
+    for i, rule in enumerate(rules):
+        if not isinstance(rule, dict):
+            out.append(rule)
+            continue
+        at = (*path, i)
+        keys = _SELECTION_KEYS[str(path[-1])]
+        entry = {k: v for k, v in rule.items() if k in keys}
+        if path[-1] == "groups":
+            entry["args"] = {k: v for k, v in rule.items() if k not in keys}
+        out.append({**entry, "location": doc.locate(at), "locations": _places(doc, at, rule)})
+    return out
+
+
+def _selections(doc: Document, errors: Collector, path: SpecPath, rules: list[Any],
+                model: Any) -> list[Any]:
+    from pydantic import ValidationError
+
+    out = []
+    for i, rule in enumerate(_selection_inputs(doc, path, rules)):
+        try:
+            out.append(model.model_validate(rule, strict=True))
+        except ValidationError as exc:
+            _pydantic_problems(doc, errors, (*path, i), exc)
+    return out
 
 
 def _scheduler_input(raw: Any) -> dict[str, Any]:

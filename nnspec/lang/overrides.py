@@ -47,7 +47,8 @@ def apply_overrides(doc: Document, overrides: Sequence[str]) -> Document:
 # Sections written {Name: {args}}: a key may skip the name (optimizer.lr=0.1).
 _NAMED = ("optimizer", "loss", "scheduler", "dataset")
 # Keys written beside the name, not among its arguments: scheduler.interval=step.
-_SIBLINGS = {"scheduler": ("interval", "warmup_steps"), "loss": ("inputs",)}
+_SIBLINGS = {"scheduler": ("interval", "warmup_steps"), "loss": ("inputs",),
+             "optimizer": ("groups",)}
 _EXAMPLES = {"optimizer": "'{SGD: {lr: 0.1}}'", "loss": "CrossEntropyLoss",
              "scheduler": "'{StepLR: {step_size: 5}}'", "dataset": "'{MNIST: {root: data}}'"}
 

@@ -249,8 +249,10 @@ def _training_sections() -> tuple[dict[str, Any], dict[str, Any]]:
         "inputs": {"type": "array", "items": {"type": "string"},
                    "description": "Where each argument of the loss comes from."}},
         "The loss: a torch.nn loss by name, with arguments.")
-    props["optimizer"] = _named_schema("optimizer", catalogue.section("optimizer"),
-                                       description="A torch.optim optimizer.")
+    props["optimizer"] = _named_schema("optimizer", catalogue.section("optimizer"), {
+        "groups": {"type": "array", "items": _group_rule_schema(),
+                   "description": spec.Optimizer.model_fields["groups"].description}},
+        "A torch.optim optimizer, and settings per group of parameters.")
     props["scheduler"] = _named_schema("scheduler", catalogue.section("scheduler"), {
         "interval": {"enum": ["epoch", "step"], "description": "Step per epoch or per step."},
         "warmup_steps": {"type": "integer", "minimum": 0, "description": "Linear warm-up."}},
@@ -262,7 +264,42 @@ def _training_sections() -> tuple[dict[str, Any], dict[str, Any]]:
                          "match": {"$ref": "#/definitions/InitMatch"},
                          "fn": {"enum": init_fns, "description": "A torch.nn.init function."}},
                          "additionalProperties": {"description": "An argument of fn."}}}
+    props.update(_finetune_sections(defs))
     return props, defs
+
+
+def _finetune_sections(defs: dict[str, Any]) -> dict[str, Any]:
+    """weights and freeze (the optimizer's groups are beside its name)."""
+    from nnspec.lang import spec
+
+    out: dict[str, Any] = {}
+    for key, model, text in (("weights", spec.Weights, "Start from weights in a file."),
+                             ("freeze", spec.FreezeRule, "")):
+        schema = model.model_json_schema(ref_template="#/definitions/{model}")
+        defs.update({k: v for k, v in schema.pop("$defs", {}).items() if k != "Location"})
+        schema.pop("title", None)
+        out[key] = {"anyOf": [{"type": "string", "minLength": 1, "description": "The weights "
+                              "file (short for {from: FILE})."}, schema],
+                    "description": text} if text else {
+            "type": "array", "items": schema, "description": "Parameters that do not train "
+            "(requires_grad off), by rules matching layer types and name globs."}
+    return out
+
+
+def _group_rule_schema() -> dict[str, Any]:
+    from nnspec.lang import spec
+
+    fields = spec.Selection.model_fields
+    return {"type": "object", "required": ["match"], "description": spec.GroupRule.__doc__,
+            "properties": {k: {"anyOf": [{"$ref": "#/definitions/InitMatch"},
+                                         *([{"type": "null"}] if k == "unless" else [])],
+                               "description": fields[k].description}
+                           for k in ("match", "unless")},
+            "additionalProperties": {"description": "An optimizer setting for these "
+                                     "parameters (lr, weight_decay, ...): a number or an "
+                                     "expression of depth and max_depth.",
+                                     "anyOf": [{"type": ["number", "boolean", "array"]},
+                                               {"$ref": "#/definitions/expr"}]}}
 
 
 def build_schema() -> dict[str, Any]:

@@ -160,8 +160,10 @@ class InitMatch(Strict):
 
     type: list[str] | str | None = Field(
         None, description="Layer types to match (Conv2d, Linear, ...).")
-    name: str | None = Field(None, description="Glob over module names (layer1.*.conv1).")
-    param: str | None = Field(None, description="Glob over parameter names (weight, bias).")
+    name: list[str] | str | None = Field(
+        None, description="Glob over module names (layer1.*.conv1), or a list of globs.")
+    param: list[str] | str | None = Field(
+        None, description="Glob over parameter names (weight, bias), or a list of globs.")
 
 
 class InitRule(Strict):
@@ -173,6 +175,75 @@ class InitRule(Strict):
     args: dict[str, Any] = Field(default_factory=dict,
                                  description="Keyword arguments of the init function.")
     location: Location = Field(default_factory=Location, exclude=True)
+
+
+class Weights(Located):
+    """Start from weights in a file: its tensors replace the initial values of the model's."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    source: str = Field(
+        alias="from", min_length=1,
+        description="The weights file: a PyTorch .pt/.pth state_dict (torchvision's), a "
+        ".safetensors file, an nnspec checkpoint, or a run directory (its best.pt). A relative "
+        "path is read from the spec file's folder (from the working directory when given as "
+        "an override). Read without unpickling objects.")
+    key: str | None = Field(
+        None, description="The entry of the file that holds the state_dict (state_dict, "
+        "model_ema, ...); default: the file itself, or its single state_dict-like entry.")
+    strip_prefix: list[str] | str = Field(
+        default_factory=list, description="Remove this prefix (or the first of these) from "
+        "the file's keys: 'module.' (DDP), 'model.' (Lightning).")
+    rename: dict[str, str] = Field(
+        default_factory=dict, description="Replace a key prefix, after strip_prefix: "
+        "{'head.': 'fc.'}; the first prefix that fits a key applies.")
+    skip: list[str] = Field(
+        default_factory=list, description="Globs over the (mapped) keys not to load, such as "
+        "a head replaced for other classes: ['fc.*']. Their tensors keep their initial values.")
+    strict: bool = Field(
+        True, description="Every tensor of the model must get a weight and every key of the "
+        "file must be used (skip aside), and shapes must agree. false: load what fits; the "
+        "rest is listed at the start of the run.")
+
+    @property
+    def prefixes(self) -> list[str]:
+        return [self.strip_prefix] if isinstance(self.strip_prefix, str) else self.strip_prefix
+
+
+class Selection(Located):
+    """Parameters chosen by name globs and layer types (the matcher of init rules)."""
+
+    match: InitMatch = Field(description="The parameters chosen: every given condition holds.")
+    unless: InitMatch | None = Field(
+        None, description="Leave out the parameters this also matches (the new head, say).")
+
+
+class FreezeRule(Selection):
+    """Parameters that do not train: requires_grad off, left out of the optimizer."""
+
+    stats: bool = Field(
+        False, description="Also freeze the running statistics of matched BatchNorm layers: "
+        "they stay in eval mode while training.")
+    epochs: PosInt | None = Field(
+        None, description="Frozen for the first N epochs only, then trained (staged "
+        "unfreezing); default: the whole run.")
+
+
+class GroupRule(Selection):
+    """Optimizer settings for the parameters a rule matches (a parameter group)."""
+
+    args: dict[str, Any] = Field(
+        default_factory=dict, description="Optimizer settings for these parameters: lr, "
+        "weight_decay, ...; a number or an expression of depth and max_depth.")
+
+
+class Optimizer(Named):
+    """A torch.optim optimizer, and settings per group of parameters."""
+
+    groups: list[GroupRule] = Field(
+        default_factory=list, description="Rules giving matched parameters their own settings, "
+        "in order, a later rule overriding an earlier one; parameters with equal settings form "
+        "one parameter group.")
 
 
 class Loss(Located):
@@ -331,8 +402,10 @@ class Spec(BaseModel):
     model: Any  # nnspec.lang.model_ast.Container
     data: Data | None = None
     init: list[InitRule] = Field(default_factory=list)
+    weights: Weights | None = None
+    freeze: list[FreezeRule] = Field(default_factory=list)
     loss: Loss | None = None
-    optimizer: Named | None = None
+    optimizer: Optimizer | None = None
     scheduler: Scheduler | None = None
     train: Train = Field(default_factory=Train)
     log: Log = Field(default_factory=Log)
@@ -346,3 +419,8 @@ class Spec(BaseModel):
     @property
     def is_trainable(self) -> bool:
         return self.data is not None and self.loss is not None
+
+    @property
+    def groups(self) -> list[GroupRule]:
+        """The optimizer's group rules (none for a plain ``Named`` optimizer set in code)."""
+        return list(getattr(self.optimizer, "groups", None) or [])

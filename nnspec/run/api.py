@@ -46,15 +46,29 @@ def resolved(spec: Spec, parts: setup.Parts) -> dict[str, Any]:
         "model": repr(parts.model),
         "parameters": sum(p.numel() for p in parts.model.parameters()),
         "data": dump(spec.data), "init": [dump(r) for r in spec.init], "loss": dump(spec.loss),
-        "optimizer": dump(spec.optimizer), "scheduler": dump(spec.scheduler),
+        **_finetune_settings(spec),
+        "optimizer": spec.optimizer.model_dump(mode="json", exclude=None if spec.groups
+                                               else {"groups"}) if spec.optimizer else None,
+        "scheduler": dump(spec.scheduler),
         "train": dump(spec.train), "log": dump(spec.log),
         "run": {"device": str(parts.device),
                 "data": {k: b.describe() for k, b in parts.batches.items()},
-                "torch": str(torch.__version__), **run_path(spec, parts)},
+                "torch": str(torch.__version__), **run_path(spec, parts),
+                **(parts.tuning.record() if parts.tuning is not None else {})},
     }
     # Plain JSON types only: the checkpoint that stores this must load with weights_only=True.
     plain: dict[str, Any] = json.loads(json.dumps(settings))
     return plain
+
+
+def _finetune_settings(spec: Spec) -> dict[str, Any]:
+    """weights and freeze, where the spec has them (absent, a run's settings are as they were
+    before these sections existed, so older checkpoints resume)."""
+    return {
+        **({"weights": spec.weights.model_dump(mode="json", by_alias=True)} if spec.weights
+           else {}),
+        **({"freeze": [r.model_dump(mode="json") for r in spec.freeze]} if spec.freeze else {}),
+    }
 
 
 def run_path(spec: Spec, parts: setup.Parts) -> dict[str, Any]:
@@ -102,7 +116,7 @@ def _train(spec: Spec, dist: distributed.Dist, run_dir: str | Path | None,
         _check_resume_option(Path(resume), run_dir)
         run_dir = Path(resume)
         state = checkpoint.load(run_dir / "checkpoints" / "last.pt")
-    parts = setup.build(spec, device, model, dist=dist)
+    parts = setup.build(spec, device, model, dist=dist, start_weights=state is None)
     with setup.flushing_denormals(spec, parts.device):
         return _fit(spec, parts, dist, run_dir, state, out)
 
@@ -140,10 +154,30 @@ def _fit(spec: Spec, parts: setup.Parts, dist: distributed.Dist, run_dir: str | 
         total = len(list(parts.model.parameters()))
         out.write(f"init: {ruled} of {total} parameter tensors set by init rules, the rest "
                   "PyTorch's defaults (--explain-init lists them)\n")
+    _tuning(parts, trainer, path, resuming=state is not None, out=out)
     summary = trainer.fit()
     summary.path = settings["run"]["path"]
     out.write(summary_text(summary) + "\n")
     return summary
+
+
+def _tuning(parts: setup.Parts, trainer: Trainer, path: Path, resuming: bool,
+            out: TextIO) -> None:
+    """The first lines about weights, freezing and groups; weights.json and TensorBoard."""
+    tuning = parts.tuning
+    if tuning is None:
+        return
+    tuning.begin_epoch(trainer.epoch)  # a resumed run's epoch: what trains now
+    for line in tuning.lines(resuming):
+        out.write(line + "\n")
+    if tuning.report is not None and parts.dist.writer:
+        (path / "weights.json").write_text(json.dumps(tuning.report.record(), indent=2) + "\n")
+    if len(tuning.groups) > 1 and not resuming:
+        rows = [f"| {i} | {g.name} | {len(g.params)} | {g.numel:,} | {json.dumps(g.settings)} |"
+                for i, g in enumerate(tuning.groups)]
+        trainer.board.text("optimizer/param_groups", "\n".join(
+            ["| group | rules | tensors | parameters | settings |", "|---|---|---|---|---|",
+             *rows]))
 
 
 def _write_spec(path: Path, spec: Spec, settings: dict[str, Any]) -> None:

@@ -100,14 +100,19 @@ class Dist:
 
     # ---- model and data ------------------------------------------------------------------------
 
-    def wrap(self, model: nn.Module, device: torch.device) -> nn.Module:
-        """The DDP wrapper the training steps run (``model`` stays the plain module)."""
+    def wrap(self, model: nn.Module, device: torch.device, find_unused: bool = False) -> \
+            nn.Module:
+        """The DDP wrapper the training steps run (``model`` stays the plain module).
+
+        ``find_unused``: some parameters the wrapper registers get no gradient in some epochs
+        (staged unfreezing), which DDP must be told.
+        """
         if not self.active:
             return model
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [device.index] if device.type == "cuda" else None
-        return DistributedDataParallel(model, device_ids=ids)
+        return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=find_unused)
 
     def shard(self, batches: dict[str, Batches]) -> dict[str, Batches]:
         if not self.active:

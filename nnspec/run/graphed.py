@@ -76,6 +76,8 @@ def unsafe_reasons(parts: Parts, device: torch.device | None = None) -> list[str
     if spec.scheduler is not None:
         reasons.append("a scheduler (or warm-up) changes the learning rate, which the graph "
                        "bakes in")
+    if parts.tuning is not None and parts.tuning.staged:
+        reasons.append("freeze rules with epochs: change which parameters train mid-run")
     if train.compile:
         reasons.append("train.compile is on (torch.compile and a captured step do not mix)")
     if parts.dist.active:

@@ -46,8 +46,14 @@ def _params(model: nn.Module) -> Iterator[tuple[str, str, str, nn.Parameter]]:
 def _matches(match: InitMatch, mod_name: str, type_name: str, p_name: str) -> bool:
     types = _types(match)
     return ((types is None or type_name in types)
-            and (match.name is None or fnmatchcase(mod_name, match.name))
-            and (match.param is None or fnmatchcase(p_name, match.param)))
+            and _fits(mod_name, match.name) and _fits(p_name, match.param))
+
+
+def _fits(name: str, globs: list[str] | str | None) -> bool:
+    """No globs, or ``name`` fits one of them."""
+    if globs is None:
+        return True
+    return any(fnmatchcase(name, g) for g in ([globs] if isinstance(globs, str) else globs))
 
 
 def check_rules(rules: Sequence[InitRule]) -> None:

@@ -126,6 +126,8 @@ class Trainer:
     def _run_epoch(self) -> dict[str, dict[str, float]]:
         parts, spec = self.parts, self.parts.spec
         batches = parts.batches["train"]
+        if parts.tuning is not None:
+            parts.tuning.begin_epoch(self.epoch)  # staged unfreezing
         self.progress.begin_epoch()
         tick, seen = time.perf_counter(), 0
         every, final = spec.log.every_n_steps, len(batches) - 1
@@ -191,6 +193,9 @@ class Trainer:
             self.board.scalar(f"{split}/{k}", v, self.epoch + 1)
         if split == "train":
             self.board.scalar("train/lr_epoch", current_lr(self.parts.optimizer), self.epoch + 1)
+            groups = self.parts.optimizer.param_groups
+            for i, group in enumerate(groups if len(groups) > 1 else []):
+                self.board.scalar(f"train/lr_group{i}", float(group["lr"]), self.epoch + 1)
 
     def _step_epoch_scheduler(self, results: dict[str, dict[str, float]]) -> None:
         sched, cfg = self.parts.scheduler, self.parts.spec.scheduler

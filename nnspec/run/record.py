@@ -82,6 +82,10 @@ class Board:
         if self.enabled:
             self.writer.add_scalar(tag, value, step)
 
+    def text(self, tag: str, text: str) -> None:
+        if self.enabled:
+            self.writer.add_text(tag, text, 0)
+
     def graph(self, model: Any, example: Any) -> str | None:
         """Trace the model graph; returns why it could not, if it could not."""
         if not self.enabled:

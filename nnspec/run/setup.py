@@ -23,6 +23,7 @@ from torch.optim import Optimizer
 
 from nnspec.errors import Location, Problem, RunError, SpecError
 from nnspec.lang.spec import DEVICE_HINT, Spec, train_problems
+from nnspec.run import finetune, weights
 from nnspec.run import init as init_rules
 from nnspec.run.batches import Batches
 from nnspec.run.data import load_splits, split_names
@@ -75,6 +76,7 @@ class Parts:
     eval_model: nn.Module | None = None  # evaluation's module when the steps run a DDP wrapper
     # DDP's no_sync: backward without the all-reduce, for all but the last accumulated batch
     no_sync: Callable[[], Any] = contextlib.nullcontext
+    tuning: finetune.Tuning | None = None  # weights loaded, freezing, parameter groups
 
 
 def monitor_of(spec: Spec, splits: list[str]) -> tuple[tuple[str, str], bool]:
@@ -134,8 +136,13 @@ def _compile_model(spec: Spec) -> nn.Module:
 
 
 def build(spec: Spec, device_name: str | None = None, model: nn.Module | None = None,
-          splits: list[str] | None = None, dist: Dist | None = None) -> Parts:
-    """Build every part of the run (see the module docstring for the order)."""
+          splits: list[str] | None = None, dist: Dist | None = None, *,
+          start_weights: bool = False) -> Parts:
+    """Build every part of the run (see the module docstring for the order).
+
+    ``start_weights``: read the spec's weights file (a new training run; evaluation and resume
+    take their weights from a checkpoint instead).
+    """
     if spec.data is None or spec.loss is None:
         missing = "data" if spec.data is None else "loss"
         raise SpecError.at(Location(spec.file), (missing,),
@@ -144,6 +151,7 @@ def build(spec: Spec, device_name: str | None = None, model: nn.Module | None = 
     init_rules.check_rules(spec.init)
     loss = build_loss(spec.loss)
     device = resolve_device(device_name or spec.train.device)
+    source = weights.read(spec) if start_weights else None  # a wrong path fails before the data
     _deterministic(spec.train.deterministic)
     names = splits or [s for s in split_names(spec.data) if s != "test"]
     model_fields = (loss.model_fields - {"output"}) | set(input_fields(spec))
@@ -158,9 +166,12 @@ def build(spec: Spec, device_name: str | None = None, model: nn.Module | None = 
     torch.manual_seed(spec.train.seed)
     model = model if model is not None else _compile_model(spec)
     matches = init_rules.apply(model, spec.init)
+    tuning = finetune.prepare(model, spec, source)  # the file's weights over the init rules'
     model.to(device)
-    stepped = dist.wrap(model, device)  # DDP after the init rules, before the optimizer
-    optimizer = build_optimizer(spec.optimizer, model.parameters())
+    # DDP after the init rules, before the optimizer; it registers staged-frozen parameters too
+    stepped = dist.wrap(model, device, find_unused=tuning.staged)
+    tuning.begin_epoch(0)
+    optimizer = build_optimizer(spec.optimizer, tuning.optimizer_params(model))
     steps = -(-len(batches["train"]) // spec.train.accumulate) if "train" in batches else 1
     scheduler = build_scheduler(spec.scheduler, optimizer, spec.train.epochs, steps)
     scaler, autocast = _precision(spec, device)
@@ -176,7 +187,7 @@ def build(spec: Spec, device_name: str | None = None, model: nn.Module | None = 
     warmup = Warmup(optimizer, spec.scheduler.warmup_steps if spec.scheduler else 0)
     no_sync = getattr(stepped, "no_sync", contextlib.nullcontext)
     return Parts(spec, device, model, loss, evaluator, optimizer, scheduler, warmup, batches,
-                 scaler, autocast, matches, monitor, maximize, dist, plain, no_sync)
+                 scaler, autocast, matches, monitor, maximize, dist, plain, no_sync, tuning)
 
 
 def _check_not_empty(spec: Spec, batches: dict[str, Batches]) -> None:

@@ -29,7 +29,8 @@ from nnspec.lang.loader import Document, loads
 from nnspec.lang.overrides import apply_overrides
 from nnspec.lang.spec import Spec
 
-TRAINING = ("data", "init", "loss", "optimizer", "scheduler", "train", "log")
+TRAINING = ("data", "init", "weights", "freeze", "loss", "optimizer", "scheduler", "train",
+            "log")
 FLOW_WIDTH = 76  # a mapping or list that reads shorter than this in flow style stays on one line
 
 
