@@ -59,13 +59,13 @@ def test_bash_completes_layer_names_and_spec_paths(tmp_path: Path) -> None:
     _need("bash")
     script = _script("bash", tmp_path)
     probe = (f"source {script}\n"
-             "COMP_WORDS=(nnspec layers Conv2); COMP_CWORD=2; _nnspec_completion nnspec\n"
+             "COMP_WORDS=(nnspec layers ConvTranspose2); COMP_CWORD=2; _nnspec_completion nnspec\n"
              "echo \"${COMPREPLY[*]}\"\n"
              "COMP_WORDS=(nnspec summary specs/le); COMP_CWORD=2; _nnspec_completion nnspec\n"
              "echo \"${COMPREPLY[*]}\"\n")
     out = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, cwd=ROOT,
                          env=_env(tmp_path), timeout=120).stdout.splitlines()
-    assert out == ["Conv2d", "specs/lenet.yaml"]
+    assert out == ["ConvTranspose2d", "specs/lenet.yaml"]
 
 
 def test_fish_completes_layer_names_and_spec_paths(tmp_path: Path) -> None:
