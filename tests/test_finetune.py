@@ -447,3 +447,28 @@ def test_two_ddp_ranks_freeze_unfreeze_and_group_as_one_process_does(
         assert torch.equal(start[key], end[key]), key
     assert not torch.equal(start["body.weight"], end["body.weight"])  # trained in epoch 2
     assert proc.stderr.count("optimizer: 4 parameter groups") == 1  # rank 0 alone speaks
+
+
+@pytest.mark.parametrize("content", ["truncated-safetensors", "device-file", "folder"])
+def test_hostile_weights_paths_are_located_errors(tmp_path: Path, content: str) -> None:
+    if content == "truncated-safetensors":
+        save_file({"fc.weight": torch.zeros(10, 32)}, str(tmp_path / "w.safetensors"))
+        data = (tmp_path / "w.safetensors").read_bytes()
+        (tmp_path / "w.safetensors").write_bytes(data[:-40])
+        target, expected = "w.safetensors", "not a readable safetensors file"
+    elif content == "device-file":
+        target, expected = "/dev/zero", "/dev/zero is not a regular file"
+    else:
+        (tmp_path / "empty").mkdir()
+        target, expected = "empty", "is a folder that holds no nnspec checkpoint"
+    code, err = cli_train(tmp_path, mlp_text(f"weights: {{from: {target}}}"))
+    assert code == 2 and "error: weights.from: " in err and expected in err
+
+
+def test_hostile_key_names_reach_the_terminal_escaped(tmp_path: Path) -> None:
+    state = torch.load(mlp_weights(tmp_path), weights_only=True)
+    state["\x1b[2Jcleared"] = torch.zeros(1)
+    torch.save(state, tmp_path / "mlp.pth")
+    code, err = cli_train(tmp_path, mlp_text("weights: {from: mlp.pth}"))
+    assert code == 2 and "\x1b" not in err
+    assert "the model has nothing named \\x1b[2Jcleared" in err
