@@ -43,6 +43,14 @@ ZOO: dict[str, tuple[str, tuple[str, ...]]] = {
     "mnasnet0_5": ("mnasnet1_0", ("vars.alpha=0.5",)),
     "mnasnet0_75": ("mnasnet1_0", ("vars.alpha=0.75",)),
     "mnasnet1_3": ("mnasnet1_0", ("vars.alpha=1.3",)),
+    "shufflenet_v2_x1_0": ("shufflenet_v2_x1_0", ()),
+    "shufflenet_v2_x0_5": ("shufflenet_v2_x1_0", ("vars.stage2=48", "vars.stage3=96",
+                                                  "vars.stage4=192")),
+    "shufflenet_v2_x1_5": ("shufflenet_v2_x1_0", ("vars.stage2=176", "vars.stage3=352",
+                                                  "vars.stage4=704")),
+    "shufflenet_v2_x2_0": ("shufflenet_v2_x1_0", ("vars.stage2=244", "vars.stage3=488",
+                                                  "vars.stage4=976", "vars.last_channel=2048")),
+    "efficientnet_b0": ("efficientnet_b0", ()),
 }
 LARGE = {"vgg11", "vgg16"}  # over 100 M parameters: keys and shapes on the meta device
 INPUT_SIDE = {"inception_v3": 299}  # torchvision's input size; 224 for the others
