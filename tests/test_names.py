@@ -18,7 +18,7 @@ from nnspec.errors import SpecError
 
 @pytest.mark.parametrize(("name", "entry"), [
     ("Conv2D", "Conv2d"), ("relu", "ReLU"), ("Linear", "Linear"), ("Lienar", "Linear"),
-    ("Conv2dd", "Conv2d"), ("BatchNorm2", "BatchNorm1d"), ("ADD", "add"), ("Fold2", "Fold"),
+    ("Conv2dd", "Conv2d"), ("BatchNorm2", "BatchNorm1d"), ("ADD", "add"), ("Fold2", "Fold"), ("MLP", "MLP"),
 ])
 def test_near_misses_and_other_cases_clash(name: str, entry: str) -> None:
     found = catalogue_clash(name)
@@ -26,7 +26,7 @@ def test_near_misses_and_other_cases_clash(name: str, entry: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["BasicBlock", "Bottleneck", "DoubleConv", "ConvBNReLU6",
-                                  "CNN", "MLP", "Stem", "Head", "Encoder", "Up", "Down"])
+                                  "CNN", "FeedForward", "Stem", "Head", "Encoder", "Up", "Down"])
 def test_ordinary_block_names_do_not_clash(name: str) -> None:
     assert catalogue_clash(name) is None
 
