@@ -18,7 +18,8 @@ from nnspec.errors import SpecError
 
 @pytest.mark.parametrize(("name", "entry"), [
     ("Conv2D", "Conv2d"), ("relu", "ReLU"), ("Linear", "Linear"), ("Lienar", "Linear"),
-    ("Conv2dd", "Conv2d"), ("BatchNorm2", "BatchNorm1d"), ("ADD", "add"), ("Fold2", "Fold"), ("MLP", "MLP"),
+    ("Conv2dd", "Conv2d"), ("BatchNorm2", "BatchNorm1d"), ("ADD", "add"), ("Fold2", "Fold"),
+    ("MLP", "MLP"),
 ])
 def test_near_misses_and_other_cases_clash(name: str, entry: str) -> None:
     found = catalogue_clash(name)
@@ -26,7 +27,8 @@ def test_near_misses_and_other_cases_clash(name: str, entry: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["BasicBlock", "Bottleneck", "DoubleConv", "ConvBNReLU6",
-                                  "CNN", "FeedForward", "Stem", "Head", "Encoder", "Up", "Down"])
+                                  "CNN", "FeedForward", "SElayer", "Stem", "Head", "Encoder", "Up",
+                                  "Down"])
 def test_ordinary_block_names_do_not_clash(name: str) -> None:
     assert catalogue_clash(name) is None
 
@@ -71,6 +73,17 @@ def test_a_block_named_like_a_layer_is_a_warning_in_v1(tmp_path: Path) -> None:
     assert warning.render() == (
         f"{spec}:4:3: warning: blocks.Lienar: block 'Lienar' is named like a layer, 'Linear' "
         "(a misspelt 'Linear'? else rename the block; language v2 refuses such names)")
+
+
+def test_a_catalogue_that_grows_does_not_break_a_v1_spec(tmp_path: Path) -> None:
+    """MLP came with torchvision.ops: a v1 block named MLP still validates, with a warning."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text("nnspec: 1\ninput: [4]\nblocks:\n  MLP:\n"
+                    "    sequential: [{Linear: {out_features: 3}}]\nmodel: [MLP]\n")
+    graph = validate(spec)
+    assert [w.message for w in graph.warnings] == [
+        "block 'MLP' takes the name of a layer: here MLP means the block"]
+    assert graph.params == 15  # the block's Linear(4, 3), not torchvision's MLP
 
 
 def test_warnings_are_listed_beside_errors(tmp_path: Path) -> None:
