@@ -332,7 +332,9 @@ def train(
 def eval_command(
     spec: Spec,
     checkpoint: Annotated[str, typer.Option("--checkpoint", help="A checkpoint file.")],
-    split: Annotated[str, typer.Option("--split", help="train, val or test.")] = "test",
+    split: Annotated[str | None, typer.Option(
+        "--split", help="train, val or test; default: test where the data has one, else val.",
+        show_default=False)] = None,
     overrides: Overrides = None,
 ) -> None:
     """Evaluate a checkpoint on a split; print and write the metrics."""

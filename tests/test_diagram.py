@@ -56,13 +56,23 @@ def test_graph_edges_follow_in_references(resnet18: Diagram, source: str, target
     assert (ids[source], ids[target]) in {(e.source, e.target) for e in resnet18.edges}
 
 
-def test_only_edges_from_other_than_the_previous_node_are_skips(resnet18: Diagram) -> None:
+def test_edges_off_the_longest_path_are_skips(resnet18: Diagram) -> None:
     names = {b.id: b.name for b in resnet18.boxes()}
     skips = {(names[e.source], names[e.target]) for e in resnet18.edges if e.skip}
     assert ("maxpool", "layer1.0.sum") in skips
     assert ("layer1.1.out", "layer2.0.downsample.0") in skips
     assert ("layer1.0.conv1", "layer1.0.bn1") not in skips
-    assert len(skips) == 8 + 3  # a shortcut per block, plus the path around each downsample
+    assert len(skips) == 5 + 3 * 3  # an identity shortcut per BasicBlock, 3 edges per downsample
+
+
+def test_a_shortcut_with_layers_of_its_own_is_dashed_and_the_main_path_solid(
+        resnet18: Diagram) -> None:
+    """ResNet's DownBlock: the main path (conv1 ... bn2 -> sum) was drawn dashed before."""
+    names = {b.id: b.name for b in resnet18.boxes()}
+    skip = {(names[e.source], names[e.target]): e.skip for e in resnet18.edges}
+    assert skip[("layer2.0.bn2", "layer2.0.sum")] is False
+    assert skip[("layer2.0.downsample.0", "layer2.0.downsample.1")] is True
+    assert skip[("layer2.0.downsample.1", "layer2.0.sum")] is True
 
 
 def test_unet_skip_concatenations_are_skip_edges() -> None:
@@ -122,7 +132,7 @@ def test_dot_draws_containers_as_clusters_with_escaped_labels() -> None:
     _, _, clusters = _dot_structure(text)
     assert clusters == 4 + 8 + 3  # layers, blocks, downsamples
     assert 'label="conv1: Conv2d\\n[N, 64, 112, 112]"' in text
-    assert text.count("style=dashed") == 11
+    assert text.count("style=dashed") == 14
 
 
 @pytest.mark.parametrize("name", ["resnet18", "unet_small", "graph_two_inputs",

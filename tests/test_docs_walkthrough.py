@@ -94,6 +94,38 @@ def test_eval_given_a_folder_names_the_checkpoint_file_to_give(
     assert code == 0 and out.startswith("val.loss "), err
 
 
+def test_eval_without_split_measures_val_when_the_dataset_has_no_test_part(
+        digits_run: tuple[Path, Path]) -> None:
+    """scikit-learn's digits have no test part: eval used to fail asking for one."""
+    spec, run = digits_run
+    code, out, err = cli("eval", str(spec), "--checkpoint", str(run / "checkpoints" / "best.pt"))
+    assert code == 0, err
+    assert out.startswith("val.loss ") and (run / "eval-val.json").is_file()
+
+
+def test_eval_without_split_measures_the_test_part_where_the_files_hold_one(
+        tmp_path: Path) -> None:
+    from run_fixtures import lenet_text, tiny_mnist, write_idx
+
+    root = tiny_mnist(tmp_path / "mnist", n=256)
+    images = (root / "t10k-images-idx3-ubyte.gz")
+    labels = (root / "t10k-labels-idx1-ubyte.gz")
+    only_t10k = tmp_path / "t10k.yaml"
+    only_t10k.write_text(lenet_text(root) + "log: {tensorboard: false}\n")
+    code, _, err = cli("train", str(only_t10k), "--run-dir", str(tmp_path / "run"))
+    assert code == 0, err
+    best = str(tmp_path / "run" / "checkpoints" / "best.pt")
+    code, out, err = cli("eval", str(only_t10k), "--checkpoint", best)
+    assert code == 0 and out.startswith("val.loss "), err  # t10k files alone: they train
+    import torch
+
+    write_idx(root / "train-images-idx3-ubyte", torch.zeros(8, 28, 28, dtype=torch.uint8))
+    write_idx(root / "train-labels-idx1-ubyte", torch.zeros(8, dtype=torch.uint8))
+    assert images.exists() and labels.exists()
+    code, out, err = cli("eval", str(only_t10k), "--checkpoint", best)
+    assert code == 0 and out.startswith("test.loss "), err
+
+
 def test_resume_given_a_checkpoint_file_asks_for_the_run_folder(
         digits_run: tuple[Path, Path]) -> None:
     spec, run = digits_run

@@ -216,3 +216,12 @@ def test_compile_loads_the_spec_and_applies_its_overrides_once(
     text = nnspec.lock(EXAMPLES / "loss_mse.yaml", ["train.epochs=2"])
     assert "epochs: 2" in text
     assert calls == ["load", "apply_overrides"]
+def test_the_package_locks_a_spec_as_docs_compile_md_shows() -> None:
+    """docs/compile.md's API line: ``import nnspec; nnspec.lock(path)`` (once an AttributeError
+    through ``nnspec.lock.locked_yaml``)."""
+    import importlib
+
+    fresh = importlib.import_module("nnspec")
+    text = fresh.lock(str(SPECS / "lenet.yaml"))
+    assert text.startswith("# The locked form of ") and "name: lenet5" in text
+    assert "nnspec.lock(path)" in (ROOT / "docs" / "compile.md").read_text()

@@ -300,3 +300,32 @@ def test_flush_denormal_holds_for_the_run_only(tmp_path: Path) -> None:
     assert "denormals flushed" in json.loads((summary.run_dir / "resolved.json").read_text(
     ))["run"]["path"]
     assert float(tiny * 1.0) != 0.0
+
+
+def _scalars(run_dir: Path) -> Any:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    return events
+
+
+def test_log_every_n_steps_counts_over_the_run_so_short_epochs_log(tmp_path: Path) -> None:
+    """20 steps an epoch, every_n_steps 50: steps 50 and 100 of 5 epochs log (none did)."""
+    spec, _ = spec_from(SMALL, tmp_path, tensorboard=True, graph=False)
+    summary = train(_with(spec, "train", epochs=5), stream=_Terminal())
+    events = _scalars(summary.run_dir)
+    assert [e.step for e in events.Scalars("train/loss_step")] == [50, 100]
+    assert [e.step for e in events.Scalars("train/lr")] == [50, 100]
+
+
+def test_tensorboard_hparams_hold_the_best_epochs_metrics_not_the_last(tmp_path: Path) -> None:
+    spec, _ = spec_from(SMALL.replace("lr: 0.1", "lr: 0.5"), tmp_path, tensorboard=True,
+                        graph=False)
+    summary = train(_with(spec, "train", epochs=6), stream=io.StringIO())
+    records = [r for r in _records(summary.run_dir) if r["split"] == "val"]
+    best = max(records, key=lambda r: r["accuracy"])
+    assert records[-1]["accuracy"] != best["accuracy"]  # the case the test is about
+    events = _scalars(summary.run_dir)
+    assert events.Scalars("hparam/val.accuracy")[0].value == pytest.approx(best["accuracy"])
+    assert events.Scalars("hparam/val.loss")[0].value == pytest.approx(best["loss"])

@@ -210,19 +210,28 @@ def summary_text(s: Summary) -> str:
     return f"done: {best}; {epochs} in {s.seconds:.1f}s{path}; run in {s.run_dir}"
 
 
-def evaluate_checkpoint(spec: Spec | str | Path, checkpoint_path: str | Path, split: str = "test",
-                        overrides: list[str] | tuple[str, ...] = (),
+def evaluate_checkpoint(spec: Spec | str | Path, checkpoint_path: str | Path,
+                        split: str | None = None, overrides: list[str] | tuple[str, ...] = (),
                         device: str | None = None) -> dict[str, float]:
-    """Load the weights of a checkpoint into the spec's model and measure one split."""
-    if split not in ("train", "val", "test"):  # else a KeyError deep in setup
+    """Load the weights of a checkpoint into the spec's model and measure one split (default:
+    test where the data has one, else val)."""
+    return evaluate_split(spec, checkpoint_path, split, overrides, device)[1]
+
+
+def evaluate_split(spec: Spec | str | Path, checkpoint_path: str | Path,
+                   split: str | None = None, overrides: list[str] | tuple[str, ...] = (),
+                   device: str | None = None) -> tuple[str, dict[str, float]]:
+    """``evaluate_checkpoint`` that also says which split it measured."""
+    if split not in (None, "train", "val", "test"):  # else a KeyError deep in setup
         raise SpecError.at(COMMAND_LINE, (), f"unknown split {split!r}",
                            "use --split train, val or test")
     _check_device_option(device)
     spec = load(spec, overrides)
     state = checkpoint.load(Path(checkpoint_path))
-    parts = setup.build(spec, device, splits=[split])
+    split, parts = _eval_parts(spec, device, split)
     if split not in parts.batches:
-        raise RunError(f"the data section defines no {split} split")
+        raise RunError(f"the data section defines no {split} split",
+                       hint="give --split with a split it has (train)")
     try:
         parts.model.load_state_dict(checkpoint.model_weights(state))
     except RuntimeError as exc:
@@ -231,7 +240,27 @@ def evaluate_checkpoint(spec: Spec | str | Path, checkpoint_path: str | Path, sp
         raise RunError(f"checkpoint {checkpoint_path} does not fit this spec's model: "
                        f"{detail[:300]}", hint="evaluate it with the spec it was trained with, "
                        "the run directory's spec.yaml") from None
-    return evaluate(parts, split)
+    return split, evaluate(parts, split)
 
 
-__all__ = ["Summary", "Table", "evaluate_checkpoint", "resolved", "summary_text", "train"]
+def _eval_parts(spec: Spec, device: str | None, split: str | None) -> tuple[str, setup.Parts]:
+    """The split to measure and the parts that measure it.  Without a split: the test split
+    where the data has one (its own, or the dataset's test part when the files are there),
+    else val."""
+    if split is not None:
+        return split, setup.build(spec, device, splits=[split])
+    from nnspec.run.data import split_names
+
+    names = split_names(spec.data) if spec.data is not None else ["test"]
+    implicit = spec.data is not None and spec.data.test is None
+    for name in [n for n in ("test", "val") if n in names]:
+        try:
+            return name, setup.build(spec, device, splits=[name])
+        except RunError:
+            if not (name == "test" and implicit and "val" in names):
+                raise
+    return "val", setup.build(spec, device, splits=["val"])
+
+
+__all__ = ["Summary", "Table", "evaluate_checkpoint", "evaluate_split", "resolved", "summary_text",
+           "train"]

@@ -92,23 +92,25 @@ def relaunch_command(nproc: int, spec_path: str, overrides: list[str],
     return _guard(body, err or sys.stderr)
 
 
-def eval_command(spec_path: str, checkpoint: str, split: str = "test",
+def eval_command(spec_path: str, checkpoint: str, split: str | None = None,
                  overrides: list[str] | None = None, device: str | None = None, *,
                  out: TextIO | None = None, err: TextIO | None = None) -> int:
-    """``nnspec eval SPEC --checkpoint PATH [--split test]``: print and write the metrics.
+    """``nnspec eval SPEC --checkpoint PATH [--split SPLIT]``: print and write the metrics.
 
-    The metrics go to ``eval-SPLIT.json`` in the checkpoint's run directory (next to the
-    checkpoint when it is not inside one).
+    Without ``--split``, the test split where the data has one, else val.  The metrics go to
+    ``eval-SPLIT.json`` in the checkpoint's run directory (next to the checkpoint when it is not
+    inside one).
     """
     stdout, stderr = out or sys.stdout, err or sys.stderr
 
     def body() -> int:
-        metrics = api.evaluate_checkpoint(spec_path, checkpoint, split, overrides or [], device)
-        stdout.write("  ".join(f"{split}.{k} {v:.4f}" for k, v in metrics.items()) + "\n")
+        chosen, metrics = api.evaluate_split(spec_path, checkpoint, split, overrides or [],
+                                             device)
+        stdout.write("  ".join(f"{chosen}.{k} {v:.4f}" for k, v in metrics.items()) + "\n")
         ckpt = Path(checkpoint)
         folder = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
-        record = {"split": split, "checkpoint": str(ckpt), **metrics}
-        (folder / f"eval-{split}.json").write_text(json.dumps(record, indent=2) + "\n")
+        record = {"split": chosen, "checkpoint": str(ckpt), **metrics}
+        (folder / f"eval-{chosen}.json").write_text(json.dumps(record, indent=2) + "\n")
         return EXIT_OK
 
     return _guard(body, stderr)

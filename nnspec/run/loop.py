@@ -30,6 +30,9 @@ from nnspec.run.record import Board, MetricsLog, Progress
 from nnspec.run.setup import Parts
 from nnspec.run.step import batch_size, evaluate
 
+# What a metrics.jsonl record holds besides the split's metrics.
+RECORD_FIELDS = frozenset({"epoch", "split", "samples", "samples_per_s", "seconds", "time", "lr"})
+
 
 class Interrupted(Exception):
     """The run stopped on a signal after committing a checkpoint."""
@@ -116,12 +119,20 @@ class Trainer:
                 self.meter = self._meter()
                 self._save("last")
                 self._stop_if_signalled()
-        self.board.hparams(_hparams(self.resolved), {f"{s}.{k}": v for s, m in last.items()
-                                                     for k, v in m.items()})
+        if self.board.enabled:
+            self.board.hparams(_hparams(self.resolved), self._best_metrics(last))
         self.board.close()
         split, metric = self.parts.monitor
         return Summary(self.run_dir, self.best, self.best_epoch, f"{split}.{metric}",
                        spec.train.epochs, time.perf_counter() - start, last)
+
+    def _best_metrics(self, last: dict[str, dict[str, float]]) -> dict[str, float]:
+        """SPLIT.METRIC of the best monitored epoch (what TensorBoard's hparams compare), read
+        back from metrics.jsonl so that a resumed run finds epochs run before it."""
+        found = {f"{r['split']}.{k}": v for r in self.metrics.records()
+                 if r.get("epoch") == self.best_epoch
+                 for k, v in r.items() if k not in RECORD_FIELDS}
+        return found or {f"{s}.{k}": v for s, m in last.items() for k, v in m.items()}
 
     def _run_epoch(self) -> dict[str, dict[str, float]]:
         parts, spec = self.parts, self.parts.spec
@@ -136,9 +147,10 @@ class Trainer:
             self.stepper.train_batch(batch, self.meter, self._run_batch(index),
                                      last=index == final)
             self.position, seen = index + 1, seen + batch_size(batch)
-            if self.stepper.check_each_step or self.position % every == 0:
+            at_interval = self._run_batch(index) % every == 0  # counted over the run, so
+            if self.stepper.check_each_step or at_interval:  # epochs shorter than N still log
                 self._check_finite()
-            if self.position % every == 0:
+            if at_interval:
                 self._log_step(len(batches), seen)
             if self.stepper.pending == 0 and self._stop_requested():
                 self._save("last")
@@ -221,7 +233,7 @@ class Trainer:
         dist = self.parts.dist
         if not dist.active:
             return bool(self.signals)
-        if self.position % self.parts.spec.log.every_n_steps:
+        if self._run_batch(self.position - 1) % self.parts.spec.log.every_n_steps:
             return False
         return dist.shared_signal(self.signals, self.parts.device) != 0
 

@@ -48,6 +48,10 @@ class MetricsLog:
             path.write_text("")
         self.lines = len(path.read_text().splitlines()) if path.exists() else 0
 
+    def records(self) -> list[dict[str, Any]]:
+        """Every record written so far (by this run and the runs it resumes)."""
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
     def write(self, record: dict[str, Any]) -> None:
         with self.path.open("a") as fh:
             fh.write(json.dumps(record) + "\n")

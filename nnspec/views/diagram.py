@@ -81,39 +81,72 @@ class _Builder:
         self.count += 1
         return f"{prefix}{self.count}"
 
-    def net(self, net: Net, prefix: str, cluster: Cluster, incoming: list[Incoming]) -> Incoming:
+    def net(self, net: Net, prefix: str, cluster: Cluster, incoming: list[Incoming],
+            dashed: bool = False) -> Incoming:
         if net.chained:
             current = incoming[0]
             forward = net.forward_nodes()
             for node in forward:
-                current = self.node(node, prefix, cluster, [current])
+                current = self.node(node, prefix, cluster, [current], dashed)
             for node in net.nodes:  # members the stated forward leaves out: shown, unconnected
                 if node not in forward:
-                    self.node(node, prefix, cluster, [])
+                    self.node(node, prefix, cluster, [], dashed)
             return current
         env: dict[str, Incoming] = dict(zip(net.inputs, incoming, strict=False))
-        previous = net.inputs[0]
+        main = _main_path(net)
         for node in net.topological():
-            feeds = [[(src, skip or ref != previous) for src, skip in env[ref]]
+            off = dashed or not any(edge[1] == node.name for edge in main)
+            feeds = [[(src, skip or off or (ref, node.name) not in main) for src, skip in env[ref]]
                      for ref in node.inputs]
-            env[node.name] = self.node(node, prefix, cluster, feeds)
-            previous = node.name
+            env[node.name] = self.node(node, prefix, cluster, feeds, off)
         return [edge for out in net.outputs for edge in env[out]]
 
     def node(self, node: Node, prefix: str, cluster: Cluster,
-             incoming: list[Incoming]) -> Incoming:
+             incoming: list[Incoming], dashed: bool = False) -> Incoming:
         name = prefix + node.name
         body = node.body
         if isinstance(body, Net):
             kind = body.block or body.container.type
             inner = Cluster(self.next_id("c"), f"{name}: {kind}")
             cluster.items.append(inner)
-            return [(src, False) for src, _ in self.net(body, name + ".", inner, incoming)]
+            out = self.net(body, name + ".", inner, incoming, dashed)
+            return [(src, False) for src, _ in out]
         box = Box(self.next_id("n"), name, body.op, show(node.out))
         cluster.items.append(box)
         for feed in incoming:
-            self.edges.extend(Edge(src, box.id, skip) for src, skip in feed)
+            self.edges.extend(Edge(src, box.id, skip or dashed) for src, skip in feed)
         return [(box.id, False)]
+
+
+def _main_path(net: Net) -> set[tuple[str, str]]:
+    """The (input, node) references on the longest chain of layers to the net's outputs.
+
+    Each node's main input is the one reached through the most layers (ties: the node declared
+    just before it), so a shortcut with layers of its own (ResNet's downsample) stays the
+    shortcut, however its nodes are ordered.
+    """
+    depth = dict.fromkeys(net.inputs, 0)
+    main_input: dict[str, str] = {}
+    previous = net.inputs[0] if net.inputs else ""
+    for node in net.topological():
+        refs = [r for r in node.inputs if r in depth]
+        if refs:
+            main_input[node.name] = max(refs, key=lambda r: (depth[r], r == previous))
+        depth[node.name] = depth.get(main_input.get(node.name, ""), 0) + _size(node)
+        previous = node.name
+    edges: set[tuple[str, str]] = set()
+    for name in net.outputs:
+        while name in main_input:
+            edges.add((main_input[name], name))
+            name = main_input[name]
+    return edges
+
+
+def _size(node: Node) -> int:
+    """How many boxes a node draws: one per layer, however deeply nested."""
+    if isinstance(node.body, Net):
+        return sum(_size(n) for n in node.body.nodes)
+    return 1
 
 
 def diagram(graph: Graph) -> Diagram:
