@@ -313,6 +313,19 @@ def optimizer_problems(named: Named) -> list[tuple[tuple[str, ...], str, str]]:
             if isinstance(value, int | float) and not isinstance(value, bool) and value < 0]
 
 
+class EarlyStopping(Strict):
+    """End the run when the monitored metric stops improving."""
+
+    patience: PosInt = Field(
+        5, description="Epochs without an improvement after which the run stops.")
+    min_delta: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
+        0.0, description="An improvement is a change of more than this in the right direction.")
+    monitor: str | None = Field(
+        None, description="SPLIT.METRIC to watch; default: train.monitor.")
+    mode: Literal["min", "max", "auto"] | None = Field(
+        None, description="Whether lower or higher is better; default: train.mode.")
+
+
 class Train(Strict):
     """How the loop runs."""
 
@@ -345,6 +358,12 @@ class Train(Strict):
         "(CUDA, resident data, full batches, precision 32 or bf16-mixed, accumulate 1, no "
         "scheduler, no LBFGS, no compile, one process); true refuses a setting where it is not.")
     max_params: PosInt = Field(2_000_000_000, description="Refuse to build bigger models.")
+    early_stopping: EarlyStopping | None = Field(
+        None, description="Stop when the monitored metric has not improved for `patience` "
+        "epochs; the state survives --resume.")
+    max_time: PosFloat | None = Field(
+        None, description="Stop after this many seconds of training (counted over resumes), "
+        "after the step in flight, with a checkpoint to --resume from.")
 
 
 METRIC_NAMES = ("loss", "accuracy", "top1", "top5", "mae", "mse")
@@ -365,13 +384,17 @@ def train_problems(train: Train) -> list[tuple[tuple[str | int, ...], str, str |
         (("train", "metrics", i), f"unknown metric '{name}'", did_you_mean(name, METRIC_NAMES))
         for i, name in enumerate(train.metrics)
         if name not in METRIC_NAMES and not TOPK_PATTERN.match(name)]
-    split, _, metric = train.monitor.partition(".")
-    known = ["loss", *train.metrics]
-    if split not in ("train", "val") or metric not in known:
-        hint = (f"add {metric} to train.metrics" if split in ("train", "val") and (
-            metric in METRIC_NAMES or TOPK_PATTERN.match(metric)) else
-            f"SPLIT.METRIC with SPLIT train or val and METRIC one of {', '.join(known)}")
-        out.append((("train", "monitor"), f"cannot monitor {train.monitor!r}", hint))
+    watched: list[tuple[tuple[str, ...], str]] = [(("train", "monitor"), train.monitor)]
+    if train.early_stopping is not None and train.early_stopping.monitor is not None:
+        watched.append((("train", "early_stopping", "monitor"), train.early_stopping.monitor))
+    for path, monitor in watched:
+        split, _, metric = monitor.partition(".")
+        known = ["loss", *train.metrics]
+        if split not in ("train", "val") or metric not in known:
+            hint = (f"add {metric} to train.metrics" if split in ("train", "val") and (
+                metric in METRIC_NAMES or TOPK_PATTERN.match(metric)) else
+                f"SPLIT.METRIC with SPLIT train or val and METRIC one of {', '.join(known)}")
+            out.append((path, f"cannot monitor {monitor!r}", hint))
     bad_device = device_problem(train.device)
     if bad_device:
         out.append((("train", "device"), bad_device, DEVICE_HINT))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -18,8 +19,8 @@ from torch import nn
 from nnspec.errors import COMMAND_LINE, RunError, SpecError
 from nnspec.lang.spec import DEVICE_HINT, Spec, device_problem
 from nnspec.run import checkpoint, distributed, graphed, setup
-from nnspec.run.loop import Summary, Trainer
-from nnspec.run.record import Board, Progress, new_run_dir, prepare_dir
+from nnspec.run.loop import Interrupted, Summary, Trainer
+from nnspec.run.record import Board, Progress, new_run_dir, prepare_dir, write_summary
 from nnspec.run.step import evaluate
 from nnspec.run.table import Table
 
@@ -155,7 +156,7 @@ def _fit(spec: Spec, parts: setup.Parts, dist: distributed.Dist, run_dir: str | 
         out.write(f"init: {ruled} of {total} parameter tensors set by init rules, the rest "
                   "PyTorch's defaults (--explain-init lists them)\n")
     _tuning(parts, trainer, path, resuming=state is not None, out=out)
-    summary = trainer.fit()
+    summary = _fit_recorded(trainer, spec, path, dist.writer, resumed=state is not None)
     summary.path = settings["run"]["path"]
     out.write(summary_text(summary) + "\n")
     return summary
@@ -178,6 +179,33 @@ def _tuning(parts: setup.Parts, trainer: Trainer, path: Path, resuming: bool,
         trainer.board.text("optimizer/param_groups", "\n".join(
             ["| group | rules | tensors | parameters | settings |", "|---|---|---|---|---|",
              *rows]))
+
+
+def _fit_recorded(trainer: Trainer, spec: Spec, path: Path, writer: bool,
+                  resumed: bool) -> Summary:
+    """``trainer.fit()``, with the run's status kept in summary.json (``nnspec runs``)."""
+    def status(changes: dict[str, Any]) -> None:
+        if writer:
+            write_summary(path, {"epochs": trainer.epoch, "best": trainer.best,
+                                 "best_epoch": trainer.best_epoch,
+                                 "seconds": round(trainer.stops.elapsed(), 3), **changes})
+
+    begin: dict[str, Any] = {"name": spec.name, "status": "running",
+                             "epochs_planned": spec.train.epochs,
+                             "monitor": ".".join(trainer.parts.monitor)}
+    status(begin if resumed else {**begin, "started": time.time()})
+    try:
+        summary = trainer.fit()
+    except Interrupted as exc:
+        status({"status": "interrupted", "stopped": str(exc)})
+        raise
+    except RunError as exc:
+        status({"status": "failed", "stopped": exc.message})
+        raise
+    kind = "completed" if summary.stopped is None else (
+        "stopped early" if summary.stopped.startswith("stopped early") else "time limit")
+    status({"status": kind, "stopped": summary.stopped})
+    return summary
 
 
 def _write_spec(path: Path, spec: Spec, settings: dict[str, Any]) -> None:
@@ -207,7 +235,8 @@ def summary_text(s: Summary) -> str:
             if s.best_value is not None else "no epochs run")
     path = f" ({s.path})" if s.path else ""
     epochs = f"{s.epochs} epoch{'' if s.epochs == 1 else 's'}"
-    return f"done: {best}; {epochs} in {s.seconds:.1f}s{path}; run in {s.run_dir}"
+    stopped = f"{s.stopped}; " if s.stopped else ""
+    return f"done: {best}; {stopped}{epochs} in {s.seconds:.1f}s{path}; run in {s.run_dir}"
 
 
 def evaluate_checkpoint(spec: Spec | str | Path, checkpoint_path: str | Path,

@@ -24,7 +24,7 @@ FORMAT = 1
 COMPATIBLE = ("train.epochs", "train.device", "train.monitor", "train.mode", "log.",
               "data.num_workers", "data.pin_memory", "data.resident", "data.root",
               "data.test", "train.compile", "train.cuda_graph",
-              "train.max_params", "weights")
+              "train.max_params", "weights", "train.early_stopping", "train.max_time")
 
 
 def save(path: Path, state: Mapping[str, Any]) -> None:

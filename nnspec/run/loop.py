@@ -29,9 +29,14 @@ from nnspec.run.optim import current_lr
 from nnspec.run.record import Board, MetricsLog, Progress
 from nnspec.run.setup import Parts
 from nnspec.run.step import batch_size, evaluate
+from nnspec.run.stopping import Stops
 
 # What a metrics.jsonl record holds besides the split's metrics.
 RECORD_FIELDS = frozenset({"epoch", "split", "samples", "samples_per_s", "seconds", "time", "lr"})
+
+
+class _TimeUp(Exception):
+    """train.max_time ran out mid-epoch; the checkpoint is committed."""
 
 
 class Interrupted(Exception):
@@ -52,6 +57,7 @@ class Summary:
     seconds: float
     last: dict[str, dict[str, float]] = field(default_factory=dict)
     path: str = ""  # which path ran (run.path in resolved.json)
+    stopped: str | None = None  # why the run ended before its last epoch
 
 
 @contextmanager
@@ -87,6 +93,7 @@ class Trainer:
         self.best_epoch: int | None = None
         self.meter = self._meter()
         self.partial: dict[str, Any] | None = None
+        self.stops = Stops(parts.spec.train, parts.monitor, list(parts.batches))
         if resume is not None:
             self._restore(resume)
         log = parts.spec.log
@@ -109,22 +116,37 @@ class Trainer:
 
     def fit(self) -> Summary:
         start = time.perf_counter()
-        spec = self.parts.spec
-        last: dict[str, dict[str, float]] = {}
         self.parts.model.train()
         with stop_on_signals() as self.signals:
-            while self.epoch < spec.train.epochs:
-                last = self._run_epoch()
-                self.epoch, self.position = self.epoch + 1, 0
-                self.meter = self._meter()
-                self._save("last")
-                self._stop_if_signalled()
+            last = self._epochs()
+        if self.stops.stopped:
+            self.metrics.write(self.stops.record(self.epoch))
         if self.board.enabled:
             self.board.hparams(_hparams(self.resolved), self._best_metrics(last))
         self.board.close()
         split, metric = self.parts.monitor
         return Summary(self.run_dir, self.best, self.best_epoch, f"{split}.{metric}",
-                       spec.train.epochs, time.perf_counter() - start, last)
+                       self.epoch, time.perf_counter() - start, last, stopped=self.stops.stopped)
+
+    def _epochs(self) -> dict[str, dict[str, float]]:
+        """Run the epochs left, or until a stopping rule or a signal ends the run."""
+        last: dict[str, dict[str, float]] = {}
+        if self.stops.before_start():
+            return last
+        while self.epoch < self.parts.spec.train.epochs:
+            try:
+                last = self._run_epoch()
+            except _TimeUp:
+                self.stops.time_up()
+                break
+            stop = self.stops.after_epoch(last, self.epoch + 1)
+            self.epoch, self.position = self.epoch + 1, 0
+            self.meter = self._meter()
+            self._save("last")
+            self._stop_if_signalled()
+            if stop:
+                break
+        return last
 
     def _best_metrics(self, last: dict[str, dict[str, float]]) -> dict[str, float]:
         """SPLIT.METRIC of the best monitored epoch (what TensorBoard's hparams compare), read
@@ -155,6 +177,7 @@ class Trainer:
             if self.stepper.pending == 0 and self._stop_requested():
                 self._save("last")
                 self._stop_if_signalled()
+                raise _TimeUp  # no signal: the time limit asked
         self.stepper.optimizer_step()
         self._check_finite()
         seconds = time.perf_counter() - tick
@@ -229,13 +252,16 @@ class Trainer:
             self._save("best", epoch=self.epoch + 1)
 
     def _stop_requested(self) -> bool:
-        """A signal arrived; under DDP on any rank, asked by all ranks at log intervals."""
+        """A signal arrived or the time is up; under DDP on any rank, asked by all ranks at log
+        intervals."""
         dist = self.parts.dist
         if not dist.active:
-            return bool(self.signals)
+            return bool(self.signals) or self.stops.out_of_time()
         if self._run_batch(self.position - 1) % self.parts.spec.log.every_n_steps:
             return False
-        return dist.shared_signal(self.signals, self.parts.device) != 0
+        flags = torch.tensor([self.signals[0] if self.signals else 0,
+                              int(self.stops.out_of_time())], device=self.parts.device)
+        return bool(dist.max_(flags).any())
 
     def _stop_if_signalled(self) -> None:
         signum = self.parts.dist.shared_signal(self.signals, self.parts.device)
@@ -264,6 +290,7 @@ class Trainer:
             "best": self.best, "best_epoch": self.best_epoch,
             "metrics_lines": self.metrics.lines if hasattr(self, "metrics") else 0,
             "spec": self.resolved,
+            "stopping": self.stops.state(),
         }
         checkpoint.save(self.run_dir / "checkpoints" / f"{which}.pt", state)
 
@@ -280,6 +307,7 @@ class Trainer:
         self.stepper.global_step = state["global_step"]
         self.meter.load(state["meter"])
         self.best, self.best_epoch = state["best"], state["best_epoch"]
+        self.stops.load(state.get("stopping"))
 
 
 def _rng_state() -> dict[str, Any]:

@@ -36,6 +36,20 @@ def prepare_dir(path: Path, resume: bool) -> Path:
     return path
 
 
+def write_summary(path: Path, changes: dict[str, Any]) -> None:
+    """Update ``summary.json``, the run's status for ``nnspec runs``: what ``changes`` says over
+    what the file held (a resumed run keeps its first start time)."""
+    file = path / "summary.json"
+    try:
+        current = json.loads(file.read_text()) if file.exists() else {}
+    except (OSError, ValueError):
+        current = {}
+    current = {**current, **changes, "updated": time.time()}
+    tmp = file.with_name(f".{file.name}.tmp")
+    tmp.write_text(json.dumps(current, indent=2) + "\n")
+    tmp.replace(file)
+
+
 class MetricsLog:
     """Append-only metrics.jsonl; on resume, cut back to what the checkpoint had seen."""
 
