@@ -362,8 +362,104 @@ def lsp() -> None:
     serve()
 
 
-def _write(text: str, output: Path | None, force: bool) -> None:
+class ExportFormat(StrEnum):
+    onnx = "onnx"
+    pt2 = "pt2"
+    safetensors = "safetensors"
+
+
+@app.command()
+def predict(
+    spec: Spec,
+    inputs: Annotated[list[str], typer.Argument(
+        help="Image files (.png, .jpg, ...), tensor files (.pt, .npy, .npz) or CSV files; "
+        "KEY=VALUE overrides among them apply to the spec.", metavar="INPUT... [KEY=VALUE...]")],
+    checkpoint: Annotated[str, typer.Option("--checkpoint", help="A checkpoint file.")],
+    top_k: Annotated[int, typer.Option("--top-k", min=1, help="Classes to show per input.")]
+    = 5,
+    fmt: Annotated[Format, typer.Option("--format", help="text, or json: one record per "
+                                        "input.")] = Format.text,
+    device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda, ...; "
+                                               "default: the spec's train.device.")] = None,
+) -> None:
+    """Predict: the top classes (or the output) of a trained model for each input."""
+
+    def action() -> int:
+        from nnspec.run.commands import predict_command
+
+        files = [a for a in inputs if not _is_override(a)]
+        changes = [a for a in inputs if _is_override(a)]
+        return predict_command(spec, checkpoint, files, top_k, fmt.value, changes, device)
+
+    _run(action)
+
+
+@app.command(name="export")
+def export_command(
+    spec: Spec,
+    checkpoint: Annotated[str, typer.Option("--checkpoint", help="A checkpoint file.")],
+    fmt: Annotated[ExportFormat, typer.Option(
+        "--format", help="onnx (dynamic batch), pt2 (torch.export) or safetensors (the "
+        "weights, for the class compile --emit-python writes).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The file to write.")],
+    overrides: Overrides = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Export a trained model as ONNX, a torch.export program or safetensors weights."""
+
+    def action() -> int:
+        from nnspec.run.commands import export_command as run_export
+
+        return run_export(spec, checkpoint, fmt.value, output, list(overrides or []),
+                          force=force)
+
+    _run(action)
+
+
+@app.command()
+def runs(
+    folder: Annotated[Path, typer.Argument(help="A folder of runs (log.dir), or one run.")]
+    = Path("runs"),
+) -> None:
+    """A table of runs: spec, start, epochs, best monitored metric and epoch, time, status."""
+
+    def action() -> int:
+        from nnspec.views.runs import find_runs, runs_table
+
+        typer.echo(runs_table(find_runs(folder)))
+        return 0
+
+    _run(action)
+
+
+@app.command()
+def plot(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run folders to draw.", metavar="RUN...")],
+    output: Annotated[Path | None, typer.Option(
+        "-o", "--output", help="A .png or .svg file; default: RUN/curves.png for one run, "
+        "curves.png for several.", show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Loss and metric curves of one or more runs, as PNG or SVG (needs matplotlib)."""
+
+    def action() -> int:
+        from nnspec.views.plot import format_of, plot_runs
+        from nnspec.views.runs import find_runs
+
+        found = [run for folder in run_dirs for run in find_runs(folder)]
+        target = output or (run_dirs[0] / "curves.png" if len(run_dirs) == 1
+                            else Path("curves.png"))
+        _write(plot_runs(found, format_of(target)), target, force)
+        return 0
+
+    _run(action)
+
+
+def _write(text: str | bytes, output: Path | None, force: bool) -> None:
     if output is None or str(output) == "-":
+        if isinstance(text, bytes):
+            sys.stdout.buffer.write(text)
+            return
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return
     if output.is_dir():
@@ -378,7 +474,7 @@ def _write(text: str, output: Path | None, force: bool) -> None:
                      "create it first, or write elsewhere")
     tmp = output.with_name(f".{output.name}.tmp")
     try:
-        tmp.write_text(text)
+        tmp.write_bytes(text) if isinstance(text, bytes) else tmp.write_text(text)
         tmp.replace(output)
     except OSError as exc:
         with contextlib.suppress(OSError):

@@ -127,6 +127,13 @@ class RunError(NnspecError):
         super().__init__(message if not hint else f"{message} ({hint})")
 
 
+def missing_package(command: str, package: str, extra: str) -> SpecError:
+    """A usage error (exit 2) naming the pip command that installs an optional package."""
+    return SpecError([Problem(Location("<command line>"), (),
+                              f"{command} needs {package}, which is not installed",
+                              f"pip install 'nnspec[{extra}]' (or pip install {package})")])
+
+
 def did_you_mean(word: str, choices: Iterable[str], *, cutoff: float = 0.6) -> str | None:
     """A hint naming the closest choices to ``word``, case-insensitively first."""
     choices = list(choices)

@@ -154,7 +154,7 @@ def test_nnspec_eval_prints_and_writes_the_metrics(setup: tuple[Path, Path],
     written = json.loads((run / "eval-val.json").read_text())
     assert f"val.accuracy {written['accuracy']:.4f}" in done.stdout
     missing = subprocess.run([sys.executable, "-m", "nnspec", "eval", str(spec), "--checkpoint",
-                              str(run / "checkpoints" / "best.pt")],
+                              str(run / "checkpoints" / "best.pt"), "--split", "test"],
                              cwd=ROOT, text=True, capture_output=True, timeout=120)
     assert missing.returncode == 3  # the IDX folder holds only t10k files: no test part
     assert "no IDX files for the test part" in missing.stderr

@@ -92,7 +92,7 @@ def train(spec: Spec | str | Path, *, overrides: list[str] | tuple[str, ...] = (
 
     Under torchrun every process calls this; see ``distributed`` for what each rank does.
     """
-    _check_device_option(device)
+    check_device_option(device)
     spec = load(spec, overrides)
     dist, device = distributed.init(device or spec.train.device)
     summary = _train(spec, dist, run_dir, resume, device, model, stream)
@@ -100,7 +100,7 @@ def train(spec: Spec | str | Path, *, overrides: list[str] | tuple[str, ...] = (
     return summary
 
 
-def _check_device_option(device: str | None) -> None:
+def check_device_option(device: str | None) -> None:
     """A malformed --device is a usage error (exit 2); an absent one is the run's (exit 3)."""
     problem = device_problem(device) if device is not None else None
     if problem:
@@ -254,7 +254,7 @@ def evaluate_split(spec: Spec | str | Path, checkpoint_path: str | Path,
     if split not in (None, "train", "val", "test"):  # else a KeyError deep in setup
         raise SpecError.at(COMMAND_LINE, (), f"unknown split {split!r}",
                            "use --split train, val or test")
-    _check_device_option(device)
+    check_device_option(device)
     spec = load(spec, overrides)
     state = checkpoint.load(Path(checkpoint_path))
     split, parts = _eval_parts(spec, device, split)

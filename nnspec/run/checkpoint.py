@@ -69,6 +69,22 @@ def load(path: Path) -> dict[str, Any]:
     return state
 
 
+def weights_state(model: Mapping[str, torch.Tensor], spec: Mapping[str, Any],
+                  meta: Mapping[str, Any], *, epoch: int | None,
+                  best: float | None) -> dict[str, Any]:
+    """A checkpoint for evaluation, prediction and export (``best.pt``): the weights, what
+    prediction needs besides the spec (``meta``: class names, statistics) and the resolved
+    spec; no optimizer or random state, which only a resume reads (from ``last.pt``)."""
+    return {"format": FORMAT, "model": dict(model), "epoch": epoch, "best": best,
+            "best_epoch": epoch, "spec": dict(spec), "meta": dict(meta)}
+
+
+def metadata(state: Mapping[str, Any]) -> dict[str, Any]:
+    """The checkpoint's prediction metadata (empty for checkpoints written before it)."""
+    meta = state.get("meta")
+    return dict(meta) if isinstance(meta, Mapping) else {}
+
+
 def model_weights(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     weights: dict[str, torch.Tensor] = state["model"]
     return weights

@@ -116,4 +116,62 @@ def eval_command(spec_path: str, checkpoint: str, split: str | None = None,
     return _guard(body, stderr)
 
 
-__all__ = ["eval_command", "relaunch_command", "train_command"]
+def predict_command(spec_path: str, checkpoint: str, inputs: list[str], top_k: int = 5,
+                    fmt: str = "text", overrides: list[str] | None = None,
+                    device: str | None = None, *, out: TextIO | None = None,
+                    err: TextIO | None = None) -> int:
+    """``nnspec predict SPEC --checkpoint PATH INPUT... [--top-k K] [--format text|json]``."""
+    stdout, stderr = out or sys.stdout, err or sys.stderr
+
+    def body() -> int:
+        from nnspec.run.predict import predict, text_lines
+        from nnspec.run.setup import resolve_device
+
+        api.check_device_option(device)
+        spec = api.load(spec_path, overrides or [])
+        found = predict(spec, Path(checkpoint), inputs, top_k,
+                        resolve_device(device or spec.train.device))
+        text = json.dumps(found, indent=2) if fmt == "json" else "\n".join(text_lines(found))
+        stdout.write(text + "\n")
+        return EXIT_OK
+
+    return _guard(body, stderr)
+
+
+def export_command(spec_path: str, checkpoint: str, fmt: str, output: Path,
+                   overrides: list[str] | None = None, *, force: bool = False,
+                   err: TextIO | None = None) -> int:
+    """``nnspec export SPEC --checkpoint PATH --format onnx|pt2|safetensors -o FILE``."""
+    stderr = err or sys.stderr
+
+    def body() -> int:
+        from nnspec.run.export import check_packages, export
+        from nnspec.run.predict import load_model
+
+        check_packages(fmt)
+        _check_output(output, force)
+        spec = api.load(spec_path, overrides or [])
+        export(spec, load_model(spec, Path(checkpoint)), fmt, output)
+        stderr.write(f"wrote {output} ({output.stat().st_size:,} bytes)\n")
+        return EXIT_OK
+
+    return _guard(body, stderr)
+
+
+def _check_output(output: Path, force: bool) -> None:
+    from nnspec.errors import Location, Problem
+
+    def refuse(message: str, hint: str) -> SpecError:
+        return SpecError([Problem(Location("<command line>"), (), message, hint)])
+
+    if output.is_dir():
+        raise refuse(f"{output} is a folder", f"name a file in it: -o {output / 'NAME'}")
+    if output.exists() and not force:
+        raise refuse(f"{output} exists", "pass --force to overwrite it")
+    if not output.parent.is_dir():
+        raise refuse(f"cannot write {output}: there is no folder {output.parent}",
+                     "create it first, or write elsewhere")
+
+
+__all__ = ["eval_command", "export_command", "predict_command", "relaunch_command",
+           "train_command"]

@@ -9,6 +9,7 @@ tables; anything random is left to run per sample.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from nnspec.errors import Location, SpecError
 from nnspec.lang.spec import Data, DataSplit, Spec
 from nnspec.run.arrange import arrange
 from nnspec.run.datasets import NO_TEST_PART, Context, build_source
+from nnspec.run.metadata import describe
 from nnspec.run.plan import SplitPlan, split_plan
 from nnspec.run.table import Source, Table, take
 from nnspec.run.transforms import DTYPES, input_transform, is_static, target_encoder
@@ -39,6 +41,7 @@ class Split:
     sample_transform: Callable[[Any], Any] | None = None  # per sample (random or PIL)
     target_transform: Callable[[Tensor], Tensor] | None = None  # per batch, loader path only
     model_fields: frozenset[str] = frozenset({"input"})
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)  # the training part's
 
 
 def split_names(data: Data) -> list[str]:
@@ -70,6 +73,7 @@ def load_splits(spec: Spec, names: Collection[str],
     sources: dict[str, Source] = {}
     if "train" in names or "val" in names:
         sources["train"] = _base(data, "train", cache, spec.file)
+        raw = sources["train"]
         if _own_samples(data.val):
             sources["val"] = _base(data, "val", cache, spec.file)
         elif data.val_split > 0:
@@ -83,8 +87,11 @@ def load_splits(spec: Spec, names: Collection[str],
         sources["test"] = _base(data, "test", cache, spec.file)
     dtype = _input_dtype(spec)
     stats = _stats(sources.get("train"), data) if "train" in sources else None
-    return {name: _finish(name, sources[name], data, dtype, frozenset(model_fields), stats,
-                          _loc(spec)) for name in names if name in sources}
+    splits = {name: _finish(name, sources[name], data, dtype, frozenset(model_fields), stats,
+                            _loc(spec)) for name in names if name in sources}
+    if "train" in splits:
+        splits["train"] = dataclasses.replace(splits["train"], meta=describe(raw, data, stats))
+    return splits
 
 
 def _loc(spec: Spec) -> Location:

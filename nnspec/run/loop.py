@@ -271,9 +271,17 @@ class Trainer:
     # ---- checkpoints ---------------------------------------------------------------------------
 
     def _save(self, which: str, epoch: int | None = None) -> None:
+        """``last``: everything resume needs; ``best``: what evaluation, prediction and export
+        need (weights, metadata, the spec), no optimizer state, a third of an Adam run's last."""
         self._check_finite()
-        meter = self.meter.state()  # a collective under DDP: every rank saves, rank 0 writes
         parts = self.parts
+        if which == "best":
+            if parts.dist.writer:
+                checkpoint.save(self.run_dir / "checkpoints" / "best.pt", checkpoint.weights_state(
+                    parts.model.state_dict(), self.resolved, self._meta(),
+                    epoch=epoch, best=self.best))
+            return
+        meter = self.meter.state()  # a collective under DDP: every rank saves, rank 0 writes
         if not parts.dist.writer:
             return
         state = {
@@ -291,8 +299,13 @@ class Trainer:
             "metrics_lines": self.metrics.lines if hasattr(self, "metrics") else 0,
             "spec": self.resolved,
             "stopping": self.stops.state(),
+            "meta": self._meta(),
         }
         checkpoint.save(self.run_dir / "checkpoints" / f"{which}.pt", state)
+
+    def _meta(self) -> dict[str, Any]:
+        """What prediction needs besides the spec (class names, statistics): metadata.py."""
+        return self.parts.batches["train"].split.meta
 
     def _restore(self, state: dict[str, Any]) -> None:
         parts = self.parts
