@@ -350,7 +350,7 @@ def eval_command(
 @app.command()
 def lsp() -> None:
     """Run the language server for editors (LSP over stdio): diagnostics, hover, completion,
-    go to definition. Needs pygls: pip install 'nnspec[lsp]'."""
+    go to definition. Needs pygls: pip install 'nnspec\\[lsp]'."""
     try:
         import pygls  # noqa: F401  (imported here only: 0.8 s that other commands never pay)
     except ImportError:

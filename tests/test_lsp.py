@@ -182,6 +182,13 @@ def test_without_pygls_the_command_says_how_to_install_it(monkeypatch: Any) -> N
     assert "pip install 'nnspec[lsp]'" in err
 
 
+def test_the_help_shows_the_extra_to_install() -> None:
+    # Rich reads [lsp] as markup and would drop it from the help text
+    code, out, _ = cli("lsp", "--help")
+    assert code == 0
+    assert "pip install 'nnspec[lsp]'" in " ".join(out.split())
+
+
 def test_the_editor_modules_import_without_torch_or_pygls(tmp_path: Path) -> None:
     import subprocess
 
