@@ -12,7 +12,7 @@ ops, whole) and ``shape_rules.py`` (the shape rules and input checks both tables
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -86,13 +86,28 @@ def _entry(kind: str, name: str, info: dict[str, Any]) -> Entry:
         params = {pname: Param(pname, p["schema"], "default" not in p, p.get("default"))
                   for pname, p in info["params"].items()}
         return Entry(name, kind, info["doc"], params)
-    from nnspec.catalogue.layer_traits import LAYERS
+    from nnspec.catalogue.layer_traits import LAYERS, MINIMUMS
 
     traits = LAYERS.get(name, PLAIN)
-    params = {pname: Param(pname, p["schema"], "default" not in p, p.get("default"),
-                           traits.inferred.get(pname) or inferred_rule(pname))
-              for pname, p in info["params"].items()}
+    params = {}
+    for pname, p in info["params"].items():
+        least = traits.minimums.get(pname, MINIMUMS.get(pname))
+        schema = p["schema"] if least is None else at_least(p["schema"], least)
+        params[pname] = Param(pname, schema, "default" not in p, p.get("default"),
+                              traits.inferred.get(pname) or inferred_rule(pname))
     return Entry(name, kind, info["doc"], params, traits, info.get("module", "torch.nn"))
+
+
+def at_least(schema: Mapping[str, Any], least: int) -> dict[str, Any]:
+    """``schema`` with every integer in it (alone, in a list, in an anyOf) at least ``least``."""
+    out = dict(schema)
+    if out.get("type") == "integer":
+        out["minimum"] = least
+    if "items" in out:
+        out["items"] = at_least(out["items"], least)
+    if "anyOf" in out:
+        out["anyOf"] = [at_least(part, least) for part in out["anyOf"]]
+    return out
 
 
 @cache

@@ -39,6 +39,7 @@ class Traits:
     shape: ShapeRule | None = None  # the output by a formula; None: torch runs it on meta
     token_ids: bool = False  # takes integer ids (Embedding), so a float input gets that hint
     inferred: Mapping[str, str] = field(default_factory=dict)  # INFERRED_ARGS, for this layer
+    minimums: Mapping[str, int] = field(default_factory=dict)  # MINIMUMS, for this layer
     macs: bool = True  # counts its weights as torchinfo does; False: applied functionally
     mismatch_hint: Callable[[str, Any, tuple[int, ...]], str | None] | None = None
     code: OpCode | None = None  # ops: how they run, trace and are written as Python

@@ -29,6 +29,17 @@ INFERRED_ARGS: dict[str, str] = {
     "input_size": "features",
 }
 
+# The least value torch accepts for an integer argument of this name (every layer that has one):
+# the schema and the checker refuse less, so the shape rules never divide by zero and what
+# validates builds.  Padding is >= 0 only where torch needs it (convolutions and pools:
+# ConstantPad's negative padding crops), so those families state it themselves.
+MINIMUMS: dict[str, int] = {
+    "kernel_size": 1, "stride": 1, "dilation": 1, "groups": 1, "out_channels": 1,
+    "out_features": 1, "num_embeddings": 1, "embedding_dim": 1, "hidden_size": 1,
+    "num_heads": 1, "block_size": 1, "upscale_factor": 1, "downscale_factor": 1,
+}
+_PADDED = {"padding": 0, "output_padding": 0}
+
 _SAME = Traits(shape=rules.same_shape())
 _TWO = Traits(inputs=(2, 2))
 _SEQUENCE = Traits(batch_first=True, check=rules.sequence_rank)
@@ -40,11 +51,11 @@ def _same(*ranks: int) -> Traits:
 
 
 def _conv(dims: int) -> Traits:
-    return Traits(check=rules.conv_rank(dims), shape=rules.conv(dims))
+    return Traits(check=rules.conv_rank(dims), shape=rules.conv(dims), minimums=_PADDED)
 
 
 def _pool(dims: int) -> Traits:
-    return Traits(check=rules.spatial_rank(dims), shape=rules.pool(dims))
+    return Traits(check=rules.spatial_rank(dims), shape=rules.pool(dims), minimums=_PADDED)
 
 
 def _adaptive(dims: int) -> Traits:
@@ -65,10 +76,18 @@ LAYERS: dict[str, Traits] = {
     **{f"Adaptive{kind}Pool{d}d": _adaptive(d) for kind in ("Max", "Avg") for d in (1, 2, 3)},
     "FractionalMaxPool2d": Traits(check=rules.spatial_rank(2)),
     "FractionalMaxPool3d": Traits(check=rules.spatial_rank(3)),
+    "MaxUnpool1d": Traits(inputs=(2, 2), minimums=_PADDED),
+    "MaxUnpool2d": Traits(inputs=(2, 2), minimums=_PADDED),
+    "MaxUnpool3d": Traits(inputs=(2, 2), minimums=_PADDED),
+    "LPPool1d": Traits(minimums=_PADDED), "LPPool2d": Traits(minimums=_PADDED),
+    "LPPool3d": Traits(minimums=_PADDED),
+    "Fold": Traits(check=rules.sample_rank(2), minimums=_PADDED),
+    "Unfold": Traits(check=rules.sample_rank(3), minimums=_PADDED),
+    "Conv2dNormActivation": Traits(minimums=_PADDED),
+    "Conv3dNormActivation": Traits(minimums=_PADDED),
     "Linear": Traits(shape=rules.linear, mismatch_hint=rules.flatten_hint),
     "Flatten": Traits(shape=rules.flatten),
     "Bilinear": _TWO, "CosineSimilarity": _TWO, "PairwiseDistance": _TWO,
-    "MaxUnpool1d": _TWO, "MaxUnpool2d": _TWO, "MaxUnpool3d": _TWO,
     "RNN": _SEQUENCE, "LSTM": _SEQUENCE, "GRU": _SEQUENCE, "TransformerEncoderLayer": _SEQUENCE,
     "TransformerDecoderLayer": _SEQUENCE_PAIR, "Transformer": _SEQUENCE_PAIR,
     # one input is self-attention (query = key = value); its projection weights are applied
@@ -77,8 +96,7 @@ LAYERS: dict[str, Traits] = {
                                  check=rules.sequence_rank, macs=False),
     "Softmax": Traits(check=rules.explicit_dim), "LogSoftmax": Traits(check=rules.explicit_dim),
     "Softmin": Traits(check=rules.explicit_dim),
-    "Softmax2d": Traits(check=rules.sample_rank(3)), "Fold": Traits(check=rules.sample_rank(2)),
-    "Unfold": Traits(check=rules.sample_rank(3)),
+    "Softmax2d": Traits(check=rules.sample_rank(3)),
     "PixelShuffle": Traits(check=rules.sample_rank(3, at_least=True)),
     "PixelUnshuffle": Traits(check=rules.sample_rank(3, at_least=True)),
     "Embedding": Traits(token_ids=True), "EmbeddingBag": Traits(token_ids=True),

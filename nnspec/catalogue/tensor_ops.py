@@ -161,7 +161,8 @@ OPS: dict[str, Entry] = {op.name: op for op in [
         check=rules.keeps_batch("dim", "{name} over dim {dim} averages {value} from {source} "
                                 "over the batch")),
     _op("chunk", "Split each sample into `chunks` parts along `dim` (default 1, not the "
-        "batch); select one with getitem.", ("chunks", _INT, REQUIRED), ("dim", _INT, 1),
+        "batch); select one with getitem.", ("chunks", {**_INT, "minimum": 1}, REQUIRED),
+        ("dim", _INT, 1),
         code=OpCode(_chunk, lambda i, a: f"{i[0]}.chunk({a['chunks']!r}, dim={a.get('dim', 1)!r})",
                     frozenset({"chunk"}), gives="tuple[torch.Tensor, ...]"),
         check=rules.keeps_batch("dim", "{name} along dim {dim} splits the batch, not samples",

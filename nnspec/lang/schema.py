@@ -394,6 +394,10 @@ def explain(error: Any) -> tuple[tuple[Any, ...], str, str | None, bool]:
     if v == "required":
         missing = error.message.split("'")[1] if "'" in error.message else "?"
         return path, f"missing required argument '{missing}'", None, False
+    bound = _bound_within(error) if v == "anyOf" else None
+    if bound is not None:  # the right type, out of range: say the range (kernel_size: 0)
+        return tuple(bound.absolute_path), f"expected a number {_BOUNDS[bound.validator]} " \
+            f"{bound.schema[bound.validator]}, found {found(bound.instance)}", None, False
     if v in ("type", "anyOf", "const", "enum") and not (v == "enum" and isinstance(value, str)):
         return path, f"expected {describe(schema)}, found {found(value)}", _hint(value), False
     if v == "enum":
@@ -412,6 +416,14 @@ def explain(error: Any) -> tuple[tuple[Any, ...], str, str | None, bool]:
 
 
 _BOUNDS = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
+
+
+def _bound_within(error: Any) -> Any:
+    """Of an anyOf's alternatives, the error of one the value matched but for a bound."""
+    for sub in error.context or ():
+        if sub.validator in _BOUNDS:
+            return sub
+    return None
 
 
 def _hint(value: Any) -> str | None:

@@ -7,6 +7,8 @@ added (a test fails when docs/catalogue.md is stale).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
 from nnspec import catalogue
 from nnspec.catalogue import Entry
@@ -85,7 +87,21 @@ def _param_line(p: catalogue.Param) -> str:
         status = "required"
     else:
         status = f"default {json.dumps(p.default)}"
-    return f"{p.name}: {describe(dict(p.schema))}; {status}"
+    least = _least(p.schema)
+    bound = f", >= {least}" if least is not None else ""
+    return f"{p.name}: {describe(dict(p.schema))}{bound}; {status}"
+
+
+def _least(schema: Any) -> int | None:
+    """The minimum the catalogue states for an argument's integers, if any."""
+    if not isinstance(schema, Mapping):
+        return None
+    if "minimum" in schema:
+        return int(schema["minimum"])
+    for part in [*schema.get("anyOf", []), schema.get("items")]:
+        if (found := _least(part)) is not None:
+            return found
+    return None
 
 
 def catalogue_markdown() -> str:
