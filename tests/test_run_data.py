@@ -244,6 +244,24 @@ def test_text_chars_refuses_characters_outside_its_vocabulary(tmp_path: Path) ->
                      Context("train"))
 
 
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("nope.txt", None, r"TextChars\.path: .*nope\.txt: no such file"),
+    ("folder", "DIR", r"TextChars\.path: .*folder: a folder"),
+    ("bin.txt", b"\xff\xfeab", r"TextChars\.path: .*bin\.txt is not UTF-8 text"),
+    ("empty.txt", b"", r"TextChars\.block_size: .*empty\.txt holds 0 characters, too few"),
+    ("short.txt", b"abcdefgh", r"TextChars\.block_size: .*short\.txt holds 8 characters"),
+])
+def test_text_chars_file_mistakes_are_located_spec_errors(
+        tmp_path: Path, name: str, content: bytes | str | None, message: str) -> None:
+    path = tmp_path / name
+    if content == "DIR":
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    with pytest.raises(SpecError, match=message):
+        build_source("TextChars", {"path": str(path), "block_size": 8}, Context("train"))
+
+
 def test_a_character_model_trains_on_a_text_file(tmp_path: Path) -> None:
     import io
     import json
