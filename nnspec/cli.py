@@ -316,6 +316,7 @@ def train(
     """Train the model with the data, loss and optimizer the spec describes."""
 
     def action() -> int:
+        _stop_on_sigterm()
         from nnspec.run.commands import train_command
 
         if nproc_per_node is not None and not explain_init:
@@ -453,6 +454,17 @@ def plot(
         return 0
 
     _run(action)
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM during start-up (importing torch, reading data) exits 143 without a traceback
+    and without a half-made run directory; the training loop then takes SIGTERM over."""
+    import signal
+
+    from nnspec.errors import stop_before_training
+
+    with contextlib.suppress(ValueError):  # not the main thread
+        signal.signal(signal.SIGTERM, stop_before_training)
 
 
 def _write(text: str | bytes, output: Path | None, force: bool) -> None:

@@ -37,6 +37,13 @@ class Location:
 COMMAND_LINE = Location("<command line>")
 """Where an error in a command-line option (not in the spec) is reported."""
 
+_LINE_BREAKING = {c: repr(chr(c))[1:-1] for c in [*range(32), 127, 0x85, 0x2028, 0x2029]}
+
+
+def one_line(text: str) -> str:
+    """``text`` with control and line-breaking characters written as escapes."""
+    return text.translate(_LINE_BREAKING)
+
 
 def format_path(path: Sequence[PathPart]) -> str:
     """``("model", 3, "kernel_size")`` -> ``model[3].kernel_size``."""
@@ -65,11 +72,13 @@ class Problem:
         return self.severity == "error"
 
     def render(self) -> str:
+        """One line, whatever the spec's keys and values hold (a newline in a key is shown
+        as ``\\n``, so each problem stays one line for editors and CI)."""
         where = f"{format_path(self.path)}: " if self.path else ""
         text = f"{self.location}: {self.severity}: {where}{self.message}"
         if self.hint:
             text += f" ({self.hint})"
-        return text
+        return one_line(text)
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -132,6 +141,19 @@ def missing_package(command: str, package: str, extra: str) -> SpecError:
     return SpecError([Problem(Location("<command line>"), (),
                               f"{command} needs {package}, which is not installed",
                               f"pip install 'nnspec[{extra}]' (or pip install {package})")])
+
+
+class Stopped(NnspecError):
+    """SIGTERM (or SIGINT) arrived before training began: nothing was left behind."""
+
+    def __init__(self, signum: int) -> None:
+        self.exit_code = 128 + signum
+        super().__init__(f"stopped by signal {signum} before training began; no run was written")
+
+
+def stop_before_training(signum: int, frame: object) -> None:
+    """A signal handler for start-up (the training loop installs its own)."""
+    raise Stopped(signum)
 
 
 def did_you_mean(word: str, choices: Iterable[str], *, cutoff: float = 0.6) -> str | None:

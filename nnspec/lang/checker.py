@@ -10,6 +10,7 @@ schema can say (did-you-mean over the spec's own blocks, for instance).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from functools import cache
 from typing import Any
 
@@ -82,17 +83,19 @@ def _check(doc: Document) -> Spec:
     if model_ok and model is not None:  # with the sound training sections, for preflight
         sound = {k: v for k, v in training.items()
                  if not any(p.path[:1] == (k,) for p in errors.problems)}
-        partial = _spec(doc, model, blocks, sound, warnings)
+        # the header keys the schema refused take their defaults: the model is checked on
+        refused = {p.path[0] for p in errors.problems if p.path}
+        partial = _spec(doc, model, blocks, sound, warnings, refused)
     error = SpecError([*errors.problems, *warnings])
     error.partial = partial  # type: ignore[attr-defined]
     raise error
 
 
 def _spec(doc: Document, model: Any, blocks: dict[str, Any], training: dict[str, Any],
-          warnings: tuple[Any, ...] = ()) -> Spec:
-    data = doc.data
+          warnings: tuple[Any, ...] = (), refused: Collection[Any] = ()) -> Spec:
+    data = {k: v for k, v in doc.data.items() if k not in refused}
     return Spec(
-        version=data["nnspec"], name=data.get("name") or _default_name(doc.file),
+        version=data.get("nnspec", 1), name=data.get("name") or _default_name(doc.file),
         description=data.get("description", ""), inputs=_inputs(data.get("input")),
         vars=data.get("vars") or {}, blocks=blocks, model=model, file=doc.file,
         var_locations={k: doc.locate(("vars", k)) for k in data.get("vars") or {}},
@@ -248,17 +251,16 @@ def _training(doc: Document, errors: Collector) -> dict[str, Any]:
         "scheduler": (S.Scheduler, _scheduler_input), "weights": (S.Weights, _weights_input),
         "train": (S.Train, dict), "log": (S.Log, dict),
     }
+    refused = {p.path[0] for p in errors.problems if p.path}
     for key, (model, convert) in builders.items():
-        if key not in data or data[key] is None:
-            continue
+        if key not in data or data[key] is None or key in refused:
+            continue  # absent, or of a shape the schema refused: not converted, not typed
         try:
             value = convert(data[key])
             value = _with_location(value, doc, (key,))
             out[key] = model.model_validate(value, strict=True)
         except ValidationError as exc:
             _pydantic_problems(doc, errors, (key,), exc)
-        except (StopIteration, TypeError, AttributeError, KeyError):
-            pass  # a shape the schema already reported
     if isinstance(data.get("init"), list):
         out["init"] = _init_rules(doc, errors, data["init"])
     if "loss" in out and out["loss"].name in catalogue.section("loss"):

@@ -30,14 +30,16 @@ def _with_expr(schema: dict[str, Any]) -> dict[str, Any]:
     return {"anyOf": [*options, {"$ref": "#/definitions/expr"}]}
 
 
-def args_schema(entry: Entry, *, written: bool) -> dict[str, Any]:
-    """The arguments object of a layer/op: ``written`` allows $expr values and shorthand."""
+def args_schema(entry: Entry, *, written: bool, expressions: bool | None = None) -> dict[str, Any]:
+    """The arguments object of a layer/op: ``written`` as in a spec (no required arguments),
+    with $expr values unless ``expressions`` is False (the training sections, where nothing
+    evaluates them)."""
     props: dict[str, Any] = {}
     for p in entry.params.values():
         schema = dict(p.schema)
         if p.inferred:
             schema = {"anyOf": [*schema.get("anyOf", [schema]), {"const": AUTO}]}
-        if written:
+        if written and expressions is not False:
             schema = _with_expr(schema)
         schema["description"] = param_line(entry, p)
         if not p.required and not p.inferred:
@@ -74,7 +76,7 @@ def _named_schema(kind: str, entries: dict[str, Entry], extra: dict[str, Any] | 
     """``Name`` or ``{Name: {args}}`` for one catalogue section."""
     names = sorted(entries)
     props: dict[str, Any] = {
-        n: {"anyOf": [{"type": "null"}, _loose_args(entries[n])],
+        n: {"anyOf": [{"type": "null"}, args_schema(entries[n], written=True, expressions=False)],
             "description": entry_line(entries[n])}
         for n in names
     }

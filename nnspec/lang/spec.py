@@ -22,6 +22,13 @@ EXPR_PATTERN = r"^\$([A-Za-z_][A-Za-z0-9_]*|\{[^{}]+\})$"
 ExprStr = Annotated[str, Field(pattern=EXPR_PATTERN)]
 
 PosInt = Annotated[int, Field(gt=0)]
+# Bounds on counts a spec sets for the run: far above any real use, below what exhausts a machine.
+# (batch sizes are not bounded: a batch is a slice of the dataset, never bigger than it)
+MAX_WORKERS = 128
+MAX_COUNT = 10**7
+Count = Annotated[int, Field(gt=0, le=MAX_COUNT)]
+# val_split: 0 (none) or a fraction that leaves both splits a real share of the data
+MIN_VAL_SPLIT, MAX_VAL_SPLIT = 0.001, 0.99
 PosFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Fraction = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
 # The element types an input may declare: the one table (the schema reads it; "long" is torch's
@@ -87,7 +94,7 @@ class Arrange(Strict):
     target: Literal["same", "order"] = Field(
         "same", description="pairs only: same (+1 same class, -1 not; balanced) or order "
         "(sign of target1 - target2, ties dropped).")
-    count: PosInt | None = Field(
+    count: Count | None = Field(
         None, description="Examples to draw per split (default: the split's size).")
     min_length: PosInt = Field(1, description="sequences only: fewest samples in a sequence.")
     max_length: PosInt = Field(4, description="sequences only: most samples in a sequence.")
@@ -133,10 +140,10 @@ class Data(Strict):
     test: DataSplit | None = Field(None, description="Overrides for the test split.")
     val_split: Fraction = Field(
         0.0, description="Fraction of training data held out for validation (fixed seed) "
-        "when no val split is given.")
+        f"when no val split is given: 0 (none), or from {MIN_VAL_SPLIT} to {MAX_VAL_SPLIT}.")
     batch_size: PosInt = Field(64, description="Samples per training step.")
     shuffle: bool = Field(True, description="Shuffle the training split every epoch.")
-    num_workers: Annotated[int, Field(ge=0)] | Literal["auto"] = Field(
+    num_workers: Annotated[int, Field(ge=0, le=MAX_WORKERS)] | Literal["auto"] = Field(
         "auto", description="DataLoader worker processes (auto: 0 for in-memory data).")
     pin_memory: bool | Literal["auto"] = Field(
         "auto", description="Pin host memory for CUDA (auto: when training on CUDA).")
@@ -148,11 +155,18 @@ class Data(Strict):
 
 def data_problems(data: Data) -> list[tuple[tuple[str | int, ...], str, str | None]]:
     """(path, message, hint) for data settings no dataset can satisfy: checked by validate."""
-    return [(("data", name, "range"),
-             f"range [{split.range[0]}, {split.range[1]}) holds no samples", "need start < stop")
-            for name in ("train", "val", "test")
-            for split in [getattr(data, name)]
-            if split is not None and split.range is not None and split.range[0] >= split.range[1]]
+    out: list[tuple[tuple[str | int, ...], str, str | None]] = [
+        (("data", name, "range"), f"range [{split.range[0]}, {split.range[1]}) holds no "
+         "samples", "need start < stop")
+        for name in ("train", "val", "test")
+        for split in [getattr(data, name)]
+        if split is not None and split.range is not None and split.range[0] >= split.range[1]]
+    if data.val_split and not MIN_VAL_SPLIT <= data.val_split <= MAX_VAL_SPLIT:
+        side = "validation" if data.val_split < MIN_VAL_SPLIT else "training"
+        out.append((("data", "val_split"), f"val_split {data.val_split} leaves the {side} split "
+                    "almost nothing", f"use 0 (no validation split) or a fraction from "
+                    f"{MIN_VAL_SPLIT} to {MAX_VAL_SPLIT}"))
+    return out
 
 
 class InitMatch(Strict):
@@ -329,7 +343,7 @@ class EarlyStopping(Strict):
 class Train(Strict):
     """How the loop runs."""
 
-    epochs: PosInt = Field(10, description="Number of passes over the training split.")
+    epochs: Count = Field(10, description="Number of passes over the training split.")
     device: str = Field("auto", description="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1.")
     precision: Literal["32", 32, "bf16-mixed", "16-mixed"] = Field(
         "32", description="Numerical precision of the training step: 32, bf16-mixed (autocast "
@@ -341,7 +355,8 @@ class Train(Strict):
         "(torch.set_flush_denormal), so that steps do not slow down as values grow tiny. "
         "Results differ from an unflushed run in the last bits.")
     grad_clip: PosFloat | None = Field(None, description="Clip the gradient norm to this value.")
-    accumulate: PosInt = Field(1, description="Accumulate gradients over this many batches.")
+    accumulate: Annotated[int, Field(gt=0, le=MAX_COUNT)] = Field(
+        1, description="Accumulate gradients over this many batches.")
     metrics: list[str] = Field(
         default_factory=list,
         description="accuracy, top5 (topK), mae, mse, per epoch and split; loss is always kept.")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any, TextIO
 import torch
 from torch import nn
 
-from nnspec.errors import COMMAND_LINE, RunError, SpecError
+from nnspec.errors import COMMAND_LINE, RunError, SpecError, Stopped
 from nnspec.lang.spec import DEVICE_HINT, Spec, device_problem
 from nnspec.run import checkpoint, distributed, graphed, setup
 from nnspec.run.loop import Interrupted, Summary, Trainer
@@ -95,9 +96,18 @@ def train(spec: Spec | str | Path, *, overrides: list[str] | tuple[str, ...] = (
     check_device_option(device)
     spec = load(spec, overrides)
     dist, device = distributed.init(device or spec.train.device)
-    summary = _train(spec, dist, run_dir, resume, device, model, stream)
+    try:
+        summary = _train(spec, dist, run_dir, resume, device, model, stream)
+    except OSError as exc:  # a file the run reads or writes: the run fails, with its name
+        raise RunError(os_failure(exc)) from None
     distributed.finish(dist)  # not on an error: the process ends, and a peer may be gone
     return summary
+
+
+def os_failure(exc: OSError) -> str:
+    """``cannot use runs/x/metrics.jsonl: No space left on device`` (never the content)."""
+    name = f" {exc.filename}" if exc.filename else ""
+    return f"cannot use{name}: {exc.strerror or type(exc).__name__}"
 
 
 def check_device_option(device: str | None) -> None:
@@ -112,12 +122,17 @@ def _train(spec: Spec, dist: distributed.Dist, run_dir: str | Path | None,
            resume: str | Path | None, device: str, model: nn.Module | None,
            stream: TextIO | None) -> Summary:
     out = (stream or sys.stderr) if dist.writer else io.StringIO()  # rank 0 alone speaks
-    state = None
+    state = last = None
     if resume is not None:
         _check_resume_option(Path(resume), run_dir)
         run_dir = Path(resume)
-        state = checkpoint.load(run_dir / "checkpoints" / "last.pt")
+        last = run_dir / "checkpoints" / "last.pt"
+        state = checkpoint.load(last)
+        checkpoint.check_complete(state, last)
+        checkpoint.clean_temporary(last.parent)  # left by a run killed mid-write
     parts = setup.build(spec, device, model, dist=dist, start_weights=state is None)
+    if state is not None and last is not None:
+        checkpoint.check_fits(state["model"], parts.model, last)
     with setup.flushing_denormals(spec, parts.device):
         return _fit(spec, parts, dist, run_dir, state, out)
 
@@ -140,9 +155,24 @@ def _fit(spec: Spec, parts: setup.Parts, dist: distributed.Dist, run_dir: str | 
     if state is not None:
         for note in checkpoint.check_resume(state["spec"], settings, spec.file):
             out.write(f"note: resuming with {note}\n")
+    fresh = state is None and (run_dir is None or not Path(run_dir).exists())
     path = dist.from_writer(lambda: prepare_dir(  # rank 0 picks the directory, all use it
         Path(run_dir) if run_dir else new_run_dir(Path(spec.log.dir), spec.name),
         resume=state is not None))
+    try:
+        trainer = _start(spec, parts, dist, path, settings, state, out)
+    except (Stopped, OSError, RunError):  # start-up ended: leave no half-made run behind
+        if fresh and dist.writer:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+    summary = _fit_recorded(trainer, spec, path, dist.writer, resumed=state is not None)
+    summary.path = settings["run"]["path"]
+    out.write(summary_text(summary) + "\n")
+    return summary
+
+
+def _start(spec: Spec, parts: setup.Parts, dist: distributed.Dist, path: Path,
+           settings: dict[str, Any], state: dict[str, Any] | None, out: TextIO) -> Trainer:
     if dist.writer:
         _write_spec(path, spec, settings)
     trainer = Trainer(parts, path, settings, state, Progress(out))
@@ -156,10 +186,7 @@ def _fit(spec: Spec, parts: setup.Parts, dist: distributed.Dist, run_dir: str | 
         out.write(f"init: {ruled} of {total} parameter tensors set by init rules, the rest "
                   "PyTorch's defaults (--explain-init lists them)\n")
     _tuning(parts, trainer, path, resuming=state is not None, out=out)
-    summary = _fit_recorded(trainer, spec, path, dist.writer, resumed=state is not None)
-    summary.path = settings["run"]["path"]
-    out.write(summary_text(summary) + "\n")
-    return summary
+    return trainer
 
 
 def _tuning(parts: setup.Parts, trainer: Trainer, path: Path, resuming: bool,
@@ -259,16 +286,9 @@ def evaluate_split(spec: Spec | str | Path, checkpoint_path: str | Path,
     state = checkpoint.load(Path(checkpoint_path))
     split, parts = _eval_parts(spec, device, split)
     if split not in parts.batches:
-        raise RunError(f"the data section defines no {split} split",
-                       hint="give --split with a split it has (train)")
-    try:
-        parts.model.load_state_dict(checkpoint.model_weights(state))
-    except RuntimeError as exc:
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        detail = " ".join(lines[1:3] or lines[:1])  # the first line only names the module
-        raise RunError(f"checkpoint {checkpoint_path} does not fit this spec's model: "
-                       f"{detail[:300]}", hint="evaluate it with the spec it was trained with, "
-                       "the run directory's spec.yaml") from None
+        raise RunError(f"the data section defines no {split} split")
+    checkpoint.check_fits(checkpoint.model_weights(state), parts.model, checkpoint_path)
+    parts.model.load_state_dict(checkpoint.model_weights(state))
     return split, evaluate(parts, split)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from nnspec.errors import EXIT_OK, NnspecError, RunError, SpecError
+from nnspec.errors import EXIT_OK, NnspecError, RunError, SpecError, one_line
 from nnspec.run import api, init
 from nnspec.run.loop import Interrupted
 
@@ -21,9 +21,9 @@ def _report(exc: NnspecError, err: TextIO) -> int:
     if isinstance(exc, SpecError):
         err.write(exc.render() + "\n")
     elif isinstance(exc, RunError):
-        err.write(f"error: {exc.message}\n")
+        err.write(f"error: {one_line(exc.message)}\n")
         if exc.hint:
-            err.write(f"  hint: {exc.hint}\n")
+            err.write(f"  hint: {one_line(exc.hint)}\n")
     else:
         err.write(f"error: {exc}\n")
     return exc.exit_code

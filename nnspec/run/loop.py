@@ -308,6 +308,16 @@ class Trainer:
         return self.parts.batches["train"].split.meta
 
     def _restore(self, state: dict[str, Any]) -> None:
+        """Everything the checkpoint saved; a part that does not fit this run is refused."""
+        try:
+            self._restore_parts(state)
+        except (ValueError, KeyError, RuntimeError, TypeError, IndexError) as exc:
+            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise checkpoint.not_of_this_spec(self.run_dir / "checkpoints" / "last.pt",
+                                              [f"its optimizer or random state: {detail}"]) \
+                from None
+
+    def _restore_parts(self, state: dict[str, Any]) -> None:
         parts = self.parts
         parts.model.load_state_dict(state["model"])
         parts.optimizer.load_state_dict(state["optimizer"])

@@ -32,7 +32,15 @@ def prepare_dir(path: Path, resume: bool) -> Path:
     if not resume and (path / "checkpoints" / "last.pt").exists():
         raise RunError(f"{path} already holds a run",
                        hint=f"continue it with --resume {path}, or choose another --run-dir")
-    (path / "checkpoints").mkdir(parents=True, exist_ok=True)
+    for folder in (path, *path.parents):
+        if folder.exists() and not folder.is_dir():
+            raise RunError(f"cannot make the run directory {path}: {folder} is a file, not a "
+                           "folder", hint="log.dir and --run-dir name folders: choose another")
+    try:
+        (path / "checkpoints").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"cannot make the run directory {path}: {exc.strerror or exc}",
+                       hint="choose a folder you can write to (log.dir or --run-dir)") from None
     return path
 
 
@@ -67,8 +75,13 @@ class MetricsLog:
         return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
 
     def write(self, record: dict[str, Any]) -> None:
-        with self.path.open("a") as fh:
-            fh.write(json.dumps(record) + "\n")
+        try:
+            with self.path.open("a") as fh:
+                fh.write(json.dumps(record) + "\n")
+        except OSError as exc:
+            raise RunError(f"cannot write {self.path}: {exc.strerror or exc}",
+                           hint="the last checkpoint is unchanged: free space and --resume") \
+                from None
         self.lines += 1
 
 

@@ -1,0 +1,158 @@
+"""The long fuzz campaign: mutated specs through every command, in-process, seeded.
+
+    .venv/bin/python bench/fuzz.py --cases 100000 --jobs 2 --out fuzz-out
+    .venv/bin/python bench/fuzz.py --seed 0 --case 1234 --show      # replay one case
+
+Cases come from tests/fuzzing.py (structural and byte-level mutations of specs/ and examples/).
+Prints where the cases stopped (load, check, resolve, shapes, build, ok), every distinct defect
+(crash, disagreement between commands, raw message, slow case) with the first case that found
+it, and the time figures; with --out, each distinct defect is saved there as a minimal spec.
+Exit status 1 if any defect was found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+import fuzzing  # noqa: E402
+
+HOSTILE = ("!!python", "!Custom", "&a", "*a", "9999999999", "1e400", "${10 ** 400}")
+
+
+def work(args: tuple[int, int, int, int, float]) -> dict[str, Any]:
+    """Run cases start, start+step, ... < stop; return counts and the first case per defect."""
+    seed, start, stop, step, limit_s = args
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+    gen = fuzzing.Generator(seed)
+    probe = fuzzing.Probe(limit_s=limit_s)
+    for name, text in gen.specs:  # warm-up: torch's lazy imports are not the cases' time
+        probe(name, text)
+    stages: Counter[str] = Counter()
+    hows: Counter[str] = Counter()
+    defects: dict[tuple[str, str], dict[str, Any]] = {}
+    counts: Counter[tuple[str, str]] = Counter()
+    times: list[float] = []
+    hostile_max = 0.0
+    for index in range(start, stop, step):
+        case = gen.case(index)
+        outcome = probe(case.file, case.text)
+        stages[outcome.stage] += 1
+        hows[case.how] += 1
+        times.append(outcome.seconds)
+        if any(token in case.text for token in HOSTILE):
+            hostile_max = max(hostile_max, outcome.seconds)
+        for kind, key, detail in outcome.defects:
+            counts[(kind, key)] += 1
+            defects.setdefault((kind, key), {"case": index, "source": case.source,
+                                             "how": case.how, "detail": detail})
+    return {"stages": stages, "hows": hows, "defects": defects, "counts": counts,
+            "times": times, "hostile_max": hostile_max}
+
+
+def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    total: dict[str, Any] = {"stages": Counter(), "hows": Counter(), "defects": {},
+                             "counts": Counter(), "times": [], "hostile_max": 0.0}
+    for part in parts:
+        total["stages"].update(part["stages"])
+        total["hows"].update(part["hows"])
+        total["counts"].update(part["counts"])
+        total["times"].extend(part["times"])
+        total["hostile_max"] = max(total["hostile_max"], part["hostile_max"])
+        for key, first in part["defects"].items():
+            if key not in total["defects"] or first["case"] < total["defects"][key]["case"]:
+                total["defects"][key] = first
+    return total
+
+
+def report(total: dict[str, Any], cases: int, seconds: float, seed: int) -> str:
+    stages = total["stages"]
+    reached = sum(stages[s] for s in ("shapes", "build", "ok"))
+    lines = [f"{cases:,} cases (seed {seed}) in {seconds:.0f} s: "
+             + ", ".join(f"{k} {v:,}" for k, v in sorted(total["hows"].items()))]
+    lines.append("stopped at: " + ", ".join(f"{s} {stages[s]:,}" for s in fuzzing.STAGES))
+    lines.append(f"reached shape inference: {reached:,} ({100 * reached / max(cases, 1):.1f}%)")
+    times = sorted(total["times"]) or [0.0]
+    lines.append(f"time per case: median {1000 * times[len(times) // 2]:.1f} ms, "
+                 f"max {times[-1]:.2f} s; over 5 s: {sum(t > 5 for t in times)}; "
+                 f"hostile-token cases max {total['hostile_max']:.2f} s")
+    kinds = Counter(kind for kind, _ in total["counts"].elements())
+    lines.append(f"defects: {sum(total['counts'].values()):,} cases, "
+                 f"{len(total['defects'])} distinct; by kind: "
+                 + (", ".join(f"{k} {v:,}" for k, v in sorted(kinds.items())) or "none"))
+    tracebacks = sum(n for (kind, _), n in total["counts"].items() if kind == "crash")
+    lines.append(f"tracebacks: {tracebacks}")
+    for (kind, key), first in sorted(total["defects"].items()):
+        lines.append(f"  [{kind}] {key}  x{total['counts'][(kind, key)]}  (case {first['case']}, "
+                     f"{first['how']} of {first['source']}): {first['detail'][:160]}")
+    return "\n".join(lines)
+
+
+def save_minimal(total: dict[str, Any], seed: int, out: Path, limit_s: float) -> None:
+    """Each distinct defect as a minimal spec, named after its kind and key."""
+    out.mkdir(parents=True, exist_ok=True)
+    gen = fuzzing.Generator(seed)
+    probe = fuzzing.Probe(limit_s=limit_s)
+    for n, ((kind, key), first) in enumerate(sorted(total["defects"].items())):
+        case = gen.case(first["case"])
+
+        def still(file: str, text: str, kind: str = kind, key: str = key) -> bool:
+            return any(d[:2] == (kind, key) for d in probe(file, text).defects)
+
+        file, text = fuzzing.minimise(case.file, case.text, still)
+        suffix = Path(file).suffix
+        path = out / f"{n:03d}-{kind}{suffix}"
+        path.write_text(f"# {kind}: {key} (seed {seed}, case {first['case']})\n" + text
+                        if suffix == ".yaml" else text)
+        (out / f"{n:03d}-{kind}.txt").write_text(f"{kind}: {key}\nseed {seed} case "
+                                                 f"{first['case']}\n{first['detail']}\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cases", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--limit-s", type=float, default=5.0, help="time limit of one case")
+    parser.add_argument("--out", type=Path, help="save each distinct defect here, minimised")
+    parser.add_argument("--case", type=int, help="replay this one case")
+    parser.add_argument("--show", action="store_true", help="with --case: print the spec")
+    args = parser.parse_args()
+    if args.case is not None:
+        case = fuzzing.Generator(args.seed).case(args.case)
+        if args.show:
+            print(f"--- {case.file} ({case.how} of {case.source})\n{case.text}\n---")
+        outcome = fuzzing.Probe(limit_s=args.limit_s)(case.file, case.text)
+        print(f"stage {outcome.stage}, {outcome.seconds:.3f} s")
+        for defect in outcome.defects:
+            print("  ", *defect)
+        return 1 if outcome.defects else 0
+    start = time.perf_counter()
+    jobs = [(args.seed, j, args.cases, args.jobs, args.limit_s) for j in range(args.jobs)]
+    if args.jobs == 1:
+        parts = [work(jobs[0])]
+    else:
+        with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
+            parts = pool.map(work, jobs)
+    total = merge(parts)
+    print(report(total, args.cases, time.perf_counter() - start, args.seed))
+    if args.out and total["defects"]:
+        save_minimal(total, args.seed, args.out, args.limit_s)
+        print(f"minimal specs in {args.out}")
+    return 1 if total["defects"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""A bounded slice of the fuzz campaign (bench/fuzz.py runs the long one): mutated specs through
+every command, in this process; none may end in a traceback, and the commands must agree."""
+
+from __future__ import annotations
+
+import pytest
+from fuzzing import Generator, Probe
+
+CASES = 240
+SEED = 10  # the campaign's seeds start at 0; CI looks at other cases each time the seed moves
+
+
+@pytest.fixture(scope="module")
+def outcomes() -> list[tuple[int, object]]:
+    gen, probe = Generator(SEED), Probe(limit_s=20.0)  # CI machines are slow: only hangs fail
+    for name, text in gen.specs:  # warm-up: torch's lazy imports are not a case's time
+        probe(name, text)
+    return [(i, probe(gen.case(i).file, gen.case(i).text)) for i in range(CASES)]
+
+
+@pytest.mark.xfail(reason="argument ranges in the catalogue (GELU's approximate), not landed yet")
+def test_no_mutated_spec_ends_in_a_traceback_or_a_disagreement(outcomes) -> None:
+    found = [(i, d) for i, o in outcomes for d in o.defects if d[0] != "slow"]  # type: ignore
+    assert not found, "\n".join(f"case {i} (bench/fuzz.py --seed {SEED} --case {i} --show): "
+                                f"{d}" for i, d in found[:10])
+
+
+def test_a_third_of_the_cases_reach_shape_inference(outcomes) -> None:
+    reached = sum(o.stage in ("shapes", "build", "ok") for _, o in outcomes)  # type: ignore
+    assert reached >= 0.3 * len(outcomes)
+
+
+def test_a_case_is_a_pure_function_of_its_seed_and_index() -> None:
+    a, b = Generator(3).case(17), Generator(3).case(17)
+    assert (a.file, a.text) == (b.file, b.text)
+    assert Generator(3).case(18).text != a.text or Generator(4).case(17).text != a.text
