@@ -29,9 +29,10 @@ import fuzzing  # noqa: E402
 HOSTILE = ("!!python", "!Custom", "&a", "*a", "9999999999", "1e400", "${10 ** 400}")
 
 
-def work(args: tuple[int, int, int, int, float]) -> dict[str, Any]:
-    """Run cases start, start+step, ... < stop; return counts and the first case per defect."""
-    seed, start, stop, step, limit_s = args
+def work(args: tuple[int, int, int, int, float, float]) -> dict[str, Any]:
+    """Run cases start, start+step, ... < stop (until the deadline, a time.time()); return
+    counts and the first case per defect."""
+    seed, start, stop, step, limit_s, deadline = args
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
 
@@ -46,7 +47,11 @@ def work(args: tuple[int, int, int, int, float]) -> dict[str, Any]:
     counts: Counter[tuple[str, str]] = Counter()
     times: list[float] = []
     hostile_max = 0.0
+    done = 0
     for index in range(start, stop, step):
+        if time.time() > deadline:
+            break
+        done += 1
         case = gen.case(index)
         outcome = probe(case.file, case.text)
         stages[outcome.stage] += 1
@@ -59,12 +64,13 @@ def work(args: tuple[int, int, int, int, float]) -> dict[str, Any]:
             defects.setdefault((kind, key), {"case": index, "source": case.source,
                                              "how": case.how, "detail": detail})
     return {"stages": stages, "hows": hows, "defects": defects, "counts": counts,
-            "times": times, "hostile_max": hostile_max}
+            "times": times, "hostile_max": hostile_max, "done": done}
 
 
 def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
     total: dict[str, Any] = {"stages": Counter(), "hows": Counter(), "defects": {},
-                             "counts": Counter(), "times": [], "hostile_max": 0.0}
+                             "counts": Counter(), "times": [], "hostile_max": 0.0,
+                             "done": sum(p["done"] for p in parts)}
     for part in parts:
         total["stages"].update(part["stages"])
         total["hows"].update(part["hows"])
@@ -126,6 +132,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--limit-s", type=float, default=5.0, help="time limit of one case")
+    parser.add_argument("--minutes", type=float, default=0,
+                        help="stop after this long and report the cases done (0: no limit)")
     parser.add_argument("--out", type=Path, help="save each distinct defect here, minimised")
     parser.add_argument("--case", type=int, help="replay this one case")
     parser.add_argument("--show", action="store_true", help="with --case: print the spec")
@@ -140,14 +148,16 @@ def main() -> int:
             print("  ", *defect)
         return 1 if outcome.defects else 0
     start = time.perf_counter()
-    jobs = [(args.seed, j, args.cases, args.jobs, args.limit_s) for j in range(args.jobs)]
+    deadline = time.time() + args.minutes * 60 if args.minutes else float("inf")
+    jobs = [(args.seed, j, args.cases, args.jobs, args.limit_s, deadline)
+            for j in range(args.jobs)]
     if args.jobs == 1:
         parts = [work(jobs[0])]
     else:
         with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
             parts = pool.map(work, jobs)
     total = merge(parts)
-    print(report(total, args.cases, time.perf_counter() - start, args.seed))
+    print(report(total, total["done"], time.perf_counter() - start, args.seed))
     if args.out and total["defects"]:
         save_minimal(total, args.seed, args.out, args.limit_s)
         print(f"minimal specs in {args.out}")

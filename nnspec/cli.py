@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -316,15 +316,16 @@ def train(
     """Train the model with the data, loss and optimizer the spec describes."""
 
     def action() -> int:
-        _stop_on_sigterm()
-        from nnspec.run.commands import train_command
+        with _stopping_on_sigterm():
+            from nnspec.run.commands import train_command
 
-        if nproc_per_node is not None and not explain_init:
-            from nnspec.run.commands import relaunch_command
+            if nproc_per_node is not None and not explain_init:
+                from nnspec.run.commands import relaunch_command
 
-            return relaunch_command(nproc_per_node, spec, list(overrides or []), run_dir,
-                                    resume, device, global_args=_state["global_args"])
-        return train_command(spec, list(overrides or []), run_dir, resume, device, explain_init)
+                return relaunch_command(nproc_per_node, spec, list(overrides or []), run_dir,
+                                        resume, device, global_args=_state["global_args"])
+            return train_command(spec, list(overrides or []), run_dir, resume, device,
+                                 explain_init)
 
     _run(action)
 
@@ -456,15 +457,24 @@ def plot(
     _run(action)
 
 
-def _stop_on_sigterm() -> None:
-    """SIGTERM during start-up (importing torch, reading data) exits 143 without a traceback
-    and without a half-made run directory; the training loop then takes SIGTERM over."""
+@contextlib.contextmanager
+def _stopping_on_sigterm() -> Iterator[None]:
+    """SIGTERM during start-up (importing torch, reading data, making the run directory)
+    exits 143 without a traceback and without a half-made run directory; the training loop
+    takes SIGTERM over while it runs."""
     import signal
 
     from nnspec.errors import stop_before_training
 
-    with contextlib.suppress(ValueError):  # not the main thread
-        signal.signal(signal.SIGTERM, stop_before_training)
+    try:
+        old = signal.signal(signal.SIGTERM, stop_before_training)
+    except ValueError:  # not the main thread: signals are not ours to handle
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def _write(text: str | bytes, output: Path | None, force: bool) -> None:

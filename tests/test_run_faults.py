@@ -158,7 +158,7 @@ def test_a_file_size_limit_during_a_checkpoint_write_is_exit_3(
     size = (run / "checkpoints" / "last.pt").stat().st_size
     done = subprocess.run([sys.executable, "-c", FSIZE_CHILD, str(tmp_path / "spec.yaml"),
                            str(run), str(size // 2)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                          cwd=ROOT, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 3, done.stderr
     assert "cannot write checkpoint" in done.stderr and "Traceback" not in done.stderr
     assert checkpoint.load(run / "checkpoints" / "last.pt")["epoch"] == 2
@@ -277,8 +277,39 @@ def test_sigterm_during_start_up_exits_143_without_a_traceback_or_run_directory(
     runs = tmp_path / "runs"
     done = subprocess.run([sys.executable, "-c", SIGTERM_CHILD.format(module=module, name=name),
                            str(_spec(tmp_path)), str(runs)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                          cwd=ROOT, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 143, done.stderr
     assert "Traceback" not in done.stderr
     assert "stopped by signal 15 before training began" in done.stderr
     assert not runs.exists() or not list(runs.iterdir())
+
+
+# -- files a spec points at ------------------------------------------------------------------
+
+SECRET = "s3cr3t-token"
+
+
+@pytest.mark.parametrize(("name", "content", "args"), [
+    ("header.csv", f"{SECRET},b\n1,2\n", "{path: FILE, target: label}"),
+    ("value.csv", f"a,label\n{SECRET},1\n", "{path: FILE, target: label}"),
+    ("binary.csv", b"a,label\n\xff\xfe" + SECRET.encode() + b",1\n", "{path: FILE, target: label}"),
+    ("text.pt", f"{SECRET}\n", "{path: FILE}"),
+    ("text.npz", f"{SECRET}\n", "{path: FILE}"),
+], ids=["csv header", "csv value", "csv not utf-8", "pt of text", "npz of text"])
+def test_errors_never_echo_the_content_of_a_file_the_spec_names(
+        name: str, content: str | bytes, args: str, tmp_path: Path) -> None:
+    target = tmp_path / name
+    if isinstance(content, bytes):
+        target.write_bytes(content)
+    else:
+        target.write_text(content)
+    kind = "CSV" if name.endswith(".csv") else "Tensors"
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"nnspec: 1\ninput: [1]\nmodel: [{{Linear: {{out_features: 2}}}}]\n"
+                    f"data: {{dataset: {{{kind}: {args.replace('FILE', str(target))}}}}}\n"
+                    "loss: CrossEntropyLoss\ntrain: {epochs: 1, device: cpu}\n"
+                    "log: {tensorboard: false}\n")
+    code, err = _train(spec, run_dir=tmp_path / "run")
+    assert code == 3, err
+    assert str(target) in err
+    assert SECRET not in err and "Traceback" not in err

@@ -124,8 +124,11 @@ def _load_arrays(path: Path) -> dict[str, Tensor]:
             with np.load(path, allow_pickle=False) as npz:
                 return {k: torch.from_numpy(np.array(npz[k])) for k in npz.files}
         obj: Any = torch.load(path, weights_only=True, map_location="cpu")
-    except Exception as exc:  # a corrupt or hostile file: say so, never show a traceback
-        raise RunError(f"cannot read {path}: {exc}") from exc
+    except OSError as exc:
+        raise RunError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+    except Exception:  # a corrupt or hostile file: say so, never a traceback or its bytes
+        raise RunError(f"cannot read {path}: not a .pt file of tensors (weights only) or a "
+                       ".npz file without pickled objects") from None
     if isinstance(obj, dict) and all(isinstance(v, Tensor) for v in obj.values()):
         return {str(k): v for k, v in obj.items()}
     raise RunError(f"{path} must hold a dict of named tensors")
@@ -139,15 +142,21 @@ def csv_table(path: Path, target: str | list[str], features: list[str] | None,
     """
     if not path.is_file():
         raise RunError(f"CSV file {path.resolve()} does not exist")
-    with path.open(newline="") as fh:
-        rows = list(csv.DictReader(fh, delimiter=delimiter))
+    # Errors name the file, rows and the spec's own column names, never what the file holds:
+    # a spec from a stranger could point at any readable file and read it back in an error.
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh, delimiter=delimiter))
+    except (UnicodeDecodeError, csv.Error):
+        raise RunError(f"{path} is not a UTF-8 CSV file") from None
     if not rows:
         raise RunError(f"{path} has no data rows")
     targets = [target] if isinstance(target, str) else target
     columns = list(rows[0])
     missing = [c for c in [*targets, *(features or [])] if c not in columns]
     if missing:
-        raise RunError(f"{path} has no columns {missing}; it has {columns}")
+        raise RunError(f"{path} has no columns {missing} in its header line ({len(columns)} "
+                       "columns)", hint="name columns exactly as the file's first line does")
     feats = features or [c for c in columns if c not in targets]
     x = torch.tensor([[_number(path, r, c) for c in feats] for r in rows], dtype=torch.float32)
     return Table({"input": x, "target": _csv_target(path, rows, targets)})
@@ -157,7 +166,8 @@ def _number(path: Path, row: dict[str, str], column: str) -> float:
     try:
         return float(row[column])
     except (TypeError, ValueError):
-        raise RunError(f"{path}: column {column!r} holds {row[column]!r}, not a number") from None
+        raise RunError(f"{path}: column {column!r} holds a value that is not a number") \
+            from None
 
 
 def _csv_target(path: Path, rows: list[dict[str, str]], targets: list[str]) -> Tensor:
