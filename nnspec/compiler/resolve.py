@@ -7,6 +7,7 @@ cycles, unused nodes.  All problems are collected and raised together.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -267,7 +268,7 @@ class _Resolver:
                 values[key] = value
             else:
                 failed.add(key)
-        for error in schema.args_validator(call.name).iter_errors(values):
+        for error in _argument_errors(call.name, values):
             path, message, hint, _ = schema.explain(error)
             if error.validator == "required" and any(
                     f"'{k}'" in error.message for k in failed | _misspelt(values, entry.params)):
@@ -375,6 +376,25 @@ class _Resolver:
             self.error(where, path, f"expected {words[ptype]}, found {schema.found(value)}",
                        f"the block declares {path[-1]}: {ptype}")
         return ok
+
+
+_CLEAN: set[str] = set()  # (layer, arguments) the schema found nothing wrong with
+
+
+def _argument_errors(name: str, values: dict[str, Any]) -> list[Any]:
+    """The schema's errors for a layer's evaluated arguments; a repeated layer is checked once
+    (a block repeated 1,000 times has a handful of distinct layers)."""
+    validator = schema.args_validator(name)  # a new one when plugins change the catalogue
+    try:
+        key = json.dumps([id(validator), name, values], sort_keys=True)
+    except (TypeError, ValueError):
+        key = None
+    if key is not None and key in _CLEAN:
+        return []
+    errors = list(validator.iter_errors(values))
+    if not errors and key is not None and len(_CLEAN) < 100_000:
+        _CLEAN.add(key)
+    return errors
 
 
 def _value_at(call: Call, key: str) -> Location:

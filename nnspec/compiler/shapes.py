@@ -59,10 +59,51 @@ def to_meta(value: Value) -> Any:
     return tuple(to_meta(v) for v in value)
 
 
+def meta_device() -> Any:
+    """A context that builds modules on the meta device without running their initializers.
+
+    On meta tensors an initializer changes nothing, but torch runs it through its Python
+    references (a second of imports on first use, then per-call overhead): a mode that returns
+    the tensor unchanged gives the same module, faster.
+    """
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    class _Meta(TorchFunctionMode):
+        def __torch_function__(self, func: Any, types: Any, args: Any = (),
+                               kwargs: Any = None) -> Any:
+            if func in _initializers():
+                return args[0] if args else (kwargs or {}).get("tensor")
+            with torch.device("meta"):
+                return func(*args, **(kwargs or {}))
+
+    return _Meta()
+
+
+_INITIALIZERS: set[Any] = set()
+
+
+def _initializers() -> set[Any]:
+    """nn.init's in-place initializers and the tensor methods they end in."""
+    if not _INITIALIZERS:
+        import torch
+        from torch.nn import init
+
+        _INITIALIZERS.update(getattr(init, name) for name in dir(init)
+                             if name.endswith("_") and not name.startswith("_"))
+        _INITIALIZERS.update(getattr(torch.Tensor, name) for name in
+                             ("normal_", "uniform_", "zero_", "fill_", "bernoulli_",
+                              "exponential_", "geometric_", "log_normal_", "cauchy_",
+                              "random_"))
+    return _INITIALIZERS
+
+
 class _Inferrer:
     def __init__(self) -> None:
         self.errors = Collector()
         self.params = 0
+        # (op, arguments, inputs) -> (parameters, output): a repeated layer is run once
+        self.memo: dict[str, tuple[int, Value]] = {}
 
     def net(self, net: Net, inputs: list[Value], sources: list[str]) -> tuple[Net, Value]:
         if net.chained:
@@ -120,6 +161,17 @@ class _Inferrer:
         return node.with_(body=replace(layer, kwargs=kwargs), out=result)
 
     def op(self, node: Node, layer: Layer, inputs: list[Value], sources: list[str]) -> Node:
+        key = _memo_key(layer.op, layer.kwargs, inputs)
+        if key is not None and key in self.memo:
+            return node.with_(out=self.memo[key][1])
+        done = self.op_once(node, layer, inputs, sources)
+        out = done.out
+        if key is not None and out is not None and done is not node:
+            self.memo[key] = (0, out)
+        return done
+
+    def op_once(self, node: Node, layer: Layer, inputs: list[Value],
+                sources: list[str]) -> Node:
         entry = catalogue.ops()[layer.op]
         traits, code = entry.traits, entry.traits.code
         assert code is not None
@@ -175,10 +227,21 @@ class _Inferrer:
 
     def run(self, node: Node, op: str, kwargs: dict[str, Any], inputs: list[TensorInfo],
             sources: list[str]) -> Value | None:
-        import torch
+        key = _memo_key(op, kwargs, inputs)
+        if key is not None and key in self.memo:
+            params, known = self.memo[key]
+            self.params += params
+            return known
+        before = self.params
+        out = self.run_once(node, op, kwargs, inputs, sources)
+        if key is not None and out is not None:
+            self.memo[key] = (self.params - before, out)
+        return out
 
+    def run_once(self, node: Node, op: str, kwargs: dict[str, Any], inputs: list[TensorInfo],
+                 sources: list[str]) -> Value | None:
         try:
-            with torch.device("meta"):
+            with meta_device():
                 module = plugins.layer_class(op)(**layer_kwargs(op, kwargs))
         except Exception as exc:
             if (meta := plugins.meta_failure(op, "__init__", exc)) is not None:
@@ -230,6 +293,21 @@ class _Inferrer:
 
     def fail(self, node: Node, message: str, hint: str | None = None) -> None:
         self.errors.add(node.source.location, node.source.path, message, hint)
+
+
+def _memo_key(op: str, kwargs: dict[str, Any], inputs: list[Any]) -> str | None:
+    import json
+
+    try:
+        return json.dumps([op, kwargs, [_plain(v) for v in inputs]], sort_keys=True)
+    except (TypeError, ValueError):
+        return None  # an argument JSON cannot write: not remembered
+
+
+def _plain(value: Value) -> Any:
+    if isinstance(value, TensorInfo):
+        return [value.shape, value.dtype]
+    return [_plain(v) for v in value]
 
 
 def _runtime_hint(op: str, inputs: list[TensorInfo], sources: list[str],

@@ -20,12 +20,13 @@ torchinfo as the oracle).  torchinfo estimates MACs from parameters, not from ar
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from math import prod
 from typing import TYPE_CHECKING
 
-from nnspec import catalogue
+from nnspec import catalogue, plugins
 from nnspec.compiler.ir import Graph, Layer, Net, Node, TensorInfo, Value, show
 
 if TYPE_CHECKING:
@@ -109,23 +110,38 @@ def _node_rows(node: Node, name: str, depth: int) -> Iterator[Row]:
 def _layer_row(node: Node, layer: Layer, name: str, depth: int) -> Row:
     if layer.kind == "op":
         return Row(name, depth, layer.op, show(node.out), 0, 0, 0, 0, False)
+    params, trainable, macs, size = _layer_counts(layer, _first_shape(node.out))
+    return Row(name, depth, layer.op, show(node.out), params=params, trainable=trainable,
+               macs=macs, param_bytes=size, container=False)
+
+
+_COUNTS: dict[str, tuple[int, int, int, int]] = {}
+
+
+def _layer_counts(layer: Layer, out: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """Parameters, trainable ones, MACs and bytes of a layer (a repeated one is built once)."""
+    try:
+        key: str | None = json.dumps([id(plugins.layer_class(layer.op)), layer.op, layer.kwargs,
+                                      out], sort_keys=True)
+    except (TypeError, ValueError):
+        key = None
+    if key is not None and key in _COUNTS:
+        return _COUNTS[key]
     module = _meta_module(layer)
     params = list(module.parameters())
-    return Row(name, depth, layer.op, show(node.out),
-               params=sum(p.numel() for p in params),
-               trainable=sum(p.numel() for p in params if p.requires_grad),
-               macs=module_macs(module, _first_shape(node.out)),
-               param_bytes=sum(p.numel() * p.element_size() for p in params),
-               container=False)
+    counts = (sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad),
+              module_macs(module, out), sum(p.numel() * p.element_size() for p in params))
+    if key is not None and len(_COUNTS) < 100_000:
+        _COUNTS[key] = counts
+    return counts
 
 
 def _meta_module(layer: Layer) -> nn.Module:
     """The layer as the builder makes it, on the meta device: shapes only, no memory."""
-    import torch
-
     from nnspec.compiler.build import _layer
+    from nnspec.compiler.shapes import meta_device
 
-    with torch.device("meta"):
+    with meta_device():
         return _layer(layer)
 
 
