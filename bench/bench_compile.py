@@ -2,6 +2,10 @@
 
     .venv/bin/python bench/bench_compile.py [--runs 5]
 
+Big specs: bench/transformer_64.yaml (64 encoder layers) and bench/resnet_repeat_1000.yaml (a
+basic block repeated 1,000 times): validate and summary in a fresh process after `import torch`
+(target: under 1 s each).
+
 Two models: specs/resnet50.yaml (against torchvision.models.resnet50(weights=None)) and a
 generated 1,000-layer spec (500 x Linear(64) + ReLU, against the same nn.Sequential written
 directly).  In-process figures are medians after one warm-up call; the first shape check in a
@@ -74,6 +78,27 @@ def first_shape_check(spec: Path | str) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+BIG_SPECS = (ROOT / "bench" / "transformer_64.yaml", ROOT / "bench" / "resnet_repeat_1000.yaml")
+BIG_CHECK = """
+import time, torch
+start = time.perf_counter()
+import nnspec
+from nnspec.views.summary import render_summary
+nnspec.validate({spec!r})
+middle = time.perf_counter()
+render_summary(nnspec.infer({spec!r}))
+print(middle - start, time.perf_counter() - middle)
+"""
+
+
+def big_spec_checks(spec: Path) -> tuple[float, float]:
+    """validate, then summary, in a fresh process after `import torch` (seconds each)."""
+    out = subprocess.run([sys.executable, "-c", BIG_CHECK.format(spec=str(spec))],
+                         capture_output=True, text=True, check=True)
+    first, second = out.stdout.strip().splitlines()[-1].split()
+    return float(first), float(second)
+
+
 def row(name: str, seconds: float, baseline: float) -> str:
     return f"| {name} | {seconds * 1000:,.1f} ms | {seconds / baseline:.2f}x |"
 
@@ -103,6 +128,12 @@ def main() -> None:
                   median_time(lambda s=spec: nnspec.emit(s), args.runs), baseline))
     print(f"\nfirst shape check of resnet50 in a fresh process, after import torch: "
           f"{first_shape_check(RESNET50):.2f} s (target: under 1 s)")
+    print("\n## big specs, fresh process after import torch (target: under 1 s each)\n")
+    print("| spec | validate | then summary |")
+    print("| --- | --- | --- |")
+    for spec in BIG_SPECS:
+        validate_s, summary_s = big_spec_checks(spec)
+        print(f"| {spec.name} | {validate_s:.2f} s | {summary_s:.2f} s |")
 
 
 if __name__ == "__main__":
