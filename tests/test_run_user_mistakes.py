@@ -132,10 +132,11 @@ def test_metric_mistakes_in_the_file_have_line_and_column(tmp_path: Path) -> Non
 # -- a training split without a single batch ------------------------------------------------
 
 @pytest.mark.parametrize(("overrides", "expected"), [
-    (["data.val_split=0.999"], "data.val_split: the training split has no samples left"),
+    (["data.val_split=0.999"], "<override 1: data.val_split=0.999>:1:1: error: data.val_split: "
+     "val_split 0.999 leaves the training split almost nothing"),  # refused by validate too
     (["data.drop_last=true", "data.batch_size=200"],
-     "data.drop_last: drop_last drops the only batch: 120 training samples are fewer than the "
-     "batch size 200"),
+     "{spec}: error: data.drop_last: drop_last drops the only batch: 120 training samples are "
+     "fewer than the batch size 200"),
 ])
 def test_training_split_without_a_batch_is_refused(tmp_path: Path, overrides: list[str],
                                                    expected: str) -> None:
@@ -144,7 +145,7 @@ def test_training_split_without_a_batch_is_refused(tmp_path: Path, overrides: li
     spec.write_text(BASE)
     code, _, err = cli("train", str(spec), *overrides, "--run-dir", str(tmp_path / "run"))
     assert code == 2, err
-    assert f"{spec}: error: {expected}" in err
+    assert expected.format(spec=spec) in err
 
 
 # -- eval -----------------------------------------------------------------------------------
@@ -177,7 +178,8 @@ def test_eval_with_another_specs_checkpoint_says_what_does_not_fit(
     other.write_text(BASE.replace("Linear: {out_features: 3}", "Linear: {out_features: 5}"))
     code, _, err = cli("eval", str(other), "--checkpoint", str(best), "--split", "val")
     assert code == 3
-    assert "size mismatch for 0.weight" in err and "spec it was trained with" in err
+    assert f"{best} is not a checkpoint of this spec: '0.weight' has shape [3, 4], the model's " \
+        "is [5, 4]" in err and "the run directory's spec.yaml" in err
 
 
 # -- devices --------------------------------------------------------------------------------

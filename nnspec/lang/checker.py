@@ -261,6 +261,9 @@ def _training(doc: Document, errors: Collector) -> dict[str, Any]:
             out[key] = model.model_validate(value, strict=True)
         except ValidationError as exc:
             _pydantic_problems(doc, errors, (key,), exc)
+        except StopIteration:  # {inputs: [...]} with no loss beside it, say
+            errors.add(doc.locate((key,)), (key,), f"no {key} named here",
+                       f"write {key}: NAME or {key}: {{NAME: {{args}}}}")
     if isinstance(data.get("init"), list):
         out["init"] = _init_rules(doc, errors, data["init"])
     if "loss" in out and out["loss"].name in catalogue.section("loss"):
