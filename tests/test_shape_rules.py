@@ -163,3 +163,19 @@ def test_permute_rule_agrees_with_torch(shape: list[int], data: st.DataObject) -
     ruled = permuted("dims")("permute", {"dims": dims}, [TensorInfo(tuple(shape))], ["input"])
     expected = describe(torch.zeros(BATCH, *shape).permute(*dims))
     assert ruled == expected
+
+
+def test_a_module_dict_member_used_twice_is_one_module_checked_twice() -> None:
+    """forward: [hidden, head, head] reuses one Linear: its second use must fit the arguments
+    the first inferred (validate used to infer them afresh and accept what the build refused)."""
+    import pytest
+
+    from nnspec import api
+    from nnspec.errors import SpecError
+    from nnspec.lang.loader import loads
+
+    text = ("nnspec: 1\ninput: [784]\nmodel:\n  module_dict:\n"
+            "    hidden: {Linear: {out_features: 256}}\n    head: {Linear: {out_features: 10}}\n"
+            "  forward: [hidden, head, head]\n")
+    with pytest.raises(SpecError, match="expects in_features=256, receives"):
+        api.validate(loads(text, "reuse.yaml"))

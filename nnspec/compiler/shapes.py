@@ -129,7 +129,9 @@ class _Inferrer:
         value, source = inputs[0], sources[0]
         done: dict[str, Node] = {}
         for node in net.forward_nodes():
-            new = self.node(node, [value], [source])
+            # a member the forward uses again is one module: its second use is checked against
+            # the arguments its first use inferred, never inferred afresh
+            new = self.node(done.get(node.name, node), [value], [source])
             done[node.name] = new
             out = new.out
             if out is None:
