@@ -379,6 +379,12 @@ class Train(Strict):
     max_time: PosFloat | None = Field(
         None, description="Stop after this many seconds of training (counted over resumes), "
         "after the step in flight, with a checkpoint to --resume from.")
+    strategy: Literal["auto", "ddp", "fsdp"] = Field(
+        "auto", description="How the processes that --nproc-per-node (or torchrun) starts share "
+        "the work: ddp (each holds the whole model; gradients are averaged), fsdp (parameters, "
+        "gradients and optimizer state sharded over the processes with FSDP2, for a model that "
+        "does not fit one device; checkpoints are folders). auto: ddp for more than one "
+        "process, nothing to share for one. fsdp needs at least two processes.")
 
 
 METRIC_NAMES = ("loss", "accuracy", "top1", "top5", "mae", "mse")
@@ -413,6 +419,24 @@ def train_problems(train: Train) -> list[tuple[tuple[str | int, ...], str, str |
     bad_device = device_problem(train.device)
     if bad_device:
         out.append((("train", "device"), bad_device, DEVICE_HINT))
+    return out + _strategy_problems(train)
+
+
+def _strategy_problems(train: Train) -> list[tuple[tuple[str | int, ...], str, str | None]]:
+    """Settings FSDP does not run with (yet): refused before any process starts."""
+    if train.strategy != "fsdp":
+        return []
+    out: list[tuple[tuple[str | int, ...], str, str | None]] = []
+    if str(train.precision) == "16-mixed":
+        out.append((("train", "precision"), "16-mixed cannot be used with strategy fsdp: "
+                    "each process would decide alone whether to skip a step on overflow",
+                    "use bf16-mixed (no gradient scaler) or 32"))
+    if train.compile:
+        out.append((("train", "compile"), "compile cannot be used with strategy fsdp yet",
+                    "set train.compile: false, or train.strategy: ddp"))
+    if train.cuda_graph is True:
+        out.append((("train", "cuda_graph"), "cuda_graph cannot be used with strategy fsdp",
+                    "set train.cuda_graph: auto or false"))
     return out
 
 

@@ -246,9 +246,15 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): value}
 
 
+# Settings added after checkpoints were first written: absent in an older run's spec, they had
+# this value (so resuming that run with it is no change).
+ADDED_DEFAULTS = {"train.strategy": "auto"}
+
+
 def spec_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
     """(key, old value, new value) for every setting that differs."""
     a, b = flatten(old), flatten(new)
+    a.update({k: v for k, v in ADDED_DEFAULTS.items() if k not in a and k in b})
     return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
             if json.dumps(a.get(k), sort_keys=True) != json.dumps(b.get(k), sort_keys=True)]
 
