@@ -18,10 +18,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from nnspec.catalogue.datasets import has_test_part
 from nnspec.errors import Location, SpecError
 from nnspec.lang.spec import Data, DataSplit, Spec
 from nnspec.run.arrange import arrange
-from nnspec.run.datasets import NO_TEST_PART, Context, build_source
+from nnspec.run.datasets import Context, build_source
 from nnspec.run.metadata import describe
 from nnspec.run.plan import SplitPlan, split_plan
 from nnspec.run.table import Source, Table, take
@@ -60,7 +61,7 @@ def _own_samples(cfg: DataSplit | None) -> bool:
 
 
 def _dataset_has_test(data: Data) -> bool:
-    return data.dataset.name not in NO_TEST_PART
+    return has_test_part(data.dataset.name)
 
 
 def load_splits(spec: Spec, names: Collection[str],
@@ -115,7 +116,7 @@ def _base(data: Data, name: str, cache: dict[str, Source], file: str) -> Source:
     path = ("data", name, "dataset") if own else ("data", "dataset")
     partition = "test" if name == "test" else "train"
     if partition == "test" and not own and (cfg is None or cfg.range is None) and (
-            named.name in NO_TEST_PART):
+            not has_test_part(named.name)):
         raise SpecError.at(_where(named.location, file), ("data", "test"),
                            f"{named.name} has no separate test part",
                            "give data.test.range (samples kept out of training) or "
