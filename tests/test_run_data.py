@@ -222,3 +222,15 @@ def test_val_that_would_repeat_the_training_samples_is_refused(tmp_path: Path) -
     spec, _ = spec_from(text, tmp_path)
     with pytest.raises(SpecError, match="would repeat the training samples"):
         load_splits(spec, ["train", "val"])
+
+
+def test_every_element_type_name_is_a_torch_dtype_through_the_one_table() -> None:
+    from typing import get_args
+
+    from nnspec.catalogue import torch_dtype
+    from nnspec.lang.spec import Dtype
+
+    assert all(isinstance(torch_dtype(name), torch.dtype) for name in get_args(Dtype))
+    assert torch_dtype("long") is torch.int64 and torch_dtype("uint8") is torch.uint8
+    with pytest.raises(ValueError, match="not an element type"):
+        torch_dtype("Tensor")

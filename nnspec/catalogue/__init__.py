@@ -29,9 +29,19 @@ AUTO = "auto"
 TENSOR_ARGS: frozenset[str] = frozenset({"weight", "pos_weight"})
 
 
-def torch_dtype(name: str) -> str:
-    """The torch attribute of a spec's element type (lang.spec.Dtype): ``long`` is int64."""
-    return {"long": "int64"}.get(name, name)
+# Spec element-type names (lang.spec.Dtype; ToDtype's dtype) that torch spells otherwise.
+DTYPE_ALIASES = {"long": "int64"}
+
+
+def torch_dtype(name: str) -> Any:
+    """The torch.dtype a spec's element type names (lang.spec.Dtype, or a transform's
+    ``dtype``): ``long`` is int64.  Imports torch; a ValueError for a name that is no dtype."""
+    import torch
+
+    found = getattr(torch, DTYPE_ALIASES.get(name, name), None)
+    if not isinstance(found, torch.dtype):
+        raise ValueError(f"'{name}' is not an element type")
+    return found
 
 
 @cache

@@ -37,7 +37,7 @@ def infer(graph: Graph) -> Graph:
 def meta_tensor(info: TensorInfo) -> Any:
     import torch
 
-    dtype = getattr(torch, catalogue.torch_dtype(info.dtype))
+    dtype = catalogue.torch_dtype(info.dtype)
     return torch.empty((BATCH, *info.shape), dtype=dtype, device="meta")
 
 

@@ -32,7 +32,7 @@ MIN_VAL_SPLIT, MAX_VAL_SPLIT = 0.001, 0.99
 PosFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Fraction = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
 # The element types an input may declare: the one table (the schema reads it; "long" is torch's
-# other name for int64, see catalogue.torch_dtype).
+# other name for int64: catalogue.torch_dtype turns a name into the torch.dtype, everywhere).
 Dtype = Literal["float32", "float64", "float16", "bfloat16", "int64", "int32", "long", "bool"]
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from nnspec.catalogue import torch_dtype
 from nnspec.catalogue.datasets import has_test_part
 from nnspec.errors import Location, SpecError
 from nnspec.lang.spec import Data, DataSplit, Spec
@@ -26,7 +27,7 @@ from nnspec.run.datasets import Context, build_source
 from nnspec.run.metadata import describe
 from nnspec.run.plan import SplitPlan, split_plan
 from nnspec.run.table import Source, Table, take
-from nnspec.run.transforms import DTYPES, input_transform, is_static, target_encoder
+from nnspec.run.transforms import input_transform, is_static, target_encoder
 
 VAL_SPLIT_SEED = 0x5EED  # fixed: the validation carve-out never depends on train.seed
 _CHUNK = 4096  # samples per batched transform call: bounds the temporary memory
@@ -86,7 +87,7 @@ def load_splits(spec: Spec, names: Collection[str],
                                "give data.val.range, data.val.dataset or data.val_split")
     if "test" in names:
         sources["test"] = _base(data, "test", cache, spec.file)
-    dtype = _input_dtype(spec)
+    dtype = input_dtype(spec)
     stats = _stats(sources.get("train"), data) if "train" in sources else None
     splits = {name: _finish(name, sources[name], data, dtype, frozenset(model_fields), stats,
                             _loc(spec)) for name in names if name in sources}
@@ -149,9 +150,10 @@ def _carve(source: Source, fraction: float) -> tuple[Source, Source]:
     return take(source, perm[k:].sort().values), take(source, perm[:k].sort().values)
 
 
-def _input_dtype(spec: Spec) -> torch.dtype:
-    dtypes = {i.dtype for i in spec.inputs.values()}
-    return DTYPES[dtypes.pop()] if len(dtypes) == 1 else torch.float32
+def input_dtype(spec: Spec) -> torch.dtype:
+    """The model's input element type: the inputs' one dtype, else float32."""
+    dtypes = {torch_dtype(i.dtype) for i in spec.inputs.values()}
+    return dtypes.pop() if len(dtypes) == 1 else torch.float32
 
 
 Stats = dict[str, tuple[Tensor, Tensor]]

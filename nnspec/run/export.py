@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from nnspec.catalogue import torch_dtype
 from nnspec.errors import RunError, missing_package
 from nnspec.lang.spec import Spec
 
@@ -46,7 +47,7 @@ def example_input(spec: Spec, batch: int = 2) -> tuple[torch.Tensor, ...]:
     """Inputs of ``batch`` samples (2: a batch of 1 would be specialised by torch.export)."""
     out = []
     for info in spec.inputs.values():
-        dtype = getattr(torch, info.dtype.replace("long", "int64"))
+        dtype = torch_dtype(info.dtype)
         shape = (batch, *info.shape)
         out.append(torch.randn(shape).to(dtype) if dtype.is_floating_point
                    else torch.zeros(shape, dtype=dtype))

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from nnspec.catalogue import torch_dtype
 from nnspec.errors import Location, Problem, RunError, SpecError
 from nnspec.lang.spec import Spec
 from nnspec.run import checkpoint
@@ -230,7 +231,7 @@ def _evaluation_form(spec: Spec, meta: dict[str, Any], raw: Tensor, name: str) -
             break
     transform = input_transform(items, path)
     x = transform(raw) if transform is not None else raw
-    dtype = getattr(torch, next(iter(spec.inputs.values())).dtype.replace("long", "int64"))
+    dtype = torch_dtype(next(iter(spec.inputs.values())).dtype)
     return x.to(dtype) if dtype.is_floating_point else x
 
 

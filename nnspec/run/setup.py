@@ -26,7 +26,7 @@ from nnspec.lang.spec import DEVICE_HINT, Spec, train_problems
 from nnspec.run import finetune, weights
 from nnspec.run import init as init_rules
 from nnspec.run.batches import Batches
-from nnspec.run.data import load_splits, split_names
+from nnspec.run.data import input_dtype, load_splits, split_names
 from nnspec.run.distributed import Dist
 from nnspec.run.losses import Evaluator, LossPlan, build_loss
 from nnspec.run.metrics import higher_is_better
@@ -176,8 +176,7 @@ def build(spec: Spec, device_name: str | None = None, model: nn.Module | None = 
     scheduler = build_scheduler(spec.scheduler, optimizer, spec.train.epochs, steps)
     scaler, autocast = _precision(spec, device)
     monitor, maximize = monitor_of(spec, list(batches))
-    dtype = torch.float32 if len({i.dtype for i in spec.inputs.values()}) != 1 else \
-        getattr(torch, next(iter(spec.inputs.values())).dtype.replace("long", "int64"))
+    dtype = input_dtype(spec)
     # torch.compile wraps the module for the steps; checkpoints keep the plain module's keys.
     runner: nn.Module = torch.compile(stepped) if spec.train.compile else stepped  # type: ignore
     evaluator = Evaluator(runner, input_fields(spec), dtype)

@@ -19,13 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from nnspec.catalogue import torch_dtype
 from nnspec.errors import Location, SpecError, SpecPath
 from nnspec.lang.spec import Named, TargetEncoding
 from nnspec.run.instantiate import construct, entry
-
-DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
-          "bfloat16": torch.bfloat16, "uint8": torch.uint8, "int64": torch.int64,
-          "int32": torch.int32, "long": torch.int64, "bool": torch.bool}
 
 # Transforms that draw nothing at random: safe to apply once to a whole batch of images.
 STATIC = frozenset({"ToImage", "ToDtype", "ConvertImageDtype", "Normalize", "Resize",
@@ -35,7 +32,10 @@ STATIC = frozenset({"ToImage", "ToDtype", "ConvertImageDtype", "Normalize", "Res
 
 def _convert(value: Any, key: str) -> Any:
     if key == "dtype" and isinstance(value, str):
-        return DTYPES.get(value, value)
+        try:
+            return torch_dtype(value)
+        except ValueError:
+            return value  # torchvision says what it takes
     return value
 
 
