@@ -179,3 +179,15 @@ def test_a_module_dict_member_used_twice_is_one_module_checked_twice() -> None:
             "  forward: [hidden, head, head]\n")
     with pytest.raises(SpecError, match="expects in_features=256, receives"):
         api.validate(loads(text, "reuse.yaml"))
+
+
+def test_transposed_convolution_is_the_entrys_trait_not_its_name() -> None:
+    from nnspec.catalogue import layers
+    from nnspec.catalogue.shape_rules import conv
+
+    args = {"in_channels": 4, "out_channels": 2, "kernel_size": 2, "stride": 2}
+    x = [TensorInfo((4, 5, 5))]
+    assert conv(2, transposed=True)("AnyName", args, x, ["input"]).shape == (2, 10, 10)
+    assert conv(2)("ConvTranspose2d", args, x, ["input"]).shape == (2, 2, 2)
+    rule = layers()["ConvTranspose2d"].traits.shape
+    assert rule is not None and rule("ConvTranspose2d", args, x, ["input"]).shape == (2, 10, 10)

@@ -50,8 +50,9 @@ def _same(*ranks: int) -> Traits:
     return Traits(shape=rules.same_shape(ranks))
 
 
-def _conv(dims: int) -> Traits:
-    return Traits(check=rules.conv_rank(dims), shape=rules.conv(dims), minimums=_PADDED)
+def _conv(dims: int, transposed: bool = False) -> Traits:
+    return Traits(check=rules.conv_rank(dims), shape=rules.conv(dims, transposed=transposed),
+                  minimums=_PADDED)
 
 
 def _pool(dims: int) -> Traits:
@@ -71,7 +72,8 @@ LAYERS: dict[str, Traits] = {
     "BatchNorm1d": _same(1, 2), "BatchNorm2d": _same(3), "BatchNorm3d": _same(4),
     "InstanceNorm1d": _same(2), "InstanceNorm2d": _same(3), "InstanceNorm3d": _same(4),
     "Dropout1d": _same(2), "Dropout2d": _same(3), "Dropout3d": _same(4),
-    **{f"{kind}{d}d": _conv(d) for kind in ("Conv", "ConvTranspose") for d in (1, 2, 3)},
+    **{f"Conv{d}d": _conv(d) for d in (1, 2, 3)},
+    **{f"ConvTranspose{d}d": _conv(d, transposed=True) for d in (1, 2, 3)},
     **{f"{kind}Pool{d}d": _pool(d) for kind in ("Max", "Avg") for d in (1, 2, 3)},
     **{f"Adaptive{kind}Pool{d}d": _adaptive(d) for kind in ("Max", "Avg") for d in (1, 2, 3)},
     "FractionalMaxPool2d": Traits(check=rules.spatial_rank(2)),

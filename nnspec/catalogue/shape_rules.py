@@ -106,8 +106,9 @@ def pool(dims: int) -> ShapeRule:
     return rule
 
 
-def conv(dims: int) -> ShapeRule:
-    """torch's output-size formulas for Conv and ConvTranspose (their documentation).
+def conv(dims: int, *, transposed: bool = False) -> ShapeRule:
+    """torch's output-size formulas for Conv and, ``transposed``, ConvTranspose (their
+    documentation); the catalogue entry says which its layer is.
 
     Anything unusual (another rank, a channel mismatch, a window larger than the input) is left
     to torch on the meta device, so that its own message reports it.
@@ -125,7 +126,6 @@ def conv(dims: int) -> ShapeRule:
         if not _at_least(1, kernel, stride, dilation):
             return NO_RULE
         padding = kwargs.get("padding", 0)
-        transposed = name.startswith("ConvTranspose")
         if transposed and isinstance(padding, str):
             return NO_RULE  # torch refuses string padding in the forward
         if padding == "same":
