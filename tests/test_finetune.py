@@ -24,7 +24,7 @@ from safetensors.torch import save_file
 import nnspec
 from nnspec.api import load_spec
 from nnspec.errors import SpecError
-from nnspec.run import setup, train, weights
+from nnspec.run import param_groups, setup, train, weights
 from nnspec.run.checkpoint import load as load_checkpoint
 from tests.conftest import EXAMPLES, SPECS, cli
 
@@ -254,6 +254,14 @@ def test_parameter_groups_reach_the_optimizer_with_their_settings(tmp_path: Path
     assert by_param[id(model.fc.bias)] is bn  # equal settings share one group
     assert set(groups) == {"groups[2]", "groups[0]+groups[2]", "groups[0]+groups[1]",
                            "default"}
+
+
+def test_one_group_is_said_in_the_singular(tmp_path: Path) -> None:
+    one = "{AdamW: {lr: 0.01}, groups: [{match: {param: '*'}, weight_decay: 0}]}"
+    spec, _ = spec_from(mlp_text(optimizer=one), tmp_path)
+    model = setup.build(spec).model
+    assert param_groups.lines(param_groups.plan(model, spec), spec)[0] == \
+        "optimizer: 1 parameter group"
 
 
 def test_a_scheduler_acts_on_every_group_and_the_groups_are_recorded(tmp_path: Path) -> None:

@@ -60,6 +60,10 @@ REFUSED = {
     "Embedding of 0 entries": ("nnspec: 1\ninput: {shape: [8], dtype: int64}\nmodel: "
                                "[{Embedding: {num_embeddings: 0, embedding_dim: 3}}]\n", "3:",
                                "num_embeddings"),
+    "GELU approximate 'anh'": ("nnspec: 1\ninput: [4]\nmodel: [{GELU: {approximate: anh}}]\n",
+                               "3:", "expected one of 'none', 'tanh', found 'anh'"),
+    "chunk dim out of range": ("nnspec: 1\ninput: [4]\nmodel: [{chunk: {chunks: 2, dim: 2}}, "
+                               "{getitem: 0}]\n", "3:", "chunk dim 2 is out of range"),
 }
 REFUSED["val_split 0.999"] = (HEAD + "data: {dataset: MNIST, val_split: 0.999}\n", "4:",
                               "data.val_split: val_split 0.999 leaves the training split")

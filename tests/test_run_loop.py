@@ -107,12 +107,17 @@ def test_eval_writes_metrics_and_refuses_a_crafted_checkpoint(tmp_path: Path) ->
     assert "cannot load checkpoint" in err.getvalue()
 
 
-def test_data_that_does_not_fit_the_input_is_a_clear_error(tmp_path: Path) -> None:
+def test_data_that_does_not_fit_the_input_is_a_located_error(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
-    path.write_text(SMALL.replace("input: [64]", "input: [1, 8, 8]"))
+    text = SMALL.replace("input: [64]", "input: [1, 8, 8]")
+    path.write_text(text)
+    line = text.splitlines().index("input: [1, 8, 8]") + 1
     err = io.StringIO()
-    assert train_command(str(path), [], run_dir=str(tmp_path / "r"), err=err) == 3
-    assert "samples have shape [64] but the spec's input is [1, 8, 8]" in err.getvalue()
+    assert train_command(str(path), [], run_dir=str(tmp_path / "r"), err=err) == 2
+    assert err.getvalue() == (
+        f"{path}:{line}:8: error: input: the data's input samples have shape [64], the spec's "
+        "input is [1, 8, 8] (set input: [64], or reshape the data with transforms)\n")
+    assert not (tmp_path / "r").exists()
 
 
 def test_accumulating_two_half_batches_equals_one_full_batch(tmp_path: Path) -> None:

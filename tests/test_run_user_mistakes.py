@@ -135,8 +135,8 @@ def test_metric_mistakes_in_the_file_have_line_and_column(tmp_path: Path) -> Non
     (["data.val_split=0.999"], "<override 1: data.val_split=0.999>:1:1: error: data.val_split: "
      "val_split 0.999 leaves the training split almost nothing"),  # refused by validate too
     (["data.drop_last=true", "data.batch_size=200"],
-     "{spec}: error: data.drop_last: drop_last drops the only batch: 120 training samples are "
-     "fewer than the batch size 200"),
+     "<override 1: data.drop_last=true>:1:1: error: data.drop_last: drop_last drops the only "
+     "batch: 120 training samples are fewer than the batch size 200"),
 ])
 def test_training_split_without_a_batch_is_refused(tmp_path: Path, overrides: list[str],
                                                    expected: str) -> None:
@@ -146,6 +146,40 @@ def test_training_split_without_a_batch_is_refused(tmp_path: Path, overrides: li
     code, _, err = cli("train", str(spec), *overrides, "--run-dir", str(tmp_path / "run"))
     assert code == 2, err
     assert expected.format(spec=spec) in err
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ("{dataset: {SKLearn: {name: iris}}, train: {range: [0, 1]}, val_split: 0.2}",
+     "val_split 0.2 holds out all 1 training sample, leaving none to train on"),
+    ("{dataset: {FakeData: {size: 3, image_size: [4]}}, val_split: 0.9}",
+     "val_split 0.9 holds out all 3 training samples, leaving none to train on"),
+])
+def test_validate_refuses_a_val_split_that_empties_a_dataset_of_known_size(
+        tmp_path: Path, data: str, message: str) -> None:
+    """It was only found by train, after loading the data, with no line."""
+    col = len("data: ") + data.index("val_split: ") + len("val_split: ") + 1
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE.replace(BASE.splitlines()[4], f"data: {data}"))
+    code, _, err = cli("validate", str(spec))
+    assert code == 2
+    assert err == (f"{spec}:5:{col}: error: data.val_split: {message} (lower data.val_split "
+                   "(it holds out at least one sample), use more samples, or give data.val its "
+                   "own dataset or range)\n")
+
+
+def test_train_refuses_a_val_split_that_empties_a_file_before_any_work(tmp_path: Path) -> None:
+    """A CSV's size is known once it is read: refused then, located, before the model or the
+    run directory exists."""
+    (tmp_path / "two.csv").write_text("a,b,c,d,y\n1,2,3,4,0\n5,6,7,8,1\n")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE.replace(BASE.splitlines()[4], "data:\n  dataset: {CSV: {path: "
+                                 f"{tmp_path / 'two.csv'}, target: y}}}}\n  val_split: 0.75"))
+    assert cli("validate", str(spec))[0] == 0  # the size is in the file
+    code, _, err = cli("train", str(spec), "--run-dir", str(tmp_path / "run"))
+    assert code == 2
+    assert err.startswith(f"{spec}:7:14: error: data.val_split: val_split 0.75 holds out all 2 "
+                          "training samples, leaving none to train on (lower data.val_split")
+    assert not (tmp_path / "run").exists()
 
 
 # -- eval -----------------------------------------------------------------------------------

@@ -96,13 +96,15 @@ def _entry(kind: str, name: str, info: dict[str, Any]) -> Entry:
         params = {pname: Param(pname, p["schema"], "default" not in p, p.get("default"))
                   for pname, p in info["params"].items()}
         return Entry(name, kind, info["doc"], params)
-    from nnspec.catalogue.layer_traits import LAYERS, MINIMUMS
+    from nnspec.catalogue.layer_traits import CHOICES, LAYERS, MINIMUMS
 
     traits = LAYERS.get(name, PLAIN)
     params = {}
     for pname, p in info["params"].items():
         least = traits.minimums.get(pname, MINIMUMS.get(pname))
         schema = p["schema"] if least is None else at_least(p["schema"], least)
+        if pname in CHOICES:
+            schema = one_of(schema, CHOICES[pname])
         params[pname] = Param(pname, schema, "default" not in p, p.get("default"),
                               traits.inferred.get(pname) or inferred_rule(pname))
     return Entry(name, kind, info["doc"], params, traits, info.get("module", "torch.nn"))
@@ -117,6 +119,16 @@ def at_least(schema: Mapping[str, Any], least: int) -> dict[str, Any]:
         out["items"] = at_least(out["items"], least)
     if "anyOf" in out:
         out["anyOf"] = [at_least(part, least) for part in out["anyOf"]]
+    return out
+
+
+def one_of(schema: Mapping[str, Any], choices: Iterable[str]) -> dict[str, Any]:
+    """``schema`` with its free strings (alone or in an anyOf) narrowed to ``choices``."""
+    if schema.get("type") == "string":
+        return {"enum": list(choices)}
+    out = dict(schema)
+    if "anyOf" in out:
+        out["anyOf"] = [one_of(part, choices) for part in out["anyOf"]]
     return out
 
 

@@ -40,6 +40,11 @@ MINIMUMS: dict[str, int] = {
 }
 _PADDED = {"padding": 0, "output_padding": 0}
 
+# The values torch accepts for a string argument of this name, where torch checks them only in
+# the kernel (so the meta device accepts a typo the CPU refuses): the schema and the checker
+# refuse anything else.
+CHOICES: dict[str, tuple[str, ...]] = {"approximate": ("none", "tanh")}
+
 _SAME = Traits(shape=rules.same_shape())
 _TWO = Traits(inputs=(2, 2))
 _SEQUENCE = Traits(batch_first=True, check=rules.sequence_rank)

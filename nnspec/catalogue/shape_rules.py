@@ -265,6 +265,18 @@ def _is_batch(dim: Any, rank: int) -> bool:
     return isinstance(dim, int) and -rank <= dim < rank and dim % rank == 0
 
 
+def out_of_range(name: str, arg: str, dim: int, value: Any, source: str) -> Problem:
+    """A dimension the value does not have: which ones it has, the batch counted as 0."""
+    last = len(value.shape)  # the batch is 0, one sample's dimensions 1 .. last
+    if last == 0:
+        return (f"{name} {arg} {dim} is out of range: {value} from {source} has only the batch "
+                "dimension 0", "its samples are scalars: reshape them first, e.g. "
+                "{reshape: {shape: [1]}}")
+    sample = "1 (or -1)" if last == 1 else f"1 to {last} (or -{last} to -1)"
+    return (f"{name} {arg} {dim} is out of range: {value} from {source} has dimensions 0 to "
+            f"{last}", f"the batch is dimension 0: one sample's dimensions are {sample}")
+
+
 def keeps_batch(arg: str, what: str, default: Any = None) -> Check:
     """An op along ``arg`` (one dim or a list of them) that must not be the batch (0)."""
 
@@ -273,6 +285,9 @@ def keeps_batch(arg: str, what: str, default: Any = None) -> Check:
         value, rank = inputs[0], len(inputs[0].shape) + 1
         given = kwargs.get(arg, default)
         dims = given if isinstance(given, list | tuple) else [given]
+        outside = [d for d in dims if isinstance(d, int) and not -rank <= d < rank]
+        if outside:
+            return out_of_range(name, arg, outside[0], value, sources[0])
         if any(_is_batch(d, rank) for d in dims):
             return (what.format(name=name, dim=given, value=value, source=sources[0]),
                     BATCH_HINT)

@@ -166,7 +166,42 @@ def data_problems(data: Data) -> list[tuple[tuple[str | int, ...], str, str | No
         out.append((("data", "val_split"), f"val_split {data.val_split} leaves the {side} split "
                     "almost nothing", f"use 0 (no validation split) or a fraction from "
                     f"{MIN_VAL_SPLIT} to {MAX_VAL_SPLIT}"))
+    elif data.val_split and not own_samples(data.val):
+        n = _training_samples(data)
+        if n is not None and (problem := val_split_problem(n, data.val_split)):
+            out.append((("data", "val_split"), *problem))
     return out
+
+
+def val_count(samples: int, fraction: float) -> int:
+    """How many of ``samples`` a val_split of ``fraction`` holds out: at least one."""
+    return max(1, round(samples * fraction))
+
+
+def val_split_problem(samples: int, fraction: float) -> tuple[str, str] | None:
+    """(message, hint) when val_split would leave no training sample."""
+    if samples - val_count(samples, fraction) > 0:
+        return None
+    some = f"{samples} training sample{'s' * (samples != 1)}"
+    return (f"val_split {fraction} holds out all {some}, leaving none to train on",
+            "lower data.val_split (it holds out at least one sample), use more samples, or "
+            "give data.val its own dataset or range")
+
+
+def own_samples(split: DataSplit | None) -> bool:
+    """Whether a split names its own samples (a dataset or a range): val_split is unused."""
+    return split is not None and (split.dataset is not None or split.range is not None)
+
+
+def _training_samples(data: Data) -> int | None:
+    """The training part's size, when the spec says it without loading the data."""
+    from nnspec.catalogue.datasets import known_size
+
+    train = data.train
+    if train is not None and train.range is not None:  # an empty range has its own problem
+        return train.range[1] - train.range[0] if train.range[1] > train.range[0] else None
+    named = train.dataset if train is not None and train.dataset is not None else data.dataset
+    return known_size(named.name, named.args)
 
 
 class InitMatch(Strict):
@@ -477,6 +512,14 @@ class Spec(BaseModel):
     # instead of loading source_text again; None for a Spec built in code
     document: Any = Field(None, exclude=True, repr=False)
     warnings: tuple[Any, ...] = ()  # nnspec.errors.Problem with severity "warning"
+
+    def locate(self, *path: str | int) -> Location:
+        """Where the value at ``path`` was written (its nearest parent's place if it was not),
+        for an error found while running; the file alone for a spec built in code."""
+        if self.document is None:
+            return Location(self.file)
+        found: Location = self.document.locate(path)
+        return found
 
     @property
     def is_trainable(self) -> bool:

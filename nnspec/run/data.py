@@ -21,7 +21,7 @@ from torch import Tensor
 from nnspec.catalogue import torch_dtype
 from nnspec.catalogue.datasets import has_test_part
 from nnspec.errors import Location, SpecError
-from nnspec.lang.spec import Data, DataSplit, Spec
+from nnspec.lang.spec import Data, DataSplit, Spec, own_samples, val_count, val_split_problem
 from nnspec.run.arrange import arrange
 from nnspec.run.datasets import Context, build_source
 from nnspec.run.metadata import describe
@@ -56,11 +56,6 @@ def split_names(data: Data) -> list[str]:
     return names
 
 
-def _own_samples(cfg: DataSplit | None) -> bool:
-    """Whether a split says which samples it holds (its own dataset or a range)."""
-    return cfg is not None and (cfg.dataset is not None or cfg.range is not None)
-
-
 def _dataset_has_test(data: Data) -> bool:
     return has_test_part(data.dataset.name)
 
@@ -76,9 +71,10 @@ def load_splits(spec: Spec, names: Collection[str],
     if "train" in names or "val" in names:
         sources["train"] = _base(data, "train", cache, spec.file)
         raw = sources["train"]
-        if _own_samples(data.val):
+        if own_samples(data.val):
             sources["val"] = _base(data, "val", cache, spec.file)
         elif data.val_split > 0:
+            _check_carve(spec, len(sources["train"]))
             sources["train"], sources["val"] = _carve(sources["train"], data.val_split)
         elif data.val is not None:
             raise SpecError.at(_where(data.dataset.location, spec.file), ("data", "val"),
@@ -143,9 +139,18 @@ def _range(source: Source, bounds: Sequence[int], name: str, location: Location)
     return take(source, torch.arange(start, stop))
 
 
+def _check_carve(spec: Spec, samples: int) -> None:
+    """val_split must leave training samples (validate checks it where the size is known
+    without loading; here, before anything else is done with the data, for the rest)."""
+    assert spec.data is not None
+    problem = val_split_problem(samples, spec.data.val_split)
+    if problem:
+        raise SpecError.at(spec.locate("data", "val_split"), ("data", "val_split"), *problem)
+
+
 def _carve(source: Source, fraction: float) -> tuple[Source, Source]:
     n = len(source)
-    k = max(1, round(n * fraction))
+    k = val_count(n, fraction)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(VAL_SPLIT_SEED))
     return take(source, perm[k:].sort().values), take(source, perm[:k].sort().values)
 

@@ -145,7 +145,7 @@ def lines(groups: list[Group], spec: Spec) -> list[str]:
     if len(groups) <= 1 and not spec.groups:
         return []
     defaults = dict(spec.optimizer.args) if spec.optimizer is not None else {}
-    out = [f"optimizer: {len(groups)} parameter groups"]
+    out = [f"optimizer: {len(groups)} parameter group{'s' * (len(groups) != 1)}"]
     for i, g in enumerate(groups):
         settings = {**defaults, **g.settings}
         shown = ", ".join(f"{k} {_fmt(v)}" for k, v in settings.items())

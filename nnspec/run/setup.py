@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.optim import Optimizer
 
-from nnspec.errors import Location, Problem, RunError, SpecError
+from nnspec.errors import Location, Problem, RunError, SpecError, format_path
 from nnspec.lang.spec import DEVICE_HINT, Spec, train_problems
 from nnspec.run import finetune, weights
 from nnspec.run import init as init_rules
@@ -195,12 +195,12 @@ def _check_not_empty(spec: Spec, batches: dict[str, Batches]) -> None:
     if train is None or len(train) > 0:
         return
     n, size = train.samples, train.plan.batch_size
-    if n == 0:
-        problem = Problem(Location(spec.file), ("data", "val_split"),
-                          "the training split has no samples left after val_split",
-                          "lower data.val_split")
+    if n == 0:  # val_split cannot empty it (load_splits checks that): the data itself is empty
+        problem = Problem(spec.locate("data", "dataset"), ("data", "dataset"),
+                          "the training split holds no samples",
+                          "check the dataset's files, or data.train.range")
     else:
-        problem = Problem(Location(spec.file), ("data", "drop_last"),
+        problem = Problem(spec.locate("data", "drop_last"), ("data", "drop_last"),
                           f"drop_last drops the only batch: {n} training samples are fewer "
                           f"than the batch size {size}",
                           "lower data.batch_size or set data.drop_last: false")
@@ -242,9 +242,11 @@ def _check_shapes(spec: Spec, source: Any, fields: set[str]) -> None:
         declared = spec.inputs.get(field, one)
         got = list(source.fields[field].shape[1:])
         if declared is not None and got != list(declared.shape):
-            raise RunError(f"the data's {field} samples have shape {got} but the spec's input "
-                           f"is {list(declared.shape)}",
-                           hint=f"set input: {got}, or reshape the data with transforms")
+            at = ("input",) if one is not None else ("input", field)
+            raise SpecError.at(spec.locate(*at), at, f"the data's {field} samples have shape "
+                               f"{got}, the spec's input is {list(declared.shape)}",
+                               f"set {format_path(at)}: {got}, or reshape the data with "
+                               "transforms")
 
 
 def _input_hint(spec: Spec, missing: list[str]) -> str:

@@ -75,6 +75,9 @@ class Dataset:
     params: Sequence[Param]
     build: Builder
     test_part: bool = True  # False: a test split must say which samples it takes (a range)
+    # the samples of its training part when its arguments say it (no file is read): validate
+    # checks what val_split leaves of them; None: known once the data is read
+    size: Callable[[Mapping[str, Any]], Any] | None = None
 
     @property
     def entry(self) -> Entry:
@@ -99,6 +102,16 @@ def datasets() -> dict[str, Dataset]:
 def dataset_entries() -> dict[str, Entry]:
     """The catalogue entries of every dataset (what the schema, checker and docs read)."""
     return {name: dataset.entry for name, dataset in datasets().items()}
+
+
+def known_size(name: str, args: Mapping[str, Any]) -> int | None:
+    """How many samples the training part of dataset ``name`` holds, if its arguments say it
+    (None for data read from files, and for arguments the checker refuses anyway)."""
+    dataset = datasets().get(name)
+    if dataset is None or dataset.size is None or not isinstance(args, Mapping):
+        return None
+    size = dataset.size(args)
+    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
 
 
 def has_test_part(name: str) -> bool:

@@ -27,5 +27,6 @@ def build(args: Mapping[str, Any], ctx: Context) -> Source:
 
 
 DATASETS = [Dataset("FakeData", "Random images with random labels (torchvision), for smoke tests.",
-                    [param("size", INT, 1000), param("image_size", _SHAPE, [3, 224, 224]),
-                     param("num_classes", INT, 10)], build)]
+                    [param("size", {**INT, "minimum": 1}, 1000),
+                     param("image_size", _SHAPE, [3, 224, 224]), param("num_classes", INT, 10)],
+                    build, size=lambda args: args.get("size", 1000))]

@@ -10,7 +10,7 @@ from nnspec.catalogue.datasets import BOOL, Context, Dataset, param
 if TYPE_CHECKING:
     from nnspec.run.table import Source
 
-_NAMES = ["digits", "iris", "wine", "breast_cancer", "diabetes"]
+_SIZES = {"digits": 1797, "iris": 150, "wine": 178, "breast_cancer": 569, "diabetes": 442}
 
 
 def build(args: Mapping[str, Any], ctx: Context) -> Source:
@@ -20,5 +20,5 @@ def build(args: Mapping[str, Any], ctx: Context) -> Source:
 
 
 DATASETS = [Dataset("SKLearn", "A dataset bundled with scikit-learn (works offline).",
-                    [param("name", {"enum": _NAMES}), param("images", BOOL, False)], build,
-                    test_part=False)]
+                    [param("name", {"enum": list(_SIZES)}), param("images", BOOL, False)], build,
+                    test_part=False, size=lambda args: _SIZES.get(str(args.get("name"))))]

@@ -63,20 +63,21 @@ def _vision_table(ds: Any) -> Table:
     return Table({"input": data, "target": torch.as_tensor(labels).long()})
 
 
-def _vision(name: str, doc: str, *extra: Any) -> Dataset:
+def _vision(name: str, doc: str, *extra: Any, size: int | None = None) -> Dataset:
     return Dataset(name, doc, [param("root", STR, "data"), param("download", BOOL, False),
-                               *extra], _torchvision(name))
+                               *extra], _torchvision(name),
+                   size=None if size is None else lambda args: size)
 
 
 _EMNIST_SPLITS = ["byclass", "bymerge", "balanced", "letters", "digits", "mnist"]
 
 DATASETS = [
-    _vision("MNIST", "MNIST handwritten digits (torchvision)."),
-    _vision("FashionMNIST", "Fashion-MNIST clothing images (torchvision)."),
-    _vision("KMNIST", "Kuzushiji-MNIST (torchvision)."),
+    _vision("MNIST", "MNIST handwritten digits (torchvision).", size=60000),
+    _vision("FashionMNIST", "Fashion-MNIST clothing images (torchvision).", size=60000),
+    _vision("KMNIST", "Kuzushiji-MNIST (torchvision).", size=60000),
     _vision("EMNIST", "Extended MNIST (torchvision).",
             param("split", {"enum": _EMNIST_SPLITS}, "balanced")),
-    _vision("CIFAR10", "CIFAR-10 (torchvision)."),
-    _vision("CIFAR100", "CIFAR-100 (torchvision)."),
-    _vision("SVHN", "Street View House Numbers (torchvision)."),
+    _vision("CIFAR10", "CIFAR-10 (torchvision).", size=50000),
+    _vision("CIFAR100", "CIFAR-100 (torchvision).", size=50000),
+    _vision("SVHN", "Street View House Numbers (torchvision).", size=73257),
 ]
