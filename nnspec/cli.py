@@ -282,6 +282,31 @@ def schema(
 
 
 @app.command()
+def upgrade(
+    spec: Spec,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to this file "
+                                                "(default: print it).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Rewrite a format-1 spec as format 2 with the same module names; says what it changed."""
+
+    def action() -> int:
+        from nnspec.lang.loader import load
+        from nnspec.lang.upgrade import upgrade as rewrite
+
+        doc = load(spec)
+        text, changes = rewrite(doc)
+        for change in changes:
+            typer.echo(f"{doc.file}:{change.line}:{change.column}: {change.what}", err=True)
+        if not changes:
+            typer.echo(f"{doc.file}: already format 2, nothing to change", err=True)
+        _write(text, output, force)
+        return 0
+
+    _run(action)
+
+
+@app.command()
 def layers(
     name: Annotated[str | None, typer.Argument(help="Show one entry's arguments instead.",
                                                autocompletion=_catalogue_names)] = None,

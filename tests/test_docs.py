@@ -19,7 +19,7 @@ def _examples() -> list[tuple[str, str]]:
     found = []
     for path in DOCS:
         for i, block in enumerate(FENCE.findall(path.read_text())):
-            if block.lstrip().startswith(("nnspec: 1", "# yaml-language-server",
+            if block.lstrip().startswith(("nnspec: 1", "nnspec: 2", "# yaml-language-server",
                                           "# run with:")) or (
                     block.lstrip().startswith("{") and '"nnspec"' in block):
                 found.append((f"{path.name}#{i}", block))

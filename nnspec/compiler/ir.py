@@ -8,6 +8,7 @@ every node: a ``TensorInfo`` or, for layers that return several tensors, a tuple
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -87,6 +88,11 @@ class Net:
     outputs: tuple[str, ...] = ()
     order: tuple[str, ...] = ()  # forward order of module_list / module_dict
     block: str | None = None  # the block this net instantiates, if any
+    # kind "pending": a block that reads its input's shape (``${input.channels}``), which the
+    # resolver cannot instantiate before inference knows that shape; inference calls
+    # ``expand`` with the inferred input values and gets the block's net and the problems
+    # found resolving it.  No pending net is left in an inferred graph.
+    expand: Callable[[Sequence[Value]], tuple[Net, list[Any]]] | None = None
 
     @property
     def container(self) -> ContainerKind:

@@ -9,23 +9,32 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from nnspec import catalogue, limits, plugins
 from nnspec.catalogue import AUTO
 from nnspec.compiler.ir import Graph, Layer, Net, Node, TensorInfo
-from nnspec.errors import Collector, Location, SpecPath, did_you_mean
+from nnspec.errors import Collector, Location, Problem, SpecPath, did_you_mean
 from nnspec.lang import schema
 from nnspec.lang.checker import sha256
-from nnspec.lang.exprs import ExprError, is_expr, substitute
-from nnspec.lang.model_ast import CONTAINER_KEYS, Block, Call, Container, Source
+from nnspec.lang.exprs import (
+    ExprError,
+    PendingView,
+    ShapeNeeded,
+    TensorView,
+    is_expr,
+    substitute,
+)
+from nnspec.lang.model_ast import CONTAINER_KEYS, Block, Call, Container, Item, ModelParser, Source
 from nnspec.lang.spec import Spec
 
 # Every node costs about half a millisecond in the shape check (a module on the meta device), so
 # 10k nodes is already seconds; real networks (resnet152: ~500 modules) stay far below.
 _TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "list": (list,),
+    "layer": (str, dict),
 }
 
 
@@ -33,6 +42,8 @@ def resolve(spec: Spec) -> Graph:
     resolver = _Resolver(spec)
     scope = resolver.variables()
     top_inputs = tuple(spec.inputs) or ("input",)
+    for name, given in spec.inputs.items():  # expressions may read the model's input shapes
+        scope.setdefault(name, TensorView(tuple(given.shape), given.dtype))
     root = resolver.net(spec.model, scope, top_inputs, ())
     if spec.model.repeat is not None:
         resolver.error(spec.model.repeat_location or spec.model.source, ("model", "repeat"),
@@ -49,6 +60,15 @@ def resolve(spec: Spec) -> Graph:
                  warnings=tuple(spec.warnings))
 
 
+def repeat_counts(spec: Spec) -> dict[SpecPath, set[int]]:
+    """Every ``repeat`` the model instantiates, by the path of its item: the counts it takes."""
+    resolver = _Resolver(spec)
+    scope = resolver.variables()
+    resolver.net(spec.model, scope, tuple(spec.inputs) or ("input",), ())
+    resolver.errors.raise_if_any()
+    return resolver.repeats
+
+
 # What an unknown layer name resolves to, so that the rest of the spec can still be checked.
 UNKNOWN_LAYER = Layer("Identity", "layer", {})
 
@@ -56,11 +76,14 @@ UNKNOWN_LAYER = Layer("Identity", "layer", {})
 class _Resolver:
     def __init__(self, spec: Spec) -> None:
         self.spec = spec
+        self.v2 = spec.version >= 2
         self.blocks: dict[str, Block] = spec.blocks
         self.errors = Collector()
         self.count = 0
         self.over_limit = False
         self.broken: set[str] = set()  # variables whose definition failed (reported once)
+        self.indices: set[str] = set()
+        self.repeats: dict[SpecPath, set[int]] = {}  # each repeat's counts, for `upgrade`
 
     def error(self, where: Source | Location, path: SpecPath, message: str,
               hint: str | None = None) -> None:
@@ -92,11 +115,15 @@ class _Resolver:
     def net(self, c: Container, scope: Mapping[str, Any], default_inputs: tuple[str, ...],
             stack: tuple[str, ...], block: str | None = None) -> Net:
         nodes = []
+        omitted: dict[str, Item] = {}
         for name, item in c.items:
             if c.kind != "graph" and item.inputs is not None:
                 self.error(item.source, (*item.source.path, "in"),
                            "'in' only works inside a graph",
                            "use a graph to wire nodes by name")
+            if not self.present(item, scope):
+                omitted[name] = item
+                continue
             node = self.node(name, item, scope, stack)
             if c.kind != "graph" and item.inputs is None:
                 self.check_input_count(node, 1)
@@ -105,17 +132,38 @@ class _Resolver:
         if order:
             self.check_members_used(c, order)
         if c.kind != "graph":
+            if omitted and order:
+                order = tuple(name for name in order if name not in omitted)
             return Net(c.kind, tuple(nodes), c.source, order=order, block=block)
         inputs = c.graph_inputs or default_inputs
-        return self.graph(c, nodes, inputs, block)
+        return self.graph(c, nodes, inputs, block, omitted)
+
+    def present(self, item: Item, scope: Mapping[str, Any]) -> bool:
+        """Whether an item's ``if:`` holds (format 2); an item without one is present."""
+        if item.condition is None:
+            return True
+        path = (*_item_path(item), "if")
+        where = item.condition_location or item.source.location
+        value = self.evaluate(item.condition, scope, where, path)
+        if value is not None and not isinstance(value, bool):
+            self.error(where, path, f"if must be true or false, found {schema.found(value)}",
+                       "write a comparison, e.g. if: ${stride != 1}")
+        return value is not False
 
     def graph(self, c: Container, nodes: list[Node], inputs: tuple[str, ...],
-              block: str | None) -> Net:
+              block: str | None, omitted: Mapping[str, Item] | None = None) -> Net:
         wired, previous = [], inputs[0]
         names = [n.name for n in nodes]
         item_inputs = {name: item.inputs for name, item in c.items}
-        for node in nodes:
-            refs = item_inputs[node.name] or (previous,)
+        stand_in = self.stand_ins(c, omitted or {}, inputs[0])
+        after = {name: stand_in.get(name, name) for name, _ in c.items}  # what follows reads
+        by_name = {n.name: n for n in nodes}
+        for item_name, _ in c.items:
+            if item_name not in by_name:
+                previous = after[item_name]
+                continue
+            node = by_name[item_name]
+            refs = tuple(stand_in.get(r, r) for r in item_inputs[node.name] or (previous,))
             wired.append(node.with_(inputs=tuple(refs)))
             previous = node.name
             for i, ref in enumerate(refs):
@@ -128,7 +176,8 @@ class _Resolver:
                     self.error(node.source, (*c.source.path, node.name, "in"),
                                f"node '{ref}' takes itself as input")
             self.check_input_count(node, len(refs))
-        outputs = c.graph_outputs or (names[-1],) if names else ()
+        outputs = tuple(stand_in.get(o, o) for o in (
+            c.graph_outputs or ((c.items[-1][0],) if c.items else ())))
         for out in outputs:
             if out not in names and out not in inputs:
                 self.error(c.outputs_location or c.source.location,
@@ -139,6 +188,26 @@ class _Resolver:
         if not self.errors.problems:
             self.check_cycles_and_use(net)
         return net
+
+    def stand_ins(self, c: Container, omitted: Mapping[str, Item], first: str) -> dict[str,
+                                                                                        str]:
+        """An omitted node (``if:`` false) stands for its one input, so that references to it
+        read what it would have read: the pattern of torchvision's optional downsample."""
+        out: dict[str, str] = {}
+        previous = first
+        for name, item in c.items:
+            if name not in omitted:
+                previous = name
+                continue
+            refs = item.inputs or (previous,)
+            if len(refs) != 1:
+                self.error(item.source, _item_path(item), f"node '{name}' is left out (if: "
+                           f"false) but takes {len(refs)} inputs, so it cannot stand for one",
+                           "give it one input, or keep it and make it a no-op")
+                refs = refs[:1]
+            out[name] = out.get(refs[0], refs[0])
+            previous = out[name]
+        return out
 
     def check_members_used(self, c: Container, order: tuple[str, ...]) -> None:
         """A member the forward never calls would be built but never shaped: refuse it."""
@@ -198,11 +267,22 @@ class _Resolver:
         self.count += repeat - 1  # each copy is a node: nested repeats multiply
         if self.too_many(item):
             return Node(name, Layer("Identity", "layer", {}), (), item.source)
-        if repeat > 1:
-            copies = tuple(Node(str(i), self.body(item, scope, stack), (), item.source)
-                           for i in range(repeat))
+        # format 1 made a lone copy of `repeat: 1` the item itself; format 2 always nests
+        if repeat > 1 or (item.repeat is not None and self.v2):
+            copies = tuple(Node(str(i), self.body(item, self.indexed(scope, i), stack), (),
+                                item.source) for i in range(repeat))
             return Node(name, Net("sequential", copies, item.source), (), item.source)
+        if item.repeat is not None:
+            scope = self.indexed(scope, 0)
         return Node(name, self.body(item, scope, stack), (), item.source)
+
+    def indexed(self, scope: Mapping[str, Any], index: int) -> Mapping[str, Any]:
+        """The scope of one repetition: ``index`` is its number (a format-1 spec's own
+        variable of that name keeps its value)."""
+        if not self.v2 and "index" in scope and "index" not in self.indices:
+            return scope
+        self.indices.add("index")
+        return {**scope, "index": index}
 
     def too_many(self, item: Call | Container) -> bool:
         """Whether the node limit is passed; reports it once, so expansion stops early."""
@@ -222,6 +302,8 @@ class _Resolver:
         path = (*item.source.path[:-1], "repeat")  # beside the layer name or container key
         where = item.repeat_location or item.source.location
         value = self.evaluate(item.repeat, scope, where, path)
+        if isinstance(value, int):
+            self.repeats.setdefault(path, set()).add(value)
         if value is None:
             return 1
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -238,6 +320,8 @@ class _Resolver:
              stack: tuple[str, ...]) -> Layer | Net:
         if isinstance(item, Container):
             return self.net(item, scope, item.graph_inputs or ("input",), stack)
+        if item.name.startswith("$"):
+            return self.layer_parameter(item, scope, stack)
         if item.name in self.blocks:
             return self.block(item, scope, stack)
         if item.name in catalogue.callables() or plugins.from_entry_point(item.name):
@@ -317,16 +401,59 @@ class _Resolver:
                    f"{', '.join(entry.params) or 'no arguments'}")
         return {}
 
-    def block(self, call: Call, scope: Mapping[str, Any], stack: tuple[str, ...]) -> Layer | Net:
+    def layer_parameter(self, call: Call, scope: Mapping[str, Any],
+                        stack: tuple[str, ...]) -> Layer | Net:
+        """``- $act``: the layer a block parameter (or variable) holds, e.g. ``Hardswish`` or
+        ``{LeakyReLU: {negative_slope: 0.1}}``, with the arguments written beside it."""
+        value = self.evaluate(call.name, scope, call.source.location, call.source.path)
+        if value is None:
+            return UNKNOWN_LAYER
+        if not (isinstance(value, str) or (isinstance(value, dict) and len(value) == 1)):
+            self.error(call.source, call.source.path, f"{call.name} holds "
+                       f"{schema.found(value)}, not a layer",
+                       "pass a layer: a name (ReLU) or {Name: {args}}")
+            return UNKNOWN_LAYER
+        parser = ModelParser(lambda path, key=False: call.source.location, self.errors)
+        item = parser.item(value, call.source.path)
+        if isinstance(item, Call) and call.args:
+            given = {k: v for k, v in call.args.items() if k != "__shorthand__"}
+            item = replace(item, args={**item.args, **given})
+        if isinstance(item, Call) and item.name.startswith("$"):
+            self.error(call.source, call.source.path, f"{call.name} names another parameter "
+                       f"({item.name}), not a layer")
+            return UNKNOWN_LAYER
+        return self.body(item, scope, stack)
+
+    def block(self, call: Call, scope: Mapping[str, Any],
+              stack: tuple[str, ...]) -> Layer | Net:
         block = self.blocks[call.name]
         if call.name in stack:
             self.error(call.source, call.source.path,
                        f"block '{call.name}' uses itself: " + " -> ".join([*stack, call.name]))
             return Layer("Identity", "layer", {})
         params = self.block_args(block, call, scope)
-        inner = {**scope, **params}
-        return self.net(block.body, inner, block.body.graph_inputs or ("input",),
-                        (*stack, call.name), block=call.name)
+        inputs = block.body.graph_inputs or ("input",)
+        pending = {name: PendingView(name) for name in dict.fromkeys(("input", *inputs))
+                   if self.v2 or name not in scope}  # format 1: a variable keeps its name
+        inner = {**scope, **pending, **params}
+        problems, count = len(self.errors.problems), self.count
+        try:
+            return self.net(block.body, inner, inputs, (*stack, call.name), block=call.name)
+        except ShapeNeeded:  # the block reads its input's shape: resolved during inference
+            del self.errors.problems[problems:]
+            self.count = count
+        outer = {**scope, **params}
+
+        def expand(values: Sequence[Any]) -> tuple[Net, list[Problem]]:
+            before = len(self.errors.problems)
+            views = dict(zip(inputs, map(_view, values), strict=False))
+            shaped = {**outer, "input": _view(values[0]), **views}
+            net = self.net(block.body, shaped, inputs, (*stack, call.name), block=call.name)
+            found = self.errors.problems[before:]
+            del self.errors.problems[before:]
+            return net, found
+
+        return Net("pending", (), call.source, inputs, block=call.name, expand=expand)
 
     def block_args(self, block: Block, call: Call, scope: Mapping[str, Any]) -> dict[str, Any]:
         args = dict(call.args)
@@ -348,17 +475,16 @@ class _Resolver:
             out[key] = value if ok else None  # None: reported here, not again where it is used
         misspelt = _misspelt(args, block.params)
         for name, param in block.params.items():
-            if name not in out:
-                if param.required and name not in misspelt:
+            if name not in out and param.required:
+                if name not in misspelt:
                     self.error(call.source, call.source.path,
                                f"missing parameter '{name}' of block {call.name}")
-                if param.required:
-                    out[name] = None
-                else:
-                    default = param.default
-                    out[name] = self.evaluate(default, scope, block.source.location,
-                                              (*block.source.path, "params", name)) if is_expr(
-                        default) else default
+                out[name] = None
+        for name, param in block.params.items():  # defaults may read the other parameters
+            if name not in out:
+                out[name] = self.evaluate(param.default, {**scope, **out},
+                                          block.source.location,
+                                          (*block.source.path, "params", name))
         return out
 
     def check_param_type(self, ptype: str, value: Any, where: Location, path: SpecPath) -> bool:
@@ -372,7 +498,7 @@ class _Resolver:
             ok = isinstance(value, allowed)
         if not ok:
             words = {"int": "an integer", "float": "a number", "bool": "true or false",
-                     "str": "a string", "list": "a list"}
+                     "str": "a string", "list": "a list", "layer": "a layer"}
             self.error(where, path, f"expected {words[ptype]}, found {schema.found(value)}",
                        f"the block declares {path[-1]}: {ptype}")
         return ok
@@ -408,3 +534,19 @@ def _misspelt(given: Mapping[str, Any], known: Mapping[str, Any]) -> set[str]:
 
     return {m for k in given if k not in known
             for m in difflib.get_close_matches(k, list(known), n=1)}
+
+
+def _item_path(item: Item) -> SpecPath:
+    """The path of the mapping an item is written as (a call's source is its name's key)."""
+    path = item.source.path
+    if isinstance(item, Call) and path and path[-1] == item.name:
+        return path[:-1]
+    return path[:-1] if isinstance(item, Container) and path and path[-1] in CONTAINER_KEYS \
+        else path
+
+
+def _view(value: Any) -> Any:
+    """What an expression reads of an inferred value: a tensor, or a list of them."""
+    if isinstance(value, TensorInfo):
+        return TensorView(value.shape, value.dtype)
+    return [_view(v) for v in value]

@@ -141,6 +141,10 @@ class _Inferrer:
         return replace(net, nodes=nodes), value
 
     def node(self, node: Node, inputs: list[Value], sources: list[str]) -> Node:
+        if isinstance(node.body, Net) and node.body.expand is not None:  # reads its input
+            net, problems = node.body.expand(inputs)
+            self.errors.problems.extend(problems)
+            return node if problems else self.node(node.with_(body=net), inputs, sources)
         if isinstance(node.body, Net):
             body, net_out = self.net(node.body, inputs, sources)
             return node.with_(body=body, out=net_out) if not self.errors.problems else node

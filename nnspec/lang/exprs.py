@@ -12,6 +12,7 @@ import math
 import operator
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from nnspec.lang.spec import EXPR_PATTERN
@@ -35,6 +36,42 @@ _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
 _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "min": min, "max": max, "abs": abs, "int": int, "round": round, "float": float,
 }
+TENSOR_ATTRIBUTES = ("shape", "channels", "features", "rank", "dtype")
+
+
+@dataclass(frozen=True)
+class TensorView:
+    """What an expression may read of a tensor (format 2): ``input.shape[1]`` (one sample's
+    shape, no batch), ``input.channels`` (its first dimension), ``input.features`` (its last),
+    ``input.rank`` and ``input.dtype``."""
+
+    sizes: tuple[int, ...]
+    type: str = "float32"
+
+    def read(self, attribute: str) -> Any:
+        if attribute == "shape":
+            return list(self.sizes)
+        if attribute == "rank":
+            return len(self.sizes)
+        if attribute == "dtype":
+            return self.type
+        if not self.sizes:
+            raise ExprError(f"a [N] tensor has no {attribute}", "it has no dimension per sample")
+        return self.sizes[0] if attribute == "channels" else self.sizes[-1]
+
+
+class ShapeNeeded(Exception):
+    """An expression read a tensor whose shape is not known yet: resolve it during inference."""
+
+
+@dataclass(frozen=True)
+class PendingView:
+    """A block's input before shape inference reaches it: reading it defers the block."""
+
+    name: str
+
+    def read(self, attribute: str) -> Any:
+        raise ShapeNeeded(self.name)
 
 
 class ExprError(ValueError):
@@ -117,6 +154,8 @@ class _Walker:
         return self.names[node.id]
 
     def visit_UnaryOp(self, node: ast.UnaryOp) -> Any:
+        if isinstance(node.op, ast.Not):
+            return not self.visit(node.operand)
         value = self._number(node.operand)
         if isinstance(node.op, ast.USub):
             return -value
@@ -153,13 +192,49 @@ class _Walker:
             left = right
         return True
 
+    def visit_Attribute(self, node: ast.Attribute) -> Any:
+        if node.attr not in TENSOR_ATTRIBUTES:
+            from nnspec.errors import did_you_mean
+
+            raise ExprError(f"'{ast.unparse(node)}' is not allowed in an expression",
+                            did_you_mean(node.attr, TENSOR_ATTRIBUTES) or
+                            f"a tensor such as input has {', '.join(TENSOR_ATTRIBUTES)}")
+        value = self.visit(node.value)
+        if not isinstance(value, TensorView | PendingView):
+            raise ExprError(f"'{ast.unparse(node)}': {ast.unparse(node.value)} is not a tensor",
+                            "only a tensor (input) has a shape")
+        return value.read(node.attr)
+
+    def visit_Subscript(self, node: ast.Subscript) -> Any:
+        value = self.visit(node.value)
+        index = self._number(node.slice)
+        if not isinstance(value, list | tuple):
+            raise ExprError(f"'{ast.unparse(node)}': {ast.unparse(node.value)} is not a list")
+        if not isinstance(index, int) or not -len(value) <= index < len(value):
+            raise ExprError(f"'{ast.unparse(node)}': index {index} is out of range for a list "
+                            f"of {len(value)}")
+        return value[index]
+
     def visit_IfExp(self, node: ast.IfExp) -> Any:
         return self.visit(node.body) if self.visit(node.test) else self.visit(node.orelse)
 
+    def visit_BoolOp(self, node: ast.BoolOp) -> Any:
+        want = isinstance(node.op, ast.Or)
+        for value in node.values:
+            if bool(self.visit(value)) is want:
+                return want
+        return not want
+
     def visit_Call(self, node: ast.Call) -> Any:
-        if not isinstance(node.func, ast.Name) or node.func.id not in _FUNCTIONS or node.keywords:
+        known = (*_FUNCTIONS, "len")
+        if not isinstance(node.func, ast.Name) or node.func.id not in known or node.keywords:
             raise ExprError(f"call '{ast.unparse(node)}' is not allowed",
-                            f"allowed functions: {', '.join(_FUNCTIONS)}")
+                            f"allowed functions: {', '.join(known)}")
+        if node.func.id == "len":
+            items = [self.visit(a) for a in node.args]
+            if len(items) != 1 or not isinstance(items[0], list | tuple):
+                raise ExprError(f"'{ast.unparse(node)}': len takes one list")
+            return len(items[0])
         args = [self._number(a) for a in node.args]
         try:
             return _FUNCTIONS[node.func.id](*args)

@@ -16,6 +16,7 @@ Argument values stay unevaluated here (they may hold ``$var`` expressions): reso
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,14 +24,17 @@ from nnspec import catalogue
 from nnspec.errors import Collector, Location, SpecPath
 
 CONTAINER_KEYS = ("sequential", "module_list", "module_dict", "graph")
-ITEM_KEYS = ("repeat", "in")
+ITEM_KEYS = ("repeat", "in", "if")
 CONTAINER_EXTRA = {
-    "sequential": ("in", "repeat"),
-    "module_list": ("in", "repeat", "forward"),
-    "module_dict": ("in", "repeat", "forward"),
-    "graph": ("in", "repeat", "inputs", "outputs"),
+    "sequential": ("in", "repeat", "if"),
+    "module_list": ("in", "repeat", "if", "forward"),
+    "module_dict": ("in", "repeat", "if", "forward"),
+    "graph": ("in", "repeat", "if", "inputs", "outputs"),
 }
-PARAM_TYPES = ("int", "float", "bool", "str", "list", "any")
+PARAM_TYPES = ("int", "float", "bool", "str", "list", "layer", "any")
+# A module name as torch's add_module takes it, kept to characters emitted code can quote
+# safely: ``block1-0`` is a name (torchvision's RegNet), never an expression.
+MODULE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*$")
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,8 @@ class Call:
     # where each argument's value starts: type errors point here, unknown names at the key
     value_locations: dict[str, Location] = field(default_factory=dict)
     repeat_location: Location | None = None
+    condition: Any = None  # `if:`, an expression: the item exists only where it is true
+    condition_location: Location | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,8 @@ class Container:
     inputs: tuple[str, ...] | None = None
     outputs_location: Location | None = None
     repeat_location: Location | None = None
+    condition: Any = None
+    condition_location: Location | None = None
 
 
 Item = Call | Container
@@ -152,8 +160,7 @@ class ModelParser:
                 self.error((*path, names[1]), f"'{names[1]}' is an argument of {names[0]}, "
                            "not a layer", f"write {{{names[0]}: {{{given}}}{where}}}", key=True)
             else:
-                self.error((*path, names[1]), f"one layer per item, found {len(names)}: "
-                           + ", ".join(names), "split them into separate items", key=True)
+                self.several_layers(value, names, path)
             return Call("<invalid>", {}, self.src(path))
         name = names[0]
         args = value[name]
@@ -161,7 +168,8 @@ class ModelParser:
         if op and op.max_inputs > 1 and isinstance(args, list) and all(
                 isinstance(a, str) for a in args):
             return Call(name, {}, self.src((*path, name), key=True), value.get("repeat"),
-                        tuple(args), repeat_location=self._repeat_at(value, path))  # add: [a, b]
+                        tuple(args), repeat_location=self._repeat_at(value, path),
+                        **self._condition(value, path))  # add: [a, b]
         if args is None:
             args = {}
         elif not isinstance(args, dict):
@@ -173,10 +181,33 @@ class ModelParser:
                            if k != "__shorthand__"}
         return Call(name, args, self.src((*path, name), key=True), value.get("repeat"),
                     self._inputs(value, path), arg_locations, value_locations,
-                    self._repeat_at(value, path))
+                    self._repeat_at(value, path), **self._condition(value, path))
+
+    def several_layers(self, value: dict[str, Any], names: list[str], path: SpecPath) -> None:
+        """A mapping of several names where one layer was expected: named layers meant as a
+        nested nn.Sequential (wrap them in ``sequential:``), or layers meant as items."""
+        known = {*catalogue.callables(), *CONTAINER_KEYS}
+        layers = [n for n in names if n in known]
+        first = names[0]
+        if not layers:
+            hint = (f"to nest named layers, wrap them: {{sequential: {{{first}: ..., "
+                    f"{names[1]}: ...}}}} (an nn.Sequential with children {first}, "
+                    f"{names[1]}, ...)")
+        elif len(layers) == len(names):
+            hint = "split them into separate items"
+        else:
+            hint = ("give each layer its own item, or wrap named layers in sequential: "
+                    "{sequential: {name: layer, ...}}")
+        self.error((*path, names[1]), f"one layer per item, found {len(names)}: "
+                   + ", ".join(names), hint, key=True)
 
     def _repeat_at(self, value: dict[str, Any], path: SpecPath) -> Location | None:
         return self.locate((*path, "repeat")) if "repeat" in value else None
+
+    def _condition(self, value: dict[str, Any], path: SpecPath) -> dict[str, Any]:
+        if "if" not in value:
+            return {}
+        return {"condition": value["if"], "condition_location": self.locate((*path, "if"))}
 
     def _inputs(self, value: dict[str, Any], path: SpecPath) -> tuple[str, ...] | None:
         if "in" not in value:
@@ -218,7 +249,7 @@ class ModelParser:
                          self._names(value.get("outputs"), (*path, "outputs")),
                          value.get("repeat"), self._inputs(value, path),
                          self.locate((*path, "outputs")) if "outputs" in value else None,
-                         self._repeat_at(value, path))
+                         self._repeat_at(value, path), **self._condition(value, path))
 
     def _forward(self, value: dict[str, Any], path: SpecPath, c: Container) -> tuple[Any, ...]:
         forward = value["forward"]
@@ -269,10 +300,13 @@ class ModelParser:
         return Container(kind, tuple(items), self.src(path))
 
     def _check_name(self, name: str, path: SpecPath, kind: str = "") -> None:
-        if not name.isascii() or not name.isidentifier() or name.startswith("__"):
-            self.error(path, f"'{name}' is not a valid module name",
-                       "use ASCII letters, digits and _, not starting with a digit or __",
-                       key=True)
+        block = kind == ""  # a block's name is used like a layer's: an identifier
+        if not MODULE_NAME.match(name) or name.startswith("__") or (
+                block and not name.isidentifier()):
+            self.error(path, f"'{name}' is not a valid {'block' if block else 'module'} name",
+                       "use ASCII letters, digits and _, not starting with a digit or __"
+                       if block else "use ASCII letters, digits, _ and -, not starting "
+                       "with - or __", key=True)
         elif name in CONTAINER_KEYS or name in ITEM_KEYS:
             self.error(path, f"'{name}' is a reserved word and cannot name a layer", key=True)
         elif name in catalogue.reserved_names():
@@ -307,13 +341,15 @@ class ModelParser:
                 self.error(bpath, "a block needs exactly one body: sequential, graph, "
                            "module_list or module_dict")
                 continue
+            extra = CONTAINER_EXTRA[body_keys[0]]
+            shape = tuple(k for k in ("inputs", "outputs", "forward") if k in extra)
             for key in value:
-                if key not in (*body_keys, "params", "description", "inputs", "outputs"):
+                if key not in (*body_keys, "params", "description", *shape):
                     self.error((*bpath, key), f"unexpected key '{key}' in a block",
-                               "allowed: params, description, inputs, outputs and one body",
-                               key=True)
+                               f"allowed: params, description, {', '.join(shape)} and one "
+                               "body", key=True)
             body = self._container(
-                {k: v for k, v in value.items() if k in (*body_keys, "inputs", "outputs")},
+                {k: v for k, v in value.items() if k in (*body_keys, *shape)},
                 body_keys, bpath)
             params = self._params(value.get("params") or {}, (*bpath, "params"))
             out[name] = Block(name, params, body, self.src(bpath, key=True),

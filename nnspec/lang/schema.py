@@ -23,6 +23,8 @@ DRAFT = "http://json-schema.org/draft-07/schema#"
 EXPR = {"type": "string", "pattern": EXPR_PATTERN,
         "description": "A variable ($width) or an expression (${width * 2})."}
 NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$"
+# a module name as torch takes it (format 2: block1-0), as nnspec.lang.model_ast.MODULE_NAME
+MODULE_NAME_PATTERN = "^[A-Za-z0-9_][A-Za-z0-9_-]*$"
 
 
 def _with_expr(schema: dict[str, Any]) -> dict[str, Any]:
@@ -147,12 +149,17 @@ def _layer_item() -> dict[str, Any]:
                        "a list (a nested nn.Sequential) or a nested container.",
         "anyOf": [
             name,
+            {"$ref": "#/definitions/expr", "description": "Format 2: the layer a block "
+             "parameter holds ($act)."},
             {"type": "array", "items": {"$ref": "#/definitions/item"}, "minItems": 1},
             {"type": "object", "minProperties": 1, "propertyNames": name, "properties": {
                 **layer_props, **container,
                 "repeat": {"anyOf": [{"type": "integer", "minimum": 1},
                                      {"$ref": "#/definitions/expr"}],
                            "description": "Repeat this item N times (an nn.Sequential)."},
+                "if": {"anyOf": [{"type": "boolean"}, {"$ref": "#/definitions/expr"}],
+                       "description": "Format 2: keep this item only where the expression is "
+                       "true (${stride != 1}); a graph node left out stands for its input."},
                 "in": {"description": "Inside a graph: the node(s) this one takes as input.",
                        "anyOf": [{"type": "string"}, {"type": "array",
                                                       "items": {"type": "string"}}]},
@@ -177,7 +184,7 @@ def _model_schema() -> dict[str, Any]:
             {"$ref": "#/definitions/layer_name"},
             {"allOf": [{"$ref": "#/definitions/item"}, {"type": "object", "anyOf": containers}]},
             {"type": "object", "not": {"anyOf": containers}, "minProperties": 1,
-             "propertyNames": {"pattern": NAME_PATTERN},
+             "propertyNames": {"pattern": MODULE_NAME_PATTERN},
              "additionalProperties": {"$ref": "#/definitions/item"}},
         ],
     }
@@ -204,7 +211,8 @@ def _block_schema() -> dict[str, Any]:
         "properties": {
             "description": {"type": "string", "description": "What the block is."},
             "params": {"type": "object", "description": "Parameter: type (int, float, bool, "
-                       "str, list, any) or {type, default}.", "additionalProperties": {}},
+                       "str, list, layer, any) or {type, default}; a default may use the "
+                       "parameters before it.", "additionalProperties": {}},
             "sequential": {"description": "The body: a list or mapping of layers.",
                            "anyOf": [{"type": "array", "items": item},
                                      {"type": "object", "additionalProperties": item}]},
@@ -213,6 +221,8 @@ def _block_schema() -> dict[str, Any]:
             "module_list": {"type": "array", "items": item, "description": "The body."},
             "module_dict": {"type": "object", "additionalProperties": item,
                             "description": "The body."},
+            "forward": {"type": "array", "description": "module_list and module_dict bodies: "
+                        "the order of the forward pass."},
             "inputs": {"description": "Names of the block's inputs (default: input)."},
             "outputs": {"description": "Names of the block's outputs (default: last node)."},
         },
@@ -314,13 +324,14 @@ def build_schema() -> dict[str, Any]:
     return {
         "$schema": DRAFT,
         "$id": "https://nnspec.dev/schema/nnspec.schema.json",
-        "title": "nnspec spec (format version 1)",
+        "title": "nnspec spec (format version 2; version 1 still loads)",
         "description": "A neural network and, optionally, how to train it.",
         "type": "object",
         "required": ["nnspec", "model"],
         "additionalProperties": False,
         "properties": {
-            "nnspec": {"const": 1, "description": "The spec format version: 1."},
+            "nnspec": {"enum": [1, 2], "description": "The spec format version: 2 (1 still "
+                       "loads and builds what it always built; `nnspec upgrade` rewrites it)."},
             "name": {"type": "string", "pattern": NAME_PATTERN,
                      "description": "The model's name (also the emitted class name)."},
             "description": {"type": "string", "description": "What the model is, for people."},

@@ -35,6 +35,7 @@ from nnspec.compiler.emit.names import (
     check_key,
     doc_text,
     is_attribute,
+    is_child_name,
     literal,
     plain_identifier,
 )
@@ -186,6 +187,11 @@ class _Writer:
         """``super().__init__()`` then ``self.conv1 = nn.Conv2d(...)``: children in order."""
         lines = [f"{INDENT * 2}super().__init__()"]
         for node in children:
+            if is_child_name(node.name):  # block1-0: a name, not an identifier
+                check_key(node.name, node.source)
+                lines += statement(call("self.add_module", Atom(literal(node.name)),
+                                        self.child(node, (node.name,))), 2, "")
+                continue
             check_attribute(node.name, node.source)
             lines += statement(self.child(node, (node.name,)), 2, f"self.{node.name} = ")
         return lines
@@ -283,7 +289,9 @@ class _Writer:
             return statement(from_source(code), 2, f"{target} = ")
         if isinstance(body, Layer) and len(args) == 1:  # one input standing for several
             args = args * catalogue.layers()[body.op].traits.repeat_input
-        return statement(call(f"self.{node.name}", *map(Atom, args)), 2, f"{target} = ")
+        head = (f"getattr(self, {literal(node.name)})" if is_child_name(node.name)
+                else f"self.{node.name}")
+        return statement(call(head, *map(Atom, args)), 2, f"{target} = ")
 
 
 SIZES = ("out_channels", "out_features")

@@ -40,9 +40,19 @@ def module_attributes() -> frozenset[str]:
 
 def check_key(name: str, source: Source) -> None:
     """A child that is reached by key (``self["head"]``, an OrderedDict entry, ``self[0]``)."""
-    if not (isinstance(name, str) and name.isascii() and (name.isidentifier() or name.isdigit())
+    from nnspec.lang.model_ast import MODULE_NAME
+
+    if not (isinstance(name, str) and name.isascii() and MODULE_NAME.match(name)
             and not name.startswith("__")):
         _refuse(name, source, "is not a plain ASCII name")
+
+
+def is_child_name(name: str) -> bool:
+    """A child that emitted code registers with add_module and reads with getattr: a name
+    torch accepts that is no Python identifier (``block1-0``)."""
+    from nnspec.lang.model_ast import MODULE_NAME
+
+    return bool(MODULE_NAME.match(name)) and not name.isidentifier() and not name.isdigit()
 
 
 def is_attribute(name: str) -> bool:

@@ -21,7 +21,7 @@ METHODS = {"__init__", "forward"}
 TENSOR_METHODS = {method for entry in catalogue.ops().values() if entry.traits.code
                   for method in entry.traits.code.methods}
 GLOBALS = {"torch", "nn", "OrderedDict", "Any", "super", "self", "tuple", "int", "float", "bool",
-           "str"}
+           "str", "getattr"}
 NODES = (ast.Module, ast.Expr, ast.Constant, ast.Import, ast.ImportFrom, ast.alias,
          ast.ClassDef, ast.FunctionDef, ast.arguments, ast.arg, ast.Return, ast.Assign,
          ast.Name, ast.Load, ast.Store, ast.Attribute, ast.Call, ast.keyword, ast.Tuple,
@@ -122,6 +122,8 @@ def _call(node: ast.Call, local: set[str], classes: set[str]) -> None:
         return
     if isinstance(func, ast.Subscript) and _is_name(func.value, "self"):
         return  # self[0](x), self["head"](x)
+    if _child_by_name(node) or (isinstance(func, ast.Call) and _child_by_name(func)):
+        return  # getattr(self, "block1-0") and its call: a child whose name has a -
     if isinstance(func, ast.Attribute):
         root = func.value
         if isinstance(root, ast.Call) and _is_name(root.func, "super") and func.attr == "__init__":
@@ -131,6 +133,13 @@ def _call(node: ast.Call, local: set[str], classes: set[str]) -> None:
         if isinstance(root, ast.Name) and root.id in local and func.attr in TENSOR_METHODS:
             return
     raise _fail(node, "unexpected call")
+
+
+def _child_by_name(node: ast.Call) -> bool:
+    """``getattr(self, "NAME")`` with a constant name: a child named like ``block1-0``."""
+    return (_is_name(node.func, "getattr") and len(node.args) == 2 and not node.keywords
+            and _is_name(node.args[0], "self") and isinstance(node.args[1], ast.Constant)
+            and isinstance(node.args[1].value, str) and not node.args[1].value.startswith("_"))
 
 
 def _is_name(node: ast.AST, name: str) -> bool:

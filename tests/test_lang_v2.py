@@ -1,0 +1,260 @@
+"""Format 2 of the spec language: what it adds, what it changed, and format 1 kept as it was.
+
+Each new feature is checked end to end: the built model's state_dict keys, its outputs against
+the emitted Python (tests/parity.py), and its errors located in the file.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+import nnspec
+from nnspec.errors import SpecError
+from nnspec.lang.loader import load, loads
+from nnspec.lang.upgrade import upgrade
+from tests.conftest import EXAMPLES, SPECS
+from tests.parity import assert_same_model, fill_weights, instantiate_emitted, sample_inputs
+
+
+def spec(text: str) -> str:
+    return textwrap.dedent(text).lstrip()
+
+
+def keys(text: str) -> list[str]:
+    return list(nnspec.compile(spec(text)).state_dict())
+
+
+def errors(text: str, shapes: bool = True) -> list[str]:
+    with pytest.raises(SpecError) as info:
+        nnspec.validate(spec(text), shapes=shapes)
+    return [p.render() for p in info.value.problems]
+
+
+def same_as_emitted(text: str) -> None:
+    graph = nnspec.infer(spec(text))
+    built = nnspec.compile(spec(text))
+    emitted = instantiate_emitted(nnspec.emit(spec(text)))
+    fill_weights(built)
+    assert_same_model(built, emitted, sample_inputs(graph))
+
+
+REPEAT_ONE = """
+nnspec: {version}
+input: [4]
+model:
+  a: {{Linear: {{out_features: 4}}, repeat: 1}}
+  b: {{Linear: {{out_features: 4}}, repeat: 2}}
+"""
+
+
+def test_format_1_repeat_1_is_the_item_itself_as_it_always_was() -> None:
+    assert keys(REPEAT_ONE.format(version=1)) == [
+        "a.weight", "a.bias", "b.0.weight", "b.0.bias", "b.1.weight", "b.1.bias"]
+
+
+def test_format_2_repeat_1_makes_child_0_like_any_repeat() -> None:
+    assert keys(REPEAT_ONE.format(version=2))[:2] == ["a.0.weight", "a.0.bias"]
+
+
+def test_index_is_the_repetition_number() -> None:
+    text = """
+    nnspec: 2
+    input: [4]
+    vars: {widths: [3, 5, 7]}
+    model:
+      - {Linear: {out_features: "${widths[index]}"}, repeat: 3}
+    """
+    model = nnspec.compile(spec(text))
+    assert [m.out_features for m in model[0]] == [3, 5, 7]
+    same_as_emitted(text)
+
+
+def test_a_parameter_default_may_use_the_parameters_before_it() -> None:
+    # format 1 said: unknown variable 'out' (known: none)
+    text = """
+    nnspec: 2
+    input: [8]
+    blocks:
+      Mlp:
+        params: {out: int, hidden: {default: "${out * 4}"}}
+        sequential:
+          - Linear: {out_features: $hidden}
+          - Linear: {out_features: $out}
+    model:
+      - Mlp: {out: 2}
+    """
+    assert [m.out_features for m in nnspec.compile(spec(text))[0]] == [8, 2]
+
+
+def test_a_module_list_block_takes_forward() -> None:
+    text = """
+    nnspec: 2
+    input: [4]
+    blocks:
+      Reversed:
+        module_list:
+          - Linear: {out_features: 6}
+          - Linear: {out_features: 4}
+        forward: [1, 0]
+    model:
+      - Reversed
+    """
+    model = nnspec.compile(spec(text))
+    assert model(torch.zeros(2, 4)).shape == (2, 6)
+    same_as_emitted(text)
+
+
+def test_named_layers_in_a_list_item_hint_at_sequential() -> None:
+    text = """
+    nnspec: 2
+    input: [4]
+    model:
+      - {fc: {Linear: {out_features: 4}}, act: ReLU}
+    """
+    (problem,) = errors(text, shapes=False)
+    assert "one layer per item" in problem and "{sequential: {fc: ..., act: ...}}" in problem
+
+
+CONDITIONAL = """
+nnspec: 2
+input: [8, 6, 6]
+blocks:
+  Residual:
+    params: {out: int, stride: {default: 1}, act: {type: layer, default: ReLU}}
+    graph:
+      conv: {Conv2d: {out_channels: $out, kernel_size: 3, stride: $stride, padding: 1}}
+      act: $act
+      downsample:
+        sequential:
+          - Conv2d: {out_channels: $out, kernel_size: 1, stride: $stride, bias: false}
+          - BatchNorm2d
+        in: input
+        if: ${stride != 1 or input.channels != out}
+      sum: {add: [act, downsample]}
+model:
+  same: {Residual: {out: 8}}
+  wider: {Residual: {out: 16, act: {LeakyReLU: {negative_slope: 0.2}}}}
+  smaller: {Residual: {out: 16, stride: 2, act: Hardswish}}
+"""
+
+
+def test_a_node_left_out_by_if_stands_for_its_input() -> None:
+    model = nnspec.compile(CONDITIONAL)
+    names = [k for k in model.state_dict() if "downsample" in k]
+    assert not any(k.startswith("same.") for k in names)
+    assert "wider.downsample.0.weight" in names and "smaller.downsample.1.weight" in names
+    assert isinstance(model.wider.act, torch.nn.LeakyReLU)
+    assert model.wider.act.negative_slope == 0.2
+    assert isinstance(model.smaller.act, torch.nn.Hardswish)
+    same_as_emitted(CONDITIONAL)
+
+
+def test_a_block_reading_its_input_is_checked_without_shapes_too() -> None:
+    assert nnspec.validate(CONDITIONAL, shapes=False).root.nodes[0].body.kind == "pending"
+
+
+def test_an_error_inside_a_block_reading_its_input_is_located() -> None:
+    text = CONDITIONAL.replace("in: input\n", "in: inptu\n")
+    (problem,) = errors(text)
+    assert "unknown input 'inptu'" in problem and "did you mean 'input'" in problem
+    assert problem.startswith("<text>:11:11:")  # the node downsample
+
+
+def test_expressions_read_the_model_input() -> None:
+    text = """
+    nnspec: 2
+    input: [3, 10]
+    model:
+      - Linear: {out_features: "${input.channels * input.features}"}
+      - Linear: {out_features: "${input.shape[0]}"}
+    """
+    assert [m.out_features for m in nnspec.compile(spec(text))] == [30, 3]
+
+
+def test_an_unknown_tensor_attribute_is_a_located_error() -> None:
+    text = """
+    nnspec: 2
+    input: [3, 10]
+    model:
+      - Linear: {out_features: "${input.chanels}"}
+    """
+    (problem,) = errors(text, shapes=False)
+    assert "not allowed" in problem and "did you mean 'channels'" in problem
+
+
+def test_module_names_as_torch_takes_them() -> None:
+    text = """
+    nnspec: 2
+    input: [4]
+    model:
+      graph:
+        block1-0: {Linear: {out_features: 4}}
+        block1-1: {Linear: {out_features: 4}}
+        sum: {add: [block1-0, block1-1]}
+        trunk:
+          sequential:
+            fc-a: {Linear: {out_features: 3}}
+    """
+    assert keys(text)[:2] == ["block1-0.weight", "block1-0.bias"]
+    assert "trunk.fc-a.weight" in keys(text)
+    assert 'self.add_module("block1-0"' in nnspec.emit(spec(text))
+    same_as_emitted(text)
+
+
+@pytest.mark.parametrize("name", ["-a", "a.b", "a b", "__x"])
+def test_module_names_torch_refuses_stay_refused(name: str) -> None:
+    text = f"nnspec: 2\ninput: [4]\nmodel:\n  '{name}': ReLU\n"
+    assert any("not a valid module name" in p for p in errors(text, shapes=False))
+
+
+# -- nnspec upgrade -----------------------------------------------------------------------
+
+def test_upgrade_writes_out_repeat_1_and_keeps_the_keys(tmp_path: Path) -> None:
+    text, changes = upgrade(loads(spec(REPEAT_ONE.format(version=1)), "v1.yaml"))
+    assert "nnspec: 2" in text and "repeat: 1" not in text and "repeat: 2" in text
+    assert [c.what.split(":")[0] for c in changes] == ["nnspec", "model.a"]
+    assert keys(text) == keys(REPEAT_ONE.format(version=1))
+
+
+def test_upgrade_refuses_a_repeat_that_is_1_only_sometimes() -> None:
+    text = """
+    nnspec: 1
+    input: [4]
+    blocks:
+      B:
+        params: {n: int}
+        sequential:
+          - {Linear: {out_features: 4}, repeat: $n}
+    model:
+      one: {B: {n: 1}}
+      two: {B: {n: 2}}
+    """
+    with pytest.raises(SpecError, match="repeat is 1 for some uses and 2 for others"):
+        upgrade(loads(spec(text), "v1.yaml"))
+
+
+@pytest.mark.parametrize("path", sorted(SPECS.glob("*.yaml")) + sorted(EXAMPLES.glob("*.yaml")),
+                         ids=lambda p: p.stem)
+def test_upgraded_specs_build_the_same_model(path: Path) -> None:
+    original = load(path)
+    text, _ = upgrade(original)
+    with torch.device("meta"):
+        before = nnspec.compile(original)
+        after = nnspec.compile(loads(text, str(path)))
+    assert [(k, v.shape) for k, v in before.state_dict().items()] == [
+        (k, v.shape) for k, v in after.state_dict().items()]
+    assert str(before) == str(after)
+
+
+@pytest.mark.parametrize("name", ["resnet_tiny", "transformer_classifier", "module_list"])
+def test_upgraded_specs_give_the_same_outputs(name: str) -> None:
+    original = load(SPECS / f"{name}.yaml")
+    text, _ = upgrade(original)
+    before, after = nnspec.compile(original), nnspec.compile(loads(text, name))
+    after.load_state_dict(fill_weights(before), strict=True)
+    graph = nnspec.infer(original)
+    assert_same_model(before, after, sample_inputs(graph))
