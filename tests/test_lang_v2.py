@@ -17,7 +17,13 @@ from nnspec.errors import SpecError
 from nnspec.lang.loader import load, loads
 from nnspec.lang.upgrade import upgrade
 from tests.conftest import EXAMPLES, SPECS
-from tests.parity import assert_same_model, fill_weights, instantiate_emitted, sample_inputs
+from tests.parity import (
+    assert_same_model,
+    emitted_module,
+    fill_weights,
+    model_class_name,
+    sample_inputs,
+)
 
 
 def spec(text: str) -> str:
@@ -37,7 +43,8 @@ def errors(text: str, shapes: bool = True) -> list[str]:
 def same_as_emitted(text: str) -> None:
     graph = nnspec.infer(spec(text))
     built = nnspec.compile(spec(text))
-    emitted = instantiate_emitted(nnspec.emit(spec(text)))
+    source = nnspec.emit(spec(text))
+    emitted = emitted_module(source)[model_class_name(source)]()  # not meta: buffers
     fill_weights(built)
     assert_same_model(built, emitted, sample_inputs(graph))
 
@@ -258,3 +265,76 @@ def test_upgraded_specs_give_the_same_outputs(name: str) -> None:
     after.load_state_dict(fill_weights(before), strict=True)
     graph = nnspec.infer(original)
     assert_same_model(before, after, sample_inputs(graph))
+
+
+# -- free tensors -------------------------------------------------------------------------
+
+FREE = """
+nnspec: 2
+input: [3, 32, 32]
+blocks:
+  Encoder:
+    params: {length: int}
+    graph:
+      pos_embedding:
+        parameter: {shape: [1, $length, "${input.features}"], init: {normal: {std: 0.02}}}
+      with_pos: {add: [input, pos_embedding]}
+      keep: {buffer: {shape: [16, 1], init: ones, persistent: false}}
+      kept: {mul: [with_pos, keep]}
+      ln: LayerNorm
+model:
+  graph:
+    layer_scale: {parameter: {shape: [16, 1, 1], init: 1e-6}}
+    conv_proj: {Conv2d: {out_channels: 16, kernel_size: 8, stride: 8}, in: input}
+    scaled: {mul: [conv_proj, layer_scale]}
+    tokens: {reshape: [16, -1]}
+    seq: {transpose: {dim0: 1, dim1: 2}}
+    encoder: {Encoder: {length: 16}}
+    pooled: {mean: {dim: 1}}
+    head: {Linear: {out_features: 10}}
+"""
+
+
+def test_free_tensors_are_state_dict_entries_under_their_node_names() -> None:
+    model = nnspec.compile(FREE)
+    assert list(model.state_dict())[:4] == [
+        "layer_scale", "conv_proj.weight", "conv_proj.bias", "encoder.pos_embedding"]
+    assert "encoder.keep" not in model.state_dict()  # persistent: false
+    assert torch.all(model.layer_scale == 1e-6)
+    graph = nnspec.infer(FREE)
+    assert graph.params == sum(p.numel() for p in model.parameters())
+    same_as_emitted(FREE)
+
+
+def test_free_tensors_in_the_summary_and_emitted_code() -> None:
+    from nnspec.views.summary import render_summary
+
+    text = render_summary(nnspec.infer(FREE))
+    assert "layer_scale              parameter  [16, 1, 1]         16" in text
+    source = nnspec.emit(FREE)
+    assert "self.layer_scale = nn.Parameter(torch.full((16, 1, 1), 1e-06))" in source
+    assert 'self.register_buffer("keep", torch.ones((16, 1)), persistent=False)' in source
+
+
+def test_a_free_tensor_outside_a_graph_is_a_located_error() -> None:
+    text = """
+    nnspec: 2
+    input: [4]
+    model:
+      - {parameter: {shape: [4]}}
+    """
+    (problem,) = errors(text, shapes=False)
+    assert "parameter takes 0 inputs, given 1" in problem and "write it in a graph" in problem
+
+
+def test_a_free_tensor_with_a_bad_init_is_a_located_error() -> None:
+    text = """
+    nnspec: 2
+    input: [4]
+    model:
+      graph:
+        t: {parameter: {shape: [4], init: gaussian}}
+        out: {add: [input, t]}
+    """
+    (problem,) = errors(text, shapes=False)
+    assert problem.startswith("<text>:5:") and "init" in problem

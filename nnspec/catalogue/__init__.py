@@ -20,7 +20,7 @@ from typing import Any
 from nnspec.catalogue.entry import PLAIN, Entry, Param, Traits
 
 __all__ = ["AUTO", "Entry", "Param", "Traits", "callables", "layers", "ops", "section",
-           "torch_api"]
+           "tensors", "torch_api"]
 
 AUTO = "auto"
 
@@ -159,9 +159,17 @@ def section(kind: str) -> dict[str, Entry]:
     return {n: _entry(kind, n, i) for n, i in found.items()}
 
 
+@cache
+def tensors() -> dict[str, Entry]:
+    """Free tensors (format 2): ``parameter`` and ``buffer`` nodes."""
+    from nnspec.catalogue.free_tensors import FREE_TENSORS
+
+    return dict(FREE_TENSORS)
+
+
 def callables() -> dict[str, Entry]:
-    """Everything that can stand at a layer position: layers and ops."""
-    return {**layers(), **ops()}
+    """Everything that can stand at a layer position: layers, ops and free tensors."""
+    return {**layers(), **ops(), **tensors()}
 
 
 def in_signature_order(name: str, keys: Iterable[str]) -> list[str]:

@@ -370,12 +370,19 @@ def broadcast(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: lis
     tensors: list[TensorInfo] = [v for v in inputs if not isinstance(v, tuple)]
     if len(tensors) != len(inputs):
         raise ValueError("an input is a tuple of outputs; select one with getitem")
-    shape = broadcast_shapes([(BATCH, *t.shape) for t in tensors])
+    batched = any(t.batched for t in tensors) or not tensors
+    shape = broadcast_shapes([(BATCH, *t.shape) if t.batched else t.shape for t in tensors])
     dtype = tensors[0].dtype
     for t in tensors[1:]:
         promoted = torch.promote_types(getattr(torch, dtype), getattr(torch, t.dtype))
         dtype = str(promoted).removeprefix("torch.")
-    return replace(tensors[0], shape=tuple(shape[1:]), dtype=dtype)
+    if not batched:  # free tensors only: their whole shape
+        return replace(tensors[0], shape=tuple(shape), dtype=dtype)
+    if shape[0] != BATCH:  # a free tensor of higher rank would move the batch
+        raise ShapeProblem(f"{name} of a free tensor of rank {len(shape)} would broadcast "
+                           "the batch into another dimension",
+                           "give the free tensor a leading 1 for the batch, at most")
+    return replace(tensors[0], shape=tuple(shape[1:]), dtype=dtype, batched=True)
 
 
 def broadcast_shapes(shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:

@@ -67,6 +67,10 @@ def _graph_module(net: Net, class_name: str) -> fx.GraphModule:
         if isinstance(body, Layer) and body.kind == "op":
             env[node.name] = _call_op(graph, body, args)
             continue
+        if isinstance(body, Layer) and body.kind == "tensor":
+            _register_tensor(root, node.name, body)
+            env[node.name] = graph.get_attr(node.name)
+            continue
         root.add_module(node.name, _module(node))
         if isinstance(body, Layer) and len(args) == 1:
             args = args * catalogue.layers()[body.op].traits.repeat_input
@@ -74,7 +78,22 @@ def _graph_module(net: Net, class_name: str) -> fx.GraphModule:
     outputs = [env[o] for o in net.outputs]
     graph.output(outputs[0] if len(outputs) == 1 else tuple(outputs))
     graph.lint()
-    return fx.GraphModule(root, graph, class_name=_class_name(class_name))
+    module = fx.GraphModule(root, graph, class_name=_class_name(class_name))
+    for name in root._non_persistent_buffers_set:  # GraphModule copies buffers as persistent
+        module.register_buffer(name, getattr(root, name), persistent=False)
+    return module
+
+
+def _register_tensor(root: nn.Module, name: str, layer: Layer) -> None:
+    """A free tensor: the module's own parameter or buffer, under the node's name."""
+    from nnspec.catalogue.free_tensors import make
+
+    tensor = make(layer.kwargs)
+    if layer.op == "parameter":
+        root.register_parameter(name, nn.Parameter(
+            tensor, requires_grad=layer.kwargs.get("requires_grad", True)))
+    else:
+        root.register_buffer(name, tensor, persistent=layer.kwargs.get("persistent", True))
 
 
 def _call_op(graph: fx.Graph, layer: Layer, args: list[fx.Node]) -> fx.Node:

@@ -17,12 +17,18 @@ from nnspec.lang.model_ast import Source
 
 @dataclass(frozen=True)
 class TensorInfo:
-    """The shape of one sample (no batch dimension) and the element type."""
+    """The shape of one sample (no batch dimension) and the element type; or, not batched,
+    the whole shape of a free tensor."""
 
     shape: tuple[int, ...]
     dtype: str = "float32"
+    # False for a free tensor (a parameter or buffer): its shape is the whole tensor's, with no
+    # batch dimension, and it broadcasts against batched values as torch does
+    batched: bool = True
 
     def __str__(self) -> str:
+        if not self.batched:
+            return "[" + ", ".join(map(str, self.shape)) + "]"
         return "[N, " + ", ".join(map(str, self.shape)) + "]" if self.shape else "[N]"
 
 
@@ -76,6 +82,7 @@ CONTAINERS: dict[str, ContainerKind] = {
     "module_list": ContainerKind("ModuleList", "chain"),
     "module_dict": ContainerKind("ModuleDict", "chain"),
     "graph": ContainerKind("Graph", "graph"),
+    "pending": ContainerKind("Sequential", None),  # a block resolved during inference
 }
 
 

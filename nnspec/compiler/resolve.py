@@ -163,7 +163,8 @@ class _Resolver:
                 previous = after[item_name]
                 continue
             node = by_name[item_name]
-            refs = tuple(stand_in.get(r, r) for r in item_inputs[node.name] or (previous,))
+            implicit = () if _sourceless(node) else (previous,)  # a free tensor reads none
+            refs = tuple(stand_in.get(r, r) for r in item_inputs[node.name] or implicit)
             wired.append(node.with_(inputs=tuple(refs)))
             previous = node.name
             for i, ref in enumerate(refs):
@@ -227,6 +228,9 @@ class _Resolver:
             hint = None
             if count < entry.min_inputs:
                 hint = "inside a graph, name them with in: [a, b]"
+            if entry.max_inputs == 0:
+                hint = (f"a {node.body.op} is a node of a graph that others read by name: "
+                        "write it in a graph (a block's graph makes it the block's member)")
             self.error(node.source, node.source.path,
                        f"{node.body.op} takes {want} inputs, given {count}", hint)
 
@@ -550,3 +554,10 @@ def _view(value: Any) -> Any:
     if isinstance(value, TensorInfo):
         return TensorView(value.shape, value.dtype)
     return [_view(v) for v in value]
+
+
+def _sourceless(node: Node) -> bool:
+    """A node that reads no input (a free tensor): it does not take the previous node's."""
+    body = node.body
+    return isinstance(body, Layer) and body is not UNKNOWN_LAYER and \
+        catalogue.callables()[body.op].max_inputs == 0

@@ -14,7 +14,7 @@ from typing import Any
 
 from nnspec import catalogue, plugins
 from nnspec.catalogue import AUTO
-from nnspec.catalogue.shape_rules import BATCH, NO_RULE, ShapeProblem
+from nnspec.catalogue.shape_rules import BATCH, NO_RULE, ShapeProblem, product
 from nnspec.compiler.ir import Graph, Layer, Net, Node, TensorInfo, Value, show
 from nnspec.errors import Collector, format_path
 
@@ -38,18 +38,23 @@ def meta_tensor(info: TensorInfo) -> Any:
     import torch
 
     dtype = catalogue.torch_dtype(info.dtype)
-    return torch.empty((BATCH, *info.shape), dtype=dtype, device="meta")
+    shape = (BATCH, *info.shape) if info.batched else info.shape
+    return torch.empty(shape, dtype=dtype, device="meta")
 
 
-def describe(value: Any) -> Value:
+def describe(value: Any, batched: bool = True) -> Value:
+    """A meta tensor (or tuple) as values; ``batched``: whether its inputs had a batch."""
     import torch
 
     if isinstance(value, torch.Tensor):
+        dtype = str(value.dtype).removeprefix("torch.")
+        if not batched:
+            return TensorInfo(tuple(value.shape), dtype, batched=False)
         shape = tuple(value.shape[1:]) if value.dim() and value.shape[0] == BATCH else tuple(
             value.shape)
-        return TensorInfo(shape, str(value.dtype).removeprefix("torch."))
+        return TensorInfo(shape, dtype)
     if isinstance(value, tuple | list):
-        return tuple(describe(v) for v in value)
+        return tuple(describe(v, batched) for v in value)
     raise TypeError(f"unexpected output {type(value).__name__}")
 
 
@@ -151,6 +156,8 @@ class _Inferrer:
         layer = node.body
         if layer.kind == "op":
             return self.op(node, layer, inputs, sources)
+        if layer.kind == "tensor":
+            return self.free_tensor(node, layer)
         tensors = [v for v in inputs if isinstance(v, TensorInfo)]
         if len(tensors) != len(inputs):
             count = len(inputs[0]) if isinstance(inputs[0], tuple) else 1
@@ -165,6 +172,14 @@ class _Inferrer:
         if result is None:
             return node
         return node.with_(body=replace(layer, kwargs=kwargs), out=result)
+
+    def free_tensor(self, node: Node, layer: Layer) -> Node:
+        """A parameter or buffer: its whole shape, no batch; a parameter counts its size."""
+        shape = tuple(layer.kwargs["shape"])
+        if layer.op == "parameter":
+            self.params += product(shape)
+        dtype = catalogue.torch_dtype(layer.kwargs.get("dtype", "float32"))
+        return node.with_(out=TensorInfo(shape, dtype, batched=False))
 
     def op(self, node: Node, layer: Layer, inputs: list[Value], sources: list[str]) -> Node:
         key = _memo_key(layer.op, layer.kwargs, inputs)
@@ -201,7 +216,7 @@ class _Inferrer:
             self.fail(node, f"{layer.op} cannot combine {shapes}: {_first_line(exc)}",
                       traits.hint)
             return node
-        return node.with_(out=describe(out))
+        return node.with_(out=describe(out, _any_batched(inputs)))
 
     def fill(self, node: Node, layer: Layer, inputs: list[TensorInfo],
              sources: list[str]) -> dict[str, Any] | None:
@@ -382,3 +397,12 @@ def _label(node: Node) -> str:
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def _any_batched(values: list[Value]) -> bool:
+    """Whether an op's result has a batch: any of its inputs has one (or it has none)."""
+    flat: list[TensorInfo] = []
+    for value in values:
+        flat += [value] if isinstance(value, TensorInfo) else [
+            v for v in value if isinstance(v, TensorInfo)]
+    return not flat or any(v.batched for v in flat)

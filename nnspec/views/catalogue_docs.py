@@ -16,8 +16,9 @@ from nnspec.catalogue.datasets import dataset_entries
 from nnspec.errors import COMMAND_LINE, SpecError, did_you_mean
 from nnspec.lang.schema import describe
 
-SECTIONS = ("layer", "op", "loss", "optimizer", "scheduler", "init", "transform", "dataset")
-_PLURAL = {"loss": "losses", "init": "init functions"}
+SECTIONS = ("layer", "op", "tensor", "loss", "optimizer", "scheduler", "init", "transform",
+            "dataset")
+_PLURAL = {"loss": "losses", "init": "init functions", "tensor": "free tensors"}
 
 
 def entries(kind: str) -> dict[str, Entry]:
@@ -25,6 +26,8 @@ def entries(kind: str) -> dict[str, Entry]:
         return catalogue.layers()
     if kind == "op":
         return catalogue.ops()
+    if kind == "tensor":
+        return catalogue.tensors()
     if kind == "dataset":
         return dataset_entries()
     return catalogue.section(kind)
@@ -111,8 +114,8 @@ def catalogue_markdown() -> str:
            "catalogue "
            f"(torch {catalogue.torch_api()['torch']}); do not edit by hand.", ""]
     for kind in SECTIONS:
-        out += [f"## {kind.capitalize()}s", "", "| name | arguments | description |",
-                "| --- | --- | --- |"]
+        title = _PLURAL.get(kind, kind + "s").capitalize()
+        out += [f"## {title}", "", "| name | arguments | description |", "| --- | --- | --- |"]
         for name, entry in sorted(entries(kind).items()):
             args = "<br>".join(_param_line(p).replace("|", "\\|") for p in entry.params.values())
             doc = _doc(entry).replace("|", "\\|")

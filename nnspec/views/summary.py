@@ -110,6 +110,8 @@ def _node_rows(node: Node, name: str, depth: int) -> Iterator[Row]:
 def _layer_row(node: Node, layer: Layer, name: str, depth: int) -> Row:
     if layer.kind == "op":
         return Row(name, depth, layer.op, show(node.out), 0, 0, 0, 0, False)
+    if layer.kind == "tensor":
+        return _tensor_row(node, layer, name, depth)
     params, trainable, macs, size = _layer_counts(layer, _first_shape(node.out))
     return Row(name, depth, layer.op, show(node.out), params=params, trainable=trainable,
                macs=macs, param_bytes=size, container=False)
@@ -134,6 +136,15 @@ def _layer_counts(layer: Layer, out: tuple[int, ...]) -> tuple[int, int, int, in
     if key is not None and len(_COUNTS) < 100_000:
         _COUNTS[key] = counts
     return counts
+
+
+def _tensor_row(node: Node, layer: Layer, name: str, depth: int) -> Row:
+    """A free tensor: a parameter counts its elements (trainable unless requires_grad is
+    false), a buffer none, as torchinfo counts ``parameters()``."""
+    count = prod(layer.kwargs["shape"]) if layer.op == "parameter" else 0
+    trainable = count if layer.kwargs.get("requires_grad", True) else 0
+    width = 8 if "64" in str(layer.kwargs.get("dtype", "")) else 4
+    return Row(name, depth, layer.op, show(node.out), count, trainable, 0, count * width, False)
 
 
 def _meta_module(layer: Layer) -> nn.Module:

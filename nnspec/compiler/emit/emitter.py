@@ -24,6 +24,7 @@ from nnspec.compiler.emit.format import (
     Expr,
     Keyword,
     call,
+    flat,
     from_source,
     layout,
     statement,
@@ -187,6 +188,9 @@ class _Writer:
         """``super().__init__()`` then ``self.conv1 = nn.Conv2d(...)``: children in order."""
         lines = [f"{INDENT * 2}super().__init__()"]
         for node in children:
+            if isinstance(node.body, Layer) and node.body.kind == "tensor":
+                lines += self.free_tensor(node, node.body)
+                continue
             if is_child_name(node.name):  # block1-0: a name, not an identifier
                 check_key(node.name, node.source)
                 lines += statement(call("self.add_module", Atom(literal(node.name)),
@@ -195,6 +199,26 @@ class _Writer:
             check_attribute(node.name, node.source)
             lines += statement(self.child(node, (node.name,)), 2, f"self.{node.name} = ")
         return lines
+
+    def free_tensor(self, node: Node, layer: Layer) -> list[str]:
+        """``self.class_token = nn.Parameter(torch.zeros((1, 1, 768)))``, or a buffer."""
+        from nnspec.catalogue.free_tensors import source
+
+        check_key(node.name, node.source)
+        shape = self.value((node.name, "shape"), layer.kwargs["shape"])
+        tensor = from_source(source(layer.kwargs, flat(shape), literal))
+        name = Atom(literal(node.name))
+        if layer.op == "buffer":
+            extra = () if layer.kwargs.get("persistent", True) else (
+                Keyword("persistent", Atom("False")),)
+            return statement(call("self.register_buffer", name, tensor, *extra), 2, "")
+        extra = () if layer.kwargs.get("requires_grad", True) else (
+            Keyword("requires_grad", Atom("False")),)
+        parameter = call("nn.Parameter", tensor, *extra)
+        if is_child_name(node.name):
+            return statement(call("self.register_parameter", name, parameter), 2, "")
+        check_attribute(node.name, node.source)
+        return statement(parameter, 2, f"self.{node.name} = ")
 
     def container(self, net: Net, prefix: Pos) -> tuple[Expr, ...]:
         """The constructor arguments of a sequential, module_list or module_dict."""
@@ -287,6 +311,10 @@ class _Writer:
             kwargs = {k: _Code(literal(v)) for k, v in body.kwargs.items()}  # hardened repr
             code = _op_code(body.op).write(args, kwargs)
             return statement(from_source(code), 2, f"{target} = ")
+        if isinstance(body, Layer) and body.kind == "tensor":
+            head = (f"getattr(self, {literal(node.name)})" if is_child_name(node.name)
+                    else f"self.{node.name}")
+            return statement(Atom(head), 2, f"{target} = ")
         if isinstance(body, Layer) and len(args) == 1:  # one input standing for several
             args = args * catalogue.layers()[body.op].traits.repeat_input
         head = (f"getattr(self, {literal(node.name)})" if is_child_name(node.name)

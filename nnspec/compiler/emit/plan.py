@@ -80,6 +80,9 @@ class Plan:
             body = node.body
             if isinstance(body, Layer):
                 shape: Any = ("layer", body.op, body.kind, tuple(sorted(body.kwargs)))
+                if body.kind == "tensor":  # only its shape may become a class parameter
+                    shape = (*shape, repr({k: v for k, v in body.kwargs.items()
+                                           if k != "shape"}))
             elif needs_class(body):
                 shape = ("class", self.register(body, body.block or node.name))
             else:
@@ -93,7 +96,8 @@ class Plan:
         for node in net.nodes:
             body, path = node.body, (*prefix, node.name)
             if isinstance(body, Layer):
-                out += [((*path, k), body.kwargs[k]) for k in ordered_keys(body)]
+                keys = ["shape"] if body.kind == "tensor" else ordered_keys(body)
+                out += [((*path, k), body.kwargs[k]) for k in keys]
             elif needs_class(body):
                 out += [((*path, CALL, p), v) for p, v in self.of(body).args[id(body)].items()]
             else:

@@ -130,9 +130,16 @@ def _call(node: ast.Call, local: set[str], classes: set[str]) -> None:
             return
         if isinstance(root, ast.Name) and root.id in ("torch", "nn", "self"):
             return
+        if _is_attribute_of(root, "nn", "init"):
+            return  # nn.init.normal_(torch.empty(...), std=0.02): a free tensor's init
         if isinstance(root, ast.Name) and root.id in local and func.attr in TENSOR_METHODS:
             return
     raise _fail(node, "unexpected call")
+
+
+def _is_attribute_of(node: ast.AST, module: str, attribute: str) -> bool:
+    return isinstance(node, ast.Attribute) and node.attr == attribute and _is_name(
+        node.value, module)
 
 
 def _child_by_name(node: ast.Call) -> bool:
