@@ -353,7 +353,7 @@ def test_generated_specs_emit_the_built_model(text: str) -> None:
 # -- every op, where it can stand --------------------------------------------------------------
 
 def _spec(input_shape: str, model: str) -> str:
-    return f"nnspec: 1\nname: ops\ninput: {input_shape}\nmodel:\n{model}"
+    return f"nnspec: 2\nname: ops\ninput: {input_shape}\nmodel:\n{model}"
 
 
 OP_CASES = {
@@ -383,6 +383,38 @@ OP_CASES = {
                 ("graph", _spec("[5, 4]", "  graph:\n    attn: {MultiheadAttention: "
                                           "{num_heads: 2, batch_first: true}}\n"
                                           "    out: {getitem: {index: 0}}\n"))],
+    "select": [("sequential", _spec("[3, 4]", "  - {select: {dim: 1, index: 0}}\n")),
+               ("graph", _spec("[3, 4]", "  graph:\n    s: {select: {dim: -1, index: 1}}\n"))],
+    "narrow": [("sequential", _spec("[3, 4]", "  - {narrow: {dim: 2, start: 1, length: 2}}\n")),
+               ("graph", _spec("[3, 4]", "  graph:\n    n: {narrow: {dim: 1, start: 0, "
+                                         "length: 1}}\n"))],
+    "split": [("sequential", _spec("[6, 2]", "  - {split: {split_size: [2, 4]}}\n"
+                                             "  - {getitem: 1}\n")),
+              ("graph", _spec("[6, 2]", "  graph:\n    parts: {split: 3}\n"
+                                        "    second: {getitem: 1}\n"))],
+    "roll": [("sequential", _spec("[3, 4]", "  - {roll: {shifts: [1, -1], dims: [1, 2]}}\n")),
+             ("graph", _spec("[3, 4]", "  graph:\n    r: {roll: {shifts: 2, dims: 2}}\n"))],
+    "matmul": [("graph", _spec("[3, 4]", "  graph:\n    t: {transpose: {dim0: 1, dim1: 2}}\n"
+                                         "    m: {matmul: [input, t]}\n"))],
+    "einsum": [("graph", _spec("[3, 4]", "  graph:\n    e: {einsum: {equation: 'bij,bkj->bik'},"
+                                         " in: [input, input]}\n"))],
+    "scaled_dot_product_attention": [
+        ("graph", _spec("[2, 5, 4]", "  graph:\n    mask: {buffer: {shape: [5, 5], init: 0.5}}\n"
+                                     "    a: {scaled_dot_product_attention: {scale: 0.3}, "
+                                     "in: [input, input, input, mask]}\n")),
+        ("graph", _spec("[2, 5, 4]", "  graph:\n    a: {scaled_dot_product_attention: "
+                                     "{is_causal: true}, in: [input, input, input]}\n"))],
+    "softmax": [("sequential", _spec("[3, 4]", "  - {softmax: -1}\n")),
+                ("graph", _spec("[3, 4]", "  graph:\n    s: {softmax: {dim: 1}}\n"))],
+    "log_softmax": [("sequential", _spec("[3, 4]", "  - {log_softmax: 2}\n")),
+                    ("graph", _spec("[3, 4]", "  graph:\n    s: {log_softmax: {dim: 1}}\n"))],
+    "lookup": [("graph", _spec("[2, 4]", "  graph:\n    table: {parameter: {shape: [6, 4], "
+                                         "init: ones}}\n    idx: {buffer: {shape: [2], dtype: "
+                                         "int64}}\n    bias: {lookup: [table, idx]}\n"
+                                         "    out: {add: [input, bias]}\n"))],
+    "expand_batch": [("graph", _spec("[3, 4]", "  graph:\n    tok: {parameter: {shape: [1, 1, 4]}}"
+                                               "\n    cls: {expand_batch: [tok, input]}\n"
+                                               "    both: {cat: {dim: 1}, in: [cls, input]}\n"))],
 }
 
 

@@ -338,3 +338,96 @@ def test_a_free_tensor_with_a_bad_init_is_a_located_error() -> None:
     """
     (problem,) = errors(text, shapes=False)
     assert problem.startswith("<text>:5:") and "init" in problem
+
+
+# -- ops of attention networks -------------------------------------------------------------
+
+ATTENTION = Path(__file__).with_name("specs_v2") / "attention_ops.yaml"
+
+
+def test_attention_ops_build_emit_and_match() -> None:
+    text = ATTENTION.read_text()
+    model = nnspec.compile(text)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    same_as_emitted(text)
+
+
+def test_matmul_and_attention_macs_match_the_flop_counter() -> None:
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from nnspec.views.summary import summarise
+
+    text = ATTENTION.read_text()
+    rows = {row.name: row.macs for row in summarise(nnspec.infer(text)).rows}
+    model = nnspec.compile(text).eval()
+    block = model.attn
+    x = torch.randn(2, 17, 16)
+    for name, run in [("attn.att", lambda: block(x)), ("scores", lambda: model(
+            torch.randn(2, 3, 32, 32)))]:
+        with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
+            run()
+        matmuls = sum(v for k, v in counter.get_flop_counts()["Global"].items()
+                      if "bmm" in str(k))
+        expected = rows[name] if name == "attn.att" else rows["scores"] + rows["attn.att"]
+        assert matmuls / 2 / 2 == expected  # FLOPs / 2 per MAC, batch of 2
+
+
+def test_a_constant_among_mul_inputs() -> None:
+    # format 1 reported two errors that contradicted each other
+    text = """
+    nnspec: 2
+    input: [4]
+    vars: {scale: 0.5}
+    model:
+      graph:
+        fc: {Linear: {out_features: 4}}
+        small: {mul: [fc, 1e-6]}
+        halved: {mul: [small, $scale]}
+        chained:
+          sequential:
+            - {mul: 2.0}
+            - {add: 1}
+    """
+    model = nnspec.compile(spec(text))
+    x = torch.randn(2, 4)
+    expected = (model.fc(x) * 1e-6 * 0.5) * 2.0 + 1
+    torch.testing.assert_close(model(x), expected)
+    same_as_emitted(text)
+
+
+def test_mul_of_one_input_without_a_constant_is_one_located_error() -> None:
+    text = """
+    nnspec: 2
+    input: [4]
+    model:
+      graph:
+        fc: {Linear: {out_features: 4}}
+        twice: {mul: [fc]}
+    """
+    (problem,) = errors(text)
+    assert "mul of one input needs a constant" in problem
+
+
+@pytest.mark.parametrize(("op", "message"), [
+    ("{select: {dim: 0, index: 0}}", "would mix the batch"),
+    ("{softmax: {dim: 0}}", "would mix the batch"),
+    ("{roll: {shifts: 1, dims: 0}}", "would mix the batch"),
+])
+def test_ops_along_the_batch_are_refused(op: str, message: str) -> None:
+    text = f"nnspec: 2\ninput: [4, 4]\nmodel:\n  - {op}\n"
+    (problem,) = errors(text)
+    assert message in problem
+
+
+def test_a_free_tensor_that_would_meet_the_batch_is_refused() -> None:
+    text = """
+    nnspec: 2
+    input: [4]
+    model:
+      graph:
+        table: {parameter: {shape: [3, 4]}}
+        out: {add: [input, table]}
+    """
+    (problem,) = errors(text)
+    assert "would broadcast it against the batch dimension" in problem

@@ -141,9 +141,10 @@ def layers() -> dict[str, Entry]:
 @cache
 def ops() -> dict[str, Entry]:
     """The tensor operations a graph node may name."""
+    from nnspec.catalogue.attention_ops import ATTENTION_OPS
     from nnspec.catalogue.tensor_ops import OPS
 
-    return dict(OPS)
+    return {**OPS, **ATTENTION_OPS}
 
 
 @cache

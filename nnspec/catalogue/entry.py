@@ -43,6 +43,8 @@ class Traits:
     macs: bool = True  # counts its weights as torchinfo does; False: applied functionally
     mismatch_hint: Callable[[str, Any, tuple[int, ...]], str | None] | None = None
     code: OpCode | None = None  # ops: how they run, trace and are written as Python
+    # ops that multiply (matmul, attention): MACs per sample from (kwargs, inputs, output)
+    count: Callable[[dict[str, Any], list[Any], Any], int] | None = None
     hint: str | None = None  # ops: what to do when torch refuses the inputs
 
 

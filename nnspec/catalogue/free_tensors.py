@@ -89,8 +89,10 @@ _INIT = {"anyOf": [
     {"enum": sorted(INITS)},
     {"type": "number"},
     {"type": "object", "minProperties": 1, "maxProperties": 1,
-     "properties": {name: {"anyOf": [_ARGS, {"type": "number"}, {"type": "null"}]}
-                    for name in INITS}, "additionalProperties": False},
+     "properties": {name: {"anyOf": [_ARGS, {"type": "number"}, {"type": "null"}],
+                           "description": f"{name}, with keyword arguments "
+                           f"({', '.join(init.args) or 'none'}) or its first one"}
+                    for name, init in INITS.items()}, "additionalProperties": False},
 ]}
 _DTYPE = {"enum": ["float32", "float64", "float16", "bfloat16", "int64", "int32", "long", "bool"]}
 

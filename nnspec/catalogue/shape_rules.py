@@ -378,10 +378,14 @@ def broadcast(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: lis
         dtype = str(promoted).removeprefix("torch.")
     if not batched:  # free tensors only: their whole shape
         return replace(tensors[0], shape=tuple(shape), dtype=dtype)
-    if shape[0] != BATCH:  # a free tensor of higher rank would move the batch
-        raise ShapeProblem(f"{name} of a free tensor of rank {len(shape)} would broadcast "
-                           "the batch into another dimension",
-                           "give the free tensor a leading 1 for the batch, at most")
+    rank = max(len(t.shape) for t in tensors if t.batched)  # of one sample
+    for t in tensors:
+        if not t.batched and (len(t.shape) > rank + 1 or (
+                len(t.shape) == rank + 1 and t.shape[0] != 1)):
+            raise ShapeProblem(f"{name} of the free tensor {t} with samples of rank {rank} "
+                               "would broadcast it against the batch dimension",
+                               f"give it at most {rank} dimensions, or a leading 1 for the "
+                               "batch")
     return replace(tensors[0], shape=tuple(shape[1:]), dtype=dtype, batched=True)
 
 
@@ -397,3 +401,17 @@ def broadcast_shapes(shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
         out.append(sizes.pop() if sizes else 1)
     return tuple(out)
 
+
+
+def expand_batch(name: str, kwargs: dict[str, Any], inputs: list[Any],
+                 sources: list[str]) -> Any:
+    """A free tensor of shape [1, ...] repeated for each sample of a batched value."""
+    tensor, like = inputs
+    if isinstance(tensor, tuple) or tensor.batched or not tensor.shape or tensor.shape[0] != 1:
+        raise ShapeProblem(f"{name} takes a free tensor whose first dimension is 1 (such as a "
+                           f"class token [1, 1, D]), found {tensor} from {sources[0]}",
+                           "declare it as {parameter: {shape: [1, ...]}}")
+    if isinstance(like, tuple) or not like.batched:
+        raise ShapeProblem(f"{name} copies the batch of its second input, but {sources[1]} "
+                           "has no batch", "give it a batched value as its second input")
+    return replace(tensor, shape=tensor.shape[1:], batched=True)

@@ -49,6 +49,8 @@ class OpCode:
 REQUIRED = object()
 _INT = {"type": "integer"}
 _INTS = {"type": "array", "items": _INT}
+_SCALAR = {"anyOf": [{"type": "number"}, {"type": "null"}],
+           "description": "A constant combined with the inputs (written among them)."}
 
 
 def _op(name: str, doc: str, *params: tuple[str, dict[str, Any], Any], code: OpCode,
@@ -70,12 +72,30 @@ def _cat_call(args: list[Any], kwargs: dict[str, Any]) -> FxCall:
     return torch.cat, (list(args),), {"dim": kwargs.get("dim", 1)}
 
 
-def _add(*xs: Any) -> Any:
-    return reduce(operator.add, xs)
+def _add(*xs: Any, scalar: float | None = None) -> Any:
+    return reduce(operator.add, [*xs, *([] if scalar is None else [scalar])])
 
 
-def _mul(*xs: Any) -> Any:
-    return reduce(operator.mul, xs)
+def _mul(*xs: Any, scalar: float | None = None) -> Any:
+    return reduce(operator.mul, [*xs, *([] if scalar is None else [scalar])])
+
+
+def _joined(sign: str) -> Callable[[list[str], dict[str, Any]], str]:
+    """``a + b``, with the constant last: ``conv * 1e-06``."""
+
+    def source(inputs: list[str], args: dict[str, Any]) -> str:
+        scalar = args.get("scalar")
+        return f" {sign} ".join([*inputs, *([] if scalar is None else [repr(scalar)])])
+
+    return source
+
+
+def one_input_needs_a_scalar(name: str, kwargs: dict[str, Any], inputs: list[Any],
+                             sources: list[str]) -> tuple[str, str | None] | None:
+    if len(inputs) == 1 and kwargs.get("scalar") is None:
+        return (f"{name} of one input needs a constant: {{{name}: [{sources[0].split()[0]}, "
+                "0.5]}", "or name a second input: {" + name + ": [a, b]}")
+    return None
 
 
 def _reshape(x: Any, shape: Sequence[int]) -> Any:
@@ -123,14 +143,14 @@ _JOIN_HINT = ("add and mul need equal sizes, or 1, in each dimension; a convolut
               "size with stride 1 and padding: kernel_size // 2")
 
 OPS: dict[str, Entry] = {op.name: op for op in [
-    _op("add", "Element-wise sum of its inputs (residual connections).",
-        code=OpCode(_add, lambda i, a: " + ".join(i),
-                    fold=operator.add),
-        inputs=(2, 16), shape=rules.broadcast, hint=_JOIN_HINT),
-    _op("mul", "Element-wise product of its inputs (gating).",
-        code=OpCode(_mul, lambda i, a: " * ".join(i),
-                    fold=operator.mul),
-        inputs=(2, 16), shape=rules.broadcast, hint=_JOIN_HINT),
+    _op("add", "Element-wise sum of its inputs (residual connections), and of a constant "
+        "written among them: {add: [x, 1.0]}.", ("scalar", _SCALAR, None),
+        code=OpCode(_add, _joined("+"), fold=operator.add),
+        inputs=(1, 16), shape=rules.broadcast, hint=_JOIN_HINT, check=one_input_needs_a_scalar),
+    _op("mul", "Element-wise product of its inputs (gating), and of a constant written among "
+        "them: {mul: [conv, 1e-6]}.", ("scalar", _SCALAR, None),
+        code=OpCode(_mul, _joined("*"), fold=operator.mul),
+        inputs=(1, 16), shape=rules.broadcast, hint=_JOIN_HINT, check=one_input_needs_a_scalar),
     _op("cat", "Concatenate inputs along `dim` (default 1, the channels).", ("dim", _INT, 1),
         code=OpCode(_cat, lambda i, a: f"torch.cat([{', '.join(i)}], dim={a.get('dim', 1)!r})",
                     fx=_cat_call),

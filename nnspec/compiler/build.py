@@ -99,13 +99,14 @@ def _register_tensor(root: nn.Module, name: str, layer: Layer) -> None:
 def _call_op(graph: fx.Graph, layer: Layer, args: list[fx.Node]) -> fx.Node:
     code = catalogue.ops()[layer.op].traits.code
     assert code is not None
-    if code.fold is not None:
-        return _fold(graph, code.fold, args)
+    if code.fold is not None:  # a constant among the inputs ({mul: [x, 0.5]}) folds too
+        scalar = layer.kwargs.get("scalar")
+        return _fold(graph, code.fold, [*args, *([] if scalar is None else [scalar])])
     target, call_args, kwargs = code.call(args, layer.kwargs)
     return graph.call_function(target, call_args, kwargs)
 
 
-def _fold(graph: fx.Graph, fn: Any, args: list[fx.Node]) -> fx.Node:
+def _fold(graph: fx.Graph, fn: Any, args: list[Any]) -> fx.Node:
     out = args[0]
     for arg in args[1:]:
         out = graph.call_function(fn, (out, arg))

@@ -58,6 +58,7 @@ class Node:
     inputs: tuple[str, ...]  # names in the enclosing graph; empty in sequential containers
     source: Source
     out: Value | None = None
+    macs: int | None = None  # ops that multiply (matmul, attention): per sample, from infer
 
     def with_(self, **changes: Any) -> Node:
         return replace(self, **changes)

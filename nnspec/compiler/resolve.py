@@ -395,8 +395,8 @@ class _Resolver:
 
     def shorthand(self, call: Call, value: Any) -> dict[str, Any]:
         entry = catalogue.callables()[call.name]
-        required = entry.required
-        if len(required) == 1:
+        required = entry.required or (list(entry.params) if len(entry.params) == 1 else [])
+        if len(required) == 1:  # the one required argument, or the only one: {mul: 0.5}
             return {required[0]: value}
         where = call.arg_locations.get("__shorthand__", call.source.location)
         self.error(where, call.source.path, f"the arguments of {call.name} must be a mapping, "

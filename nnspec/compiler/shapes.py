@@ -196,7 +196,7 @@ class _Inferrer:
         entry = catalogue.ops()[layer.op]
         traits, code = entry.traits, entry.traits.code
         assert code is not None
-        if traits.check and isinstance(inputs[0], TensorInfo):
+        if traits.check and isinstance(inputs[0], TensorInfo) and inputs[0].batched:
             problem = traits.check(layer.op, layer.kwargs, inputs, sources)
             if problem:
                 self.fail(node, *problem)
@@ -216,7 +216,9 @@ class _Inferrer:
             self.fail(node, f"{layer.op} cannot combine {shapes}: {_first_line(exc)}",
                       traits.hint)
             return node
-        return node.with_(out=describe(out, _any_batched(inputs)))
+        value = describe(out, _any_batched(inputs))
+        macs = traits.count(layer.kwargs, inputs, value) if traits.count else None
+        return node.with_(out=value, macs=macs)
 
     def fill(self, node: Node, layer: Layer, inputs: list[TensorInfo],
              sources: list[str]) -> dict[str, Any] | None:

@@ -165,10 +165,17 @@ class ModelParser:
         name = names[0]
         args = value[name]
         op = catalogue.ops().get(name)
-        if op and op.max_inputs > 1 and isinstance(args, list) and all(
-                isinstance(a, str) for a in args):
-            return Call(name, {}, self.src((*path, name), key=True), value.get("repeat"),
-                        tuple(args), repeat_location=self._repeat_at(value, path),
+        if op and op.max_inputs > 1 and isinstance(args, list) and args and all(
+                isinstance(a, str) or is_constant(a) for a in args):
+            inputs = tuple(a for a in args if not is_constant(a))
+            constants = [a for a in args if is_constant(a)]
+            extra = {"scalar": constants[0]} if constants and "scalar" in op.params else {}
+            if len(constants) > 1 or (constants and not extra) or not inputs:
+                self.error((*path, name), f"{name} takes node names" + (
+                    " and one constant" if "scalar" in op.params else ""),
+                    "combine constants in one expression: ${a * b}")
+            return Call(name, extra, self.src((*path, name), key=True), value.get("repeat"),
+                        inputs, repeat_location=self._repeat_at(value, path),
                         **self._condition(value, path))  # add: [a, b]
         if args is None:
             args = {}
@@ -402,6 +409,13 @@ class ModelParser:
                                "allowed: type, default, description", key=True)
             out[name] = BlockParam(name, str(ptype), decl.get("default"), "default" not in decl)
         return out
+
+
+def is_constant(value: Any) -> bool:
+    """A number or an expression among an op's inputs: ``{mul: [conv, 1e-6]}``."""
+    from nnspec.lang.exprs import is_expr
+
+    return (isinstance(value, int | float) and not isinstance(value, bool)) or is_expr(value)
 
 
 def input_name_problem(name: str) -> tuple[str, str] | None:

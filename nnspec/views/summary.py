@@ -12,7 +12,10 @@ torchinfo as the oracle).  torchinfo estimates MACs from parameters, not from ar
   sequence counts once, not once per token; norms and embeddings count their parameters);
 * other weights (``weight_ih_l0`` of RNN/LSTM/GRU) count once per step of the first two output
   dimensions;
-* layers without parameters (activations, pooling, graph ops) count zero;
+* layers without parameters (activations, pooling, most graph ops) count zero;
+* ops that multiply tensors (``matmul``, ``einsum``, ``scaled_dot_product_attention``) count
+  their multiply-adds, which torchinfo does not see: there torch.utils.flop_counter is the
+  oracle (its FLOPs / 2);
 * a layer made of layers (``TransformerEncoderLayer``) counts its parts; the projections of a
   ``MultiheadAttention`` count zero, because torchinfo only counts modules with no children
   that it sees run, and attention applies those weights functionally.
@@ -108,8 +111,8 @@ def _node_rows(node: Node, name: str, depth: int) -> Iterator[Row]:
 
 
 def _layer_row(node: Node, layer: Layer, name: str, depth: int) -> Row:
-    if layer.kind == "op":
-        return Row(name, depth, layer.op, show(node.out), 0, 0, 0, 0, False)
+    if layer.kind == "op":  # matmul and attention count their multiplications
+        return Row(name, depth, layer.op, show(node.out), 0, 0, node.macs or 0, 0, False)
     if layer.kind == "tensor":
         return _tensor_row(node, layer, name, depth)
     params, trainable, macs, size = _layer_counts(layer, _first_shape(node.out))

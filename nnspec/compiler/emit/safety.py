@@ -25,7 +25,8 @@ GLOBALS = {"torch", "nn", "OrderedDict", "Any", "super", "self", "tuple", "int",
 NODES = (ast.Module, ast.Expr, ast.Constant, ast.Import, ast.ImportFrom, ast.alias,
          ast.ClassDef, ast.FunctionDef, ast.arguments, ast.arg, ast.Return, ast.Assign,
          ast.Name, ast.Load, ast.Store, ast.Attribute, ast.Call, ast.keyword, ast.Tuple,
-         ast.List, ast.Dict, ast.Subscript, ast.BinOp, ast.Add, ast.Mult, ast.BitOr,
+         ast.List, ast.Dict, ast.Subscript, ast.BinOp, ast.Add, ast.Mult, ast.MatMult, ast.BitOr,
+         ast.Slice,
          ast.Starred, ast.UnaryOp, ast.USub)
 
 
@@ -130,8 +131,8 @@ def _call(node: ast.Call, local: set[str], classes: set[str]) -> None:
             return
         if isinstance(root, ast.Name) and root.id in ("torch", "nn", "self"):
             return
-        if _is_attribute_of(root, "nn", "init"):
-            return  # nn.init.normal_(torch.empty(...), std=0.02): a free tensor's init
+        if _is_attribute_of(root, "nn", "init") or _is_attribute_of(root, "nn", "functional"):
+            return  # nn.init.normal_(torch.empty(...)), nn.functional.scaled_dot_product_...
         if isinstance(root, ast.Name) and root.id in local and func.attr in TENSOR_METHODS:
             return
     raise _fail(node, "unexpected call")

@@ -1,0 +1,174 @@
+"""The tensor ops of attention networks (format 2): one catalogue entry each, like tensor_ops.
+
+Slicing (``select``, ``narrow``), ``split``, ``roll``, ``matmul``, ``einsum``,
+``scaled_dot_product_attention`` (with a mask or bias as a fourth input), ``softmax`` and
+``log_softmax``, ``lookup`` (rows of a table at a tensor of indices: a relative position
+bias gathered from its table by a buffer of indices), and ``expand_batch`` (a free tensor given
+the batch of another value: ViT's class token).  Dimensions count the batch as 0, as in
+``permute``; an op along the batch is refused.  Ops that multiply count their MACs
+(``count``), which torchinfo does not: the oracle is torch.utils.flop_counter (FLOPs / 2).
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+from nnspec.catalogue import shape_rules as rules
+from nnspec.catalogue.entry import Entry
+from nnspec.catalogue.tensor_ops import REQUIRED, OpCode, _op
+
+_INT = {"type": "integer"}
+_INTS = {"type": "array", "items": _INT}
+_NUMBER_OR_NULL = {"anyOf": [{"type": "number"}, {"type": "null"}]}
+
+
+def _select(x: Any, dim: int, index: int) -> Any:
+    return x.select(dim, index)
+
+
+def _narrow(x: Any, dim: int, start: int, length: int) -> Any:
+    return x.narrow(dim, start, length)
+
+
+def _split(x: Any, split_size: Any, dim: int = 1) -> Any:
+    return tuple(x.split(list(split_size) if isinstance(split_size, list | tuple)
+                         else split_size, dim))
+
+
+def _roll(x: Any, shifts: Any, dims: Any) -> Any:
+    return x.roll(tuple(shifts) if isinstance(shifts, list | tuple) else shifts,
+                  tuple(dims) if isinstance(dims, list | tuple) else dims)
+
+
+def _matmul(a: Any, b: Any) -> Any:
+    return a @ b
+
+
+def _einsum(*xs: Any, equation: str) -> Any:
+    import torch
+
+    return torch.einsum(equation, *xs)
+
+
+def _attention(q: Any, k: Any, v: Any, mask: Any = None, *, is_causal: bool = False,
+               scale: float | None = None) -> Any:
+    import torch.nn.functional as F
+
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal,
+                                          scale=scale)
+
+
+def _softmax(x: Any, dim: int) -> Any:
+    return x.softmax(dim)
+
+
+def _log_softmax(x: Any, dim: int) -> Any:
+    return x.log_softmax(dim)
+
+
+def _lookup(table: Any, index: Any) -> Any:
+    return table[index]
+
+
+def _expand_batch(x: Any, like: Any) -> Any:
+    return x.expand(like.shape[0], *x.shape[1:])
+
+
+def _attention_source(i: list[str], a: dict[str, Any]) -> str:
+    extra = [f"attn_mask={i[3]}"] if len(i) > 3 else []
+    extra += [f"is_causal={a['is_causal']!r}"] if a.get("is_causal") else []
+    extra += [f"scale={a['scale']!r}"] if a.get("scale") is not None else []
+    return ("nn.functional.scaled_dot_product_attention("
+            + ", ".join([*i[:3], *extra]) + ")")
+
+
+# -- MACs per sample ---------------------------------------------------------------------------
+
+def _matmul_macs(kwargs: dict[str, Any], inputs: list[Any], out: Any) -> int:
+    """One multiply-add per output element per step of the shared (inner) dimension."""
+    return rules.product(out.shape) * inputs[0].shape[-1] if inputs[0].shape else 0
+
+
+def _attention_macs(kwargs: dict[str, Any], inputs: list[Any], out: Any) -> int:
+    """q @ k^T then weights @ v: L*S*E + L*S*Ev per head (what FlopCounterMode counts)."""
+    q, k, v = inputs[:3]
+    heads = rules.product(q.shape[:-2])
+    length, source = q.shape[-2], k.shape[-2]
+    return heads * length * source * (q.shape[-1] + v.shape[-1])
+
+
+def _einsum_macs(kwargs: dict[str, Any], inputs: list[Any], out: Any) -> int:
+    """Every combination of the equation's indices once, the batch's excluded."""
+    sizes: dict[str, int] = {}
+    operands = kwargs["equation"].replace(" ", "").split("->")[0].split(",")
+    for letters, value in zip(operands, inputs, strict=False):
+        dims = (1, *value.shape) if value.batched else value.shape
+        sizes.update(zip(letters, dims, strict=False))
+    return rules.product(sizes.values())
+
+
+def _not_batch(arg: str, what: str) -> Any:
+    return rules.keeps_batch(arg, "{name} " + what + " {dim} of {value} from {source} would "
+                             "mix the batch")
+
+
+ATTENTION_OPS: dict[str, Entry] = {op.name: op for op in [
+    _op("select", "Take index `index` along `dim` and drop that dimension (x[:, 0] is "
+        "dim 1, index 0; 0 is the batch dimension).",
+        ("dim", _INT, REQUIRED), ("index", _INT, REQUIRED),
+        code=OpCode(_select, lambda i, a: f"{i[0]}.select({a['dim']!r}, {a['index']!r})",
+                    frozenset({"select"})),
+        check=_not_batch("dim", "along dim")),
+    _op("narrow", "Keep `length` entries from `start` along `dim` (x[:, 1:3] is dim 1, "
+        "start 1, length 2).",
+        ("dim", _INT, REQUIRED), ("start", _INT, REQUIRED), ("length", _INT, REQUIRED),
+        code=OpCode(_narrow, lambda i, a: f"{i[0]}.narrow({a['dim']!r}, {a['start']!r}, "
+                                          f"{a['length']!r})", frozenset({"narrow"})),
+        check=_not_batch("dim", "along dim")),
+    _op("split", "Split into pieces of `split_size` (a number, or a list of sizes) along "
+        "`dim` (default 1): several outputs, taken with getitem.",
+        ("split_size", {"anyOf": [_INT, _INTS]}, REQUIRED), ("dim", _INT, 1),
+        code=OpCode(_split, lambda i, a: f"{i[0]}.split({a['split_size']!r}, "
+                                         f"{a.get('dim', 1)!r})", frozenset({"split"}),
+                    gives="tuple[torch.Tensor, ...]"),
+        check=_not_batch("dim", "along dim")),
+    _op("roll", "Roll along `dims` by `shifts` (a shifted window); 0 is the batch dimension.",
+        ("shifts", {"anyOf": [_INT, _INTS]}, REQUIRED), ("dims", {"anyOf": [_INT, _INTS]},
+                                                         REQUIRED),
+        code=OpCode(_roll, lambda i, a: f"{i[0]}.roll({a['shifts']!r}, {a['dims']!r})",
+                    frozenset({"roll"})),
+        check=_not_batch("dims", "along dims")),
+    _op("matmul", "Matrix product of two inputs (a @ b), batched over leading dimensions.",
+        code=OpCode(_matmul, lambda i, a: f"{i[0]} @ {i[1]}", fold=operator.matmul),
+        inputs=(2, 2), count=_matmul_macs),
+    _op("einsum", "torch.einsum over its inputs; the equation names the batch dimension too "
+        "(bhqd,bhkd->bhqk).", ("equation", {"type": "string"}, REQUIRED),
+        code=OpCode(_einsum, lambda i, a: f"torch.einsum({a['equation']!r}, {', '.join(i)})"),
+        inputs=(1, 8), count=_einsum_macs),
+    _op("scaled_dot_product_attention",
+        "softmax(q @ k^T * scale + mask) @ v over inputs [q, k, v] or [q, k, v, mask] (a "
+        "boolean mask or an additive bias); is_causal masks the future.",
+        ("is_causal", {"type": "boolean"}, False), ("scale", _NUMBER_OR_NULL, None),
+        code=OpCode(_attention, _attention_source),
+        inputs=(3, 4), count=_attention_macs),
+    _op("softmax", "Softmax along `dim` (0 is the batch dimension).", ("dim", _INT, REQUIRED),
+        code=OpCode(_softmax, lambda i, a: f"{i[0]}.softmax({a['dim']!r})",
+                    frozenset({"softmax"})),
+        check=_not_batch("dim", "along dim")),
+    _op("log_softmax", "Log-softmax along `dim` (0 is the batch dimension).",
+        ("dim", _INT, REQUIRED),
+        code=OpCode(_log_softmax, lambda i, a: f"{i[0]}.log_softmax({a['dim']!r})",
+                    frozenset({"log_softmax"})),
+        check=_not_batch("dim", "along dim")),
+    _op("lookup", "Rows of the first input at the integer indices of the second (table[index]): "
+        "a relative position bias gathered from its table by a buffer of indices.",
+        code=OpCode(_lookup, lambda i, a: f"{i[0]}[{i[1]}]",
+                    fx=lambda i, a: (operator.getitem, (i[0], i[1]), {})),
+        inputs=(2, 2)),
+    _op("expand_batch", "The first input (a free tensor whose first dimension is 1) repeated "
+        "for each sample of the second: ViT's class token before cat.",
+        code=OpCode(_expand_batch, lambda i, a: f"{i[0]}.expand({i[1]}.shape[0], "
+                                                f"*{i[0]}.shape[1:])", frozenset({"expand"})),
+        inputs=(2, 2), shape=rules.expand_batch),
+]}
