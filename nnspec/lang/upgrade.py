@@ -13,9 +13,11 @@ the same module names as the original.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
-from nnspec.errors import Collector, SpecPath, format_path
+from nnspec.errors import Collector, Problem, SpecPath, format_path
 from nnspec.lang.checker import check
 from nnspec.lang.loader import Document, loads
 
@@ -40,31 +42,75 @@ def upgrade(doc: Document) -> tuple[str, list[Change]]:
     _reserved_names(doc, errors)
     counts = repeat_counts(spec)
     errors.raise_if_any()
-    lines = doc.text.splitlines(keepends=True)
-    changes: list[Change] = []
-    for path in sorted(_repeat_sites(doc.data), key=lambda p: doc.locate(p, key=True),
-                       reverse=True):  # bottom up, so earlier positions stay valid
+    edits: list[tuple[int, int, Callable[[list[str]], None], Change]] = []
+    for path in _repeat_sites(doc.data):
         seen = counts.get(path, set())
-        literal = _value(doc, path)
-        if seen == {1} or (not seen and literal == 1):
+        if seen == {1} or (not seen and _value(doc, path) == 1):
             at = doc.locate(path, key=True)
-            _delete_key(lines, at.line, at.column, at.file)
-            changes.append(Change(at.line, at.column, f"{format_path(path[:-1])}: removed "
-                                  "repeat: 1 (format 1 made the item itself, so its keys have "
-                                  "no index level; format 2 would add one)"))
+            edits.append((at.line, at.column, partial(
+                _delete_key, line=at.line, column=at.column, file=at.file),
+                Change(at.line, at.column, f"{format_path(path[:-1])}: removed repeat: 1 "
+                       "(format 1 made the item itself, so its keys have no index level; "
+                       "format 2 would add one)")))
         elif 1 in seen:
-            where = doc.locate(path)
-            errors.add(where, path, f"repeat is 1 for some uses and {max(seen)} for others: "
-                       "format 1 dropped the index level only where it was 1, which format 2 "
-                       "cannot say in one item",
+            errors.add(doc.locate(path), path, f"repeat is 1 for some uses and {max(seen)} "
+                       "for others: format 1 dropped the index level only where it was 1, "
+                       "which format 2 cannot say in one item",
                        "write two items with if: ${n == 1} and if: ${n > 1}, then upgrade")
     errors.raise_if_any()
+    edits += _block_renames(doc, spec.warnings)
     version = doc.locate(("nnspec",))
-    _replace_value(lines, version.line, version.column, "1", "2")
-    changes.append(Change(version.line, version.column, "nnspec: 1 -> 2"))
+    edits.append((version.line, version.column, partial(
+        _replace_value, line=version.line, column=version.column, old="1", new="2"),
+        Change(version.line, version.column, "nnspec: 1 -> 2")))
+    lines = doc.text.splitlines(keepends=True)
+    for _, _, edit, _ in sorted(edits, key=lambda e: (e[0], e[1]), reverse=True):
+        edit(lines)  # from the end, so that every position still holds when it is edited
     text = "".join(lines)
     _same_modules(doc, text)
-    return text, sorted(changes, key=lambda c: (c.line, c.column))
+    return text, sorted((e[3] for e in edits), key=lambda c: (c.line, c.column))
+
+
+Edit = tuple[int, int, "Callable[[list[str]], None]", Change]
+
+
+def _block_renames(doc: Document, warnings: Sequence[Problem]) -> list[Edit]:
+    """A block named like a catalogue entry (a warning in format 1, refused in format 2) is
+    renamed NAMEBlock where it is defined and wherever it is used: block names are no module
+    names, so the keys stay."""
+    clashing = {str(w.path[1]) for w in warnings if w.path[:1] == ("blocks",) and len(w.path) == 2}
+    edits: list[Edit] = []
+    for name in sorted(clashing):
+        new = f"{name}Block"
+        for path, key in [(("blocks", name), True), *_uses(doc.data, name)]:
+            at = doc.locate(path, key=key)
+            edits.append((at.line, at.column, partial(
+                _replace_value, line=at.line, column=at.column, old=name, new=new),
+                Change(at.line, at.column, f"{format_path(path)}: block {name} renamed {new} "
+                       "(format 2 refuses a block named like a layer)")))
+    return edits
+
+
+def _uses(data: object, name: str, path: SpecPath = ()) -> list[tuple[SpecPath, bool]]:
+    """Where a layer position names ``name``: a mapping key or a string item."""
+    if not path:
+        return [*_uses((data or {}).get("model"), name, ("model",)),  # type: ignore[attr-defined]
+                *_uses((data or {}).get("blocks"), name, ("blocks",))]  # type: ignore[attr-defined]
+    out: list[tuple[SpecPath, bool]] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key == name and path[-1:] != ("blocks",):
+                out.append(((*path, key), True))
+            out += _uses(value, name, (*path, key))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            if value == name:
+                out.append(((*path, i), False))
+            else:
+                out += _uses(value, name, (*path, i))
+    elif data == name and path[-1] not in ("name", "description"):
+        out.append((path, False))
+    return out
 
 
 def _reserved_names(doc: Document, errors: Collector) -> None:
@@ -108,7 +154,7 @@ def _value(doc: Document, path: SpecPath) -> object:
 _KEY = re.compile(r"""(["']?)repeat\1\s*:\s*""")
 
 
-def _delete_key(lines: list[str], line: int, column: int, file: str) -> None:
+def _delete_key(lines: list[str], *, line: int, column: int, file: str) -> None:
     """Delete ``repeat: VALUE`` starting at (line, column): its line if nothing else is on it,
     else the pair and one comma beside it (a flow mapping)."""
     text = lines[line - 1]
@@ -133,7 +179,7 @@ def _delete_key(lines: list[str], line: int, column: int, file: str) -> None:
     lines[line - 1] = before + after
 
 
-def _replace_value(lines: list[str], line: int, column: int, old: str, new: str) -> None:
+def _replace_value(lines: list[str], *, line: int, column: int, old: str, new: str) -> None:
     text = lines[line - 1]
     start = column - 1
     if text[start:start + len(old)] == old:
