@@ -168,7 +168,7 @@ def _item(node: Node, parent: Net) -> Any:
     if not wired and not body.kwargs:
         return body.op  # ReLU
     item: dict[str, Any] = {body.op: _ordered_args(body)}
-    if wired:
+    if wired and node.inputs:  # a free tensor reads none
         item["in"] = _names(node.inputs)
     if parent.kind in ("sequential", "module_list"):
         return CommentedMap((k, _fit(v)) for k, v in item.items())  # - Conv2d: {...}

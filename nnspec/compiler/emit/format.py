@@ -152,6 +152,9 @@ def _convert(node: ast.expr) -> Expr:
         left = _convert(node.left)
         items = left.items if isinstance(left, Operators) and left.op == symbol else (left,)
         return Operators(symbol, (*items, _convert(node.right)))
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):  # as ruff format quotes
+        text = repr(node.value)
+        return Atom(f'"{text[1:-1]}"' if text[0] == "'" and '"' not in node.value else text)
     return Atom(ast.unparse(node))
 
 
