@@ -48,7 +48,8 @@ def test_a_block_cannot_take_a_layer_name_in_the_schema() -> None:
 
 
 def test_layer_snippets_are_valid_flow_mappings() -> None:
-    props = SCHEMA["definitions"]["item"]["anyOf"][2]["properties"]
+    props = next(branch["properties"] for branch in SCHEMA["definitions"]["item"]["anyOf"]
+                 if "Conv2d" in branch.get("properties", {}))
     assert props["Conv2d"]["defaultSnippets"][0]["body"] == "{out_channels: $1, kernel_size: $2}"
     assert props["ReLU"]["defaultSnippets"][0]["body"] is None
 

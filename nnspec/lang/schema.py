@@ -28,8 +28,17 @@ MODULE_NAME_PATTERN = "^[A-Za-z0-9_][A-Za-z0-9_-]*$"
 
 
 def _with_expr(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema``, or an expression in its place or in place of any item of a list."""
     options = schema.get("anyOf", [schema]) if set(schema) == {"anyOf"} else [schema]
-    return {"anyOf": [*options, {"$ref": "#/definitions/expr"}]}
+    return {"anyOf": [*map(_items_with_expr, options), {"$ref": "#/definitions/expr"}]}
+
+
+def _items_with_expr(schema: dict[str, Any]) -> dict[str, Any]:
+    """A list schema whose items may also be expressions (``[${input.shape[0]}, 3, $heads]``)."""
+    items = schema.get("items")
+    if schema.get("type") != "array" or not isinstance(items, dict):
+        return schema
+    return {**schema, "items": {"anyOf": [items, {"$ref": "#/definitions/expr"}]}}
 
 
 def args_schema(entry: Entry, *, written: bool, expressions: bool | None = None) -> dict[str, Any]:
