@@ -51,8 +51,39 @@ ZOO: dict[str, tuple[str, tuple[str, ...]]] = {
     "shufflenet_v2_x2_0": ("shufflenet_v2_x1_0", ("vars.stage2=244", "vars.stage3=488",
                                                   "vars.stage4=976", "vars.last_channel=2048")),
     "efficientnet_b0": ("efficientnet_b0", ()),
+    "resnet34": ("resnet18", ("vars.layers=[3, 4, 6, 3]",)),
+    "resnet101": ("resnet50", ("vars.layers=[3, 4, 23, 3]",)),
+    "resnet152": ("resnet50", ("vars.layers=[3, 8, 36, 3]",)),
+    "resnext101_32x8d": ("resnext50_32x4d", ("vars.layers=[3, 4, 23, 3]",
+                                             "vars.width_per_group=8")),
+    "resnext101_64x4d": ("resnext50_32x4d", ("vars.layers=[3, 4, 23, 3]", "vars.groups=64")),
+    "wide_resnet101_2": ("wide_resnet50_2", ("vars.layers=[3, 4, 23, 3]",)),
+    "vgg13": ("vgg11", ("vars.convs=[2, 2, 2, 2, 2]",)),
+    "vgg19": ("vgg16", ("vars.convs=[2, 2, 4, 4, 4]",)),
+    "vgg11_bn": ("vgg11", ("vars.batch_norm=true",)),
+    "vgg13_bn": ("vgg11", ("vars.convs=[2, 2, 2, 2, 2]", "vars.batch_norm=true")),
+    "vgg16_bn": ("vgg16", ("vars.batch_norm=true",)),
+    "vgg19_bn": ("vgg16", ("vars.convs=[2, 2, 4, 4, 4]", "vars.batch_norm=true")),
+    "squeezenet1_1": ("squeezenet1_0", ("vars.version=1.1",)),
+    "mobilenet_v3_large": ("mobilenet_v3_large", ()),
+    "convnext_tiny": ("convnext_tiny", ()),
+    "convnext_small": ("convnext_tiny", ("vars.depths=[3, 3, 27, 3]",)),
+    "convnext_base": ("convnext_tiny", ("vars.depths=[3, 3, 27, 3]",
+                                        "vars.widths=[128, 256, 512, 1024]")),
+    "convnext_large": ("convnext_tiny", ("vars.depths=[3, 3, 27, 3]",
+                                         "vars.widths=[192, 384, 768, 1536]")),
+    "vit_b_16": ("vit_b_16", ()),
+    "vit_b_32": ("vit_b_16", ("vars.patch_size=32",)),
+    "vit_l_16": ("vit_b_16", ("vars.num_layers=24", "vars.hidden_dim=1024", "vars.mlp_dim=4096",
+                              "vars.num_heads=16")),
+    "vit_l_32": ("vit_b_16", ("vars.patch_size=32", "vars.num_layers=24", "vars.hidden_dim=1024",
+                              "vars.mlp_dim=4096", "vars.num_heads=16")),
+    "vit_h_14": ("vit_b_16", ("vars.patch_size=14", "vars.num_layers=32", "vars.hidden_dim=1280",
+                              "vars.mlp_dim=5120", "vars.num_heads=16")),
 }
-LARGE = {"vgg11", "vgg16"}  # over 100 M parameters: keys and shapes on the meta device
+# over 100 M parameters: keys and shapes on the meta device
+LARGE = {"vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn",
+         "wide_resnet101_2", "convnext_large", "vit_l_16", "vit_l_32", "vit_h_14"}
 INPUT_SIDE = {"inception_v3": 299}  # torchvision's input size; 224 for the others
 
 
@@ -127,8 +158,9 @@ def test_docs_zoo_sizes_table_gives_each_builders_override_and_counts() -> None:
     rows = SIZE_ROW.findall((ROOT / "docs" / "zoo.md").read_text())
     assert {name for name, *_ in rows} >= {n for n, (spec, _) in ZOO.items() if n != spec}
     for name, spec, overrides, params, macs in rows:
-        assert (spec, tuple(overrides.split())) in (ZOO.get(name), ALIASES.get(name))
-        summary = summarise(inferred(str(SPECS / f"{spec}.yaml"), tuple(overrides.split())))
+        entry = ALIASES.get(name) or ZOO[name]
+        assert (spec, overrides) == (entry[0], " ".join(entry[1]))
+        summary = summarise(inferred(str(SPECS / f"{spec}.yaml"), entry[1]))
         assert (f"{summary.total_params:,}", f"{summary.macs:,}") == (params, macs)
 
 
