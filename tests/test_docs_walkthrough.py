@@ -62,8 +62,8 @@ def test_layers_list_names_every_section_in_plain_english() -> None:
     code, out, _ = cli("layers")
     assert code == 0
     headings = [line.split(" (")[0] for line in out.splitlines() if line.endswith("):")]
-    assert headings == ["layers", "ops", "free tensors", "losses", "optimizers", "schedulers", "init functions",
-                        "transforms", "datasets"]
+    assert headings == ["layers", "ops", "free tensors", "losses", "optimizers", "schedulers",
+                        "init functions", "transforms", "datasets"]
 
 
 # -- train, eval and resume on a run just made --------------------------------------------------
