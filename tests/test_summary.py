@@ -101,7 +101,7 @@ def test_row_names_are_the_compiled_module_names(resnet18: Summary) -> None:
 def test_nested_rows_follow_their_container_one_level_deeper(resnet18: Summary) -> None:
     rows = {row.name: row for row in resnet18.rows}
     assert (rows["layer2"].type, rows["layer2"].depth) == ("Sequential", 0)
-    assert (rows["layer2.0"].type, rows["layer2.0"].depth) == ("DownBlock", 1)
+    assert (rows["layer2.0"].type, rows["layer2.0"].depth) == ("BasicBlock", 1)
     assert (rows["layer2.0.downsample.0"].type, rows["layer2.0.downsample.0"].depth) == (
         "Conv2d", 3)
     assert rows["layer4.1.conv2"].output == "[N, 512, 7, 7]"

@@ -131,6 +131,8 @@ class _Resolver:
         order = tuple(c.forward or ())
         if order:
             self.check_members_used(c, order)
+        if c.kind == "sequential" and omitted:  # a list renumbers, as nn.Sequential(*kept)
+            nodes = [node.with_(name=str(i)) for i, node in enumerate(nodes)]
         if c.kind != "graph":
             if omitted and order:
                 order = tuple(name for name in order if name not in omitted)
