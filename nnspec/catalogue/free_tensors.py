@@ -71,7 +71,9 @@ def make(kwargs: dict[str, Any]) -> Any:
     shape = tuple(kwargs["shape"])
     tensor = INITS[name].make(torch, shape, args)
     dtype = kwargs.get("dtype", "float32")
-    return tensor.to(getattr(torch, {"long": "int64"}.get(dtype, dtype)))
+    from nnspec.catalogue import torch_dtype
+
+    return tensor.to(torch_dtype(dtype))
 
 
 def source(kwargs: dict[str, Any], shape_code: str, literal: Callable[[Any], str]) -> str:

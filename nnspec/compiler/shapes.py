@@ -178,8 +178,9 @@ class _Inferrer:
         shape = tuple(layer.kwargs["shape"])
         if layer.op == "parameter":
             self.params += product(shape)
-        dtype = catalogue.torch_dtype(layer.kwargs.get("dtype", "float32"))
-        return node.with_(out=TensorInfo(shape, dtype, batched=False))
+        dtype = layer.kwargs.get("dtype", "float32")
+        return node.with_(out=TensorInfo(shape, catalogue.DTYPE_ALIASES.get(dtype, dtype),
+                                         batched=False))
 
     def op(self, node: Node, layer: Layer, inputs: list[Value], sources: list[str]) -> Node:
         key = _memo_key(layer.op, layer.kwargs, inputs)
