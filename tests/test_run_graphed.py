@@ -92,7 +92,8 @@ def test_the_run_directory_and_the_summary_say_which_path_ran(tmp_path: Path) ->
     assert run["step"] == "eager" and run["cuda_graph"] is False
     assert run["cuda_graph_reason"] == "the device is cpu, not CUDA"
     assert (run["precision"], run["world_size"], run["backend"]) == ("32", 1, None)
-    path = "data resident on cpu, eager, precision 32, single process"
+    path = ("data resident on cpu, eager (auto), precision 32 (auto), contiguous (auto), "
+            "single process")
     assert run["path"] == path
     text = out.getvalue()
     assert f"parameters, {path}) -> " in text.splitlines()[0]

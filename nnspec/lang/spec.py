@@ -380,9 +380,15 @@ class Train(Strict):
 
     epochs: Count = Field(10, description="Number of passes over the training split.")
     device: str = Field("auto", description="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1.")
-    precision: Literal["32", 32, "bf16-mixed", "16-mixed"] = Field(
-        "32", description="Numerical precision of the training step: 32, bf16-mixed (autocast "
-        "to bfloat16) or 16-mixed (autocast to float16 with a gradient scaler).")
+    precision: Literal["auto", "32", 32, "bf16-mixed", "16-mixed"] = Field(
+        "auto", description="Numerical precision of the training step: 32, bf16-mixed (autocast "
+        "to bfloat16) or 16-mixed (autocast to float16 with a gradient scaler); auto: 32 on the "
+        "CPU and MPS, bf16-mixed on a CUDA device that has it for models of a million "
+        "parameters or more. The run's first line says what auto chose.")
+    memory_format: Literal["auto", "contiguous", "channels_last"] = Field(
+        "auto", description="Memory layout of the model's 4-D weights and image inputs; auto: "
+        "contiguous on the CPU and MPS, channels_last on CUDA for a convolutional model on "
+        "images trained in bf16-mixed or 16-mixed.")
     seed: Annotated[int, Field(ge=0)] = Field(0, description="Seed of every random generator.")
     deterministic: bool = Field(False, description="Use deterministic algorithms only.")
     flush_denormal: bool = Field(
@@ -401,12 +407,16 @@ class Train(Strict):
     mode: Literal["min", "max", "auto"] = Field(
         "auto", description="Whether lower or higher is better (auto: max for accuracy and "
         "top-k, min otherwise).")
-    compile: bool = Field(False, description="torch.compile the model for the training and "
-                          "evaluation steps (checkpoints keep the plain module's keys).")
+    compile: bool | Literal["auto"] = Field(
+        "auto", description="torch.compile the model for the training and evaluation steps "
+        "(checkpoints keep the plain module's keys; inductor's cache is kept across runs); "
+        "auto: never on the CPU or MPS, on CUDA for models of a million parameters or more "
+        "trained for 500 steps or more (smaller ones replay a CUDA graph instead).")
     cuda_graph: bool | Literal["auto"] = Field(
         "auto", description="Capture the training step as one CUDA graph: auto where it is safe "
         "(CUDA, resident data, full batches, precision 32 or bf16-mixed, accumulate 1, no "
-        "scheduler, no LBFGS, no compile, one process); true refuses a setting where it is not.")
+        "scheduler, no LBFGS, not compiled, one process); true refuses a setting where it is "
+        "not.")
     max_params: PosInt = Field(2_000_000_000, description="Refuse to build bigger models.")
     early_stopping: EarlyStopping | None = Field(
         None, description="Stop when the monitored metric has not improved for `patience` "
@@ -466,7 +476,7 @@ def _strategy_problems(train: Train) -> list[tuple[tuple[str | int, ...], str, s
         out.append((("train", "precision"), "16-mixed cannot be used with strategy fsdp: "
                     "each process would decide alone whether to skip a step on overflow",
                     "use bf16-mixed (no gradient scaler) or 32"))
-    if train.compile:
+    if train.compile is True:
         out.append((("train", "compile"), "compile cannot be used with strategy fsdp yet",
                     "set train.compile: false, or train.strategy: ddp"))
     if train.cuda_graph is True:

@@ -52,7 +52,8 @@ def resolved(spec: Spec, parts: setup.Parts) -> dict[str, Any]:
         "optimizer": spec.optimizer.model_dump(mode="json", exclude=None if spec.groups
                                                else {"groups"}) if spec.optimizer else None,
         "scheduler": dump(spec.scheduler),
-        "train": dump(spec.train), "log": dump(spec.log),
+        # train as it ran: what auto became (a resumed run must compute the same)
+        "train": dump(parts.spec.train), "log": dump(spec.log),
         "run": {"device": str(parts.device),
                 "data": {k: b.describe() for k, b in parts.batches.items()},
                 "torch": str(torch.__version__), **run_path(spec, parts),
@@ -74,14 +75,22 @@ def _finetune_settings(spec: Spec) -> dict[str, Any]:
 
 
 def run_path(spec: Spec, parts: setup.Parts) -> dict[str, Any]:
-    """Which path runs: data feed, step (CUDA graph, compiled, eager), precision, processes."""
+    """Which path runs: data feed, step (CUDA graph, compiled, eager), precision, memory format,
+    processes; each setting nnspec chose for an ``auto`` marked ``(auto)``."""
     step = graphed.describe(parts)
-    dist = parts.dist
-    flushed = ["denormals flushed"] if spec.train.flush_denormal and \
-        parts.device.type == "cpu" else []
-    path = ", ".join([f"data {parts.batches['train'].describe()}", step["step"],
-                      f"precision {spec.train.precision}", *flushed, dist.describe()])
-    return {"path": path, **step, "precision": str(spec.train.precision),
+    dist, train, chosen = parts.dist, parts.spec.train, parts.choices
+    flushed = ["denormals flushed"] if train.flush_denormal and parts.device.type == "cpu" \
+        else []
+    step_auto = chosen is not None and chosen.compile.auto and train.cuda_graph == "auto"
+    shown = [f"{step['step']} (auto)" if step_auto else step["step"],
+             f"precision {train.precision}", str(train.memory_format)]
+    if chosen is not None:
+        shown[1:] = [chosen.precision.shown(shown[1]), chosen.memory_format.shown(shown[2])]
+    path = ", ".join([f"data {parts.batches['train'].describe()}", *shown, *flushed,
+                      dist.describe()])
+    return {"path": path, **step, "precision": str(train.precision),
+            "memory_format": str(train.memory_format),
+            **({"choices": chosen.record()} if chosen is not None else {}),
             "world_size": dist.world, "backend": dist.backend}
 
 

@@ -78,7 +78,7 @@ def unsafe_reasons(parts: Parts, device: torch.device | None = None) -> list[str
                        "bakes in")
     if parts.tuning is not None and parts.tuning.staged:
         reasons.append("freeze rules with epochs: change which parameters train mid-run")
-    if train.compile:
+    if train.compile is True:  # (auto is decided before: parts.spec holds what it became)
         reasons.append("train.compile is on (torch.compile and a captured step do not mix)")
     if parts.dist.active:
         reasons.append(f"the run is distributed ({parts.dist.world} processes)")
@@ -279,5 +279,5 @@ def describe(parts: Parts) -> dict[str, Any]:
     """The step path for the run directory and the start line."""
     decision = decide(parts)
     step = "cuda graph" if decision.graph else ("torch.compile" if parts.spec.train.compile
-                                                 else "eager")
+                                                 is True else "eager")
     return {"step": step, "cuda_graph": decision.graph, "cuda_graph_reason": decision.reason}

@@ -169,6 +169,8 @@ class Trainer:
             self.stepper.train_batch(batch, self.meter, self._run_batch(index),
                                      last=index == final)
             self.position, seen = index + 1, seen + batch_size(batch)
+            if self.stepper.notes:
+                self._notes()
             at_interval = self._run_batch(index) % every == 0  # counted over the run, so
             if self.stepper.check_each_step or at_interval:  # epochs shorter than N still log
                 self._check_finite()
@@ -197,6 +199,11 @@ class Trainer:
         self.progress.line(_epoch_line(self.epoch + 1, spec.train.epochs, results, seen,
                                        seconds))
         return results
+
+    def _notes(self) -> None:
+        for note in self.stepper.notes:
+            self.progress.line(note)
+        self.stepper.notes.clear()
 
     def _run_batch(self, index: int) -> int:
         """A batch's number counted over the whole run (what error messages call the step)."""

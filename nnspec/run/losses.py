@@ -101,10 +101,12 @@ def _maker(info: LossInfo) -> Callable[[dict[str, Any]], nn.Module]:
 class Evaluator:
     """Computes loss arguments for one batch, each distinct expression once."""
 
-    def __init__(self, model: nn.Module, input_names: Sequence[str], dtype: torch.dtype) -> None:
+    def __init__(self, model: nn.Module, input_names: Sequence[str], dtype: torch.dtype, *,
+                 channels_last: bool = False) -> None:
         self.model = model
         self.input_names = list(input_names)
         self.dtype = dtype
+        self.channels_last = channels_last  # train.memory_format: images go in as NHWC
 
     def __call__(self, expr: Expr | int, batch: Mapping[str, Tensor],
                  memo: dict[str, Any]) -> Any:
@@ -127,6 +129,9 @@ class Evaluator:
     def _model(self, xs: Sequence[Tensor]) -> Tensor:
         cast = [x.to(self.dtype) if x.dtype != self.dtype and self.dtype.is_floating_point
                 else x for x in xs]
+        if self.channels_last:
+            cast = [x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+                    for x in cast]
         out: Tensor = self.model(*cast)
         return out
 

@@ -15,6 +15,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,6 +24,7 @@ from torch.optim import Optimizer
 
 from nnspec.errors import Location, Problem, RunError, SpecError, format_path
 from nnspec.lang.spec import DEVICE_HINT, Spec, train_problems
+from nnspec.run import choices as auto
 from nnspec.run import finetune, weights
 from nnspec.run import init as init_rules
 from nnspec.run.batches import Batches
@@ -77,6 +79,7 @@ class Parts:
     # DDP's no_sync: backward without the all-reduce, for all but the last accumulated batch
     no_sync: Callable[[], Any] = contextlib.nullcontext
     tuning: finetune.Tuning | None = None  # weights loaded, freezing, parameter groups
+    choices: auto.Choices | None = None  # what train's auto settings became (spec has them)
 
 
 def monitor_of(spec: Spec, splits: list[str]) -> tuple[tuple[str, str], bool]:
@@ -168,25 +171,76 @@ def build(spec: Spec, device_name: str | None = None, model: nn.Module | None = 
     matches = init_rules.apply(model, spec.init)
     tuning = finetune.prepare(model, spec, source)  # the file's weights over the init rules'
     model.to(device)
+    steps = -(-len(batches["train"]) // spec.train.accumulate) if "train" in batches else 1
+    chosen = auto.choose(spec.train, _facts(spec, model, device,
+                                            steps * spec.train.epochs if "train" in batches
+                                            else 0))
+    spec = _with_choices(spec, chosen)
+    if chosen.memory_format.value == "channels_last":
+        model.to(memory_format=torch.channels_last)
     # DDP after the init rules, before the optimizer; it registers staged-frozen parameters too
     stepped = dist.wrap(model, device, find_unused=tuning.staged)
     tuning.begin_epoch(0)
     optimizer = build_optimizer(spec.optimizer, tuning.optimizer_params(model))
-    steps = -(-len(batches["train"]) // spec.train.accumulate) if "train" in batches else 1
     scheduler = build_scheduler(spec.scheduler, optimizer, spec.train.epochs, steps)
     scaler, autocast = _precision(spec, device)
     monitor, maximize = monitor_of(spec, list(batches))
     dtype = input_dtype(spec)
     # torch.compile wraps the module for the steps; checkpoints keep the plain module's keys.
-    runner: nn.Module = torch.compile(stepped) if spec.train.compile else stepped  # type: ignore
-    evaluator = Evaluator(runner, input_fields(spec), dtype)
+    runner = _compiled(stepped) if spec.train.compile else stepped
+    evaluator = Evaluator(runner, input_fields(spec), dtype,
+                          channels_last=chosen.memory_format.value == "channels_last")
     plain: nn.Module | None = None
     if stepped is not model:  # evaluation skips DDP: no collective per batch of an uneven shard
-        plain = torch.compile(model) if spec.train.compile else model  # type: ignore
+        plain = _compiled(model) if spec.train.compile else model
     warmup = Warmup(optimizer, spec.scheduler.warmup_steps if spec.scheduler else 0)
     no_sync = getattr(stepped, "no_sync", contextlib.nullcontext)
     return Parts(spec, device, model, loss, evaluator, optimizer, scheduler, warmup, batches,
-                 scaler, autocast, matches, monitor, maximize, dist, plain, no_sync, tuning)
+                 scaler, autocast, matches, monitor, maximize, dist, plain, no_sync, tuning,
+                 chosen)
+
+
+def _facts(spec: Spec, model: nn.Module, device: torch.device, steps: int) -> auto.Facts:
+    """What ``choices.choose`` needs to know about this run."""
+    cuda = device.type == "cuda"
+    images = any(len(i.shape) == 3 for i in spec.inputs.values()) and any(
+        isinstance(m, nn.Conv2d) for m in model.modules())
+    compiler = False
+    if cuda:
+        from torch.utils._triton import has_triton
+
+        compiler = has_triton()
+    return auto.Facts(device.type, sum(p.numel() for p in model.parameters()), steps, images,
+                      bf16=cuda and torch.cuda.is_bf16_supported(), compiler=compiler)
+
+
+def _with_choices(spec: Spec, chosen: auto.Choices) -> Spec:
+    """The spec with train's auto settings replaced by what they became."""
+    train = spec.train.model_copy(update={
+        "precision": chosen.precision.value, "memory_format": chosen.memory_format.value,
+        "compile": chosen.compile.value})
+    return spec.model_copy(update={"train": train})
+
+
+def _compiled(module: nn.Module) -> nn.Module:
+    """``torch.compile(module)``, with inductor's cache kept across runs (see compile_cache)."""
+    compile_cache()
+    return torch.compile(module)  # type: ignore[return-value]
+
+
+def compile_cache() -> Path:
+    """Inductor's cache folder: $TORCHINDUCTOR_CACHE_DIR where set, else nnspec's folder in the
+    user's cache ($XDG_CACHE_HOME or ~/.cache), which outlives /tmp (inductor's default), so a
+    second run of a spec reuses the first one's kernels."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    given = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if given and os.path.abspath(given) != os.path.abspath(default_cache_dir()):
+        return Path(given)  # the user's (inductor writes its /tmp default there on import)
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    folder = base / "nnspec" / "inductor"
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder)
+    return folder
 
 
 def _check_not_empty(spec: Spec, batches: dict[str, Batches]) -> None:

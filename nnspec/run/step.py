@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -67,6 +68,7 @@ class Stepper:
         self.interval_loss = torch.zeros((), dtype=sum_dtype(parts.device), device=parts.device)
         self.interval_batches = 0
         self.first_step = True
+        self.notes: list[str] = []  # lines for the run's output (the compile time)
         self.lbfgs = isinstance(parts.optimizer, torch.optim.LBFGS)
 
     def epoch_batches(self, batches: Batches, epoch: int, start: int) -> Iterator[Batch]:
@@ -81,8 +83,11 @@ class Stepper:
         waits = self.pending + 1 < self.accumulate and not last
         with parts.no_sync() if waits else contextlib.nullcontext():
             if self.first_step:
+                start = time.perf_counter()
                 loss, memo = _first(lambda: self._forward_backward(batch), parts)
                 self.first_step = False
+                if parts.spec.train.compile is True:
+                    self.notes.append(_compile_note(parts, start))
             else:
                 loss, memo = self._forward_backward(batch)
         self._watch(loss, batch_index)
@@ -160,6 +165,17 @@ class Stepper:
         if parts.scheduler is not None and sched is not None and sched.interval == "step" \
                 and self.global_step > sched.warmup_steps:
             parts.scheduler.step()
+
+
+def _compile_note(parts: Parts, start: float) -> str:
+    """How long the first compiled step took (nearly all of it compiling), and the cache."""
+    if parts.device.type == "cuda":
+        torch.cuda.synchronize(parts.device)
+    seconds = time.perf_counter() - start
+    from nnspec.run.setup import compile_cache
+
+    return (f"torch.compile: first step {seconds:.1f}s (compiling forward and backward; "
+            f"inductor cache {compile_cache()}, reused by later runs)")
 
 
 def _first(step: Callable[[], tuple[Tensor, dict[str, Any]]],
