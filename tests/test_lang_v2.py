@@ -160,6 +160,39 @@ def test_a_node_left_out_by_if_stands_for_its_input() -> None:
     same_as_emitted(CONDITIONAL)
 
 
+SHORTCUT_STAGE = """
+nnspec: 2
+input: [8, 6, 6]
+blocks:
+  Inverted:
+    params: {out: int, stride: {default: 1}}
+    graph:
+      block:
+        - Conv2d: {out_channels: $out, kernel_size: 3, stride: $stride, padding: 1}
+        - BatchNorm2d
+      stochastic_depth: {StochasticDepth: {p: 0.1, mode: row},
+                         if: "${stride == 1 and input.channels == out}"}
+      sum: {add: [stochastic_depth, input], if: "${stride == 1 and input.channels == out}"}
+model:
+  stage: {Inverted: {out: 16, stride: "${2 if index == 0 else 1}"}, repeat: 3}
+"""
+
+
+def test_a_left_out_add_stands_for_its_first_input() -> None:
+    graph = nnspec.infer(SHORTCUT_STAGE)
+    first, second, _ = (node.body for node in graph.root.nodes[0].body.nodes)
+    assert [n.name for n in first.nodes] == ["block"] and first.outputs == ("block",)
+    assert second.outputs == ("sum",)
+    assert second.nodes[-1].inputs == ("stochastic_depth", "input")
+    model = nnspec.compile(SHORTCUT_STAGE).eval()
+    x = torch.randn(2, 8, 6, 6)
+    with torch.no_grad():
+        y = model.stage[0].block(x)
+        y = model.stage[1].block(y) + y
+        torch.testing.assert_close(model(x), model.stage[2].block(y) + y)
+    same_as_emitted(SHORTCUT_STAGE)
+
+
 def test_a_block_reading_its_input_is_checked_without_shapes_too() -> None:
     assert nnspec.validate(CONDITIONAL, shapes=False).root.nodes[0].body.kind == "pending"
 

@@ -162,7 +162,7 @@ class _Resolver:
         by_name = {n.name: n for n in nodes}
         for item_name, _ in c.items:
             if item_name not in by_name:
-                previous = after[item_name]
+                previous = previous if after[item_name] == _NOTHING else after[item_name]
                 continue
             node = by_name[item_name]
             implicit = () if _sourceless(node) else (previous,)  # a free tensor reads none
@@ -170,7 +170,13 @@ class _Resolver:
             wired.append(node.with_(inputs=tuple(refs)))
             previous = node.name
             for i, ref in enumerate(refs):
-                if ref not in names and ref not in inputs:
+                if ref == _NOTHING:
+                    name = (item_inputs[node.name] or implicit)[i]
+                    self.error(node.source, (*c.source.path, node.name, "in", i),
+                               f"node '{node.name}' reads '{name}', which is left out (if: "
+                               "false) and reads no input, so nothing stands for it",
+                               "leave this node out too, with the same if:")
+                elif ref not in names and ref not in inputs:
                     self.error(node.source, (*c.source.path, node.name, "in", i),
                                f"unknown input '{ref}'",
                                did_you_mean(ref, [*inputs, *names]) or
@@ -182,34 +188,36 @@ class _Resolver:
         outputs = tuple(stand_in.get(o, o) for o in (
             c.graph_outputs or ((c.items[-1][0],) if c.items else ())))
         for out in outputs:
-            if out not in names and out not in inputs:
+            if out == _NOTHING:
+                self.error(c.outputs_location or c.source.location,
+                           (*c.source.path[:-1], "outputs"), "an output is left out (if: "
+                           "false) and reads no input, so nothing stands for it",
+                           "leave out the free tensor only where the graph has other outputs")
+            elif out not in names and out not in inputs:
                 self.error(c.outputs_location or c.source.location,
                            (*c.source.path[:-1], "outputs"), f"unknown output '{out}'",
                            did_you_mean(out, [*names, *inputs]) or
                            f"known: {', '.join([*inputs, *names])}")
         net = Net("graph", tuple(wired), c.source, inputs, tuple(outputs), block=block)
         if not self.errors.problems:
-            self.check_cycles_and_use(net)
+            self.check_cycles_and_use(net, _dropped(c, omitted or {}, stand_in))
         return net
 
     def stand_ins(self, c: Container, omitted: Mapping[str, Item], first: str) -> dict[str,
                                                                                         str]:
-        """An omitted node (``if:`` false) stands for its one input, so that references to it
-        read what it would have read: the pattern of torchvision's optional downsample."""
+        """A node left out (``if:`` false) stands for its first input, so that references to
+        it read what it would have read: torchvision's optional downsample (one input), and
+        its optional shortcut, ``add: [block, input]`` standing for ``block``.  A left-out
+        free tensor reads nothing, so nothing stands for it (``_NOTHING``)."""
         out: dict[str, str] = {}
         previous = first
         for name, item in c.items:
             if name not in omitted:
                 previous = name
                 continue
-            refs = item.inputs or (previous,)
-            if len(refs) != 1:
-                self.error(item.source, _item_path(item), f"node '{name}' is left out (if: "
-                           f"false) but takes {len(refs)} inputs, so it cannot stand for one",
-                           "give it one input, or keep it and make it a no-op")
-                refs = refs[:1]
-            out[name] = out.get(refs[0], refs[0])
-            previous = out[name]
+            refs = item.inputs or (() if _reads_nothing(item) else (previous,))
+            out[name] = out.get(refs[0], refs[0]) if refs else _NOTHING
+            previous = previous if out[name] == _NOTHING else out[name]
         return out
 
     def check_members_used(self, c: Container, order: tuple[str, ...]) -> None:
@@ -236,7 +244,7 @@ class _Resolver:
             self.error(node.source, node.source.path,
                        f"{node.body.op} takes {want} inputs, given {count}", hint)
 
-    def check_cycles_and_use(self, net: Net) -> None:
+    def check_cycles_and_use(self, net: Net, dropped: Mapping[str, str] | None = None) -> None:
         by_name = {n.name: n for n in net.nodes}
         state: dict[str, int] = {}  # 1 visiting, 2 done
 
@@ -261,7 +269,7 @@ class _Resolver:
                     p.message.startswith("cycle") for p in self.errors.problems):
                 self.error(node.source, node.source.path,
                            f"node '{node.name}' is not used by any output",
-                           "remove it, or list it in outputs")
+                           (dropped or {}).get(node.name, "remove it, or list it in outputs"))
 
     # -- items -------------------------------------------------------------------------
     def node(self, name: str, item: Call | Container, scope: Mapping[str, Any],
@@ -556,6 +564,28 @@ def _view(value: Any) -> Any:
     if isinstance(value, TensorInfo):
         return TensorView(value.shape, value.dtype)
     return [_view(v) for v in value]
+
+
+# What a left-out free tensor stands for: nothing (not a name, so it never meets a node's).
+_NOTHING = "<nothing>"
+
+
+def _dropped(c: Container, omitted: Mapping[str, Item], stand_in: Mapping[str, str]
+             ) -> dict[str, str]:
+    """The inputs a left-out node drops (all but its first), each with the hint that explains
+    why the node that computes it may end up unused."""
+    out: dict[str, str] = {}
+    for name, item in c.items:
+        for ref in (item.inputs or ())[1:] if name in omitted else ():
+            out.setdefault(ref, f"'{name}' is left out (if: false) and stands for its first "
+                           f"input, '{stand_in[name]}'; list the input it should keep first")
+    return out
+
+
+def _reads_nothing(item: Item) -> bool:
+    """A free tensor's item (``parameter``, ``buffer``): it takes no input."""
+    entry = catalogue.callables().get(item.name) if isinstance(item, Call) else None
+    return entry is not None and entry.max_inputs == 0
 
 
 def _sourceless(node: Node) -> bool:
