@@ -316,8 +316,9 @@ def _located_named(value: Any, doc: Document, path: SpecPath) -> Any:
                 places.update({format_path((key, i)): doc.locate((*path, key, i))
                                for i in range(len(value[key]))})
         return {**value, "location": doc.locate(at, key=True), "locations": places}
-    if isinstance(value, dict) and path[:1] == ("data",) and path[1:] in (
-            ("train",), ("val",), ("test",)):  # a split: its range's place, for the run
+    if isinstance(value, dict) and path[:1] == ("data",) and path[-1:] in (
+            ("train",), ("val",), ("test",)) and path[1:-1] in ((), ("fallback",)):
+        # a split (of the data section or its fallback): its range's place, for the run
         split = {k: _with_location(v, doc, (*path, k)) for k, v in value.items()}
         return {**split, "location": doc.locate(path),
                 "locations": {k: doc.locate((*path, k)) for k in value}}
@@ -344,6 +345,8 @@ def _data_input(raw: dict[str, Any]) -> dict[str, Any]:
             if "transforms" in s:
                 s["transforms"] = [_named(t) for t in s["transforms"]]
             out[split] = s
+    if isinstance(raw.get("fallback"), dict):  # a stand-in: named things like the section's
+        out["fallback"] = _data_input(raw["fallback"])
     return out
 
 

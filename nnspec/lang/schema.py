@@ -262,6 +262,10 @@ def _training_sections() -> tuple[dict[str, Any], dict[str, Any]]:
     split["properties"]["dataset"] = dataset
     split["properties"]["transforms"] = {"type": "array", "items": transform,
                                          "description": "Transforms of this split."}
+    fallback = defs["DataFallback"]
+    fallback["properties"]["dataset"] = dataset
+    fallback["properties"]["transforms"] = {"type": "array", "items": transform,
+                                            "description": "Transforms of the stand-in."}
     data["description"] = "The dataset, its transforms, splits and loader settings."
     props["data"] = data
     defs.pop("Named", None)

@@ -85,6 +85,21 @@ class DataSplit(Located):
         "data.batch_size).")
 
 
+class DataFallback(Located):
+    """A stand-in dataset for when the data section's own cannot be found (its files absent, a
+    download refused): a spec runs offline, and says plainly what it trained on instead."""
+
+    note: str = Field(
+        min_length=1, description="What the stand-in is, printed when it is used (e.g. "
+        "'scikit-learn digits resized to 32x32: real images, not CIFAR-10').")
+    dataset: Named = Field(description="The stand-in dataset, by name.")
+    transforms: list[Named] | None = Field(
+        None, description="Transforms for the stand-in, replacing data.transforms.")
+    train: DataSplit | None = Field(None, description="Replaces data.train for the stand-in.")
+    val: DataSplit | None = Field(None, description="Replaces data.val for the stand-in.")
+    test: DataSplit | None = Field(None, description="Replaces data.test for the stand-in.")
+
+
 class Arrange(Strict):
     """Draw training examples that compare samples, from a labelled dataset (per split)."""
 
@@ -151,15 +166,21 @@ class Data(Strict):
     resident: bool | Literal["auto"] = Field(
         "auto", description="Keep the whole dataset on the device and batch by index "
         "(auto: when it is held as tensors and smaller than 1 GiB).")
+    fallback: DataFallback | None = Field(
+        None, description="A stand-in used when the dataset cannot be found, so the spec runs "
+        "offline: its note is printed and recorded in the run.")
 
 
 def data_problems(data: Data) -> list[tuple[tuple[str | int, ...], str, str | None]]:
     """(path, message, hint) for data settings no dataset can satisfy: checked by validate."""
+    owners: list[tuple[tuple[str, ...], Any]] = [(("data",), data)]
+    if data.fallback is not None:
+        owners.append((("data", "fallback"), data.fallback))
     out: list[tuple[tuple[str | int, ...], str, str | None]] = [
-        (("data", name, "range"), f"range [{split.range[0]}, {split.range[1]}) holds no "
+        ((*at, name, "range"), f"range [{split.range[0]}, {split.range[1]}) holds no "
          "samples", "need start < stop")
-        for name in ("train", "val", "test")
-        for split in [getattr(data, name)]
+        for at, owner in owners for name in ("train", "val", "test")
+        for split in [getattr(owner, name)]
         if split is not None and split.range is not None and split.range[0] >= split.range[1]]
     if data.val_split and not MIN_VAL_SPLIT <= data.val_split <= MAX_VAL_SPLIT:
         side = "validation" if data.val_split < MIN_VAL_SPLIT else "training"

@@ -56,12 +56,18 @@ def resolved(spec: Spec, parts: setup.Parts) -> dict[str, Any]:
         "train": dump(parts.spec.train), "log": dump(spec.log),
         "run": {"device": str(parts.device),
                 "data": {k: b.describe() for k, b in parts.batches.items()},
-                "torch": str(torch.__version__), **run_path(spec, parts),
+                **_stand_in(parts), "torch": str(torch.__version__), **run_path(spec, parts),
                 **(parts.tuning.record() if parts.tuning is not None else {})},
     }
     # Plain JSON types only: the checkpoint that stores this must load with weights_only=True.
     plain: dict[str, Any] = json.loads(json.dumps(settings))
     return plain
+
+
+def _stand_in(parts: setup.Parts) -> dict[str, str]:
+    """Why the run trains on data.fallback's dataset, when it does."""
+    why = next((b.split.stand_in for b in parts.batches.values() if b.split.stand_in), None)
+    return {"stand_in": why} if why else {}
 
 
 def _finetune_settings(spec: Spec) -> dict[str, Any]:
@@ -189,6 +195,8 @@ def _start(spec: Spec, parts: setup.Parts, dist: distributed.Dist, path: Path,
         trainer.after_first_epoch = lambda: _graph(trainer.board, parts, out)
     out.write(f"training {spec.name} on {parts.device} ({settings['parameters']:,} parameters, "
               f"{settings['run']['path']}) -> {path}\n")
+    if "stand_in" in settings["run"]:
+        out.write(f"data: {settings['run']['stand_in']}\n")
     if spec.init:
         ruled = len({m.param for m in parts.init_matches})
         total = len(list(parts.model.parameters()))

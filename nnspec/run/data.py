@@ -20,7 +20,7 @@ from torch import Tensor
 
 from nnspec.catalogue import torch_dtype
 from nnspec.catalogue.datasets import has_test_part
-from nnspec.errors import Location, SpecError
+from nnspec.errors import Location, RunError, SpecError
 from nnspec.lang.spec import Data, DataSplit, Spec, own_samples, val_count, val_split_problem
 from nnspec.run.arrange import arrange
 from nnspec.run.datasets import Context, build_source
@@ -44,6 +44,7 @@ class Split:
     target_transform: Callable[[Tensor], Tensor] | None = None  # per batch, loader path only
     model_fields: frozenset[str] = frozenset({"input"})
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)  # the training part's
+    stand_in: str | None = None  # why data.fallback's dataset is used, and what it is
 
 
 def split_names(data: Data) -> list[str]:
@@ -62,10 +63,33 @@ def _dataset_has_test(data: Data) -> bool:
 
 def load_splits(spec: Spec, names: Collection[str],
                 model_fields: Collection[str] = ("input",)) -> dict[str, Split]:
-    """Build the named splits of ``spec.data`` (train/val share one load of the training part)."""
+    """Build the named splits of ``spec.data`` (train/val share one load of the training part),
+    or of ``data.fallback`` where the dataset cannot be found (each split says so)."""
     data = spec.data
     if data is None:
         raise SpecError.at(_loc(spec), ("data",), "this spec has no data section")
+    try:
+        return _load_splits(spec, data, names, model_fields)
+    except RunError as exc:
+        if data.fallback is None:
+            raise
+        why = f"{exc.message}; training on data.fallback: {data.fallback.note}"
+    splits = _load_splits(spec, with_fallback(data), names, model_fields)
+    return {k: dataclasses.replace(v, stand_in=why) for k, v in splits.items()}
+
+
+def with_fallback(data: Data) -> Data:
+    """The data section with its fallback's dataset, transforms and splits in place."""
+    fb = data.fallback
+    assert fb is not None
+    return data.model_copy(update={
+        "dataset": fb.dataset, "fallback": None,
+        **{k: getattr(fb, k) for k in ("transforms", "train", "val", "test")
+           if getattr(fb, k) is not None}})
+
+
+def _load_splits(spec: Spec, data: Data, names: Collection[str],
+                 model_fields: Collection[str]) -> dict[str, Split]:
     cache: dict[str, Source] = {}
     sources: dict[str, Source] = {}
     if "train" in names or "val" in names:
