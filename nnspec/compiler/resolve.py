@@ -16,6 +16,7 @@ from typing import Any
 from nnspec import catalogue, limits, plugins
 from nnspec.catalogue import AUTO
 from nnspec.compiler.ir import Graph, Layer, Net, Node, TensorInfo
+from nnspec.compiler.repeat_names import copy_names
 from nnspec.errors import Collector, Location, Problem, SpecPath, did_you_mean
 from nnspec.lang import schema
 from nnspec.lang.checker import sha256
@@ -281,11 +282,15 @@ class _Resolver:
         self.count += repeat - 1  # each copy is a node: nested repeats multiply
         if self.too_many(item):
             return Node(name, Layer("Identity", "layer", {}), (), item.source)
-        # format 1 made a lone copy of `repeat: 1` the item itself; format 2 always nests
-        if repeat > 1 or (item.repeat is not None and self.v2):
-            copies = tuple(Node(str(i), self.body(item, self.indexed(scope, i), stack), (),
+        # format 1 made a lone copy of `repeat: 1` the item itself; format 2 always nests, and
+        # so does a repeat that names its copies
+        if repeat > 1 or (item.repeat is not None and (self.v2 or item.names is not None)):
+            names = copy_names(item, [self.indexed(scope, i) for i in range(repeat)],
+                               self.errors)
+            copies = tuple(Node(names[i], self.body(item, self.indexed(scope, i), stack), (),
                                 item.source) for i in range(repeat))
-            return Node(name, Net("sequential", copies, item.source), (), item.source)
+            kind = "sequential" if item.names is None else "ordered"
+            return Node(name, Net(kind, copies, item.source), (), item.source)
         if item.repeat is not None:
             scope = self.indexed(scope, 0)
         return Node(name, self.body(item, scope, stack), (), item.source)
@@ -314,9 +319,11 @@ class _Resolver:
         if item.repeat is None:
             return 1
         path = (*item.source.path[:-1], "repeat")  # beside the layer name or container key
+        if item.names is not None:
+            path = (*path, "times")
         where = item.repeat_location or item.source.location
         value = self.evaluate(item.repeat, scope, where, path)
-        if isinstance(value, int):
+        if isinstance(value, int) and item.names is None:  # a named repeat always nests
             self.repeats.setdefault(path, set()).add(value)
         if value is None:
             return 1

@@ -111,6 +111,38 @@ def substitute(value: Any, names: Mapping[str, Any]) -> Any:
     return value
 
 
+# A name pattern (format 2's ``repeat: {times, name}``): text with ``${expr}`` or ``$name`` parts.
+_TEMPLATE_PART = re.compile(r"\$(?:\{([^{}]+)\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+def template_problem(template: str) -> str | None:
+    """Why ``template`` is not a name pattern (a ``$`` that starts no ``${expr}`` or
+    ``$name``), or None."""
+    rest = _TEMPLATE_PART.sub("", template)
+    if "$" in rest:
+        return (f"'{template}' has a $ that starts no ${{expression}} or $name; "
+                "write ${index + 1}")
+    return None
+
+
+def interpolate(template: str, names: Mapping[str, Any]) -> str:
+    """The text of a name pattern with each ``${expr}`` and ``$name`` replaced by its value,
+    an integer or a string: ``denselayer${index + 1}`` -> ``denselayer3``."""
+    problem = template_problem(template)
+    if problem:
+        raise ExprError(problem, "a $ in a name pattern starts ${expression} or $name")
+
+    def part(match: re.Match[str]) -> str:
+        value = evaluate(match.group(0), names)
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ExprError(f"'{match.group(0)}' in the name pattern '{template}' gives "
+                            f"{value!r}, not an integer or a string",
+                            "a name is made of text and whole numbers: ${index // 2}")
+        return str(value)
+
+    return _TEMPLATE_PART.sub(part, template)
+
+
 class _Walker:
     def __init__(self, names: Mapping[str, Any]) -> None:
         self.names = names

@@ -22,6 +22,7 @@ from typing import Any
 
 from nnspec import catalogue
 from nnspec.errors import Collector, Location, SpecPath
+from nnspec.lang.exprs import template_problem
 
 CONTAINER_KEYS = ("sequential", "module_list", "module_dict", "graph")
 ITEM_KEYS = ("repeat", "in", "if")
@@ -31,6 +32,7 @@ CONTAINER_EXTRA = {
     "module_dict": ("in", "repeat", "if", "forward"),
     "graph": ("in", "repeat", "if", "inputs", "outputs"),
 }
+REPEAT_KEYS = ("times", "name")
 PARAM_TYPES = ("int", "float", "bool", "str", "list", "layer", "any")
 # A module name as torch's add_module takes it, kept to characters emitted code can quote
 # safely: ``block1-0`` is a name (torchvision's RegNet), never an expression.
@@ -58,6 +60,8 @@ class Call:
     repeat_location: Location | None = None
     condition: Any = None  # `if:`, an expression: the item exists only where it is true
     condition_location: Location | None = None
+    names: str | None = None  # `repeat: {times, name}`: the copies' name pattern (format 2)
+    names_location: Location | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,8 @@ class Container:
     repeat_location: Location | None = None
     condition: Any = None
     condition_location: Location | None = None
+    names: str | None = None
+    names_location: Location | None = None
 
 
 Item = Call | Container
@@ -174,9 +180,8 @@ class ModelParser:
                 self.error((*path, name), f"{name} takes node names" + (
                     " and one constant" if "scalar" in op.params else ""),
                     "combine constants in one expression: ${a * b}")
-            return Call(name, extra, self.src((*path, name), key=True), value.get("repeat"),
-                        inputs, repeat_location=self._repeat_at(value, path),
-                        **self._condition(value, path))  # add: [a, b]
+            return Call(name, extra, self.src((*path, name), key=True), inputs=inputs,
+                        **self._repeat(value, path), **self._condition(value, path))
         if args is None:
             args = {}
         elif not isinstance(args, dict):
@@ -186,9 +191,10 @@ class ModelParser:
             arg_locations["__shorthand__"] = self.locate((*path, name))
         value_locations = {k: self.locate((*path, name, k)) for k in args
                            if k != "__shorthand__"}
-        return Call(name, args, self.src((*path, name), key=True), value.get("repeat"),
-                    self._inputs(value, path), arg_locations, value_locations,
-                    self._repeat_at(value, path), **self._condition(value, path))
+        return Call(name, args, self.src((*path, name), key=True),
+                    inputs=self._inputs(value, path), arg_locations=arg_locations,
+                    value_locations=value_locations, **self._repeat(value, path),
+                    **self._condition(value, path))
 
     def several_layers(self, value: dict[str, Any], names: list[str], path: SpecPath) -> None:
         """A mapping of several names where one layer was expected: named layers meant as a
@@ -208,8 +214,36 @@ class ModelParser:
         self.error((*path, names[1]), f"one layer per item, found {len(names)}: "
                    + ", ".join(names), hint, key=True)
 
-    def _repeat_at(self, value: dict[str, Any], path: SpecPath) -> Location | None:
-        return self.locate((*path, "repeat")) if "repeat" in value else None
+    def _repeat(self, value: dict[str, Any], path: SpecPath) -> dict[str, Any]:
+        """``repeat: N``, or (format 2) ``repeat: {times: N, name: PATTERN}``, whose copies are
+        named from the pattern (``denselayer${index + 1}``) instead of ``0..N-1``."""
+        if "repeat" not in value:
+            return {}
+        raw, rpath = value["repeat"], (*path, "repeat")
+        if not isinstance(raw, dict):
+            return {"repeat": raw, "repeat_location": self.locate(rpath)}
+        for key in raw:
+            if key not in REPEAT_KEYS:
+                from nnspec.errors import did_you_mean
+
+                self.error((*rpath, key), f"unexpected key '{key}' in repeat",
+                           did_you_mean(str(key), REPEAT_KEYS) or "allowed: times, name",
+                           key=True)
+        if "times" not in raw:
+            self.error(rpath, "repeat needs times, the number of copies",
+                       "write repeat: {times: 4, name: \"layer${index + 1}\"}")
+        out = {"repeat": raw.get("times", 1), "repeat_location": self.locate(
+            (*rpath, "times") if "times" in raw else rpath)}
+        pattern = raw.get("name")
+        if "name" not in raw:
+            return out
+        npath = (*rpath, "name")
+        problem = template_problem(pattern) if isinstance(pattern, str) else (
+            f"expected a name pattern (a string), found {_kind(pattern)}")
+        if problem:
+            self.error(npath, problem, "e.g. name: \"denselayer${index + 1}\"")
+            return out
+        return {**out, "names": pattern, "names_location": self.locate(npath)}
 
     def _condition(self, value: dict[str, Any], path: SpecPath) -> dict[str, Any]:
         if "if" not in value:
@@ -254,9 +288,9 @@ class ModelParser:
         return Container(c.kind, c.items, c.source, forward,
                          self._names(value.get("inputs"), (*path, "inputs")),
                          self._names(value.get("outputs"), (*path, "outputs")),
-                         value.get("repeat"), self._inputs(value, path),
-                         self.locate((*path, "outputs")) if "outputs" in value else None,
-                         self._repeat_at(value, path), **self._condition(value, path))
+                         inputs=self._inputs(value, path), outputs_location=self.locate(
+                             (*path, "outputs")) if "outputs" in value else None,
+                         **self._repeat(value, path), **self._condition(value, path))
 
     def _forward(self, value: dict[str, Any], path: SpecPath, c: Container) -> tuple[Any, ...]:
         forward = value["forward"]
@@ -307,22 +341,9 @@ class ModelParser:
         return Container(kind, tuple(items), self.src(path))
 
     def _check_name(self, name: str, path: SpecPath, kind: str = "") -> None:
-        block = kind == ""  # a block's name is used like a layer's: an identifier
-        if not MODULE_NAME.match(name) or name.startswith("__") or (
-                block and not name.isidentifier()):
-            self.error(path, f"'{name}' is not a valid {'block' if block else 'module'} name",
-                       "use ASCII letters, digits and _, not starting with a digit or __"
-                       if block else "use ASCII letters, digits, _ and -, not starting "
-                       "with - or __", key=True)
-        elif name in CONTAINER_KEYS or name in ITEM_KEYS:
-            self.error(path, f"'{name}' is a reserved word and cannot name a layer", key=True)
-        elif name in catalogue.reserved_names():
-            self.error(path, f"'{name}' cannot name a layer: it is a Python keyword or an "
-                       "nn.Module attribute", f"rename it, e.g. '{name}_'", key=True)
-        elif kind == "graph" and name in catalogue.GRAPH_RESERVED:
-            self.error(path, f"'{name}' cannot name a node of a graph: the graph is built as a "
-                       "torch.fx.GraphModule, whose attribute (or forward's self) it would be",
-                       f"rename it, e.g. '{name}_'", key=True)
+        problem = name_problem(name, kind)
+        if problem:
+            self.error(path, *problem, key=True)
 
     def input_names(self, raw: Any) -> None:
         """The spec's named inputs become parameters of a graph's forward."""
@@ -409,6 +430,27 @@ class ModelParser:
                                "allowed: type, default, description", key=True)
             out[name] = BlockParam(name, str(ptype), decl.get("default"), "default" not in decl)
         return out
+
+
+def name_problem(name: str, kind: str = "") -> tuple[str, str | None] | None:
+    """Why ``name`` cannot name a child of a ``kind`` container (a block's name: kind ``""``),
+    as (message, hint); None when it can."""
+    block = kind == ""  # a block's name is used like a layer's: an identifier
+    if not MODULE_NAME.match(name) or name.startswith("__") or (
+            block and not name.isidentifier()):
+        return (f"'{name}' is not a valid {'block' if block else 'module'} name",
+                "use ASCII letters, digits and _, not starting with a digit or __"
+                if block else "use ASCII letters, digits, _ and -, not starting with - or __")
+    if name in CONTAINER_KEYS or name in ITEM_KEYS:
+        return f"'{name}' is a reserved word and cannot name a layer", None
+    if name in catalogue.reserved_names():
+        return (f"'{name}' cannot name a layer: it is a Python keyword or an nn.Module "
+                "attribute", f"rename it, e.g. '{name}_'")
+    if kind == "graph" and name in catalogue.GRAPH_RESERVED:
+        return (f"'{name}' cannot name a node of a graph: the graph is built as a "
+                "torch.fx.GraphModule, whose attribute (or forward's self) it would be",
+                f"rename it, e.g. '{name}_'")
+    return None
 
 
 def is_constant(value: Any) -> bool:

@@ -148,6 +148,23 @@ def block_name_pattern() -> str:
     return f"^(?!{near_miss_pattern()[1:-1]}$)[A-Za-z_][A-Za-z0-9_]*$"
 
 
+# a name pattern: module-name characters, ${expr} and $name parts (nnspec.lang.exprs)
+NAME_TEMPLATE_PATTERN = r"^(?:[A-Za-z0-9_-]|\$\{[^{}]+\}|\$[A-Za-z_][A-Za-z0-9_]*)+$"
+
+
+def _repeat_schema() -> dict[str, Any]:
+    times = {"anyOf": [{"type": "integer", "minimum": 1}, {"$ref": "#/definitions/expr"}]}
+    named = {"type": "object", "required": ["times"], "additionalProperties": False,
+             "description": "Format 2: N copies named from a pattern.",
+             "properties": {"times": {**times, "description": "The number of copies."},
+                            "name": {"type": "string", "pattern": NAME_TEMPLATE_PATTERN,
+                                     "description": "Each copy's name, with ${index} (its "
+                                     "number, from 0): denselayer${index + 1}, block1-${index}."}}}
+    return {"anyOf": [*times["anyOf"], named],
+            "description": "Repeat this item N times (an nn.Sequential, children 0..N-1), or "
+                           "{times: N, name: PATTERN} to name the copies."}
+
+
 def _layer_item() -> dict[str, Any]:
     layer_props = {n: _layer_value(e) for n, e in sorted(catalogue.callables().items())}
     container = {k: {"description": f"A nested {k}."} for k in ("sequential", "module_list",
@@ -163,9 +180,7 @@ def _layer_item() -> dict[str, Any]:
             {"type": "array", "items": {"$ref": "#/definitions/item"}, "minItems": 1},
             {"type": "object", "minProperties": 1, "propertyNames": name, "properties": {
                 **layer_props, **container,
-                "repeat": {"anyOf": [{"type": "integer", "minimum": 1},
-                                     {"$ref": "#/definitions/expr"}],
-                           "description": "Repeat this item N times (an nn.Sequential)."},
+                "repeat": _repeat_schema(),
                 "if": {"anyOf": [{"type": "boolean"}, {"$ref": "#/definitions/expr"}],
                        "description": "Format 2: keep this item only where the expression is "
                        "true (${stride != 1}); a graph node left out stands for its input."},
