@@ -35,6 +35,20 @@ def test_committed_schema_is_what_nnspec_schema_prints() -> None:
         f"schema/nnspec.schema.json is stale; regenerate it with:\n    {REGENERATE}")
 
 
+def test_checker_schema_file_is_the_schema_less_the_editors_part() -> None:
+    """The checker's prebuilt schema (loaded as JSON: building it costs most of validate
+    --no-shapes) is the generated one; model and blocks are left to the parser."""
+    assert schema.CHECKER_FILE.read_text() == schema.checker_schema_text(), (
+        "nnspec/lang/checker_schema.json is stale; regenerate it with:\n"
+        "    .venv/bin/python -m nnspec.lang.schema")
+    full = schema.without_annotations(schema.build_schema())
+    checked = schema.load_checker_schema()
+    assert set(full["definitions"]) - set(checked["definitions"]) == set(schema.EDITOR_ONLY)
+    assert {k: v for k, v in checked["properties"].items() if k not in schema.MODEL_SECTIONS} \
+        == {k: v for k, v in full["properties"].items() if k not in schema.MODEL_SECTIONS}
+    assert "description" in checked["properties"]  # a property's name is no annotation
+
+
 def test_catalogue_json_is_current_with_installed_torch() -> None:
     result = subprocess.run([sys.executable, "-m", "nnspec.catalogue._generate", "--check"],
                             capture_output=True, text=True, cwd=ROOT, timeout=300)

@@ -31,12 +31,12 @@ from nnspec.lang.spec import EXPR_PATTERN, Spec, TensorInput
 
 TOP_KEYS = ("nnspec", "name", "description", "input", "vars", "blocks", "model", "data", "init",
             "weights", "freeze", "loss", "optimizer", "scheduler", "train", "log")
-MODEL_PATHS = ("model", "blocks")
+MODEL_PATHS = schema.MODEL_SECTIONS
 
 
 @cache
 def _document_validator() -> Any:
-    return schema.strict_validator_class()(schema.build_schema())
+    return schema.strict_validator_class()(schema.load_checker_schema())
 
 
 def check(doc: Document) -> Spec:

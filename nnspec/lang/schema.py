@@ -4,12 +4,20 @@
 ``args_validator(entry)`` is the per-layer part the resolve pass checks evaluated arguments
 with, so the editor and the checker judge a layer's arguments by the very same schema.
 ``explain(error)`` turns a jsonschema error into nnspec's message and hint.
+
+The checker validates with ``checker_schema()``, the same schema less what only an editor
+needs: the model's and blocks' forms (every layer's arguments and snippets, the name patterns;
+the parser and resolve judge those) and the annotations (descriptions, snippets).  Building it
+costs more than the rest of ``validate --no-shapes``, so it ships prebuilt as
+``checker_schema.json`` beside this module, written by ``python -m nnspec.lang.schema``; a test
+fails when the file is stale.
 """
 
 from __future__ import annotations
 
 import json
 from functools import cache
+from pathlib import Path
 from typing import Any, get_args
 
 from nnspec import catalogue
@@ -25,6 +33,7 @@ EXPR = {"type": "string", "pattern": EXPR_PATTERN,
 NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$"
 # a module name as torch takes it (format 2: block1-0), as nnspec.lang.model_ast.MODULE_NAME
 MODULE_NAME_PATTERN = "^[A-Za-z0-9_][A-Za-z0-9_-]*$"
+MODEL_SECTIONS = ("model", "blocks")  # judged by the parser and resolve, not by this schema
 
 
 def _with_expr(schema: dict[str, Any]) -> dict[str, Any]:
@@ -69,6 +78,7 @@ def args_validator(name: str) -> Any:
     return strict_validator_class()(args_schema(entry, written=False), format_checker=None)
 
 
+@cache
 def strict_validator_class() -> Any:
     """Draft 7, except that 1.0 is not an integer (JSON Schema says it is; pydantic strict not)."""
     from jsonschema import Draft7Validator, validators
@@ -383,6 +393,50 @@ def schema_text() -> str:
     return json.dumps(build_schema(), indent=2, sort_keys=False) + "\n"
 
 
+CHECKER_FILE = Path(__file__).with_name("checker_schema.json")
+EDITOR_ONLY = ("item", "block", "layer_name")  # definitions only the model and blocks use
+
+
+# Keywords that only annotate (hover text, completion): validation never reads them.
+ANNOTATIONS = frozenset({"description", "enumDescriptions", "defaultSnippets", "errorMessage",
+                         "patternErrorMessage", "markdownDescription"})
+_NAME_MAPS = frozenset({"properties", "definitions", "patternProperties"})
+
+
+def checker_schema() -> dict[str, Any]:
+    """The document schema, with model and blocks taking anything and no annotations (see the
+    module's doc)."""
+    out = build_schema()
+    for key in MODEL_SECTIONS:
+        out["properties"][key] = {}
+    for key in EDITOR_ONLY:
+        del out["definitions"][key]
+    bare: dict[str, Any] = without_annotations(out)
+    return bare
+
+
+def without_annotations(node: Any, names: bool = False) -> Any:
+    """A schema without ANNOTATIONS keywords (``names``: ``node`` maps names to schemas)."""
+    if isinstance(node, list):
+        return [without_annotations(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if names:
+        return {k: without_annotations(v) for k, v in node.items()}
+    return {k: without_annotations(v, k in _NAME_MAPS) for k, v in node.items()
+            if k not in ANNOTATIONS}
+
+
+def checker_schema_text() -> str:
+    return json.dumps(checker_schema(), indent=1, sort_keys=False) + "\n"
+
+
+def load_checker_schema() -> dict[str, Any]:
+    """checker_schema(), as shipped in checker_schema.json."""
+    data: dict[str, Any] = json.loads(CHECKER_FILE.read_text(encoding="utf-8"))
+    return data
+
+
 # -- error messages ------------------------------------------------------------------------
 
 def describe(schema: Any) -> str:
@@ -475,3 +529,8 @@ def _hint(value: Any) -> str | None:
     if isinstance(value, float) and value.is_integer():
         return f"write {int(value)}"
     return None
+
+
+if __name__ == "__main__":
+    CHECKER_FILE.write_text(checker_schema_text(), encoding="utf-8")
+    print(f"wrote {CHECKER_FILE}")
