@@ -10,7 +10,7 @@ schema can say (did-you-mean over the spec's own blocks, for instance).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from functools import cache
 from typing import Any
 
@@ -238,6 +238,19 @@ def _named(value: Any) -> dict[str, Any]:
     return {"name": name, "args": value[name] or {}}
 
 
+def _named_beside(*keys: str) -> Callable[[Any], dict[str, Any]]:
+    """``Name`` or ``{Name: {args}}``, with ``keys`` written beside the name (a loss's
+    ``inputs``, an optimizer's ``groups``, a scheduler's ``interval``)."""
+
+    def convert(raw: Any) -> dict[str, Any]:
+        if isinstance(raw, str):
+            return {"name": raw, "args": {}}
+        beside = {k: raw[k] for k in keys if k in raw}
+        return {**_named({k: v for k, v in raw.items() if k not in beside}), **beside}
+
+    return convert
+
+
 def _training(doc: Document, errors: Collector) -> dict[str, Any]:
     """Parse data, init, loss, optimizer, scheduler, train, log into pydantic models."""
     from pydantic import ValidationError
@@ -246,9 +259,10 @@ def _training(doc: Document, errors: Collector) -> dict[str, Any]:
 
     data, out = doc.data, {}
     builders: dict[str, tuple[Any, Any]] = {
-        "data": (S.Data, _data_input), "loss": (S.Loss, _loss_input),
-        "optimizer": (S.Optimizer, _optimizer_input),
-        "scheduler": (S.Scheduler, _scheduler_input), "weights": (S.Weights, _weights_input),
+        "data": (S.Data, _data_input), "loss": (S.Loss, _named_beside("inputs")),
+        "optimizer": (S.Optimizer, _named_beside("groups")),
+        "scheduler": (S.Scheduler, _named_beside("interval", "warmup_steps")),
+        "weights": (S.Weights, _weights_input),
         "train": (S.Train, dict), "log": (S.Log, dict),
     }
     refused = {p.path[0] for p in errors.problems if p.path}
@@ -350,27 +364,9 @@ def _data_input(raw: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _loss_input(raw: Any) -> dict[str, Any]:
-    if isinstance(raw, str):
-        return {"name": raw, "args": {}}
-    named = _named({k: v for k, v in raw.items() if k != "inputs"})
-    if "inputs" in raw:
-        named["inputs"] = raw["inputs"]
-    return named
-
-
 def _weights_input(raw: Any) -> dict[str, Any]:
     """``weights: FILE`` is short for ``weights: {from: FILE}``."""
     return {"from": raw} if isinstance(raw, str) else dict(raw)
-
-
-def _optimizer_input(raw: Any) -> dict[str, Any]:
-    if isinstance(raw, str):
-        return {"name": raw, "args": {}}
-    named = _named({k: v for k, v in raw.items() if k != "groups"})
-    if "groups" in raw:
-        named["groups"] = raw["groups"]
-    return named
 
 
 def _group_problems(doc: Document, errors: Collector, optimizer: Any) -> None:
@@ -445,13 +441,6 @@ def _selections(doc: Document, errors: Collector, path: SpecPath, rules: list[An
         except ValidationError as exc:
             _pydantic_problems(doc, errors, (*path, i), exc)
     return out
-
-
-def _scheduler_input(raw: Any) -> dict[str, Any]:
-    if isinstance(raw, str):
-        return {"name": raw, "args": {}}
-    extra = {k: raw[k] for k in ("interval", "warmup_steps") if k in raw}
-    return {**_named({k: v for k, v in raw.items() if k not in extra}), **extra}
 
 
 def _init_rules(doc: Document, errors: Collector, rules: list[Any]) -> list[Any]:
