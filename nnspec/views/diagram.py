@@ -11,7 +11,7 @@ who have it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from nnspec.compiler.ir import Graph, Net, Node, show
@@ -174,25 +174,37 @@ def render_diagram(graph: Graph, fmt: str) -> str:
 # -- Mermaid -------------------------------------------------------------------------------
 def to_mermaid(d: Diagram) -> str:
     lines = ["flowchart TB"]
-    lines += _mermaid_items(d.root.items, 1)
+    lines += _nested(d.root.items, 1, _MERMAID)
     for e in d.edges:
         lines.append(f"  {e.source} {'-.->' if e.skip else '-->'} {e.target}")
     return "\n".join(lines) + "\n"
 
 
-def _mermaid_items(items: list[Box | Cluster], depth: int) -> list[str]:
+def _nested(items: list[Box | Cluster], depth: int, syntax: _Syntax) -> list[str]:
+    """Boxes and clusters, nested and indented, in one format's syntax."""
     pad = "  " * depth
     lines = []
     for item in items:
         if isinstance(item, Box):
-            label = f"{_mm(item.title)}<br/>{_mm(item.shape)}"
-            lines.append(f'{pad}{item.id}["{label}"]')
+            lines.append(pad + syntax.box(item))
         else:
-            lines.append(f'{pad}subgraph {item.id}["{_mm(item.label)}"]')
-            lines.append(f"{pad}  direction TB")
-            lines += _mermaid_items(item.items, depth + 1)
-            lines.append(f"{pad}end")
+            lines += [pad + line for line in syntax.open(item)]
+            lines += _nested(item.items, depth + 1, syntax)
+            lines.append(pad + syntax.close)
     return lines
+
+
+@dataclass(frozen=True)
+class _Syntax:
+    """How one text format writes a box, opens a cluster and closes it."""
+
+    box: Callable[[Box], str]
+    open: Callable[[Cluster], list[str]]
+    close: str
+
+
+_MERMAID = _Syntax(lambda b: f'{b.id}["{_mm(b.title)}<br/>{_mm(b.shape)}"]',
+                   lambda c: [f'subgraph {c.id}["{_mm(c.label)}"]', "  direction TB"], "end")
 
 
 def _mm(text: str) -> str:
@@ -209,7 +221,7 @@ def to_dot(d: Diagram) -> str:
         '  node [shape=box, style="rounded,filled", fillcolor="#eef3fb", fontname="Helvetica"];',
         '  edge [color="#555555"];',
     ]
-    lines += _dot_items(d.root.items, 1)
+    lines += _nested(d.root.items, 1, _DOT)
     for e in d.edges:
         style = ' [style=dashed, color="#c0392b"]' if e.skip else ""
         lines.append(f"  {e.source} -> {e.target}{style};")
@@ -217,18 +229,9 @@ def to_dot(d: Diagram) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _dot_items(items: list[Box | Cluster], depth: int) -> list[str]:
-    pad = "  " * depth
-    lines = []
-    for item in items:
-        if isinstance(item, Box):
-            lines.append(f"{pad}{item.id} [label={_dq(item.title + chr(10) + item.shape)}];")
-        else:
-            lines.append(f"{pad}subgraph cluster_{item.id} {{")
-            lines.append(f'{pad}  label={_dq(item.label)}; style="rounded"; color="#9aa5b1";')
-            lines += _dot_items(item.items, depth + 1)
-            lines.append(f"{pad}}}")
-    return lines
+_DOT = _Syntax(lambda b: f"{b.id} [label={_dq(b.title + chr(10) + b.shape)}];",
+               lambda c: [f"subgraph cluster_{c.id} {{",
+                          f'  label={_dq(c.label)}; style="rounded"; color="#9aa5b1";'], "}")
 
 
 def _dq(text: str) -> str:
