@@ -1,20 +1,25 @@
 """The long fuzz campaign: mutated specs through every command, in-process, seeded.
 
-    .venv/bin/python bench/fuzz.py --cases 100000 --jobs 2 --out fuzz-out
+    nice -n 19 .venv/bin/python bench/fuzz.py --cases 100000 --minutes 60 --out fuzz-out
     .venv/bin/python bench/fuzz.py --seed 0 --case 1234 --show      # replay one case
 
-Cases come from tests/fuzzing.py (structural and byte-level mutations of specs/ and examples/).
-Prints where the cases stopped (load, check, resolve, shapes, build, ok), every distinct defect
-(crash, disagreement between commands, raw message, slow case) with the first case that found
-it, and the time figures; with --out, each distinct defect is saved there as a minimal spec.
-Exit status 1 if any defect was found.
+Cases come from tests/fuzzing.py (targeted, mild, structural and byte-level mutations of specs/
+and examples/).  The parent imports torch and nnspec and warms them up once, then forks one
+child per batch of cases (``--batch``; ``--jobs`` children at a time): each child starts warm
+and leaves nothing behind, and a child that dies (a segfault, the OOM killer) loses one batch,
+which is reported, not the campaign.  Prints where the cases stopped (load, check, resolve,
+shapes, build, ok), every distinct defect (crash, disagreement between commands, raw message,
+slow case) with the first case that found it, and the time figures; with --out, each distinct
+defect is saved there as a minimal spec.  Exit status 1 if any defect was found.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import multiprocessing.connection
 import os
+import resource
 import sys
 import time
 from collections import Counter
@@ -29,27 +34,19 @@ import fuzzing  # noqa: E402
 HOSTILE = ("!!python", "!Custom", "&a", "*a", "9999999999", "1e400", "${10 ** 400}")
 
 
-def work(args: tuple[int, int, int, int, float, float]) -> dict[str, Any]:
-    """Run cases start, start+step, ... < stop (until the deadline, a time.time()); return
-    counts and the first case per defect."""
-    seed, start, stop, step, limit_s, deadline = args
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import torch
-
-    torch.set_num_threads(1)
+def work(seed: int, indices: range, limit_s: float, deadline: float) -> dict[str, Any]:
+    """Run the cases ``indices`` (until the deadline, a time.time()); return counts and the
+    first case per defect."""
     gen = fuzzing.Generator(seed)
     probe = fuzzing.Probe(limit_s=limit_s)
-    warm = fuzzing.Probe(limit_s=0)  # no alarm: one must not stop an import half-way
-    for name, text in gen.specs:  # warm-up: torch's lazy imports are not the cases' time
-        warm(name, text)
     stages: Counter[str] = Counter()
     hows: Counter[str] = Counter()
     defects: dict[tuple[str, str], dict[str, Any]] = {}
     counts: Counter[tuple[str, str]] = Counter()
     times: list[float] = []
     hostile_max = 0.0
-    done = 0
-    for index in range(start, stop, step):
+    done = built = 0
+    for index in indices:
         if time.time() > deadline:
             break
         done += 1
@@ -57,6 +54,7 @@ def work(args: tuple[int, int, int, int, float, float]) -> dict[str, Any]:
         outcome = probe(case.file, case.text)
         stages[outcome.stage] += 1
         hows[case.how] += 1
+        built += outcome.built
         times.append(outcome.seconds)
         if any(token in case.text for token in HOSTILE):
             hostile_max = max(hostile_max, outcome.seconds)
@@ -65,13 +63,69 @@ def work(args: tuple[int, int, int, int, float, float]) -> dict[str, Any]:
             defects.setdefault((kind, key), {"case": index, "source": case.source,
                                              "how": case.how, "detail": detail})
     return {"stages": stages, "hows": hows, "defects": defects, "counts": counts,
-            "times": times, "hostile_max": hostile_max, "done": done}
+            "times": times, "hostile_max": hostile_max, "done": done, "built": built}
+
+
+def warm_up(seed: int) -> None:
+    """Import torch and nnspec and run each shipped spec once, with no alarm (one must not stop
+    an import half-way): the forked children inherit all of it."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+    warm = fuzzing.Probe(limit_s=0)
+    for name, text in fuzzing.Generator(seed).specs:
+        warm(name, text)
+
+
+def _child(conn: Any, seed: int, indices: range, limit_s: float, deadline: float) -> None:
+    conn.send(work(seed, indices, limit_s, deadline))
+    conn.close()
+
+
+def campaign(seed: int, cases: int, jobs: int, batch: int, limit_s: float,
+             deadline: float) -> list[dict[str, Any]]:
+    """Every batch of cases in a forked child, ``jobs`` at a time; a child that dies without
+    an answer is one ``crash`` defect naming its batch."""
+    ctx = multiprocessing.get_context("fork")
+    pending = [range(start, min(start + batch, cases)) for start in range(0, cases, batch)]
+    running: dict[Any, tuple[Any, range]] = {}
+    parts: list[dict[str, Any]] = []
+    while pending or running:
+        while pending and len(running) < jobs and time.time() < deadline:
+            indices = pending.pop(0)
+            here, there = ctx.Pipe(duplex=False)
+            child = ctx.Process(target=_child, args=(there, seed, indices, limit_s, deadline))
+            child.start()
+            there.close()
+            running[here] = (child, indices)
+        if not running:
+            break
+        for conn in multiprocessing.connection.wait(list(running)):
+            child, indices = running.pop(conn)  # type: ignore[index]
+            try:
+                parts.append(conn.recv())  # type: ignore[union-attr]
+            except EOFError:
+                parts.append(_died(indices, child))
+            child.join()
+    return parts
+
+
+def _died(indices: range, child: Any) -> dict[str, Any]:
+    child.join()
+    key = ("crash", f"worker died (exit {child.exitcode})")
+    return {"stages": Counter(), "hows": Counter(), "counts": Counter({key: 1}), "times": [],
+            "defects": {key: {"case": indices.start, "source": "?", "how": "?",
+                              "detail": f"cases {indices.start}..{indices.stop - 1}: rerun "
+                                        "them one by one with --case"}},
+            "hostile_max": 0.0, "done": 0, "built": 0}
 
 
 def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
     total: dict[str, Any] = {"stages": Counter(), "hows": Counter(), "defects": {},
                              "counts": Counter(), "times": [], "hostile_max": 0.0,
-                             "done": sum(p["done"] for p in parts)}
+                             "done": sum(p["done"] for p in parts),
+                             "built": sum(p["built"] for p in parts)}
     for part in parts:
         total["stages"].update(part["stages"])
         total["hows"].update(part["hows"])
@@ -87,10 +141,11 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
 def report(total: dict[str, Any], cases: int, seconds: float, seed: int) -> str:
     stages = total["stages"]
     reached = sum(stages[s] for s in ("shapes", "build", "ok"))
-    lines = [f"{cases:,} cases (seed {seed}) in {seconds:.0f} s: "
-             + ", ".join(f"{k} {v:,}" for k, v in sorted(total["hows"].items()))]
+    lines = [f"{cases:,} cases (seed {seed}) in {seconds:.0f} s, {cases / max(seconds, 1e-9):.1f}"
+             " cases/s: " + ", ".join(f"{k} {v:,}" for k, v in sorted(total["hows"].items()))]
     lines.append("stopped at: " + ", ".join(f"{s} {stages[s]:,}" for s in fuzzing.STAGES))
-    lines.append(f"reached shape inference: {reached:,} ({100 * reached / max(cases, 1):.1f}%)")
+    lines.append(f"reached shape inference: {reached:,} ({100 * reached / max(cases, 1):.1f}%); "
+                 f"built and run forward and backward on the CPU: {total['built']:,}")
     times = sorted(total["times"]) or [0.0]
     lines.append(f"time per case: median {1000 * times[len(times) // 2]:.1f} ms, "
                  f"max {times[-1]:.2f} s; over 5 s: {sum(t > 5 for t in times)}; "
@@ -131,7 +186,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--jobs", type=int, default=1, help="children at a time")
+    parser.add_argument("--batch", type=int, default=500, help="cases per forked child")
     parser.add_argument("--limit-s", type=float, default=5.0, help="time limit of one case")
     parser.add_argument("--minutes", type=float, default=0,
                         help="stop after this long and report the cases done (0: no limit)")
@@ -148,17 +204,16 @@ def main() -> int:
         for defect in outcome.defects:
             print("  ", *defect)
         return 1 if outcome.defects else 0
-    start = time.perf_counter()
     deadline = time.time() + args.minutes * 60 if args.minutes else float("inf")
-    jobs = [(args.seed, j, args.cases, args.jobs, args.limit_s, deadline)
-            for j in range(args.jobs)]
-    if args.jobs == 1:
-        parts = [work(jobs[0])]
-    else:
-        with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
-            parts = pool.map(work, jobs)
+    warm_up(args.seed)
+    start = time.perf_counter()  # the cases' time: the warm-up is paid once per campaign
+    parts = campaign(args.seed, args.cases, args.jobs, args.batch, args.limit_s, deadline)
     total = merge(parts)
     print(report(total, total["done"], time.perf_counter() - start, args.seed))
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = used.ru_utime + used.ru_stime
+    print(f"CPU time of the children: {cpu:.0f} s, {1000 * cpu / max(total['done'], 1):.1f} ms "
+          f"per case; load average at the end {os.getloadavg()[0]:.1f}")
     if args.out and total["defects"]:
         save_minimal(total, args.seed, args.out, args.limit_s)
         print(f"minimal specs in {args.out}")

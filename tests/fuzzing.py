@@ -21,8 +21,8 @@ once, minimised, by the campaign script.
 from __future__ import annotations
 
 import copy
-import io
 import json
+import math
 import random
 import re
 import signal
@@ -225,16 +225,303 @@ def to_text(data: Any, rng: random.Random) -> tuple[str, str]:
     if rng.random() < 0.5:
         return "case.json", json.dumps(data, indent=rng.choice([None, 2]), default=str,
                                        allow_nan=True)
-    from ruamel.yaml import YAML
+    return "case.yaml", to_yaml(data, rng.choice(["block", "flow", "mixed"])) + "\n"
 
-    out = io.StringIO()
-    yaml = YAML(typ="safe", pure=True)
-    yaml.default_flow_style = rng.choice([None, True, False])
-    try:
-        yaml.dump(data, out)
-    except Exception:
-        return "case.json", json.dumps(data, default=str)
-    return "case.yaml", out.getvalue()
+
+_PLAIN = re.compile(r"\$?[A-Za-z_][A-Za-z0-9_.]*")
+_YAML_WORDS = {"true", "false", "null", "yes", "no", "on", "off", "y", "n", "nan", "inf"}
+
+
+def _scalar(value: Any) -> str:
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return ".nan" if value != value else (".inf" if value > 0 else "-.inf")
+    if isinstance(value, int | float):
+        return repr(value)
+    text = str(value)
+    if _PLAIN.fullmatch(text) and text.lower() not in _YAML_WORDS:
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
+def to_yaml(data: Any, style: str, indent: str = "") -> str:
+    """YAML text of plain data: block style, flow style, or block with flow leaves ("mixed").
+    Written here (ruamel's pure-Python dumper was an eighth of a case's time)."""
+    leaf = not any(isinstance(v, dict | list) for v in
+                   (data.values() if isinstance(data, dict) else data)) \
+        if isinstance(data, dict | list) else True
+    if not isinstance(data, dict | list):
+        return _scalar(data)
+    if not data or style == "flow" or (style == "mixed" and leaf):
+        if isinstance(data, list):
+            return "[" + ", ".join(to_yaml(v, "flow") for v in data) + "]"
+        return "{" + ", ".join(f"{_scalar(k)}: {to_yaml(v, 'flow')}"
+                               for k, v in data.items()) + "}"
+    lines = []
+    items = data.items() if isinstance(data, dict) else ((None, v) for v in data)
+    for key, value in items:
+        head = f"{indent}- " if key is None else f"{indent}{_scalar(key)}:"
+        nested = isinstance(value, dict | list) and value and not (
+            style == "mixed" and not any(isinstance(v, dict | list) for v in (
+                value.values() if isinstance(value, dict) else value)))
+        if nested:
+            lines.append(head.rstrip() + "\n" + to_yaml(value, style, indent + "  "))
+        else:
+            lines.append(f"{head}{'' if key is None else ' '}{to_yaml(value, style)}")
+    return "\n".join(lines)
+
+
+# -- targeted mutations: one fault in a spec that otherwise holds ---------------------------
+
+
+def _typo(word: str, rng: random.Random) -> str:
+    if len(word) < 2:
+        return word + "x"
+    i = rng.randrange(len(word))
+    return rng.choice([word[:i] + word[i + 1:], word[:i] + word[i] * 2 + word[i + 1:],
+                       word.swapcase(), word[:-1]])
+
+
+def schema_values(schema: Any, rng: random.Random) -> list[Any]:
+    """Values around what a catalogue argument schema accepts: its bounds, its choices and a
+    typo of them, small lists; mostly valid, some just outside."""
+    if not isinstance(schema, dict):
+        return [None]
+    if "anyOf" in schema:
+        return schema_values(rng.choice(schema["anyOf"]), rng)
+    if "enum" in schema:
+        choices = list(schema["enum"])
+        return [*choices, *choices, _typo(str(rng.choice(choices)), rng)] if choices else [""]
+    kind = schema.get("type")
+    if kind == "integer":
+        least = schema.get("minimum", 0)
+        return [least, least, least + 1, least + 2, 3, 4, least - 1, 16, 2 ** 40]
+    if kind == "number":
+        return [0.0, 0.1, 0.5, 1.0, 0.9, -0.5, 1e-6, 2.0, 1e9]
+    if kind == "boolean":
+        return [True, False]
+    if kind == "string":
+        return ["auto", "none", "same", "mean", "sum", ""]
+    if kind == "array":
+        items = schema.get("items", {})
+        length = schema.get("minItems") or rng.choice([1, 2, 2, 3])
+        return [[rng.choice(schema_values(items, rng)) for _ in range(length)], []]
+    if kind == "null":
+        return [None]
+    return [None, 1, "auto"]
+
+
+class Targeted:
+    """Catalogue-driven mutations: each keeps the spec's structure and changes one thing a
+    user would change (an argument, a layer, a repeat, an input shape, a variable, a graph edge,
+    a block's argument, a training setting), so most cases get past the checker to the shape
+    pass, the build and the forward pass, where the verdicts are compared."""
+
+    def __init__(self, corpus: list[Any]) -> None:
+        from nnspec import catalogue
+
+        self.corpus = [d for d in corpus if isinstance(d, dict)]
+        self.layers = catalogue.layers()
+        self.entries = {**self.layers, **catalogue.ops()}
+        self.sections = {key: [d[key] for d in self.corpus if key in d]
+                         for key in ("data", "loss", "optimizer", "scheduler", "train", "input")}
+
+    def mutate(self, data: Any, rng: random.Random) -> Any:
+        data = copy.deepcopy(data)
+        for _ in range(4):  # a mutation that finds nothing to change leaves the spec as is
+            op = rng.choice(self.OPS)
+            if op(self, data, rng):
+                break
+        return data
+
+    def _sites(self, data: Any) -> list[tuple[dict[str, Any], str]]:
+        """(mapping, key) of every catalogue layer or op written as ``{Name: args}``."""
+        return [(node, key) for path in _paths(data) for node in [_get(data, path)]
+                if isinstance(node, dict) for key in node if key in self.entries]
+
+    def _unbare(self, data: Any, rng: random.Random) -> None:
+        """One layer written bare (``- ReLU``, ``bn1: BatchNorm2d``) as ``{Name: {}}``."""
+        bare = [(path[:-1], path[-1]) for path in _paths(data) if path
+                and isinstance(_get(data, path), str) and _get(data, path) in self.layers
+                and path[0] in ("model", "blocks")]
+        if bare:
+            parent, key = rng.choice(bare)
+            container = _get(data, parent)
+            container[key] = {container[key]: {}}
+
+    def arg_value(self, data: Any, rng: random.Random) -> bool:
+        if rng.random() < 0.3:
+            self._unbare(data, rng)
+        sites = [s for s in self._sites(data) if self.entries[s[1]].params]
+        if not sites:
+            return False
+        node, name = rng.choice(sites)
+        args = node[name] if isinstance(node[name], dict) else {}
+        params = self.entries[name].params
+        given = [p for p in args if p in params]
+        pname = rng.choice(given if given and rng.random() < 0.6 else list(params))
+        param = params[pname]
+        choices = schema_values(param.schema, rng)
+        if param.inferred:
+            choices += ["auto", "auto"]
+        args[pname] = copy.deepcopy(rng.choice(choices))
+        node[name] = args
+        return True
+
+    def drop_arg(self, data: Any, rng: random.Random) -> bool:
+        sites = [s for s in self._sites(data) if isinstance(s[0][s[1]], dict) and s[0][s[1]]]
+        if not sites:
+            return False
+        node, name = rng.choice(sites)
+        del node[name][rng.choice(list(node[name]))]
+        return True
+
+    def swap_layer(self, data: Any, rng: random.Random) -> bool:
+        """Another layer of the same family (Conv2d -> Conv1d, MaxPool2d -> AvgPool2d, ReLU ->
+        GELU), keeping the arguments it also takes."""
+        sites = [s for s in self._sites(data) if s[1] in self.layers]
+        if not sites:
+            return False
+        node, name = rng.choice(sites)
+        kin = [n for n in self.layers if n != name and self._kin(name, n)]
+        if not kin:
+            return False
+        new = rng.choice(kin)
+        args = node.pop(name)
+        keep = {k: v for k, v in args.items() if k in self.layers[new].params} \
+            if isinstance(args, dict) else None
+        node[new] = keep or None
+        return True
+
+    def _kin(self, name: str, other: str) -> bool:
+        """Same stem (Conv2d, Conv1d), same rank (MaxPool2d, AvgPool2d), or both need no
+        argument (ReLU, GELU, Flatten)."""
+        rank = re.compile(r"[123]d$")
+        if rank.sub("", name) == rank.sub("", other):
+            return True
+        if rank.search(name) and name[-2:] == other[-2:]:
+            return True
+        return not self.layers[name].required and not self.layers[other].required
+
+    def repeat(self, data: Any, rng: random.Random) -> bool:
+        sites = [node for node, _ in self._sites(data)] + [
+            _get(data, p) for p in _paths(data) if isinstance(_get(data, p), dict)
+            and "repeat" in _get(data, p)]
+        if not sites:
+            return False
+        node = rng.choice(sites)
+        value = rng.choice([0, 1, 2, 3, 4, 8, -1, "$depth", None])
+        if value is None:
+            node.pop("repeat", None)
+        else:
+            node["repeat"] = value
+        return True
+
+    def input_shape(self, data: Any, rng: random.Random) -> bool:
+        if not isinstance(data, dict) or "input" not in data:
+            return False
+        where, key = data, "input"
+        if isinstance(data["input"], dict):
+            keys = list(data["input"])
+            if not keys:
+                return False
+            where, key = data["input"], rng.choice(keys)
+            if key == "dtype":
+                data["input"]["dtype"] = rng.choice(["float32", "int64", "float64", "bool"])
+                return True
+            if isinstance(where[key], dict) and "shape" in where[key]:
+                where, key = where[key], "shape"
+        shape = where[key]
+        if not isinstance(shape, list):
+            return False
+        shape = list(shape)
+        i = rng.randrange(len(shape) + 1)
+        how = rng.randrange(5)
+        if how == 0:
+            shape.insert(i, rng.choice([1, 2, 3, 8]))
+        elif how == 1 and shape:
+            del shape[min(i, len(shape) - 1)]
+        elif shape:
+            j = min(i, len(shape) - 1)
+            size = shape[j] if isinstance(shape[j], int) else 4
+            shape[j] = rng.choice([1, 2, max(1, size // 2), size * 2, size + 1, 7])
+        where[key] = shape
+        return True
+
+    def variable(self, data: Any, rng: random.Random) -> bool:
+        found = data.get("vars") if isinstance(data, dict) else None
+        if not isinstance(found, dict) or not found:
+            return False
+        name = rng.choice(list(found))
+        found[name] = _nudge(found[name], rng) if rng.random() < 0.8 else rng.choice(
+            [1, 2, 3, 0.5, "x", None])
+        return True
+
+    def graph_edge(self, data: Any, rng: random.Random) -> bool:
+        """One node of a graph reads another node (or the input) than before."""
+        graphs = [_get(data, p) for p in _paths(data) if p and p[-1] == "graph"
+                  and isinstance(_get(data, p), dict)]
+        if not graphs:
+            return False
+        graph = rng.choice(graphs)
+        names = [n for n in graph if isinstance(graph[n], dict | str)]
+        if len(names) < 2:
+            return False
+        node = rng.choice(names)
+        other = rng.choice([*names, "input"])
+        if isinstance(graph[node], str):
+            graph[node] = {graph[node]: None}
+        value = graph[node]
+        op = next((k for k in value if k in self.entries and isinstance(value[k], list)), None)
+        if op is not None and value[op]:  # {add: [a, b]}: one of its inputs
+            value[op][rng.randrange(len(value[op]))] = other
+        elif rng.random() < 0.2:
+            value.pop("in", None)
+        else:
+            value["in"] = other if rng.random() < 0.7 else [other, rng.choice(names)]
+        return True
+
+    def block_use(self, data: Any, rng: random.Random) -> bool:
+        """A use of a block with one of its parameters changed or left out."""
+        blocks = data.get("blocks") if isinstance(data, dict) else None
+        if not isinstance(blocks, dict) or not blocks:
+            return False
+        uses = [(node, key) for path in _paths(data.get("model")) for node in
+                [_get(data["model"], path)] if isinstance(node, dict) for key in node
+                if key in blocks and isinstance(node[key], dict) and node[key]]
+        if not uses:
+            return False
+        node, name = rng.choice(uses)
+        pname = rng.choice(list(node[name]))
+        if rng.random() < 0.25:
+            del node[name][pname]
+        else:
+            node[name][pname] = _nudge(node[name][pname], rng)
+        return True
+
+    def training(self, data: Any, rng: random.Random) -> bool:
+        """A training section from another spec, or one of its settings nudged."""
+        key = rng.choice(["data", "loss", "optimizer", "scheduler", "train"])
+        donors = self.sections.get(key) or []
+        if rng.random() < 0.5 and donors:
+            data[key] = copy.deepcopy(rng.choice(donors))
+            return True
+        section = data.get(key)
+        if not isinstance(section, dict) or not section:
+            return False
+        leaves = [p for p in _paths(section) if p and not isinstance(_get(section, p),
+                                                                     dict | list)]
+        if not leaves:
+            return False
+        path = rng.choice(leaves)
+        _set(section, path, _nudge(_get(section, path), rng))
+        return True
+
+    OPS: ClassVar[list[Callable[[Targeted, Any, random.Random], bool]]] = [
+        arg_value, arg_value, arg_value, arg_value, drop_arg, swap_layer, swap_layer, repeat,
+        input_shape, input_shape, variable, graph_edge, graph_edge, block_use, block_use,
+        training]
 
 
 # -- byte-level mutations ------------------------------------------------------------------
@@ -288,26 +575,43 @@ class Case:
     text: str
 
 
+# How a case is made, by share of the cases: targeted (one catalogue-driven fault in a spec that
+# otherwise holds), mild (nudged values), structure (hostile values, scalar sections, grafts,
+# renamed keys) and bytes (the text itself).
+MIX = (("targeted", 0.40), ("mild", 0.20), ("structure", 0.22), ("bytes", 0.18))
+
+
 class Generator:
     def __init__(self, seed: int, specs: list[tuple[str, str]] | None = None) -> None:
         self.seed = seed
         self.specs = specs if specs is not None else shipped_specs()
         self.data = [parse(text) for _, text in self.specs]
         self.mutator = Mutator(self.data)
+        self.targeted = Targeted(self.data)
 
     def case(self, index: int) -> Case:
         rng = random.Random(f"{self.seed}:{index}")
         k = rng.randrange(len(self.specs))
         name, text = self.specs[k]
         count = rng.choice([1, 1, 1, 1, 2, 3])
-        how = rng.random()
-        if how < 0.8 and self.data[k] is not None:
-            mild = how < 0.45
-            mutated = self.mutator.mutate(self.data[k], rng, count, mild=mild)
+        how = _choose(rng.random())
+        if how != "bytes" and self.data[k] is not None:
+            if how == "targeted":
+                mutated = self.targeted.mutate(self.data[k], rng)
+            else:
+                mutated = self.mutator.mutate(self.data[k], rng, count, mild=how == "mild")
             file, out = to_text(mutated, rng)
-            return Case(index, name, "mild" if mild else "structure", file, out)
+            return Case(index, name, how, file, out)
         texts = [t for _, t in self.specs]
         return Case(index, name, "bytes", "case.yaml", byte_mutate(text, rng, count, texts))
+
+
+def _choose(draw: float) -> str:
+    for how, share in MIX:
+        if draw < share:
+            return how
+        draw -= share
+    return MIX[-1][0]
 
 
 # -- running a case through nnspec -----------------------------------------------------------
@@ -318,6 +622,8 @@ class Outcome:
     stage: str  # the last stage the case passed into: load, check, resolve, shapes, build, ok
     defects: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, key, detail)
     seconds: float = 0.0
+    macs: int | None = None  # per sample, from the summary
+    built: bool = False  # the CPU forward and backward pass ran
 
 
 class Slow(BaseException):
@@ -361,8 +667,9 @@ class Probe:
     """Runs one case through nnspec; every call returns an Outcome."""
 
     def __init__(self, max_params: int = 1_000_000, limit_s: float = 5.0,
-                 run_forward: bool = True) -> None:
+                 run_forward: bool = True, max_macs: int = 20_000_000) -> None:
         self.max_params = max_params
+        self.max_macs = max_macs  # per sample: a bigger model's CPU pass is left out
         self.limit_s = limit_s
         self.run_forward = run_forward
 
@@ -379,28 +686,47 @@ class Probe:
         return out
 
     def _run(self, file: str, text: str, out: Outcome) -> None:
-        verdict = self._validate(file, text, out, shapes=True)
-        loose = self._validate(file, text, out, shapes=False)
-        if verdict is True and loose is False:
+        doc = self._load(file, text, out)  # every command reads the text alike: read it once
+        if doc is None:
+            return
+        verdict = self._validate(doc, out, shapes=True)
+        accepted = None if verdict is None or verdict is False else verdict
+        loose = self._validate(doc, out, shapes=False)
+        if accepted is not None and loose is False:
             out.defects.append(("disagree", "validate --no-shapes refuses, shapes-on accepts",
                                 ""))
-        graph = self._pipeline(file, text, out)
-        if verdict is True and graph is None and out.stage != "ok":
-            out.defects.append(("disagree", f"validate accepts, {out.stage} refuses",
-                                out.defects[-1][2] if out.defects else ""))
+        # compile, summary and graph run check, resolve and infer, as validate does: on a spec
+        # validate accepted they would repeat its work to the same graph (check is check_partial
+        # raising its problems), so they are run to find their own verdict only on the rest
+        graph = accepted if accepted is not None else self._pipeline(doc, out)
+        if accepted is not None:
+            out.stage = "build"
         if graph is not None:
             self._views(graph, out)
-        if verdict is True and graph is not None:
+        if accepted is not None:
             self._build(graph, out)
 
-    def _validate(self, file: str, text: str, out: Outcome, shapes: bool) -> bool | None:
-        from nnspec import api
+    def _load(self, file: str, text: str, out: Outcome) -> Any:
         from nnspec.errors import NnspecError
         from nnspec.lang.loader import loads
 
         try:
-            api.validate(loads(text, file), shapes=shapes)
-            return True
+            return loads(text, file)
+        except NnspecError as exc:
+            self._raw(exc, out)
+        except Slow:
+            raise
+        except BaseException as exc:
+            self._crash(exc, out, "load")
+        return None
+
+    def _validate(self, doc: Any, out: Outcome, shapes: bool) -> Any:
+        """The graph validate returns, False if it refuses the spec, None if it crashed."""
+        from nnspec import api
+        from nnspec.errors import NnspecError
+
+        try:
+            return api.validate(doc, shapes=shapes)
         except NnspecError as exc:
             self._raw(exc, out)
             return False
@@ -410,16 +736,13 @@ class Probe:
             self._crash(exc, out, "validate" if shapes else "validate --no-shapes")
             return None
 
-    def _pipeline(self, file: str, text: str, out: Outcome) -> Any:
+    def _pipeline(self, doc: Any, out: Outcome) -> Any:
         from nnspec.compiler.resolve import resolve
         from nnspec.compiler.shapes import infer
         from nnspec.errors import NnspecError
         from nnspec.lang.checker import check
-        from nnspec.lang.loader import loads
 
         try:
-            out.stage = "load"
-            doc = loads(text, file)
             out.stage = "check"
             spec = check(doc)
             out.stage = "resolve"
@@ -440,9 +763,14 @@ class Probe:
         from nnspec.compiler.emit.emitter import emit
         from nnspec.errors import NnspecError
         from nnspec.views.diagram import render_diagram
-        from nnspec.views.summary import render_summary
+        from nnspec.views.summary import format_summary, summarise
 
-        for name, view in (("emit", emit), ("summary", render_summary),
+        def summary(g: Any) -> str:
+            found = summarise(g)
+            out.macs = found.macs  # what the CPU pass would cost, per sample
+            return format_summary(found)
+
+        for name, view in (("emit", emit), ("summary", summary),
                            ("graph", lambda g: render_diagram(g, "mermaid"))):
             try:
                 view(graph)
@@ -456,12 +784,15 @@ class Probe:
                 self._crash(exc, out, name)
 
     def _build(self, graph: Any, out: Outcome) -> None:
-        if graph.params is not None and graph.params > self.max_params:
-            out.stage = "ok"
+        if (graph.params is not None and graph.params > self.max_params) or \
+                out.macs is None or out.macs > self.max_macs or \
+                activations(graph.root) > self.max_macs:
+            out.stage = "ok"  # too big to run here: validate's verdict stands unchecked
             return
         try:
             forward_backward(graph, self.run_forward)
             out.stage = "ok"
+            out.built = True
         except Slow:
             raise
         except BaseException as exc:
@@ -483,6 +814,22 @@ class Probe:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0][:300] if text else ''}"
+
+
+def activations(net: Any) -> int:
+    """Elements of every value a sample makes on its way through ``net`` (what the CPU pass
+    holds for the backward pass): layers that count no MACs can still be costly."""
+    from nnspec.compiler.ir import Net, TensorInfo
+
+    total = 0
+    for node in net.nodes:
+        if isinstance(node.body, Net):
+            total += activations(node.body)
+        outs = node.out if isinstance(node.out, tuple) else (node.out,)
+        for value in outs:
+            if isinstance(value, TensorInfo):
+                total += math.prod(value.shape)
+    return total
 
 
 def forward_backward(graph: Any, backward: bool = True, batch: int = 2) -> None:

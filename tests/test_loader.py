@@ -95,6 +95,14 @@ def test_json_is_recognised_by_content_too() -> None:
         loader.loads('{"nnspec": 1,}', "spec.txt")
 
 
+def test_a_yaml_file_in_flow_style_is_yaml() -> None:
+    """A .yaml file starting with '{' was read as JSON: 'invalid JSON: Expecting property name
+    enclosed in double quotes' for valid YAML (found by the fuzzer's flow-style cases)."""
+    doc = loader.loads("{nnspec: 1, input: [4], model: [ReLU]}\n", "s.yaml")
+    assert doc.data == {"nnspec": 1, "input": [4], "model": ["ReLU"]}
+    assert doc.locate(("model", 0)) == Location("s.yaml", 1, 33)
+
+
 def test_yaml_only_syntax_in_a_json_file_is_refused() -> None:
     with pytest.raises(SpecError, match="invalid JSON"):
         loader.loads("nnspec: 1\nmodel: [ReLU]\n", "s.json")

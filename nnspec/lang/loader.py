@@ -122,11 +122,14 @@ def _decode(data: bytes, name: str, max_bytes: int) -> str:
 
 
 def loads(text: str, file: str = "<text>", *, max_bytes: int | None = None) -> Document:
-    """Load a spec from text; JSON if the file name ends in .json or the text starts with '{'."""
+    """Load a spec from text: JSON if the file name ends in .json, YAML if it ends in .yaml or
+    .yml (a flow mapping ``{nnspec: 1, ...}`` is YAML too), else JSON if the text starts with
+    '{' or '['."""
     max_bytes = max_bytes or limits.current().max_bytes
     if len(text.encode("utf-8", "surrogatepass")) > max_bytes:
         raise _fail(file, 1, 1, (), f"input is over the {max_bytes}-byte limit", _TOO_BIG_HINT)
-    is_json = file.endswith(".json") or text.lstrip().startswith(("{", "["))
+    is_json = file.endswith(".json") or (not file.endswith((".yaml", ".yml")) and
+                                         text.lstrip().startswith(("{", "[")))
     if is_json:
         _check_json(text, file)
     doc = _EventReader(text, file, json_mode=is_json).read()
