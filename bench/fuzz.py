@@ -199,6 +199,7 @@ def main() -> int:
         case = fuzzing.Generator(args.seed).case(args.case)
         if args.show:
             print(f"--- {case.file} ({case.how} of {case.source})\n{case.text}\n---")
+        warm_up(args.seed)  # as in the campaign: torch's first imports are not the case's time
         outcome = fuzzing.Probe(limit_s=args.limit_s)(case.file, case.text)
         print(f"stage {outcome.stage}, {outcome.seconds:.3f} s")
         for defect in outcome.defects:

@@ -62,6 +62,13 @@ REFUSED = {
                                "num_embeddings"),
     "GELU approximate 'anh'": ("nnspec: 1\ninput: [4]\nmodel: [{GELU: {approximate: anh}}]\n",
                                "3:", "expected one of 'none', 'tanh', found 'anh'"),
+    "MaxPool2d kernel_size []": ("nnspec: 1\ninput: [1, 8, 8]\nmodel: [{MaxPool2d: "
+                                 "{kernel_size: []}}]\n", "3:",
+                                 "expected an integer or a list of 2 integers, found a list of 0"),
+    "MaxPool1d stride [2, 2]": ("nnspec: 1\ninput: [1, 8]\nmodel: [{MaxPool1d: "
+                                "{kernel_size: 2, stride: [2, 2]}}]\n", "3:",
+                                "expected an integer or a list of 1 integer or null, found a "
+                                "list of 2"),
     "chunk dim out of range": ("nnspec: 1\ninput: [4]\nmodel: [{chunk: {chunks: 2, dim: 2}}, "
                                "{getitem: 0}]\n", "3:", "chunk dim 2 is out of range"),
 }

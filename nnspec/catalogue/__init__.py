@@ -96,7 +96,7 @@ def _entry(kind: str, name: str, info: dict[str, Any]) -> Entry:
         params = {pname: Param(pname, p["schema"], "default" not in p, p.get("default"))
                   for pname, p in info["params"].items()}
         return Entry(name, kind, info["doc"], params)
-    from nnspec.catalogue.layer_traits import CHOICES, LAYERS, MINIMUMS
+    from nnspec.catalogue.layer_traits import CHOICES, LAYERS, MINIMUMS, SPATIAL_ARGS
 
     traits = LAYERS.get(name, PLAIN)
     params = {}
@@ -105,6 +105,8 @@ def _entry(kind: str, name: str, info: dict[str, Any]) -> Entry:
         schema = p["schema"] if least is None else at_least(p["schema"], least)
         if pname in CHOICES:
             schema = one_of(schema, CHOICES[pname])
+        if pname in SPATIAL_ARGS and traits.spatial:
+            schema = sized(schema, traits.spatial)
         params[pname] = Param(pname, schema, "default" not in p, p.get("default"),
                               traits.inferred.get(pname) or inferred_rule(pname))
     return Entry(name, kind, info["doc"], params, traits, info.get("module", "torch.nn"))
@@ -119,6 +121,16 @@ def at_least(schema: Mapping[str, Any], least: int) -> dict[str, Any]:
         out["items"] = at_least(out["items"], least)
     if "anyOf" in out:
         out["anyOf"] = [at_least(part, least) for part in out["anyOf"]]
+    return out
+
+
+def sized(schema: Mapping[str, Any], count: int) -> dict[str, Any]:
+    """``schema`` with its lists (alone or in an anyOf) of exactly ``count`` items."""
+    out = dict(schema)
+    if out.get("type") == "array":
+        out["minItems"] = out["maxItems"] = count
+    if "anyOf" in out:
+        out["anyOf"] = [sized(part, count) for part in out["anyOf"]]
     return out
 
 

@@ -40,6 +40,7 @@ class Traits:
     token_ids: bool = False  # takes integer ids (Embedding), so a float input gets that hint
     inferred: Mapping[str, str] = field(default_factory=dict)  # INFERRED_ARGS, for this layer
     minimums: Mapping[str, int] = field(default_factory=dict)  # MINIMUMS, for this layer
+    spatial: int = 0  # its sizes per spatial dimension (SPATIAL_ARGS) are lists of this many
     macs: bool = True  # counts its weights as torchinfo does; False: applied functionally
     mismatch_hint: Callable[[str, Any, tuple[int, ...]], str | None] | None = None
     code: OpCode | None = None  # ops: how they run, trace and are written as Python

@@ -40,6 +40,11 @@ MINIMUMS: dict[str, int] = {
 }
 _PADDED = {"padding": 0, "output_padding": 0}
 
+# The arguments that give one size per spatial dimension: a list of them holds exactly as many
+# as the layer's Traits.spatial (torch's max_pool2d refuses a kernel_size of [] or [2, 2, 2]
+# that its annotation allows and the meta device accepts).
+SPATIAL_ARGS = frozenset({"kernel_size", "stride", "padding", "dilation", "output_padding"})
+
 # The values torch accepts for a string argument of this name, where torch checks them only in
 # the kernel (so the meta device accepts a typo the CPU refuses): the schema and the checker
 # refuse anything else.
@@ -57,11 +62,12 @@ def _same(*ranks: int) -> Traits:
 
 def _conv(dims: int, transposed: bool = False) -> Traits:
     return Traits(check=rules.conv_rank(dims), shape=rules.conv(dims, transposed=transposed),
-                  minimums=_PADDED)
+                  minimums=_PADDED, spatial=dims)
 
 
 def _pool(dims: int) -> Traits:
-    return Traits(check=rules.spatial_rank(dims), shape=rules.pool(dims), minimums=_PADDED)
+    return Traits(check=rules.spatial_rank(dims), shape=rules.pool(dims), minimums=_PADDED,
+                  spatial=dims)
 
 
 def _adaptive(dims: int) -> Traits:

@@ -457,6 +457,8 @@ def describe(schema: Any) -> str:
     if kind == "array":
         n = schema.get("minItems") if schema.get("minItems") == schema.get("maxItems") else None
         item = describe(schema.get("items", {})).removeprefix("an ").removeprefix("a ")
+        if n == 1:
+            return f"a list of 1 {item}"
         return f"a list of {n} {item}s" if n else f"a list of {item}s"
     words = {"integer": "an integer", "number": "a number", "boolean": "true or false",
              "string": "a string", "object": "a mapping", "null": "null"}
