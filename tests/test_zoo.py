@@ -24,6 +24,7 @@ from nnspec.views.summary import summarise
 from tests.conftest import ROOT, SPECS
 from tests.parity import inferred
 
+_BN_TF = ("vars.bn_eps=0.001", "vars.bn_momentum=0.01")  # efficientnet_b5 to b7's batch norm
 # torchvision builder -> (spec in specs/, vars overrides that make this size of it)
 ZOO: dict[str, tuple[str, tuple[str, ...]]] = {
     "alexnet": ("alexnet", ()),
@@ -55,6 +56,26 @@ ZOO: dict[str, tuple[str, tuple[str, ...]]] = {
     "shufflenet_v2_x2_0": ("shufflenet_v2_x1_0", ("vars.stage2=244", "vars.stage3=488",
                                                   "vars.stage4=976", "vars.last_channel=2048")),
     "efficientnet_b0": ("efficientnet_b0", ()),
+    "efficientnet_b1": ("efficientnet_b0", ("vars.depth_mult=1.1",)),
+    "efficientnet_b2": ("efficientnet_b0", ("vars.width_mult=1.1", "vars.depth_mult=1.2",
+                                            "vars.dropout=0.3")),
+    "efficientnet_b3": ("efficientnet_b0", ("vars.width_mult=1.2", "vars.depth_mult=1.4",
+                                            "vars.dropout=0.3")),
+    "efficientnet_b4": ("efficientnet_b0", ("vars.width_mult=1.4", "vars.depth_mult=1.8",
+                                            "vars.dropout=0.4")),
+    "efficientnet_b5": ("efficientnet_b0", ("vars.width_mult=1.6", "vars.depth_mult=2.2",
+                                            "vars.dropout=0.4", *_BN_TF)),
+    "efficientnet_b6": ("efficientnet_b0", ("vars.width_mult=1.8", "vars.depth_mult=2.6",
+                                            "vars.dropout=0.5", *_BN_TF)),
+    "efficientnet_b7": ("efficientnet_b0", ("vars.width_mult=2.0", "vars.depth_mult=3.1",
+                                            "vars.dropout=0.5", *_BN_TF)),
+    "efficientnet_v2_s": ("efficientnet_v2_s", ()),
+    "efficientnet_v2_m": ("efficientnet_v2_s", (
+        "vars.channels=[24, 24, 48, 80, 160, 176, 304, 512]",
+        "vars.depths=[3, 5, 5, 7, 14, 18, 5]", "vars.dropout=0.3")),
+    "efficientnet_v2_l": ("efficientnet_v2_s", (
+        "vars.channels=[32, 32, 64, 96, 192, 224, 384, 640]",
+        "vars.depths=[4, 7, 7, 10, 19, 25, 7]", "vars.dropout=0.4")),
     "resnet34": ("resnet18", ("vars.layers=[3, 4, 6, 3]",)),
     "resnet101": ("resnet50", ("vars.layers=[3, 4, 23, 3]",)),
     "resnet152": ("resnet50", ("vars.layers=[3, 8, 36, 3]",)),
@@ -87,7 +108,8 @@ ZOO: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 # over 100 M parameters: keys and shapes on the meta device
 LARGE = {"vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn",
-         "wide_resnet101_2", "convnext_large", "vit_l_16", "vit_l_32", "vit_h_14"}
+         "wide_resnet101_2", "convnext_large", "efficientnet_v2_l", "vit_l_16", "vit_l_32",
+         "vit_h_14"}
 INPUT_SIDE = {"inception_v3": 299}  # torchvision's input size; 224 for the others
 
 
@@ -135,6 +157,19 @@ def test_large_zoo_spec_has_torchvision_keys_shapes_and_parameter_count(name: st
     expected = {k: v.shape for k, v in reference.state_dict().items()}
     assert {k: v.shape for k, v in ours.state_dict().items()} == expected
     ours.load_state_dict(reference.state_dict(), strict=True, assign=True)
+
+
+@pytest.mark.parametrize("name", ["efficientnet_b1", "efficientnet_b5", "efficientnet_v2_m"])
+def test_efficientnet_sizes_have_torchvisions_dropout_depth_and_norm_settings(name: str) -> None:
+    """What a state_dict does not hold: each block's stochastic depth probability (over the
+    global block index), the classifier's dropout, batch norm's eps and momentum."""
+    with torch.device("meta"):
+        reference = dict(_torchvision(name).named_modules())
+    ours = dict(_ours(name)[0].named_modules())
+    kinds = (torchvision.ops.StochasticDepth, nn.BatchNorm2d, nn.Dropout)
+    compared = [n for n, m in ours.items() if isinstance(m, kinds)]
+    assert len(compared) > 80
+    assert [repr(ours[n]) for n in compared] == [repr(reference[n]) for n in compared]
 
 
 # the same architectures as other specs' overrides (docs/zoo.md, "Sizes")
