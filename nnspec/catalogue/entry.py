@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from nnspec.catalogue.macs import MacsRule
     from nnspec.catalogue.shape_rules import Check, ShapeRule
     from nnspec.catalogue.tensor_ops import OpCode
 
@@ -41,10 +42,13 @@ class Traits:
     inferred: Mapping[str, str] = field(default_factory=dict)  # INFERRED_ARGS, for this layer
     minimums: Mapping[str, int] = field(default_factory=dict)  # MINIMUMS, for this layer
     spatial: int = 0  # its sizes per spatial dimension (SPATIAL_ARGS) are lists of this many
-    macs: bool = True  # counts its weights as torchinfo does; False: applied functionally
+    # MACs of one sample from the module and its output shape (catalogue/macs.py); None: its
+    # children's, or, without children, its weights once per sample (torchinfo's rule)
+    macs: MacsRule | None = None
     mismatch_hint: Callable[[str, Any, tuple[int, ...]], str | None] | None = None
     code: OpCode | None = None  # ops: how they run, trace and are written as Python
-    # ops that multiply (matmul, attention): MACs per sample from (kwargs, inputs, output)
+    # MACs per sample from (kwargs, inputs, output), where the input shapes decide them: ops
+    # that multiply (matmul, attention), and MultiheadAttention (keys of another length)
     count: Callable[[dict[str, Any], list[Any], Any], int] | None = None
     hint: str | None = None  # ops: what to do when torch refuses the inputs
 

@@ -8,6 +8,7 @@ meta device and takes one input.  Adding a layer that needs a rule is adding one
 
 from __future__ import annotations
 
+from nnspec.catalogue import macs
 from nnspec.catalogue import shape_rules as rules
 from nnspec.catalogue.entry import Traits
 
@@ -62,7 +63,7 @@ def _same(*ranks: int) -> Traits:
 
 def _conv(dims: int, transposed: bool = False) -> Traits:
     return Traits(check=rules.conv_rank(dims), shape=rules.conv(dims, transposed=transposed),
-                  minimums=_PADDED, spatial=dims)
+                  minimums=_PADDED, spatial=dims, macs=macs.per_position)
 
 
 def _pool(dims: int) -> Traits:
@@ -79,7 +80,10 @@ LAYERS: dict[str, Traits] = {
         ("CELU", "ELU", "GELU", "Hardshrink", "Hardsigmoid", "Hardswish", "Hardtanh", "LeakyReLU",
          "LogSigmoid", "Mish", "PReLU", "RReLU", "ReLU", "ReLU6", "SELU", "SiLU", "Sigmoid",
          "Softplus", "Softshrink", "Softsign", "Tanh", "Tanhshrink", "Threshold", "Identity",
-         "Dropout", "AlphaDropout", "FeatureAlphaDropout", "LayerNorm", "RMSNorm"), _SAME),
+         "Dropout", "AlphaDropout", "FeatureAlphaDropout"), _SAME),
+    # layers of the last dimension: their weights apply at every position of the others
+    **dict.fromkeys(("LayerNorm", "RMSNorm"), Traits(shape=rules.same_shape(),
+                                                     macs=macs.per_token)),
     "BatchNorm1d": _same(1, 2), "BatchNorm2d": _same(3), "BatchNorm3d": _same(4),
     "InstanceNorm1d": _same(2), "InstanceNorm2d": _same(3), "InstanceNorm3d": _same(4),
     "Dropout1d": _same(2), "Dropout2d": _same(3), "Dropout3d": _same(4),
@@ -98,21 +102,24 @@ LAYERS: dict[str, Traits] = {
     "Unfold": Traits(check=rules.sample_rank(3), minimums=_PADDED),
     "Conv2dNormActivation": Traits(minimums=_PADDED),
     "Conv3dNormActivation": Traits(minimums=_PADDED),
-    "Linear": Traits(shape=rules.linear, mismatch_hint=rules.flatten_hint),
+    "Linear": Traits(shape=rules.linear, mismatch_hint=rules.flatten_hint, macs=macs.per_token),
     "Flatten": Traits(shape=rules.flatten),
-    "Bilinear": _TWO, "CosineSimilarity": _TWO, "PairwiseDistance": _TWO,
+    "Bilinear": Traits(inputs=(2, 2), macs=macs.per_token), "CosineSimilarity": _TWO,
+    "PairwiseDistance": _TWO,
     "RNN": _SEQUENCE, "LSTM": _SEQUENCE, "GRU": _SEQUENCE, "TransformerEncoderLayer": _SEQUENCE,
     "TransformerDecoderLayer": _SEQUENCE_PAIR, "Transformer": _SEQUENCE_PAIR,
-    # one input is self-attention (query = key = value); its projection weights are applied
-    # functionally, so torchinfo (and the summary) count no MACs for them
+    # one input is self-attention (query = key = value); torchinfo counts no MACs for it (it
+    # applies its weights functionally), the summary counts projections and products
     "MultiheadAttention": Traits(inputs=(1, 3), repeat_input=3, batch_first=True,
-                                 check=rules.sequence_rank, macs=False),
+                                 check=rules.sequence_rank, macs=macs.self_attention,
+                                 count=macs.attention_count),
     "Softmax": Traits(check=rules.explicit_dim), "LogSoftmax": Traits(check=rules.explicit_dim),
     "Softmin": Traits(check=rules.explicit_dim),
     "Softmax2d": Traits(check=rules.sample_rank(3)),
     "PixelShuffle": Traits(check=rules.sample_rank(3, at_least=True)),
     "PixelUnshuffle": Traits(check=rules.sample_rank(3, at_least=True)),
-    "Embedding": Traits(token_ids=True), "EmbeddingBag": Traits(token_ids=True),
+    "Embedding": Traits(token_ids=True, macs=macs.lookup),
+    "EmbeddingBag": Traits(token_ids=True),
     # torchvision.ops
     "MLP": Traits(inferred={"in_channels": "features"}),  # Linear layers: the last dimension
     "Permute": Traits(check=rules.permutation("dims"), shape=rules.permuted("dims")),

@@ -171,7 +171,9 @@ class _Inferrer:
         result = self.run(node, layer.op, kwargs, tensors, sources)
         if result is None:
             return node
-        return node.with_(body=replace(layer, kwargs=kwargs), out=result)
+        counter = catalogue.layers()[layer.op].traits.count  # MACs from the input shapes
+        return node.with_(body=replace(layer, kwargs=kwargs), out=result,
+                          macs=counter(kwargs, tensors, result) if counter else None)
 
     def free_tensor(self, node: Node, layer: Layer) -> Node:
         """A parameter or buffer: its whole shape, no batch; a parameter counts its size."""
@@ -184,12 +186,13 @@ class _Inferrer:
 
     def op(self, node: Node, layer: Layer, inputs: list[Value], sources: list[str]) -> Node:
         key = _memo_key(layer.op, layer.kwargs, inputs)
-        if key is not None and key in self.memo:
-            return node.with_(out=self.memo[key][1])
+        if key is not None and key in self.memo:  # an op memoises its MACs, not parameters
+            macs, known = self.memo[key]
+            return node.with_(out=known, macs=macs)
         done = self.op_once(node, layer, inputs, sources)
         out = done.out
         if key is not None and out is not None and done is not node:
-            self.memo[key] = (0, out)
+            self.memo[key] = (done.macs or 0, out)
         return done
 
     def op_once(self, node: Node, layer: Layer, inputs: list[Value],

@@ -4,21 +4,15 @@ Counted from the inferred graph: shapes are already on every node, and each laye
 the ``meta`` device to count its parameters, so no weights are allocated and a 10^11-parameter
 spec is summarised as quickly as a small one.
 
-MACs follow torchinfo's definition, so the two tools agree (tests/test_summary.py holds
-torchinfo as the oracle).  torchinfo estimates MACs from parameters, not from arithmetic:
-
-* a convolution's ``weight`` and ``bias`` count once per output position;
-* any other layer's ``weight`` and ``bias`` count once per sample (a ``Linear`` applied to a
-  sequence counts once, not once per token; norms and embeddings count their parameters);
-* other weights (``weight_ih_l0`` of RNN/LSTM/GRU) count once per step of the first two output
-  dimensions;
-* layers without parameters (activations, pooling, most graph ops) count zero;
-* ops that multiply tensors (``matmul``, ``einsum``, ``scaled_dot_product_attention``) count
-  their multiply-adds, which torchinfo does not see: there torch.utils.flop_counter is the
-  oracle (its FLOPs / 2);
-* a layer made of layers (``TransformerEncoderLayer``) counts its parts; the projections of a
-  ``MultiheadAttention`` count zero, because torchinfo only counts modules with no children
-  that it sees run, and attention applies those weights functionally.
+MACs are counted by each layer's catalogue entry (``Traits.macs``, nnspec/catalogue/macs.py):
+a layer's weights count once for every position they are applied at (a convolution at every
+output position, a ``Linear`` or ``LayerNorm`` at every token of a sequence), ops that multiply
+tensors (``matmul``, ``einsum``, ``scaled_dot_product_attention``) and ``MultiheadAttention``
+count their products from their input shapes (``Traits.count``), and layers without weights,
+and graph ops that only add, count zero.  For convolutional networks this is torchinfo's count
+(tests/test_summary.py holds torchinfo as the oracle); for attention networks and layers on
+sequences, torch.utils.flop_counter (FLOPs / 2) is the oracle, which leaves out biases and
+norms: the two differ by those, a fraction of a percent.
 """
 
 from __future__ import annotations
@@ -30,6 +24,7 @@ from math import prod
 from typing import TYPE_CHECKING
 
 from nnspec import catalogue, plugins
+from nnspec.catalogue.macs import MacsRule, once
 from nnspec.compiler.ir import Graph, Layer, Net, Node, TensorInfo, Value, show
 
 if TYPE_CHECKING:
@@ -116,6 +111,7 @@ def _layer_row(node: Node, layer: Layer, name: str, depth: int) -> Row:
     if layer.kind == "tensor":
         return _tensor_row(node, layer, name, depth)
     params, trainable, macs, size = _layer_counts(layer, _first_shape(node.out))
+    macs = node.macs if node.macs is not None else macs  # counted from the inputs' shapes
     return Row(name, depth, layer.op, show(node.out), params=params, trainable=trainable,
                macs=macs, param_bytes=size, container=False)
 
@@ -160,31 +156,24 @@ def _meta_module(layer: Layer) -> nn.Module:
 
 
 def module_macs(module: nn.Module, out_shape: tuple[int, ...]) -> int:
-    """torchinfo's multiply-accumulates of one module for one sample of ``out_shape``."""
-    if not _counts_macs(type(module)):
-        return 0  # weights applied functionally: torchinfo never sees a leaf run
+    """The multiply-accumulates of one module for one sample of ``out_shape``: its catalogue
+    entry's rule, else its children's, else its weights once (torchinfo's rule)."""
+    rule = _macs_rule(type(module))
+    if rule is not None:
+        return rule(module, out_shape)
     children = list(module.children())
     if children:
         return sum(module_macs(child, out_shape) for child in children)
-    size = [1, *out_shape]
-    conv = "Conv" in type(module).__name__
-    total = 0
-    for pname, param in module.named_parameters():
-        count = param.numel()
-        if pname in ("weight", "bias"):
-            total += count * (prod(size[:1] + size[2:]) if conv else size[0])
-        elif "weight" in pname or "bias" in pname:
-            total += count * prod(size[:2])
-    return total
+    return once(module, out_shape)
 
 
-def _counts_macs(cls: type) -> bool:
-    """The catalogue's word on a module class (or the layer it derives from) for MACs."""
+def _macs_rule(cls: type) -> MacsRule | None:
+    """The catalogue entry's MACs rule for a module class (or the layer it derives from)."""
     entries = catalogue.layers()
     for base in cls.__mro__:
         if base.__name__ in entries:
             return entries[base.__name__].traits.macs
-    return True
+    return None
 
 
 def _first_shape(value: Value | None) -> tuple[int, ...]:
