@@ -10,13 +10,18 @@ device; below it, outputs too (batch 1, one torchvision model per builder).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import warnings
+from collections.abc import Iterator
+from typing import Any
+from unittest import mock
 
 import pytest
 import torch
 import torchvision
 from torch import nn
+from torchvision.models.regnet import BlockParams
 
 import nnspec
 from nnspec.compiler.build import build
@@ -98,6 +103,49 @@ ZOO: dict[str, tuple[str, tuple[str, ...]]] = {
     "convnext_large": ("convnext_tiny", ("vars.depths=[3, 3, 27, 3]",
                                          "vars.widths=[192, 384, 768, 1536]")),
     "vit_b_16": ("vit_b_16", ()),
+    "regnet_y_400mf": ("regnet_y_400mf", ()),
+    "regnet_y_800mf": ("regnet_y_400mf", ("vars.depths=[1, 3, 8, 2]",
+                                          "vars.widths=[64, 144, 320, 784]",
+                                          "vars.group_width=16")),
+    "regnet_y_1_6gf": ("regnet_y_400mf", ("vars.depths=[2, 6, 17, 2]",
+                                          "vars.widths=[48, 120, 336, 888]",
+                                          "vars.group_width=24")),
+    "regnet_y_3_2gf": ("regnet_y_400mf", ("vars.depths=[2, 5, 13, 1]",
+                                          "vars.widths=[72, 216, 576, 1512]",
+                                          "vars.group_width=24")),
+    "regnet_y_8gf": ("regnet_y_400mf", ("vars.depths=[2, 4, 10, 1]",
+                                        "vars.widths=[224, 448, 896, 2016]",
+                                        "vars.group_width=56")),
+    "regnet_y_16gf": ("regnet_y_400mf", ("vars.depths=[2, 4, 11, 1]",
+                                         "vars.widths=[224, 448, 1232, 3024]",
+                                         "vars.group_width=112")),
+    "regnet_y_32gf": ("regnet_y_400mf", ("vars.depths=[2, 5, 12, 1]",
+                                         "vars.widths=[232, 696, 1392, 3712]",
+                                         "vars.group_width=232")),
+    "regnet_y_128gf": ("regnet_y_400mf", ("vars.depths=[2, 7, 17, 1]",
+                                          "vars.widths=[528, 1056, 2904, 7392]",
+                                          "vars.group_width=264")),
+    "regnet_x_400mf": ("regnet_y_400mf", ("vars.depths=[1, 2, 7, 12]",
+                                          "vars.widths=[32, 64, 160, 400]", "vars.group_width=16",
+                                          "vars.se_ratio=0")),
+    "regnet_x_800mf": ("regnet_y_400mf", ("vars.depths=[1, 3, 7, 5]",
+                                          "vars.widths=[64, 128, 288, 672]", "vars.group_width=16",
+                                          "vars.se_ratio=0")),
+    "regnet_x_1_6gf": ("regnet_y_400mf", ("vars.depths=[2, 4, 10, 2]",
+                                          "vars.widths=[72, 168, 408, 912]", "vars.group_width=24",
+                                          "vars.se_ratio=0")),
+    "regnet_x_3_2gf": ("regnet_y_400mf", ("vars.depths=[2, 6, 15, 2]",
+                                          "vars.widths=[96, 192, 432, 1008]", "vars.group_width=48",
+                                          "vars.se_ratio=0")),
+    "regnet_x_8gf": ("regnet_y_400mf", ("vars.depths=[2, 5, 15, 1]",
+                                        "vars.widths=[80, 240, 720, 1920]", "vars.group_width=120",
+                                        "vars.se_ratio=0")),
+    "regnet_x_16gf": ("regnet_y_400mf", ("vars.depths=[2, 6, 13, 1]",
+                                         "vars.widths=[256, 512, 896, 2048]",
+                                         "vars.group_width=128", "vars.se_ratio=0")),
+    "regnet_x_32gf": ("regnet_y_400mf", ("vars.depths=[2, 7, 13, 1]",
+                                         "vars.widths=[336, 672, 1344, 2520]",
+                                         "vars.group_width=168", "vars.se_ratio=0")),
     "vit_b_32": ("vit_b_16", ("vars.patch_size=32",)),
     "vit_l_16": ("vit_b_16", ("vars.num_layers=24", "vars.hidden_dim=1024", "vars.mlp_dim=4096",
                               "vars.num_heads=16")),
@@ -109,7 +157,7 @@ ZOO: dict[str, tuple[str, tuple[str, ...]]] = {
 # over 100 M parameters: keys and shapes on the meta device
 LARGE = {"vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn",
          "wide_resnet101_2", "convnext_large", "efficientnet_v2_l", "vit_l_16", "vit_l_32",
-         "vit_h_14"}
+         "vit_h_14", "regnet_y_32gf", "regnet_y_128gf", "regnet_x_32gf"}
 INPUT_SIDE = {"inception_v3": 299}  # torchvision's input size; 224 for the others
 
 
@@ -119,9 +167,22 @@ def _spec(name: str) -> tuple[str, tuple[str, ...]]:
 
 
 def _torchvision(name: str) -> nn.Module:
-    with warnings.catch_warnings():  # googlenet and inception_v3 warn about their init
-        warnings.simplefilter("ignore", FutureWarning)
+    with warnings.catch_warnings(), _regnet_widths_on_the_cpu():  # googlenet and inception_v3
+        warnings.simplefilter("ignore", FutureWarning)  # warn about their init
         return getattr(torchvision.models, name)(weights=None)
+
+
+@contextlib.contextmanager
+def _regnet_widths_on_the_cpu() -> Iterator[None]:
+    """RegNet's builders compute their widths with tensors, which fails on the meta device."""
+    original = BlockParams.from_init_params.__func__  # type: ignore[attr-defined]
+
+    def on_the_cpu(cls: type[BlockParams], *args: Any, **kwargs: Any) -> BlockParams:
+        with torch.device("cpu"):
+            return original(cls, *args, **kwargs)  # type: ignore[no-any-return]
+
+    with mock.patch.object(BlockParams, "from_init_params", classmethod(on_the_cpu)):
+        yield
 
 
 def _ours(name: str) -> tuple[nn.Module, int]:
