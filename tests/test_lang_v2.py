@@ -193,6 +193,25 @@ def test_a_left_out_add_stands_for_its_first_input() -> None:
     same_as_emitted(SHORTCUT_STAGE)
 
 
+def test_a_default_reads_the_blocks_own_input() -> None:
+    # a default reading `input` read the caller's input (here the model's, 3 channels)
+    text = """
+    nnspec: 2
+    input: [3, 8, 8]
+    blocks:
+      Expand:
+        params: {expand: int, hidden: {type: int, default: "${input.channels * expand}"}}
+        sequential:
+          - Conv2d: {out_channels: $hidden, kernel_size: 1}
+    model:
+      - Conv2d: {out_channels: 16, kernel_size: 1}
+      - Expand: {expand: 4}
+    """
+    model = nnspec.compile(spec(text))
+    assert model[1][0].out_channels == 64
+    assert nnspec.validate(spec(text), shapes=False).root.nodes[1].body.kind == "pending"
+
+
 def test_a_block_reading_its_input_is_checked_without_shapes_too() -> None:
     assert nnspec.validate(CONDITIONAL, shapes=False).root.nodes[0].body.kind == "pending"
 

@@ -452,23 +452,24 @@ class _Resolver:
             self.error(call.source, call.source.path,
                        f"block '{call.name}' uses itself: " + " -> ".join([*stack, call.name]))
             return Layer("Identity", "layer", {})
-        params = self.block_args(block, call, scope)
+        given = self.block_args(block, call, scope)
         inputs = block.body.graph_inputs or ("input",)
         pending = {name: PendingView(name) for name in dict.fromkeys(("input", *inputs))
                    if self.v2 or name not in scope}  # format 1: a variable keeps its name
-        inner = {**scope, **pending, **params}
         problems, count = len(self.errors.problems), self.count
-        try:
+        try:  # defaults are the block's: their `input` is the block's input
+            params = self.defaults(block, given, {**scope, **pending})
+            inner = {**scope, **pending, **params}
             return self.net(block.body, inner, inputs, (*stack, call.name), block=call.name)
         except ShapeNeeded:  # the block reads its input's shape: resolved during inference
             del self.errors.problems[problems:]
             self.count = count
-        outer = {**scope, **params}
 
         def expand(values: Sequence[Any]) -> tuple[Net, list[Problem]]:
             before = len(self.errors.problems)
-            views = dict(zip(inputs, map(_view, values), strict=False))
-            shaped = {**outer, "input": _view(values[0]), **views}
+            views = {"input": _view(values[0]),
+                     **dict(zip(inputs, map(_view, values), strict=False))}
+            shaped = {**scope, **self.defaults(block, given, {**scope, **views}), **views}
             net = self.net(block.body, shaped, inputs, (*stack, call.name), block=call.name)
             found = self.errors.problems[before:]
             del self.errors.problems[before:]
@@ -501,7 +502,15 @@ class _Resolver:
                     self.error(call.source, call.source.path,
                                f"missing parameter '{name}' of block {call.name}")
                 out[name] = None
-        for name, param in block.params.items():  # defaults may read the other parameters
+        return out
+
+    def defaults(self, block: Block, given: Mapping[str, Any], scope: Mapping[str, Any]
+                 ) -> dict[str, Any]:
+        """The block's parameters: those given, then the defaults of the others, which may
+        read the parameters before them and the block's input (``ShapeNeeded`` until it is
+        known)."""
+        out = dict(given)
+        for name, param in block.params.items():
             if name not in out:
                 out[name] = self.evaluate(param.default, {**scope, **out},
                                           block.source.location,
