@@ -111,6 +111,9 @@ LAYER_KINDS = {
     "conv3d-prelu": "input: [2, 4, 6, 6]\nmodel:\n"
                     "  - Conv3d: {out_channels: 3, kernel_size: 3, padding: 1}\n"
                     "  - BatchNorm3d\n  - PReLU\n",
+    "squeeze-excitation": "input: [16, 8, 8]\nmodel:\n"
+                          "  - SqueezeExcitation: {squeeze_channels: 4}\n"
+                          "  - Conv2dNormActivation: {out_channels: 8, kernel_size: 3}\n",
     "bilinear-two-inputs": "input: {a: [5], b: [4]}\nmodel:\n  graph:\n"
                            "    bil: {Bilinear: {out_features: 3}, in: [a, b]}\n",
 }

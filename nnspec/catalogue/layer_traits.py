@@ -122,5 +122,6 @@ LAYERS: dict[str, Traits] = {
     "EmbeddingBag": Traits(token_ids=True),
     # torchvision.ops
     "MLP": Traits(inferred={"in_channels": "features"}),  # Linear layers: the last dimension
+    "SqueezeExcitation": Traits(macs=macs.pooled),  # its 1x1 convolutions see [C, 1, 1]
     "Permute": Traits(check=rules.permutation("dims"), shape=rules.permuted("dims")),
 }

@@ -12,6 +12,7 @@ multiplies by its weights:
   ``[197, 768]`` sequence counts 197 times (torchinfo counts it once);
 * ``once`` (a layer without a rule): weights once per sample, recurrent weights
   (``weight_ih_l0``) once per step (torchinfo's rule: batch norm counts 2C, not 2CHW);
+* ``pooled``: squeeze-and-excitation's layers see one value per channel: every weight once;
 * ``lookup``: an ``Embedding`` gathers rows and multiplies nothing: zero;
 * ``self_attention``: ``MultiheadAttention``'s projections per token and its two matrix
   products, ``L * S * (E + Ev)`` (what flop_counter counts for them).
@@ -53,6 +54,12 @@ def per_token(module: Any, out: tuple[int, ...]) -> int:
     """A layer of the last dimension: weights and bias at every position of the others."""
     return sum(count for name, count in _weights(module)
                if name in ("weight", "bias")) * prod(out[:-1])
+
+
+def pooled(module: Any, out: tuple[int, ...]) -> int:
+    """Layers applied to the input pooled to one value per channel (squeeze-and-excitation's
+    1x1 convolutions): every weight once, whatever the output's size."""
+    return sum(p.numel() for p in module.parameters())
 
 
 def lookup(module: Any, out: tuple[int, ...]) -> int:
