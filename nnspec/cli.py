@@ -41,6 +41,8 @@ class GraphFormat(StrEnum):
     svg = "svg"
 
 
+_NODES = "Several machines (torchrun's options, passed on)"
+
 # `nnspec graph -o FILE` without --format: the format FILE's suffix names
 _GRAPH_SUFFIXES = {".svg": GraphFormat.svg, ".dot": GraphFormat.dot, ".gv": GraphFormat.dot}
 
@@ -335,20 +337,46 @@ def train(
         "training.")]
     = False,
     nproc_per_node: Annotated[int | None, typer.Option(
-        "--nproc-per-node", help="Train with DDP on N local processes (re-launched through "
-        "torchrun).")] = None,
+        "--nproc-per-node", help="Train on N processes per node (re-launched through "
+        "torchrun); train.strategy says how they share the work (ddp, fsdp).")] = None,
+    nnodes: Annotated[str | None, typer.Option(
+        "--nnodes", help="torchrun: number of nodes, N or MIN:MAX.", rich_help_panel=_NODES)]
+    = None,
+    node_rank: Annotated[int | None, typer.Option(
+        "--node-rank", help="torchrun: this node's rank (with --master-addr).",
+        rich_help_panel=_NODES)] = None,
+    rdzv_endpoint: Annotated[str | None, typer.Option(
+        "--rdzv-endpoint", help="torchrun: HOST:PORT where the nodes meet (the same on every "
+        "node).", rich_help_panel=_NODES)] = None,
+    rdzv_id: Annotated[str | None, typer.Option(
+        "--rdzv-id", help="torchrun: the job's id, the same on every node.",
+        rich_help_panel=_NODES)] = None,
+    rdzv_backend: Annotated[str | None, typer.Option(
+        "--rdzv-backend", help="torchrun: rendezvous backend (default c10d).",
+        rich_help_panel=_NODES)] = None,
+    master_addr: Annotated[str | None, typer.Option(
+        "--master-addr", help="torchrun: node 0's address (static rendezvous).",
+        rich_help_panel=_NODES)] = None,
+    master_port: Annotated[int | None, typer.Option(
+        "--master-port", help="torchrun: node 0's port (static rendezvous).",
+        rich_help_panel=_NODES)] = None,
 ) -> None:
     """Train the model with the data, loss and optimizer the spec describes."""
+    nodes = {"nnodes": nnodes, "node_rank": node_rank, "rdzv_endpoint": rdzv_endpoint,
+             "rdzv_id": rdzv_id, "rdzv_backend": rdzv_backend, "master_addr": master_addr,
+             "master_port": master_port}
 
     def action() -> int:
         with _stopping_on_sigterm():
             from nnspec.run.commands import train_command
 
-            if nproc_per_node is not None and not explain_init:
+            launching = any(v is not None for v in nodes.values())
+            if (nproc_per_node is not None or launching) and not explain_init:
                 from nnspec.run.commands import relaunch_command
 
-                return relaunch_command(nproc_per_node, spec, list(overrides or []), run_dir,
-                                        resume, device, global_args=_state["global_args"])
+                return relaunch_command(nproc_per_node or 1, spec, list(overrides or []),
+                                        run_dir, resume, device,
+                                        global_args=_state["global_args"], nodes=nodes)
             return train_command(spec, list(overrides or []), run_dir, resume, device,
                                  explain_init)
 

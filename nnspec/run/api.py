@@ -22,7 +22,7 @@ from nnspec.lang.spec import DEVICE_HINT, Spec, device_problem
 from nnspec.run import checkpoint, distributed, graphed, setup
 from nnspec.run.loop import Interrupted, Summary, Trainer
 from nnspec.run.record import Board, Progress, new_run_dir, prepare_dir, write_summary
-from nnspec.run.step import evaluate
+from nnspec.run.step import evaluate, out_of_memory
 from nnspec.run.table import Table
 
 
@@ -110,11 +110,19 @@ def train(spec: Spec | str | Path, *, overrides: list[str] | tuple[str, ...] = (
     """
     check_device_option(device)
     spec = load(spec, overrides)
-    dist, device = distributed.init(device or spec.train.device)
+    dist, device = distributed.init(device or spec.train.device, spec)
     try:
         summary = _train(spec, dist, run_dir, resume, device, model, stream)
     except OSError as exc:  # a file the run reads or writes: the run fails, with its name
         raise RunError(os_failure(exc)) from None
+    except (MemoryError, RuntimeError) as exc:
+        if not out_of_memory(exc):
+            raise
+        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        detail = text[text.find("can't allocate"):] if "can't allocate" in text else text[:200]
+        raise RunError(f"out of memory: {detail}", hint="lower data.batch_size, use precision "
+                       "bf16-mixed, or shard the model over processes (train.strategy fsdp, "
+                       "--nproc-per-node N)") from None
     distributed.finish(dist)  # not on an error: the process ends, and a peer may be gone
     return summary
 
@@ -141,15 +149,26 @@ def _train(spec: Spec, dist: distributed.Dist, run_dir: str | Path | None,
     if resume is not None:
         _check_resume_option(Path(resume), run_dir)
         run_dir = Path(resume)
-        last = run_dir / "checkpoints" / "last.pt"
-        state = checkpoint.load(last)
-        checkpoint.check_complete(state, last)
-        checkpoint.clean_temporary(last.parent)  # left by a run killed mid-write
+        state, last = _resume_state(run_dir, dist)
     parts = setup.build(spec, device, model, dist=dist, start_weights=state is None)
     if state is not None and last is not None:
-        checkpoint.check_fits(state["model"], parts.model, last)
+        checkpoint.check_fits(state.get("model") or state["shapes"], parts.model, last)
     with setup.flushing_denormals(spec, parts.device):
         return _fit(spec, parts, dist, run_dir, state, out)
+
+
+def _resume_state(run_dir: Path, dist: distributed.Dist) -> tuple[dict[str, Any], Path]:
+    """The last checkpoint of ``run_dir``, checked; leftovers of a killed write cleared."""
+    from nnspec.run import sharded
+
+    folder = run_dir / "checkpoints"
+    last = checkpoint.last_of(run_dir)
+    # a sharded one: every rank reads its state; its shards load into the model later
+    state = sharded.read_state(last) if sharded.is_sharded(last) else checkpoint.load(last)
+    checkpoint.check_complete(state, last)
+    if dist.writer:  # a sharded checkpoint's leftovers go with its next write (sharded.save)
+        checkpoint.clean_temporary(folder)  # left by a run killed mid-write
+    return state, last
 
 
 def _check_resume_option(resume: Path, run_dir: str | Path | None) -> None:
@@ -191,7 +210,9 @@ def _start(spec: Spec, parts: setup.Parts, dist: distributed.Dist, path: Path,
     if dist.writer:
         _write_spec(path, spec, settings)
     trainer = Trainer(parts, path, settings, state, Progress(out))
-    if state is None and spec.log.graph:  # traced once the first epoch's training is done
+    # traced once the first epoch's training is done; not under FSDP, where rank 0 alone
+    # cannot run a forward
+    if state is None and spec.log.graph and not parts.dist.sharded:
         trainer.after_first_epoch = lambda: _graph(trainer.board, parts, out)
     out.write(f"training {spec.name} on {parts.device} ({settings['parameters']:,} parameters, "
               f"{settings['run']['path']}) -> {path}\n")

@@ -116,13 +116,36 @@ def clean_temporary(folder: Path) -> list[Path]:
 def load(path: Path) -> dict[str, Any]:
     """Read a checkpoint with ``weights_only=True``; anything else is refused, not run.
 
-    The format version and the model weights are checked here (enough for ``eval``); a resume
-    also needs ``check_complete``.
+    A checkpoint file, or a sharded checkpoint folder (sharded.py), read whole.  The format
+    version and the model weights are checked here (enough for ``eval``); a resume also needs
+    ``check_complete``.
     """
+    from nnspec.run import sharded
+
+    if sharded.is_sharded(path):
+        state = sharded.read_state(path)
+        state["model"] = sharded.full_weights(state)
+        return state
     if path.is_dir():  # a run directory, or its checkpoints/ folder
         folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
-        raise RunError(f"checkpoint {path} is a folder, not a checkpoint file",
-                       hint=f"give a file in it, e.g. {folder / 'best.pt'} or last.pt")
+        example = folder / "best" if sharded.is_sharded(folder / "best") else folder / "best.pt"
+        raise RunError(f"checkpoint {path} is a folder, not a checkpoint",
+                       hint=f"give a checkpoint in it, e.g. {example} or last")
+    state = load_file(path)
+    if "model" not in state:
+        raise RunError(f"{path} is not an nnspec checkpoint (no model weights)")
+    differences = _type_differences(state, {"model": dict})
+    weights = state["model"]
+    if not differences and not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                   for k, v in weights.items()):
+        differences = ["model: not a mapping of parameter names to tensors"]
+    if differences:
+        raise not_of_this_spec(path, differences)
+    return state
+
+
+def load_file(path: Path) -> dict[str, Any]:
+    """A checkpoint file's entries, read with ``weights_only=True``, its format checked."""
     if not path.is_file():
         raise RunError(f"checkpoint {path} does not exist")
     try:
@@ -136,17 +159,19 @@ def load(path: Path) -> dict[str, Any]:
                        "or not written by nnspec)",
                        hint="only checkpoints written by nnspec (plain tensors) are accepted") \
             from None
-    if not isinstance(state, dict) or "model" not in state:
+    if not isinstance(state, dict):
         raise RunError(f"{path} is not an nnspec checkpoint (no model weights)")
     _check_format(state, path)
-    differences = _type_differences(state, {"model": dict})
-    weights = state["model"]
-    if not differences and not all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                   for k, v in weights.items()):
-        differences = ["model: not a mapping of parameter names to tensors"]
-    if differences:
-        raise not_of_this_spec(path, differences)
     return state
+
+
+def last_of(run_dir: Path) -> Path:
+    """The checkpoint a resume of ``run_dir`` reads: ``last.pt``, or the sharded ``last``."""
+    from nnspec.run import sharded
+
+    folder = run_dir / "checkpoints"
+    return folder / "last" if sharded.is_sharded(folder / "last") and not \
+        (folder / "last.pt").is_file() else folder / "last.pt"
 
 
 def weights_state(model: Mapping[str, torch.Tensor], spec: Mapping[str, Any],
@@ -201,8 +226,11 @@ def _type_differences(state: Mapping[str, Any], fields: Mapping[str, _Kind],
 
 
 def check_complete(state: Mapping[str, Any], path: Path) -> None:
-    """Everything a resume restores is there, of the right type, with counters in range."""
-    differences = _type_differences(state, FIELDS, OPTIONAL)
+    """Everything a resume restores is there, of the right type, with counters in range (the
+    model and optimizer of a sharded checkpoint are in its shards: checked as they load)."""
+    fields = {k: v for k, v in FIELDS.items()
+              if not ("sharded" in state and k in ("model", "optimizer"))}
+    differences = _type_differences(state, fields, OPTIONAL)
     for key in _COUNTERS:
         value = state.get(key)
         if type(value) is int and not 0 <= value <= MAX_COUNTER:
@@ -220,13 +248,18 @@ def check_complete(state: Mapping[str, Any], path: Path) -> None:
 
 
 def check_fits(weights: Mapping[str, Any], model: torch.nn.Module, path: Path | str) -> None:
-    """The checkpoint's weights have exactly the model's names and shapes."""
+    """The checkpoint's weights (tensors, or their shapes) have exactly the model's names and
+    shapes (a sharded model's are its whole tensors' shapes)."""
     own = model.state_dict()
+
+    def shape(value: Any) -> list[int]:
+        return list(getattr(value, "shape", value))
+
     differences = [f"no weights for '{k}'" for k in own if k not in weights]
     differences += [f"'{k}' is not in the model" for k in weights if k not in own]
-    differences += [f"'{k}' has shape {list(weights[k].shape)}, the model's is "
+    differences += [f"'{k}' has shape {shape(weights[k])}, the model's is "
                     f"{list(v.shape)}" for k, v in own.items()
-                    if k in weights and tuple(weights[k].shape) != tuple(v.shape)]
+                    if k in weights and shape(weights[k]) != list(v.shape)]
     if differences:
         raise not_of_this_spec(path, differences)
 

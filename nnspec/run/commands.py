@@ -10,8 +10,9 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
+from nnspec import errors
 from nnspec.errors import EXIT_OK, NnspecError, RunError, SpecError, one_line
 from nnspec.run import api, init
 from nnspec.run.loop import Interrupted
@@ -70,11 +71,15 @@ def train_command(spec_path: str, overrides: list[str], run_dir: str | None = No
 def relaunch_command(nproc: int, spec_path: str, overrides: list[str],
                      run_dir: str | None = None, resume: str | None = None,
                      device: str | None = None, *, err: TextIO | None = None,
-                     global_args: list[str] | None = None) -> int:
+                     global_args: list[str] | None = None,
+                     nodes: dict[str, Any] | None = None) -> int:
     """``nnspec train SPEC --nproc-per-node N``: become ``torchrun --standalone ... -m nnspec
     train SPEC`` (the same arguments without the option, ``global_args`` such as --plugin
-    before ``train``), so signals and the exit code are torchrun's."""
+    before ``train``), so signals and the exit code are torchrun's.  ``nodes``: torchrun's
+    multi-node options (``distributed.Launch``), passed on in place of ``--standalone``."""
     from nnspec.run import distributed
+
+    launch = distributed.Launch(**(nodes or {}))
 
     args = [spec_path, *overrides]
     for flag, value in (("--run-dir", run_dir), ("--resume", resume), ("--device", device)):
@@ -86,8 +91,15 @@ def relaunch_command(nproc: int, spec_path: str, overrides: list[str],
         # would report a bad spec as every rank's failure
         from nnspec import api as nnspec_api
 
-        nnspec_api.validate(api.load(spec_path, overrides))
-        return distributed.relaunch(nproc, args, global_args or [])
+        problems = launch.problems()
+        if problems:
+            raise SpecError([errors.Problem(errors.COMMAND_LINE, (), message, hint or None)
+                             for message, hint in problems])
+        spec = api.load(spec_path, overrides)
+        nnspec_api.validate(spec)
+        if launch.nnodes in (None, "1", "1:1"):
+            distributed.strategy_for(spec, nproc)  # fsdp on one process: refused here
+        return distributed.relaunch(nproc, args, global_args or [], launch)
 
     return _guard(body, err or sys.stderr)
 

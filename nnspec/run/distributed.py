@@ -1,4 +1,8 @@
-"""Several processes through PyTorch's own engine: DDP launched by torchrun.
+"""Several processes through PyTorch's own engine: DDP or FSDP2, launched by torchrun.
+
+``train.strategy`` chooses how the processes share the work: ``ddp`` (the default for more than
+one process) as below; ``fsdp`` shards parameters, gradients and optimizer state (fsdp.py, with
+its checkpoints in sharded.py) and takes the same shards of the data.
 
 Under torchrun (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` set) every rank builds the same run
 (same seed, so the same initial weights; DDP also broadcasts rank 0's at wrap time), wraps the
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,7 +36,8 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor, nn
 
-from nnspec.errors import RunError
+from nnspec.errors import Location, RunError, SpecError
+from nnspec.lang.spec import Spec
 from nnspec.run.batches import Batches, epoch_order
 from nnspec.run.record import MetricsLog
 
@@ -47,6 +53,7 @@ class Dist:
     world: int = 1
     local_rank: int = 0
     backend: str | None = None
+    strategy: str = "none"  # none (one process), ddp or fsdp: strategy_for
 
     @property
     def active(self) -> bool:
@@ -57,8 +64,15 @@ class Dist:
         """Whether this rank writes the run directory (rank 0, or the only process)."""
         return self.rank == 0
 
+    @property
+    def sharded(self) -> bool:
+        """Whether parameters are sharded over the ranks (FSDP): every rank takes part in every
+        forward, save and load."""
+        return self.strategy == "fsdp"
+
     def describe(self) -> str:
-        return f"DDP {self.backend} x{self.world}" if self.active else "single process"
+        return f"{self.strategy.upper()} {self.backend} x{self.world}" if self.active \
+            else "single process"
 
     # ---- collectives (no-ops on one process) ---------------------------------------------------
 
@@ -107,7 +121,7 @@ class Dist:
         ``find_unused``: some parameters the wrapper registers get no gradient in some epochs
         (staged unfreezing), which DDP must be told.
         """
-        if not self.active:
+        if not self.active or self.sharded:  # FSDP shards in place (fsdp.py)
             return model
         from torch.nn.parallel import DistributedDataParallel
 
@@ -132,6 +146,13 @@ class ShardedBatches(Batches):
     def samples(self) -> int:
         n = len(self.split.source)
         return n // self.world if self.even else len(range(self.rank, n, self.world))
+
+    def most_batches(self) -> int:
+        """The batches of the rank with the largest share (every rank's is the same size when
+        ``even``; else the first ranks may have one sample more)."""
+        n = len(self.split.source)
+        share = n // self.world if self.even else -(-n // self.world)
+        return self.plan.batch_count(share)
 
     def _order(self, epoch: int, device: torch.device) -> Tensor:
         n = len(self.split.source)
@@ -158,11 +179,37 @@ def timeout_s() -> float:
     return value
 
 
-def init(device_name: str) -> tuple[Dist, str]:
+def world_size() -> int:
+    return int(os.environ["WORLD_SIZE"]) if launched() else 1
+
+
+def strategy_for(spec: Spec, world: int) -> str:
+    """The strategy a run of ``world`` processes uses: none for one, ddp for ``auto``.
+
+    fsdp with one process is refused: it would shard nothing, so the one process would hold the
+    whole model, its gradients and optimizer state (what the spec said does not fit), and write
+    sharded checkpoints for no reason.
+    """
+    chosen = spec.train.strategy
+    if chosen == "fsdp" and world < 2:
+        where = spec.document.locate(("train", "strategy")) if spec.document is not None \
+            else Location(spec.file)
+        raise SpecError.at(where, ("train", "strategy"),
+                           "fsdp shards the model over processes, and this run has one",
+                           "train with --nproc-per-node N (N >= 2) or under torchrun, or set "
+                           "train.strategy: ddp or auto")
+    if world < 2:
+        return "none"
+    return "ddp" if chosen == "auto" else chosen
+
+
+def init(device_name: str, spec: Spec | None = None) -> tuple[Dist, str]:
     """Join the job torchrun started; returns this rank and the device name it should use.
 
     Without torchrun's variables (or with a world of one) nothing is initialised.
     """
+    strategy = strategy_for(spec, world_size()) if spec is not None else \
+        ("ddp" if world_size() > 1 else "none")
     if not launched() or int(os.environ["WORLD_SIZE"]) <= 1:
         return Dist(), device_name
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
@@ -184,7 +231,7 @@ def init(device_name: str) -> tuple[Dist, str]:
         if backend == "nccl":
             kwargs["device_id"] = torch.device(device_name)
         torch.distributed.init_process_group(**kwargs)
-    return Dist(rank, world, local, backend), device_name
+    return Dist(rank, world, local, backend, strategy), device_name
 
 
 def finish(dist: Dist) -> None:
@@ -198,10 +245,70 @@ def finish(dist: Dist) -> None:
         torch.distributed.destroy_process_group()
 
 
+@dataclass(frozen=True)
+class Launch:
+    """torchrun's own options for a job on several machines (``nnspec train`` passes them on).
+
+    None of them: one machine (``--standalone``).  ``rdzv_endpoint``: torchrun's dynamic
+    rendezvous (c10d by default) at HOST:PORT, every node started the same way; ``master_addr``
+    (and ``master_port``): static rendezvous, each node given its ``node_rank``.
+    """
+
+    nnodes: str | None = None
+    node_rank: int | None = None
+    rdzv_endpoint: str | None = None
+    rdzv_id: str | None = None
+    rdzv_backend: str | None = None
+    master_addr: str | None = None
+    master_port: int | None = None
+
+    def options(self) -> list[tuple[str, str]]:
+        """(option, value) for each one given, in torchrun's spelling."""
+        return [(f"--{name.replace('_', '-')}", str(value))
+                for name, value in self.__dict__.items() if value is not None]
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(message, hint) for each combination torchrun would refuse or misread."""
+        out = []
+        if self.nnodes is not None and not _NNODES.match(self.nnodes):
+            out.append((f"--nnodes {self.nnodes!r} is not N or MIN:MAX",
+                        "e.g. --nnodes 2, or --nnodes 1:4 for an elastic job"))
+        if self.rdzv_endpoint is not None and self.master_addr is not None:
+            out.append(("--rdzv-endpoint and --master-addr both say where the job meets",
+                        "give one: --rdzv-endpoint HOST:PORT (dynamic) or --master-addr HOST "
+                        "--node-rank R (static)"))
+        several = self.nnodes is not None and self.nnodes not in ("1", "1:1")
+        if several and self.rdzv_endpoint is None and self.master_addr is None:
+            out.append((f"--nnodes {self.nnodes} needs to know where the nodes meet",
+                        "add --rdzv-endpoint HOST:PORT (the same on every node), or "
+                        "--master-addr HOST and --node-rank R"))
+        if self.master_addr is not None and several and self.node_rank is None:
+            out.append(("--master-addr needs --node-rank on every node",
+                        "--node-rank 0 on the master's node, 1, 2, ... on the others"))
+        rdzv_only = (self.rdzv_id is not None or self.rdzv_backend is not None)
+        if rdzv_only and self.rdzv_endpoint is None:
+            out.append(("--rdzv-id and --rdzv-backend need --rdzv-endpoint HOST:PORT",
+                        "add --rdzv-endpoint HOST:PORT, the same on every node"))
+        if self.node_rank is not None and self.node_rank < 0:
+            out.append((f"--node-rank {self.node_rank} is negative", "0, 1, 2, ..."))
+        return out
+
+    @property
+    def standalone(self) -> bool:
+        return self.rdzv_endpoint is None and self.master_addr is None
+
+
+_NNODES = re.compile(r"^[1-9][0-9]*(:[1-9][0-9]*)?$")
+
+
 def relaunch_args(nproc: int, train_args: list[str],
-                  global_args: list[str] | None = None) -> list[str]:
-    """The torchrun command that runs ``nnspec train`` on ``nproc`` local processes."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                  global_args: list[str] | None = None, launch: Launch | None = None) -> \
+        list[str]:
+    """The torchrun command that runs ``nnspec train`` on ``nproc`` processes per node."""
+    launch = launch or Launch()
+    where = ["--standalone"] if launch.standalone else []
+    options = [f"{flag}={value}" for flag, value in launch.options()]
+    return [sys.executable, "-m", "torch.distributed.run", *where, *options,
             f"--nproc-per-node={nproc}", "-m", "nnspec", *(global_args or []), "train",
             *train_args]
 
@@ -209,7 +316,8 @@ def relaunch_args(nproc: int, train_args: list[str],
 EXIT_DIR = "NNSPEC_EXIT_DIR"  # where each rank of a relaunched job leaves its exit code
 
 
-def relaunch(nproc: int, train_args: list[str], global_args: list[str] | None = None) -> int:
+def relaunch(nproc: int, train_args: list[str], global_args: list[str] | None = None,
+             launch: Launch | None = None) -> int:
     """Run ``nnspec train`` under torchrun on ``nproc`` processes; the job's exit code.
 
     torchrun itself exits 1 whatever its workers' codes, so each rank leaves its code in a
@@ -223,7 +331,7 @@ def relaunch(nproc: int, train_args: list[str], global_args: list[str] | None = 
 
     if nproc < 1:
         raise RunError(f"--nproc-per-node must be at least 1, not {nproc}")
-    argv = relaunch_args(nproc, train_args, global_args)
+    argv = relaunch_args(nproc, train_args, global_args, launch)
     sys.stdout.flush()
     sys.stderr.flush()
     with tempfile.TemporaryDirectory(prefix="nnspec-exit-") as codes:

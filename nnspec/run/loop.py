@@ -282,6 +282,9 @@ class Trainer:
         need (weights, metadata, the spec), no optimizer state, a third of an Adam run's last."""
         self._check_finite()
         parts = self.parts
+        if parts.dist.sharded:
+            self._save_sharded(which, epoch)
+            return
         if which == "best":
             if parts.dist.writer:
                 checkpoint.save(self.run_dir / "checkpoints" / "best.pt", checkpoint.weights_state(
@@ -292,9 +295,17 @@ class Trainer:
         if not parts.dist.writer:
             return
         state = {
-            "format": checkpoint.FORMAT,
             "model": parts.model.state_dict(),
             "optimizer": parts.optimizer.state_dict(),
+            **self._resume_state(meter, epoch),
+        }
+        checkpoint.save(self.run_dir / "checkpoints" / f"{which}.pt", state)
+
+    def _resume_state(self, meter: dict[str, Any], epoch: int | None) -> dict[str, Any]:
+        """What a resume restores besides the model and optimizer."""
+        parts = self.parts
+        return {
+            "format": checkpoint.FORMAT,
             "scheduler": parts.scheduler.state_dict() if parts.scheduler is not None else None,
             "scaler": parts.scaler.state_dict() if parts.scaler is not None else None,
             "rng": _rng_state(),
@@ -308,7 +319,26 @@ class Trainer:
             "stopping": self.stops.state(),
             "meta": self._meta(),
         }
-        checkpoint.save(self.run_dir / "checkpoints" / f"{which}.pt", state)
+
+    def _save_sharded(self, which: str, epoch: int | None) -> None:
+        """Under FSDP every rank writes its shards into one folder (sharded.py)."""
+        from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_state_dict
+
+        from nnspec.run import fsdp, sharded
+
+        parts = self.parts
+        fsdp.sync_buffers(parts.model, parts.dist)
+        tensors: dict[str, Any] = {}
+        if which == "best":
+            tensors["model"] = get_model_state_dict(parts.model)
+            state = checkpoint.weights_state({}, self.resolved, self._meta(), epoch=epoch,
+                                             best=self.best)
+        else:
+            tensors["model"], tensors["optim"] = get_state_dict(parts.model, parts.optimizer)
+            state = self._resume_state(self.meter.state(), epoch)
+        state.pop("model", None)
+        sharded.save(self.run_dir / "checkpoints" / which, tensors, state, parts.dist.writer,
+                     torch.distributed.barrier)
 
     def _meta(self) -> dict[str, Any]:
         """What prediction needs besides the spec (class names, statistics): metadata.py."""
@@ -326,8 +356,13 @@ class Trainer:
 
     def _restore_parts(self, state: dict[str, Any]) -> None:
         parts = self.parts
-        parts.model.load_state_dict(state["model"])
-        parts.optimizer.load_state_dict(state["optimizer"])
+        if "sharded" in state:
+            from nnspec.run import sharded
+
+            sharded.load_into(state, parts.model, parts.optimizer)
+        else:
+            parts.model.load_state_dict(state["model"])
+            parts.optimizer.load_state_dict(state["optimizer"])
         if parts.scheduler is not None and state["scheduler"] is not None:
             parts.scheduler.load_state_dict(state["scheduler"])
         if parts.scaler is not None and state["scaler"] is not None:

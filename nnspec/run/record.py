@@ -29,7 +29,8 @@ def new_run_dir(parent: Path, name: str) -> Path:
 
 
 def prepare_dir(path: Path, resume: bool) -> Path:
-    if not resume and (path / "checkpoints" / "last.pt").exists():
+    if not resume and any((path / "checkpoints" / name).exists()
+                          for name in ("last.pt", "last")):  # last: a sharded checkpoint
         raise RunError(f"{path} already holds a run",
                        hint=f"continue it with --resume {path}, or choose another --run-dir")
     for folder in (path, *path.parents):

@@ -25,7 +25,7 @@ from torch.optim import Optimizer
 from nnspec.errors import Location, Problem, RunError, SpecError, format_path
 from nnspec.lang.spec import DEVICE_HINT, Spec, train_problems
 from nnspec.run import choices as auto
-from nnspec.run import finetune, weights
+from nnspec.run import finetune, fsdp, weights
 from nnspec.run import init as init_rules
 from nnspec.run.batches import Batches
 from nnspec.run.data import input_dtype, load_splits, split_names
@@ -154,27 +154,32 @@ def build(spec: Spec, device_name: str | None = None, model: nn.Module | None = 
     init_rules.check_rules(spec.init)
     loss = build_loss(spec.loss)
     device = resolve_device(device_name or spec.train.device)
-    source = weights.read(spec) if start_weights else None  # a wrong path fails before the data
+    dist = dist or Dist()
+    # a wrong path fails before the data; under FSDP rank 0 alone reads it (_sharded_model)
+    source = weights.read(spec) if start_weights and not dist.sharded else None
     _deterministic(spec.train.deterministic)
     names = splits or [s for s in split_names(spec.data) if s != "test"]
     model_fields = (loss.model_fields - {"output"}) | set(input_fields(spec))
     data = load_splits(spec, names, model_fields)
     batches = {n: Batches(s, device, seed=spec.train.seed) for n, s in data.items()}
-    dist = dist or Dist()
     batches = dist.shard(batches)  # one rank's share of each epoch (a no-op on one process)
     _check_not_empty(spec, batches)
+    _check_shares(batches, dist)
     _check_fields(spec, loss, data["train" if "train" in data else names[0]].source)
     for split in data.values():
         _check_shapes(spec, split.source, model_fields)
     torch.manual_seed(spec.train.seed)
-    model = model if model is not None else _compile_model(spec)
-    matches = init_rules.apply(model, spec.init)
-    tuning = finetune.prepare(model, spec, source)  # the file's weights over the init rules'
-    model.to(device)
+    if dist.sharded:
+        model, matches, tuning = _sharded_model(spec, model, dist, device, start_weights)
+    else:
+        model = model if model is not None else _compile_model(spec)
+        matches = init_rules.apply(model, spec.init)
+        tuning = finetune.prepare(model, spec, source)  # the file's weights over the init rules'
+        model.to(device)
     steps = -(-len(batches["train"]) // spec.train.accumulate) if "train" in batches else 1
     chosen = auto.choose(spec.train, _facts(spec, model, device,
                                             steps * spec.train.epochs if "train" in batches
-                                            else 0))
+                                            else 0, dist))
     spec = _with_choices(spec, chosen)
     if chosen.memory_format.value == "channels_last":
         model.to(memory_format=torch.channels_last)
@@ -194,19 +199,21 @@ def build(spec: Spec, device_name: str | None = None, model: nn.Module | None = 
     if stepped is not model:  # evaluation skips DDP: no collective per batch of an uneven shard
         plain = _compiled(model) if spec.train.compile else model
     warmup = Warmup(optimizer, spec.scheduler.warmup_steps if spec.scheduler else 0)
-    no_sync = getattr(stepped, "no_sync", contextlib.nullcontext)
+    no_sync = fsdp.gradient_sync_paused(model) if dist.sharded else \
+        getattr(stepped, "no_sync", contextlib.nullcontext)
     return Parts(spec, device, model, loss, evaluator, optimizer, scheduler, warmup, batches,
                  scaler, autocast, matches, monitor, maximize, dist, plain, no_sync, tuning,
                  chosen)
 
 
-def _facts(spec: Spec, model: nn.Module, device: torch.device, steps: int) -> auto.Facts:
-    """What ``choices.choose`` needs to know about this run."""
+def _facts(spec: Spec, model: nn.Module, device: torch.device, steps: int,
+           dist: Dist) -> auto.Facts:
+    """What ``choices.choose`` needs to know about this run (under FSDP: never compiled)."""
     cuda = device.type == "cuda"
     images = any(len(i.shape) == 3 for i in spec.inputs.values()) and any(
         isinstance(m, nn.Conv2d) for m in model.modules())
     compiler = False
-    if cuda:
+    if cuda and not dist.sharded:
         from torch.utils._triton import has_triton
 
         compiler = has_triton()
@@ -241,6 +248,36 @@ def compile_cache() -> Path:
     folder = base / "nnspec" / "inductor"
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder)
     return folder
+
+
+def _sharded_model(spec: Spec, given: nn.Module | None, dist: Dist, device: torch.device,
+                   start_weights: bool) -> \
+        tuple[nn.Module, list[init_rules.Match], finetune.Tuning]:
+    """The model sharded with FSDP2, starting from the weights a one-process run starts from
+    (fsdp.py): rank 0 applies the init rules and reads the weights file, then sends the
+    values (a failure there ends every rank)."""
+    def prepare(full: nn.Module) -> weights.Report | None:
+        init_rules.apply(full, spec.init)
+        source = weights.read(spec) if start_weights and dist.writer else None
+        if source is not None and spec.weights is not None:
+            return weights.apply(full, source, spec.weights)
+        return None
+
+    model, report = fsdp.build(lambda: given if given is not None else _compile_model(spec),
+                               dist, device, prepare)
+    tuning = finetune.prepare(model, spec, None)  # freezing and groups, on the shards
+    tuning.report = report
+    return model, init_rules.explain(model, spec.init), tuning
+
+
+def _check_shares(batches: dict[str, Batches], dist: Dist) -> None:
+    """Under FSDP every rank runs every evaluation forward, so each needs a sample of each split."""
+    for name, b in batches.items():
+        total = len(b.split.source)
+        if dist.sharded and total < dist.world:
+            raise RunError(f"the {name} split has {total} sample(s), fewer than the "
+                           f"{dist.world} processes that share it under FSDP",
+                           hint="use more data (data.val_split) or fewer processes")
 
 
 def _check_not_empty(spec: Spec, batches: dict[str, Batches]) -> None:

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from nnspec.errors import RunError
 from nnspec.lang.loss_inputs import Expr
+from nnspec.run import fsdp
 from nnspec.run.batches import Batches
 from nnspec.run.losses import loss_args
 from nnspec.run.metrics import Meter, sum_dtype
@@ -187,24 +188,51 @@ def _first(step: Callable[[], tuple[Tensor, dict[str, Any]]],
     try:
         return step()
     except (RuntimeError, ValueError, IndexError, TypeError) as exc:
+        if out_of_memory(exc):
+            raise  # not the spec's wiring: the run's memory (api.train says so)
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RunError(f"the first training step failed in the model or {parts.loss.name}: "
                        f"{message}", hint="check that input: matches the data's samples, and "
                        "loss.inputs and data.target_encoding match the loss") from exc
 
 
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an allocation that failed (host or device)."""
+    return isinstance(exc, MemoryError | torch.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc))
+
+
 def evaluate(parts: Parts, split: str, epoch: int = 0) -> dict[str, float]:
     """Loss and metrics of a whole split, in eval mode and without gradients."""
     meter = Meter(parts.spec.train.metrics, parts.loss.name, parts.device, parts.dist)
+    fsdp.sync_buffers(parts.model, parts.dist)  # rank 0's statistics, as DDP would have them
     parts.model.eval()
     stepped = parts.evaluator.model
     parts.evaluator.model = parts.eval_model or stepped  # the plain module under DDP
     try:
         with torch.no_grad():
+            done, batch = 0, None
             for batch in parts.batches[split].epoch(epoch):
                 loss, memo = forward_loss(parts, batch)
                 record(parts, meter, loss, memo, batch)
+                done += 1
+            _pad_forwards(parts, split, done, batch)
     finally:
         parts.evaluator.model = stepped
     parts.model.train()
     return meter.read()
+
+
+def _pad_forwards(parts: Parts, split: str, done: int, last: Batch | None) -> None:
+    """Under FSDP every forward is a collective, so a rank whose share of the split has fewer
+    batches than another's repeats its last batch's first sample until both have run as many
+    batches (the same forwards as a counted batch: the loss's, and a metric's); nothing of them
+    is counted.  Every rank has a batch: setup refuses a split smaller than the processes."""
+    most = getattr(parts.batches[split], "most_batches", None)
+    if not parts.dist.sharded or most is None or last is None:
+        return
+    spare = Meter(parts.spec.train.metrics, parts.loss.name, parts.device)
+    one = {k: v[:1] for k, v in last.items()}
+    for _ in range(most() - done):
+        loss, memo = forward_loss(parts, one)
+        record(parts, spare, loss, memo, one)

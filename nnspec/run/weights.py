@@ -112,17 +112,23 @@ def read(spec: Spec) -> Source | None:
         return None
     path = _file(path_of(spec, w), w, "the spec file's folder" if _in_spec_file(spec, w)
                  else "the working directory")
-    tensors = _state_dict(_load(path, w), path, w)
+    tensors = _checkpoint_weights(path, w) if path.is_dir() else \
+        _state_dict(_load(path, w), path, w)  # a folder: a sharded checkpoint (sharded.py)
     mapped = _map(tensors, w)
     return _skip(Source(path, mapped, []), w)
 
 
 def _file(path: Path, w: Weights, base: str) -> Path:
-    """The file to read: ``path`` itself, or a run directory's checkpoint."""
+    """The file to read: ``path`` itself, or a run directory's checkpoint (a sharded one is a
+    folder)."""
+    from nnspec.run import sharded
+
+    if sharded.is_sharded(path):
+        return path
     if path.is_dir():
         folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
-        for name in ("best.pt", "last.pt"):
-            if (folder / name).is_file():
+        for name in ("best.pt", "last.pt", "best", "last"):
+            if (folder / name).is_file() or sharded.is_sharded(folder / name):
                 return folder / name
         raise _error(w, ("from",), f"{path} is a folder that holds no nnspec checkpoint",
                      "name a weights file, or a run directory (it has checkpoints/best.pt)")
