@@ -69,10 +69,16 @@ def model_class_name(source: str) -> str:
     return classes[-1]
 
 
-def instantiate_emitted(source: str) -> nn.Module:
-    with torch.device("meta"):
+def instantiate_emitted(source: str, meta: bool = True) -> nn.Module:
+    with torch.device("meta" if meta else "cpu"):
         module: nn.Module = emitted_module(source)[model_class_name(source)]()
     return module
+
+
+def computed_buffers(module: nn.Module) -> bool:
+    """Whether a module keeps buffers outside its state_dict (swin's attention masks): loading
+    weights cannot fill them, so such a model is compared built on the CPU, not on meta."""
+    return any(m._non_persistent_buffers_set for m in module.modules())
 
 
 def fill_weights(module: nn.Module, seed: int = 0) -> dict[str, torch.Tensor]:

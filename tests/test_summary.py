@@ -11,6 +11,7 @@ import torchinfo
 from typer.testing import CliRunner
 
 import nnspec
+from nnspec import catalogue
 from nnspec.cli import app
 from nnspec.views.summary import Summary, format_summary, summarise
 from tests.conftest import ROOT, SPECS
@@ -29,7 +30,7 @@ def _torchinfo(path: Path) -> torchinfo.ModelStatistics:
 
 # Layers applied to sequences (a Linear or LayerNorm at every token) and attention: torchinfo
 # counts their weights once per sample and attention not at all, so flop_counter is the oracle.
-SEQUENCE_SPECS = {"convnext_tiny", "vit_b_16", "transformer_classifier"}
+SEQUENCE_SPECS = {"convnext_tiny", "vit_b_16", "swin_t", "transformer_classifier"}
 
 
 @pytest.mark.parametrize("path", SPEC_FILES, ids=lambda p: p.stem)

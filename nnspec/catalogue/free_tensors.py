@@ -5,7 +5,8 @@ tensor; it becomes the module's ``nn.Parameter`` (a buffer: ``register_buffer``)
 node's name, so ``state_dict`` keys read ``class_token``, ``encoder.pos_embedding`` or
 ``layer_scale`` exactly as torchvision writes them.  Its shape is the whole tensor's (no batch
 dimension); ops broadcast it against batched values as torch does.  ``init`` says how it is
-filled: a name from ``INITS``, ``{name: {args}}``, or a number (every element that value).
+filled: a name from ``INITS``, ``{name: {args}}``, a number (every element that value), or a
+computed constant from ``constants.CONSTANTS`` (``{relative_position_index: {window: [7, 7]}}``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from nnspec.catalogue import constants
 from nnspec.catalogue.entry import Entry, Param, Traits
 
 
@@ -59,6 +61,8 @@ def parse_init(init: Any) -> tuple[str, dict[str, Any]]:
     name, args = next(iter(init.items()))
     if isinstance(args, dict):
         return name, dict(args)
+    if name in constants.CONSTANTS:
+        return name, {}
     wanted = INITS[name].args
     return name, ({wanted[0]: args} if args is not None and wanted else {})
 
@@ -69,17 +73,46 @@ def make(kwargs: dict[str, Any]) -> Any:
 
     name, args = parse_init(kwargs.get("init", "zeros"))
     shape = tuple(kwargs["shape"])
-    tensor = INITS[name].make(torch, shape, args)
-    dtype = kwargs.get("dtype", "float32")
+    tensor = constants.make(name, args, shape) if name in constants.CONSTANTS else \
+        INITS[name].make(torch, shape, args)
     from nnspec.catalogue import torch_dtype
 
-    return tensor.to(torch_dtype(dtype))
+    return tensor.to(torch_dtype(dtype_of(kwargs)))
+
+
+def dtype_of(kwargs: dict[str, Any]) -> str:
+    """The element type: as given, else the computed constant's own, else float32."""
+    name, _ = parse_init(kwargs.get("init", "zeros"))
+    natural = constants.CONSTANTS[name].dtype if name in constants.CONSTANTS else "float32"
+    return str(kwargs.get("dtype") or natural)
+
+
+def constant_problem(kwargs: dict[str, Any]) -> str | None:
+    """Why a computed constant does not fit its free tensor (the shape pass locates it)."""
+    name, args = parse_init(kwargs.get("init", "zeros"))
+    if name not in constants.CONSTANTS:
+        return None
+    constant = constants.CONSTANTS[name]
+    problem = constant.check(args)
+    if problem:
+        return f"{name}: {problem}"
+    size, shape = constant.size(args), list(kwargs["shape"])
+    count = 1
+    for dim in shape:
+        count *= dim
+    if count != size:
+        return (f"{name} {args} gives {size} values; shape {shape} holds {count}")
+    return None
 
 
 def source(kwargs: dict[str, Any], shape_code: str, literal: Callable[[Any], str]) -> str:
     """The Python expression that makes the tensor (its shape written as ``shape_code``)."""
     name, args = parse_init(kwargs.get("init", "zeros"))
-    dtype = {"long": "int64"}.get(kwargs.get("dtype", "float32"), kwargs.get("dtype", "float32"))
+    dtype = {"long": "int64"}.get(dtype_of(kwargs), dtype_of(kwargs))
+    if name in constants.CONSTANTS:
+        made = constants.source(name, args, shape_code)
+        return made if dtype == constants.CONSTANTS[name].dtype else \
+            f"torch.as_tensor({made}, dtype=torch.{dtype})"
     sized = shape_code if dtype == "float32" else f"{shape_code}, dtype=torch.{dtype}"
     return INITS[name].source(sized, {k: literal(v) for k, v in args.items()})
 
@@ -91,12 +124,19 @@ _INIT = {"anyOf": [
     {"enum": sorted(INITS)},
     {"type": "number"},
     {"type": "object", "minProperties": 1, "maxProperties": 1,
-     "properties": {name: {"anyOf": [_ARGS, {"type": "number"}, {"type": "null"}],
-                           "description": f"{name}, with keyword arguments "
-                           f"({', '.join(init.args) or 'none'}) or its first one"}
-                    for name, init in INITS.items()}, "additionalProperties": False},
+     "properties": {**{name: {"anyOf": [_ARGS, {"type": "number"}, {"type": "null"}],
+                              "description": f"{name}, with keyword arguments "
+                              f"({', '.join(init.args) or 'none'}) or its first one"}
+                       for name, init in INITS.items()},
+                    **{name: {"type": "object", "properties": c.params,
+                              "required": sorted(c.params), "additionalProperties": False,
+                              "description": c.doc}
+                       for name, c in constants.CONSTANTS.items()}},
+     "additionalProperties": False},
 ]}
-_DTYPE = {"enum": ["float32", "float64", "float16", "bfloat16", "int64", "int32", "long", "bool"]}
+_DTYPE = {"enum": ["float32", "float64", "float16", "bfloat16", "int64", "int32", "long", "bool"],
+          "description": "The element type: float32 unless given, or a computed constant's own "
+          "(int64 for relative_position_index)."}
 
 
 def _entry(name: str, doc: str, flag: str, flag_doc: str) -> Entry:

@@ -103,7 +103,7 @@ LAYERS: dict[str, Traits] = {
     "Conv2dNormActivation": Traits(minimums=_PADDED),
     "Conv3dNormActivation": Traits(minimums=_PADDED),
     "Linear": Traits(shape=rules.linear, mismatch_hint=rules.flatten_hint, macs=macs.per_token),
-    "Flatten": Traits(shape=rules.flatten),
+    "Flatten": Traits(shape=rules.flatten), "Unflatten": Traits(shape=rules.unflatten),
     "Bilinear": Traits(inputs=(2, 2), macs=macs.per_token), "CosineSimilarity": _TWO,
     "PairwiseDistance": _TWO,
     "RNN": _SEQUENCE, "LSTM": _SEQUENCE, "GRU": _SEQUENCE, "TransformerEncoderLayer": _SEQUENCE,

@@ -169,15 +169,51 @@ def linear(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: list[s
 
 
 def flatten(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: list[str]) -> Any:
+    """Flatten dimensions start_dim..end_dim; from dimension 0 it folds them into the batch
+    (window partition: [N, 8, 8, 7, 7, C] from 0 to 2 is [N*64, 7, 7, C])."""
     value = inputs[0]
+    if not value.batched:
+        return NO_RULE  # a free tensor: its whole shape, as torch flattens it
     full = (BATCH, *value.shape)
     rank = len(full)
     start, end = kwargs.get("start_dim", 1), kwargs.get("end_dim", -1)
-    start, end = start % rank if rank else 0, end % rank if rank else 0
+    if not (isinstance(start, int) and isinstance(end, int) and -rank <= start < rank
+            and -rank <= end < rank):
+        return NO_RULE  # torch says what is out of range
+    start, end = start % rank, end % rank
+    if start == 0 < end:
+        return replace(value, shape=full[end + 1:], fold=value.fold * product(full[1:end + 1]))
     if not 0 < start <= end < rank:
-        return NO_RULE  # flattening the batch, or a bad range: torch decides
+        return NO_RULE  # a bad range: torch decides
     merged = product(full[start:end + 1])
     return replace(value, shape=(*full[1:start], merged, *full[end + 1:]))
+
+
+_UNFOLD_HINT = ("a Flatten from start_dim 0 folds dimensions into the batch; an Unflatten of "
+                "dimension 0 takes them out again, the batch first as -1: [-1, 8, 8]")
+
+
+def unflatten(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: list[str]) -> Any:
+    """Unflatten of dimension 0 takes dimensions folded into the batch out again: [N*64, ...]
+    with [-1, 8, 8] is [N, 8, 8, ...]; another dimension is split as torch splits it."""
+    value = inputs[0]
+    dim, sizes = kwargs.get("dim"), list(kwargs.get("unflattened_size") or [])
+    rank = len(value.shape) + 1
+    if not value.batched or not isinstance(dim, int) or not -rank <= dim < rank or \
+            not sizes or not all(isinstance(s, int) for s in sizes):
+        return NO_RULE
+    if dim % rank:
+        return NO_RULE  # a sample's dimension: torch's meta kernel
+    rest = product(sizes[1:])
+    if sizes[0] != -1 or -1 in sizes[1:] or rest < 1:
+        raise ShapeProblem(f"{name} of the batch dimension 0 of {value} from {sources[0]} "
+                           f"must keep the batch first, as -1: found {sizes}", _UNFOLD_HINT)
+    if value.fold % rest:
+        held = ("nothing is folded into it" if value.fold == 1
+                else f"it holds {value.fold} per sample")
+        raise ShapeProblem(f"{name} {sizes} takes {rest} rows per sample out of the batch of "
+                           f"{value} from {sources[0]}, but {held}", _UNFOLD_HINT)
+    return replace(value, shape=(*sizes[1:], *value.shape), fold=value.fold // rest)
 
 
 def flatten_hint(name: str, given: Any, shape: tuple[int, ...]) -> str | None:
@@ -371,7 +407,14 @@ def broadcast(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: lis
     if len(tensors) != len(inputs):
         raise ValueError("an input is a tuple of outputs; select one with getitem")
     batched = any(t.batched for t in tensors) or not tensors
-    shape = broadcast_shapes([(BATCH, *t.shape) if t.batched else t.shape for t in tensors])
+    folds = {t.fold for t in tensors if t.batched}
+    if len(folds) > 1:
+        shown = ", ".join(f"{t} from {s}" for t, s in zip(tensors, sources, strict=False))
+        raise ShapeProblem(f"{name} of {shown}: their batch dimensions hold different numbers "
+                           "of rows per sample", _UNFOLD_HINT)
+    fold = folds.pop() if folds else 1
+    shape = broadcast_shapes([(BATCH * fold, *t.shape) if t.batched else t.shape
+                              for t in tensors])
     dtype = tensors[0].dtype
     for t in tensors[1:]:
         promoted = torch.promote_types(getattr(torch, dtype), getattr(torch, t.dtype))
@@ -386,7 +429,7 @@ def broadcast(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: lis
                                "would broadcast it against the batch dimension",
                                f"give it at most {rank} dimensions, or a leading 1 for the "
                                "batch")
-    return replace(tensors[0], shape=tuple(shape[1:]), dtype=dtype, batched=True)
+    return replace(tensors[0], shape=tuple(shape[1:]), dtype=dtype, batched=True, fold=fold)
 
 
 def broadcast_shapes(shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
@@ -414,4 +457,4 @@ def expand_batch(name: str, kwargs: dict[str, Any], inputs: list[Any],
     if isinstance(like, tuple) or not like.batched:
         raise ShapeProblem(f"{name} copies the batch of its second input, but {sources[1]} "
                            "has no batch", "give it a batched value as its second input")
-    return replace(tensor, shape=tensor.shape[1:], batched=True)
+    return replace(tensor, shape=tensor.shape[1:], batched=True, fold=like.fold)

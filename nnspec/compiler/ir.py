@@ -25,11 +25,16 @@ class TensorInfo:
     # False for a free tensor (a parameter or buffer): its shape is the whole tensor's, with no
     # batch dimension, and it broadcasts against batched values as torch does
     batched: bool = True
+    # rows of the batch dimension per sample: a Flatten from dimension 0 folds dimensions into
+    # the batch (Swin's windows: [N*64, 49, 96]) and an Unflatten of dimension 0 takes them out
+    fold: int = 1
 
     def __str__(self) -> str:
         if not self.batched:
             return "[" + ", ".join(map(str, self.shape)) + "]"
-        return "[N, " + ", ".join(map(str, self.shape)) + "]" if self.shape else "[N]"
+        batch = "N" if self.fold == 1 else f"N*{self.fold}"
+        return f"[{batch}, " + ", ".join(map(str, self.shape)) + "]" if self.shape else \
+            f"[{batch}]"
 
 
 Value = TensorInfo | tuple["Value", ...]

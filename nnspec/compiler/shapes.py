@@ -38,23 +38,26 @@ def meta_tensor(info: TensorInfo) -> Any:
     import torch
 
     dtype = catalogue.torch_dtype(info.dtype)
-    shape = (BATCH, *info.shape) if info.batched else info.shape
+    shape = (BATCH * info.fold, *info.shape) if info.batched else info.shape
     return torch.empty(shape, dtype=dtype, device="meta")
 
 
-def describe(value: Any, batched: bool = True) -> Value:
-    """A meta tensor (or tuple) as values; ``batched``: whether its inputs had a batch."""
+def describe(value: Any, batched: bool = True, fold: int = 1) -> Value:
+    """A meta tensor (or tuple) as values; ``batched``: whether its inputs had a batch, and
+    ``fold`` how many rows of it each sample has (dimensions folded into the batch)."""
     import torch
 
     if isinstance(value, torch.Tensor):
         dtype = str(value.dtype).removeprefix("torch.")
         if not batched:
             return TensorInfo(tuple(value.shape), dtype, batched=False)
+        if value.dim() and value.shape[0] == BATCH * fold:
+            return TensorInfo(tuple(value.shape[1:]), dtype, fold=fold)
         shape = tuple(value.shape[1:]) if value.dim() and value.shape[0] == BATCH else tuple(
             value.shape)
         return TensorInfo(shape, dtype)
     if isinstance(value, tuple | list):
-        return tuple(describe(v, batched) for v in value)
+        return tuple(describe(v, batched, fold) for v in value)
     raise TypeError(f"unexpected output {type(value).__name__}")
 
 
@@ -173,14 +176,22 @@ class _Inferrer:
             return node
         counter = catalogue.layers()[layer.op].traits.count  # MACs from the input shapes
         return node.with_(body=replace(layer, kwargs=kwargs), out=result,
-                          macs=counter(kwargs, tensors, result) if counter else None)
+                          macs=counter(kwargs, tensors, result) * _fold(list(tensors))
+                          if counter else None)
 
     def free_tensor(self, node: Node, layer: Layer) -> Node:
         """A parameter or buffer: its whole shape, no batch; a parameter counts its size."""
+        from nnspec.catalogue.free_tensors import constant_problem, dtype_of
+
         shape = tuple(layer.kwargs["shape"])
+        problem = constant_problem(layer.kwargs)
+        if problem:
+            self.fail(node, problem, "the values are laid out row by row and reshaped to "
+                      "shape, which must hold exactly as many")
+            return node
         if layer.op == "parameter":
             self.params += product(shape)
-        dtype = layer.kwargs.get("dtype", "float32")
+        dtype = dtype_of(layer.kwargs)
         return node.with_(out=TensorInfo(shape, catalogue.DTYPE_ALIASES.get(dtype, dtype),
                                          batched=False))
 
@@ -220,8 +231,9 @@ class _Inferrer:
             self.fail(node, f"{layer.op} cannot combine {shapes}: {_first_line(exc)}",
                       traits.hint)
             return node
-        value = describe(out, _any_batched(inputs))
-        macs = traits.count(layer.kwargs, inputs, value) if traits.count else None
+        value = describe(out, _any_batched(inputs), _fold(inputs))
+        macs = traits.count(layer.kwargs, inputs, value) * _fold(inputs) if traits.count \
+            else None
         return node.with_(out=value, macs=macs)
 
     def fill(self, node: Node, layer: Layer, inputs: list[TensorInfo],
@@ -291,7 +303,7 @@ class _Inferrer:
         if len(tensors) == 1:
             tensors = tensors * traits.repeat_input
         try:
-            return describe(module(*tensors))
+            return describe(module(*tensors), _any_batched(list(inputs)), _fold(list(inputs)))
         except Exception as exc:
             if (meta := plugins.meta_failure(op, "forward", exc)) is not None:
                 self.fail(node, *meta)
@@ -333,7 +345,7 @@ def _memo_key(op: str, kwargs: dict[str, Any], inputs: list[Any]) -> str | None:
 
 def _plain(value: Value) -> Any:
     if isinstance(value, TensorInfo):
-        return [value.shape, value.dtype]
+        return [value.shape, value.dtype, value.batched, value.fold]
     return [_plain(v) for v in value]
 
 
@@ -412,3 +424,14 @@ def _any_batched(values: list[Value]) -> bool:
         flat += [value] if isinstance(value, TensorInfo) else [
             v for v in value if isinstance(v, TensorInfo)]
     return not flat or any(v.batched for v in flat)
+
+
+def _fold(values: list[Value]) -> int:
+    """The rows per sample of the first batched input's batch dimension (1: just the batch)."""
+    for value in values:
+        found = [value] if isinstance(value, TensorInfo) else [
+            v for v in value if isinstance(v, TensorInfo)]
+        for info in found:
+            if info.batched:
+                return info.fold
+    return 1

@@ -110,7 +110,8 @@ def _layer_row(node: Node, layer: Layer, name: str, depth: int) -> Row:
         return Row(name, depth, layer.op, show(node.out), 0, 0, node.macs or 0, 0, False)
     if layer.kind == "tensor":
         return _tensor_row(node, layer, name, depth)
-    params, trainable, macs, size = _layer_counts(layer, _first_shape(node.out))
+    params, trainable, macs, size = _layer_counts(layer, _first_shape(node.out),
+                                                  _first_fold(node.out))
     macs = node.macs if node.macs is not None else macs  # counted from the inputs' shapes
     return Row(name, depth, layer.op, show(node.out), params=params, trainable=trainable,
                macs=macs, param_bytes=size, container=False)
@@ -119,11 +120,13 @@ def _layer_row(node: Node, layer: Layer, name: str, depth: int) -> Row:
 _COUNTS: dict[str, tuple[int, int, int, int]] = {}
 
 
-def _layer_counts(layer: Layer, out: tuple[int, ...]) -> tuple[int, int, int, int]:
-    """Parameters, trainable ones, MACs and bytes of a layer (a repeated one is built once)."""
+def _layer_counts(layer: Layer, out: tuple[int, ...],
+                  rows: int = 1) -> tuple[int, int, int, int]:
+    """Parameters, trainable ones, MACs and bytes of a layer (a repeated one is built once);
+    ``rows``: the rows of the batch dimension per sample (Swin's windows folded into it)."""
     try:
         key: str | None = json.dumps([id(plugins.layer_class(layer.op)), layer.op, layer.kwargs,
-                                      out], sort_keys=True)
+                                      out, rows], sort_keys=True)
     except (TypeError, ValueError):
         key = None
     if key is not None and key in _COUNTS:
@@ -131,7 +134,7 @@ def _layer_counts(layer: Layer, out: tuple[int, ...]) -> tuple[int, int, int, in
     module = _meta_module(layer)
     params = list(module.parameters())
     counts = (sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad),
-              module_macs(module, out), sum(p.numel() * p.element_size() for p in params))
+              module_macs(module, out) * rows, sum(p.numel() * p.element_size() for p in params))
     if key is not None and len(_COUNTS) < 100_000:
         _COUNTS[key] = counts
     return counts
@@ -174,6 +177,14 @@ def _macs_rule(cls: type) -> MacsRule | None:
         if base.__name__ in entries:
             return entries[base.__name__].traits.macs
     return None
+
+
+def _first_fold(value: Value | None) -> int:
+    while isinstance(value, tuple):
+        if not value:
+            return 1
+        value = value[0]
+    return value.fold if value is not None and value.batched else 1
 
 
 def _first_shape(value: Value | None) -> tuple[int, ...]:

@@ -149,9 +149,9 @@ def _convert(node: ast.expr) -> Expr:
         return Bracket("", tuple(_convert(e) for e in node.elts), "[", "]")
     if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
         symbol = _OPERATORS[type(node.op)]
-        left = _convert(node.left)
+        left = _operand(node.left, node, right=False)
         items = left.items if isinstance(left, Operators) and left.op == symbol else (left,)
-        return Operators(symbol, (*items, _convert(node.right)))
+        return Operators(symbol, (*items, _operand(node.right, node, right=True)))
     if isinstance(node, ast.Constant) and isinstance(node.value, str):  # as ruff format quotes
         text = repr(node.value)
         return Atom(f'"{text[1:-1]}"' if text[0] == "'" and '"' not in node.value else text)
@@ -159,3 +159,17 @@ def _convert(node: ast.expr) -> Expr:
 
 
 _OPERATORS: dict[type[ast.operator], str] = {ast.Add: "+", ast.Mult: "*"}
+_PRECEDENCE: dict[type[ast.operator], int] = {
+    ast.BitOr: 0, ast.BitXor: 1, ast.BitAnd: 2, ast.LShift: 3, ast.RShift: 3, ast.Add: 4,
+    ast.Sub: 4, ast.Mult: 5, ast.MatMult: 5, ast.Div: 5, ast.FloorDiv: 5, ast.Mod: 5,
+    ast.Pow: 7}
+
+
+def _operand(node: ast.expr, parent: ast.BinOp, right: bool) -> Expr:
+    """An operand of ``+`` or ``*``, in parentheses where the operators would otherwise
+    regroup it: ``(a + b) * 3``, ``a + (b + c)``."""
+    if isinstance(node, ast.BinOp):
+        inner, outer = _PRECEDENCE[type(node.op)], _PRECEDENCE[type(parent.op)]
+        if inner < outer or (right and inner == outer):
+            return Atom(f"({ast.unparse(node)})")
+    return _convert(node)

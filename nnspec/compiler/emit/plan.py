@@ -83,6 +83,8 @@ class Plan:
                 if body.kind == "tensor":  # only its shape may become a class parameter
                     shape = (*shape, repr({k: v for k, v in body.kwargs.items()
                                            if k != "shape"}))
+                elif body.kind == "op":  # written into forward as literals: never parameters
+                    shape = (*shape, repr(body.kwargs))
             elif needs_class(body):
                 shape = ("class", self.register(body, body.block or node.name))
             else:
@@ -96,6 +98,8 @@ class Plan:
         for node in net.nodes:
             body, path = node.body, (*prefix, node.name)
             if isinstance(body, Layer):
+                if body.kind == "op":
+                    continue  # part of the class's structure (its forward's literals)
                 keys = ["shape"] if body.kind == "tensor" else ordered_keys(body)
                 out += [((*path, k), body.kwargs[k]) for k in keys]
             elif needs_class(body):
