@@ -20,8 +20,13 @@ from nnspec.catalogue import constants
 from nnspec.compiler.emit.format import flat, from_source
 from nnspec.errors import SpecError
 from nnspec.views.summary import summarise
-from tests.parity import assert_same_model, emitted_module, fill_weights, model_class_name
-from tests.parity import sample_inputs
+from tests.parity import (
+    assert_same_model,
+    emitted_module,
+    fill_weights,
+    model_class_name,
+    sample_inputs,
+)
 
 WINDOWS = """
 nnspec: 2
@@ -123,7 +128,8 @@ def test_unflattening_the_batch_is_checked_statically_and_located(change: str,
 
 def test_values_with_different_folds_cannot_be_added() -> None:
     text = WINDOWS.replace("    images:", "    mixed: {add: [back, input]}\n    images:")
-    text = text.replace("unflattened_size: [-1, 2, 2]}}", "unflattened_size: [-1, 2, 2]}, in: back}")
+    text = text.replace("unflattened_size: [-1, 2, 2]}}",
+                        "unflattened_size: [-1, 2, 2]}, in: back}")
     (problem,) = _errors(text + "  outputs: [out, mixed]\n")
     assert "model.graph.mixed" in problem
     assert "hold different numbers of rows per sample" in problem

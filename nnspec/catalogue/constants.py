@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+
 def _pair(what: str, low: int = 1) -> dict[str, Any]:
     return {"type": "array", "items": {"type": "integer", "minimum": low}, "minItems": 2,
             "maxItems": 2, "description": what}
