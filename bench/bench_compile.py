@@ -78,7 +78,8 @@ def first_shape_check(spec: Path | str) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-BIG_SPECS = (ROOT / "bench" / "transformer_64.yaml", ROOT / "bench" / "resnet_repeat_1000.yaml")
+BIG_SPECS = (ROOT / "bench" / "transformer_64.yaml", ROOT / "bench" / "resnet_repeat_1000.yaml",
+             ROOT / "specs" / "vit_b_16.yaml", ROOT / "specs" / "swin_t.yaml")
 BIG_CHECK = """
 import time, torch
 start = time.perf_counter()

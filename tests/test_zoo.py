@@ -154,9 +154,9 @@ ZOO: dict[str, tuple[str, tuple[str, ...]]] = {
     "vit_h_14": ("vit_b_16", ("vars.patch_size=14", "vars.num_layers=32", "vars.hidden_dim=1280",
                               "vars.mlp_dim=5120", "vars.num_heads=16")),
     "swin_t": ("swin_t", ()),
-    "swin_s": ("swin_t", ("vars.depths=[2, 2, 18, 2]",)),
+    "swin_s": ("swin_t", ("vars.depths=[2, 2, 18, 2]", "vars.stochastic_depth_prob=0.3")),
     "swin_b": ("swin_t", ("vars.depths=[2, 2, 18, 2]", "vars.embed_dim=128",
-                          "vars.num_heads=[4, 8, 16, 32]")),
+                          "vars.num_heads=[4, 8, 16, 32]", "vars.stochastic_depth_prob=0.5")),
 }
 # over 100 M parameters: keys and shapes on the meta device
 LARGE = {"vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn",
@@ -311,3 +311,15 @@ def test_transformer_classifier_maps_token_ids_to_class_logits() -> None:
         shuffled = model(tokens[:, torch.randperm(32)])
     assert logits.shape == (3, 4)
     torch.testing.assert_close(logits, shuffled, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["swin_t", "swin_s", "swin_b"])
+def test_swin_stochastic_depth_grows_as_torchvisions(name: str) -> None:
+    from torchvision.ops import StochasticDepth
+
+    with torch.device("meta"):
+        reference = _torchvision(name)
+    ours, _ = _ours(name)
+    theirs = [m.p for m in reference.modules() if isinstance(m, StochasticDepth)]
+    # torchvision calls a block's one module twice; the spec has one per residual branch
+    assert [m.p for m in ours.modules() if isinstance(m, StochasticDepth)][::2] == theirs
