@@ -95,10 +95,10 @@ def test_a_crashed_rank_ends_the_job_in_bounded_time(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                            "--nproc-per-node=2", FAULTS, "train", str(spec),
                            "--run-dir", str(tmp_path / "run")], cwd=ROOT, capture_output=True,
-                          text=True, timeout=90,
+                          text=True, timeout=240,
                           env=_env(FAULT_CRASH="1:1", NNSPEC_DIST_TIMEOUT="20"))
     assert proc.returncode != 0
-    assert time.monotonic() - start < 60
+    assert time.monotonic() - start < 180  # far below the 30-minute default; start-up varies
     assert "injected failure after step 1" in proc.stderr
 
 
@@ -142,11 +142,11 @@ def test_sigterm_stops_every_rank_together_and_the_run_resumes(tmp_path: Path) -
            FAULTS, "train", str(spec), "--run-dir", str(run)]
     proc = subprocess.Popen(cmd, cwd=ROOT, text=True, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=_env())
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 240  # generous: rank start-up on a loaded 2-core machine
     while not (run / "checkpoints" / "last.pt").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     proc.terminate()  # torchrun forwards SIGTERM to both ranks
-    _, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=180)
     assert proc.returncode != 0
     assert err.count("stopped: checkpoint committed") == 2, err[-3000:]
     stopped = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
@@ -187,11 +187,11 @@ def test_sigterm_to_a_relaunched_job_stops_every_rank_with_the_signals_code(
     run = tmp_path / "run"
     proc = subprocess.Popen(_nnspec_ddp(spec, "--run-dir", str(run)), cwd=ROOT, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 240  # generous: rank start-up on a loaded 2-core machine
     while not (run / "checkpoints" / "last.pt").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     proc.terminate()  # to nnspec, which passes it to torchrun, which stops both ranks
-    _, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=180)
     assert proc.returncode == 128 + 15, err[-3000:]
     assert err.count("stopped: checkpoint committed") == 2, err[-3000:]
 
