@@ -57,6 +57,23 @@ def test_model_argument_override_reaches_the_layer() -> None:
     assert graph.root.nodes[0].body.kwargs["out_features"] == 7  # type: ignore[union-attr]
 
 
+TWO = "nnspec: 2\ninput: [4]\nmodel:\n  - Linear: {out_features: 3}\n  - ReLU\n"
+
+
+@pytest.mark.parametrize(("override", "kept", "copies"), [
+    ("model.0.if=false", ["ReLU"], None),  # beside the layer, not among its arguments
+    ("model.0.repeat=2", ["Net", "ReLU"], ["0", "1"]),
+    ("model.0.repeat={times: 2, name: 'fc${index}'}", ["Net", "ReLU"], ["fc0", "fc1"]),
+])
+def test_item_keys_are_set_beside_the_layer(override: str, kept: list[str],
+                                            copies: list[str] | None) -> None:
+    graph = validate(TWO, overrides=[override], shapes=False)
+    bodies = [node.body for node in graph.root.nodes]
+    assert [getattr(b, "op", type(b).__name__) for b in bodies] == kept
+    if copies:
+        assert [n.name for n in bodies[0].nodes] == copies  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize(("overrides", "located", "message"), [
     (["train.epochs=x"], "<override 1: train.epochs=x>:1:1",
      "train.epochs: expected an integer, found 'x'"),

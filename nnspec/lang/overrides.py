@@ -53,8 +53,8 @@ _EXAMPLES = {"optimizer": "'{SGD: {lr: 0.1}}'", "loss": "CrossEntropyLoss",
              "scheduler": "'{StepLR: {step_size: 5}}'", "dataset": "'{MNIST: {root: data}}'"}
 
 
-# Keys beside a layer's name in a model item (a graph node's inputs, a repeat count).
-_LAYER_SIBLINGS = ("in", "repeat")
+# Keys beside a layer's name in a model item (a graph node's inputs, a repeat, a condition).
+_LAYER_SIBLINGS = ("in", "repeat", "if")
 
 
 def _in_model(path: list[str | int]) -> bool:
