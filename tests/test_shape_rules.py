@@ -37,6 +37,8 @@ CASES: list[tuple[str, dict[str, Any], tuple[int, ...]]] = [
     ("Linear", {"in_features": 6, "out_features": 2}, (5, 6)),
     ("Flatten", {}, (3, 4, 5)), ("Flatten", {"start_dim": 2}, (3, 4, 5)),
     ("Flatten", {"start_dim": 1, "end_dim": 2}, (3, 4, 5)),
+    ("TransformerEncoderLayer", {"d_model": 8, "nhead": 2, "dim_feedforward": 16,
+                                 "batch_first": True, "norm_first": True}, (5, 8)),
 ]
 
 
@@ -54,6 +56,41 @@ def test_rule_matches_torch_on_the_meta_device(op: str, kwargs: dict[str, Any],
     module = getattr(torch.nn, op)(**_tuples(kwargs))
     expected = describe(module(torch.zeros(BATCH, *shape)))
     assert ruled == expected
+
+
+@pytest.mark.parametrize(("dtype", "shape"), [("int64", (7,)), ("int32", (3, 4)),
+                                             ("int64", ())])
+def test_embedding_rule_matches_torch(dtype: str, shape: tuple[int, ...]) -> None:
+    kwargs = {"num_embeddings": 10, "embedding_dim": 6}
+    ruled = _Inferrer().rule(_node("Embedding"), "Embedding", kwargs,
+                             [TensorInfo(shape, dtype)], ["input"])
+    ids = torch.zeros(BATCH, *shape, dtype=getattr(torch, dtype))
+    assert ruled == describe(torch.nn.Embedding(**kwargs)(ids))
+
+
+def test_layers_with_rules_leave_other_input_types_to_torch() -> None:
+    """A float64 input to float32 weights, float ids: torch has the word (it refuses)."""
+    inferrer = _Inferrer()
+    attention = {"d_model": 8, "nhead": 2, "batch_first": True}
+    assert inferrer.rule(_node("TransformerEncoderLayer"), "TransformerEncoderLayer",
+                         attention, [TensorInfo((5, 8), "float64")], ["input"]) is NO_RULE
+    assert inferrer.rule(_node("Embedding"), "Embedding", {"embedding_dim": 4},
+                         [TensorInfo((5,), "float32")], ["input"]) is NO_RULE
+
+
+@pytest.mark.parametrize(("dim", "keepdim", "shape"), [
+    (1, False, (4, 5)), (-1, False, (4, 5)), ([1, 2], False, (3, 4, 5)), ([-2, 3], True,
+                                                                        (3, 4, 5)),
+    (2, True, (6, 2)),
+])
+def test_mean_rule_matches_torch(dim: Any, keepdim: bool, shape: tuple[int, ...]) -> None:
+    from nnspec.catalogue import ops
+
+    rule = ops()["mean"].traits.shape
+    assert rule is not None
+    ruled = rule("mean", {"dim": dim, "keepdim": keepdim}, [TensorInfo(shape)], ["input"])
+    dims = tuple(dim) if isinstance(dim, list) else dim
+    assert ruled == describe(torch.zeros(BATCH, *shape).mean(dim=dims, keepdim=keepdim))
 
 
 @pytest.mark.parametrize(("op", "kwargs", "shape"), [

@@ -106,7 +106,10 @@ LAYERS: dict[str, Traits] = {
     "Flatten": Traits(shape=rules.flatten), "Unflatten": Traits(shape=rules.unflatten),
     "Bilinear": Traits(inputs=(2, 2), macs=macs.per_token), "CosineSimilarity": _TWO,
     "PairwiseDistance": _TWO,
-    "RNN": _SEQUENCE, "LSTM": _SEQUENCE, "GRU": _SEQUENCE, "TransformerEncoderLayer": _SEQUENCE,
+    "RNN": _SEQUENCE, "LSTM": _SEQUENCE, "GRU": _SEQUENCE,
+    # its LayerNorm on meta imports torch's Python references (seconds, once): a rule instead
+    "TransformerEncoderLayer": Traits(batch_first=True, check=rules.sequence_rank,
+                                      shape=rules.like_input),
     "TransformerDecoderLayer": _SEQUENCE_PAIR, "Transformer": _SEQUENCE_PAIR,
     # one input is self-attention (query = key = value); torchinfo counts no MACs for it (it
     # applies its weights functionally), the summary counts projections and products
@@ -118,7 +121,7 @@ LAYERS: dict[str, Traits] = {
     "Softmax2d": Traits(check=rules.sample_rank(3)),
     "PixelShuffle": Traits(check=rules.sample_rank(3, at_least=True)),
     "PixelUnshuffle": Traits(check=rules.sample_rank(3, at_least=True)),
-    "Embedding": Traits(token_ids=True, macs=macs.lookup),
+    "Embedding": Traits(token_ids=True, macs=macs.lookup, shape=rules.embedding),
     "EmbeddingBag": Traits(token_ids=True),
     # torchvision.ops
     "MLP": Traits(inferred={"in_channels": "features"}),  # Linear layers: the last dimension

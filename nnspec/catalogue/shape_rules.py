@@ -80,6 +80,41 @@ def same_shape(ranks: tuple[int, ...] | None = None) -> ShapeRule:
     return rule
 
 
+def like_input(name: str, kwargs: dict[str, Any], inputs: list[Any],
+               sources: list[str]) -> Any:
+    """A float32 input's shape and type out (a transformer layer: its weights are float32, so
+    another type runs on meta, where torch refuses the mix as the CPU does)."""
+    value = inputs[0]
+    return value if value.dtype == "float32" else NO_RULE
+
+
+def embedding(name: str, kwargs: dict[str, Any], inputs: list[Any],
+              sources: list[str]) -> Any:
+    """Integer ids of any shape -> that shape and embedding_dim float32 features."""
+    value, dim = inputs[0], kwargs.get("embedding_dim")
+    if value.dtype not in ("int64", "int32", "long") or not isinstance(dim, int):
+        return NO_RULE  # torch says what is wrong with the ids or the argument
+    return replace(value, shape=(*value.shape, dim), dtype="float32")
+
+
+def reduced(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: list[str]) -> Any:
+    """``mean`` over ``dim`` (one or a list, the batch counted as 0 and refused by the op's
+    check): those dimensions dropped, or kept as 1 with ``keepdim``."""
+    value, given = inputs[0], kwargs.get("dim")
+    rank = len(value.shape) + 1
+    dims: list[Any] = list(given) if isinstance(given, list | tuple) else [given]
+    if not _floating(value) or not dims or not all(
+            isinstance(d, int) and not isinstance(d, bool) and -rank <= d < rank for d in dims):
+        return NO_RULE  # torch says what is wrong
+    chosen = {d % rank for d in dims}
+    if len(chosen) != len(dims) or 0 in chosen:
+        return NO_RULE
+    keep = bool(kwargs.get("keepdim", False))
+    shape = tuple(1 if i + 1 in chosen else size for i, size in enumerate(value.shape)
+                  if keep or i + 1 not in chosen)
+    return replace(value, shape=shape)
+
+
 def pool(dims: int) -> ShapeRule:
     """torch's output-size formula for MaxPool/AvgPool (see their documentation)."""
 

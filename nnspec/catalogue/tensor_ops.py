@@ -179,7 +179,7 @@ OPS: dict[str, Entry] = {op.name: op for op in [
                                         f"keepdim={a.get('keepdim', False)!r})",
                     frozenset({"mean"})),
         check=rules.keeps_batch("dim", "{name} over dim {dim} averages {value} from {source} "
-                                "over the batch")),
+                                "over the batch"), shape=rules.reduced),
     _op("chunk", "Split each sample into `chunks` parts along `dim` (default 1, not the "
         "batch); select one with getitem.", ("chunks", {**_INT, "minimum": 1}, REQUIRED),
         ("dim", _INT, 1),

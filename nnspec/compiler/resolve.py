@@ -70,6 +70,8 @@ def repeat_counts(spec: Spec) -> dict[SpecPath, set[int]]:
     return resolver.repeats
 
 
+_INDEX = re.compile(r"\bindex\b")
+
 # What an unknown layer name resolves to, so that the rest of the spec can still be checked.
 UNKNOWN_LAYER = Layer("Identity", "layer", {})
 
@@ -85,6 +87,7 @@ class _Resolver:
         self.broken: set[str] = set()  # variables whose definition failed (reported once)
         self.indices: set[str] = set()
         self.repeats: dict[SpecPath, set[int]] = {}  # each repeat's counts, for `upgrade`
+        self.index_readers: dict[str, bool] = {}  # block name -> may read ``index``
 
     def error(self, where: Source | Location, path: SpecPath, message: str,
               hint: str | None = None) -> None:
@@ -287,13 +290,45 @@ class _Resolver:
         if repeat > 1 or (item.repeat is not None and (self.v2 or item.names is not None)):
             names = copy_names(item, [self.indexed(scope, i) for i in range(repeat)],
                                self.errors)
-            copies = tuple(Node(names[i], self.body(item, self.indexed(scope, i), stack), (),
-                                item.source) for i in range(repeat))
+            copies = tuple(Node(names[i], body, (), item.source)
+                           for i, body in enumerate(self.copies(item, scope, stack, repeat)))
+            if self.too_many(item):
+                return Node(name, Layer("Identity", "layer", {}), (), item.source)
             kind = "sequential" if item.names is None else "ordered"
             return Node(name, Net(kind, copies, item.source), (), item.source)
         if item.repeat is not None:
             scope = self.indexed(scope, 0)
         return Node(name, self.body(item, scope, stack), (), item.source)
+
+    def copies(self, item: Call | Container, scope: Mapping[str, Any],
+               stack: tuple[str, ...], repeat: int) -> list[Layer | Net]:
+        """The body of each copy of a repeated item.  Copies differ only in ``index``: an item
+        that never reads it (nor do the blocks it uses) is resolved once, and its copies
+        share that body (the IR is immutable; the builder makes one module per node), so a
+        ``repeat: 1000`` costs one resolution, not a thousand."""
+        if repeat == 1 or self.reads_index(item):
+            return [self.body(item, self.indexed(scope, i), stack) for i in range(repeat)]
+        before = self.count
+        body = self.body(item, self.indexed(scope, 0), stack)
+        self.count += (self.count - before) * (repeat - 1)  # each copy's nodes, for the limit
+        return [body] * repeat
+
+    def reads_index(self, item: Call | Container) -> bool:
+        """Whether ``index`` may be read by the item or a block it uses (by the text of its
+        expressions: a conservative answer, never a wrong "no")."""
+        text = repr(item)
+        if _INDEX.search(text):
+            return True
+        return any(self.block_reads_index(name) for name in self.blocks
+                   if name in text)
+
+    def block_reads_index(self, name: str, seen: frozenset[str] = frozenset()) -> bool:
+        if name not in self.index_readers:
+            text = repr(self.blocks[name])
+            self.index_readers[name] = bool(_INDEX.search(text)) or any(
+                self.block_reads_index(other, seen | {name}) for other in self.blocks
+                if other not in seen and other != name and other in text)
+        return self.index_readers[name]
 
     def indexed(self, scope: Mapping[str, Any], index: int) -> Mapping[str, Any]:
         """The scope of one repetition: ``index`` is its number (a format-1 spec's own

@@ -112,6 +112,8 @@ class _Inferrer:
         self.params = 0
         # (op, arguments, inputs) -> (parameters, output): a repeated layer is run once
         self.memo: dict[str, tuple[int, Value]] = {}
+        # (id of a resolved container, its inputs) -> (it, inferred, output, parameters)
+        self.nets: dict[tuple[int, Any], tuple[Net, Net, Value, int]] = {}
 
     def net(self, net: Net, inputs: list[Value], sources: list[str]) -> tuple[Net, Value]:
         if net.chained:
@@ -154,8 +156,7 @@ class _Inferrer:
             self.errors.problems.extend(problems)
             return node if problems else self.node(node.with_(body=net), inputs, sources)
         if isinstance(node.body, Net):
-            body, net_out = self.net(node.body, inputs, sources)
-            return node.with_(body=body, out=net_out) if not self.errors.problems else node
+            return self.subnet(node, node.body, inputs, sources)
         layer = node.body
         if layer.kind == "op":
             return self.op(node, layer, inputs, sources)
@@ -178,6 +179,27 @@ class _Inferrer:
         return node.with_(body=replace(layer, kwargs=kwargs), out=result,
                           macs=counter(kwargs, tensors, result) * _fold(list(tensors))
                           if counter else None)
+
+    def subnet(self, node: Node, net: Net, inputs: list[Value], sources: list[str]) -> Node:
+        """A container's shapes; the copies of a repeat share one body (resolve), which is
+        inferred once per input it receives and reused, with its parameter count."""
+        key: tuple[int, Any] | None = (id(net), tuple(inputs))
+        try:
+            hash(key)
+        except TypeError:
+            key = None
+        known = self.nets.get(key) if key is not None else None
+        if known is not None and known[0] is net:
+            _, body, out, params = known
+            self.params += params
+            return node.with_(body=body, out=out)
+        before = self.params
+        body, out = self.net(net, inputs, sources)
+        if self.errors.problems:
+            return node
+        if key is not None:
+            self.nets[key] = (net, body, out, self.params - before)  # net: keeps its id taken
+        return node.with_(body=body, out=out)
 
     def free_tensor(self, node: Node, layer: Layer) -> Node:
         """A parameter or buffer: its whole shape, no batch; a parameter counts its size."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import prod
 from typing import TYPE_CHECKING
 
@@ -82,19 +82,31 @@ class Summary:
 
 def summarise(graph: Graph) -> Summary:
     """Count parameters and MACs of every node of an inferred graph (see the module docs)."""
-    rows = tuple(_net_rows(graph.root, "", 0))
+    rows = tuple(_net_rows(graph.root, "", 0, {}))
     return Summary(graph.name, dict(graph.inputs), rows)
 
 
-def _net_rows(net: Net, prefix: str, depth: int) -> Iterator[Row]:
+Seen = dict[int, tuple[Net, list[Row]]]  # id of a container -> it and its rows (no prefix)
+
+
+def _net_rows(net: Net, prefix: str, depth: int, seen: Seen) -> Iterator[Row]:
     for node in net.nodes:
-        yield from _node_rows(node, prefix + node.name, depth)
+        yield from _node_rows(node, prefix + node.name, depth, seen)
 
 
-def _node_rows(node: Node, name: str, depth: int) -> Iterator[Row]:
+def _children(body: Net, name: str, depth: int, seen: Seen) -> list[Row]:
+    """A container's rows; the copies of a repeat share one body, counted once and renamed."""
+    known = seen.get(id(body))
+    if known is None or known[0] is not body:
+        known = (body, list(_net_rows(body, "", 0, seen)))
+        seen[id(body)] = known
+    return [replace(row, name=name + row.name, depth=row.depth + depth) for row in known[1]]
+
+
+def _node_rows(node: Node, name: str, depth: int, seen: Seen) -> Iterator[Row]:
     body = node.body
     if isinstance(body, Net):
-        children = list(_net_rows(body, name + ".", depth + 1))
+        children = _children(body, name + ".", depth + 1, seen)
         direct = [row for row in children if not row.container]
         kind = body.block or body.container.type
         yield Row(name, depth, kind, show(node.out),
