@@ -16,6 +16,11 @@ hand-written loop.  Contenders:
   hand/cuda-graph    the whole step captured as one CUDA graph (CUDA only)
   lightning          PyTorch Lightning's Trainer with a DataLoader (if installed: .[bench])
 
+With --as-shipped, two more: the example exactly as it ships (kaiming initialisation, Adam,
+the accuracy metric) run by nnspec, and the hand-written resident loop doing that same work
+(the same initialisation, optimizer and order, accuracy summed on the device each step);
+their weights are compared, and their ratio is printed beside the plain loop's.
+
 A second part (--startup) measures, in fresh processes, the time from launch to the first
 finished step and the peak memory of `nnspec train` against an equivalent hand-written script.
 """
@@ -143,6 +148,42 @@ def hand_resident(x: torch.Tensor, y: torch.Tensor, batch: int, epochs: int,
     return speed
 
 
+def hand_as_shipped(x: torch.Tensor, y: torch.Tensor, batch: int, epochs: int,
+                    device: torch.device) -> float:
+    """hand/resident doing the example's own work: kaiming initialisation, Adam(lr=0.002) and
+    the number of correct predictions summed on the device (read once per epoch)."""
+    torch.manual_seed(0)
+    model = lenet()
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d | nn.Linear):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+    model.to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=0.002)
+    loss_fn = nn.CrossEntropyLoss()
+    xd, yd = x.to(device), y.to(device)
+    done = [0]
+
+    def epoch() -> int:
+        order = epoch_order(len(xd), done[0], device)
+        done[0] += 1
+        correct = torch.zeros((), dtype=torch.long, device=device)
+        for i in range(0, len(xd), batch):
+            idx = order[i:i + batch]
+            xb, yb = xd[idx], yd[idx]
+            opt.zero_grad(set_to_none=True)
+            out = model(xb)
+            loss_fn(out, yb).backward()
+            opt.step()
+            correct += (out.detach().argmax(1) == yb).sum()
+        correct.item()
+        return len(xd)
+
+    speed = timed_epochs(device, epochs, epoch)
+    FINAL[-batch] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    return speed
+
+
 def hand_cuda_graph(x: torch.Tensor, y: torch.Tensor, batch: int, epochs: int,
                     device: torch.device) -> float:
     """The whole step (forward, backward, optimizer) captured once and replayed."""
@@ -223,7 +264,8 @@ def lightning(x: torch.Tensor, y: torch.Tensor, batch: int, epochs: int,
     return len(x) * (epochs - 1) / (clock.times[-1] - clock.times[0])
 
 
-def nnspec_train(batch: int, epochs: int, device: torch.device) -> tuple[float, str]:
+def nnspec_train(batch: int, epochs: int, device: torch.device,
+                 as_shipped: bool = False) -> tuple[float, str]:
     """Samples/s of nnspec with default settings, from its own metrics.jsonl."""
     import nnspec.run
 
@@ -231,10 +273,11 @@ def nnspec_train(batch: int, epochs: int, device: torch.device) -> tuple[float, 
         # The hand loops' work: their optimizer, PyTorch's default initialisation from the same
         # seed, no metric beyond the loss.  The initialisation matters on the CPU: as weights
         # train, values reach the denormal range, whose arithmetic is several times slower, at a
-        # pace that depends on where training started.
-        overrides = [f"data.batch_size={batch}", f"train.epochs={epochs}", f"data.root={DATA}",
-                     f"optimizer={{SGD: {{lr: {LR}, momentum: {MOMENTUM}}}}}", "train.metrics=[]",
-                     "train.monitor=val.loss", "init=[]"]
+        # pace that depends on where training started.  As shipped: the example's own settings.
+        overrides = [f"data.batch_size={batch}", f"train.epochs={epochs}", f"data.root={DATA}"]
+        if not as_shipped:
+            overrides += [f"optimizer={{SGD: {{lr: {LR}, momentum: {MOMENTUM}}}}}",
+                          "train.metrics=[]", "train.monitor=val.loss", "init=[]"]
         with open(os.devnull, "w") as quiet:
             nnspec.run.train(SPEC, overrides=overrides, run_dir=Path(tmp) / "run",
                              device=str(device), stream=quiet)
@@ -245,7 +288,7 @@ def nnspec_train(batch: int, epochs: int, device: torch.device) -> tuple[float, 
     train = [r for r in rows if r.get("split") == "train"][1:]
     # the same measure as the hand loops: samples over the seconds of the timed epochs
     speed = sum(r["samples"] for r in train) / sum(r["seconds"] for r in train)
-    return speed, path + _same_weights(weights, FINAL.get(batch))
+    return speed, path + _same_weights(weights, FINAL.get(-batch if as_shipped else batch))
 
 
 def _same_weights(got: dict[str, torch.Tensor], hand: dict[str, torch.Tensor] | None) -> str:
@@ -258,7 +301,8 @@ def _same_weights(got: dict[str, torch.Tensor], hand: dict[str, torch.Tensor] | 
 
 
 def throughput(batch_sizes: list[int], epochs: int, device: torch.device,
-               only: list[str] | None = None, rounds: int = 1) -> None:
+               only: list[str] | None = None, rounds: int = 1,
+               as_shipped: bool = False) -> None:
     x, y = load_mnist()
     print(f"# LeNet-5, MNIST t10k first {TRAIN} images, {epochs} epochs (first excluded), "
           f"device {device}, median of {rounds} round(s)")
@@ -273,21 +317,26 @@ def throughput(batch_sizes: list[int], epochs: int, device: torch.device,
     if only:
         contenders = {k: v for k, v in contenders.items() if k in only}
     contenders["nnspec"] = lambda x, y, b, e, d: nnspec_train(b, e, d)
+    if as_shipped:
+        contenders["hand/as-shipped"] = hand_as_shipped
+        contenders["nnspec/as-shipped"] = lambda x, y, b, e, d: nnspec_train(b, e, d, True)
     # Round-robin rounds, median per contender: a shared machine drifts, and every contender
     # sees the same drift.
     samples: dict[str, list[list[float]]] = {k: [[] for _ in batch_sizes] for k in contenders}
-    paths: list[str] = ["" for _ in batch_sizes]
+    paths: dict[str, list[str]] = {"nnspec": ["" for _ in batch_sizes],
+                                   "nnspec/as-shipped": ["" for _ in batch_sizes]}
     for _ in range(rounds):
         for name, fn in contenders.items():
             for i, b in enumerate(batch_sizes):
                 value = fn(x, y, b, epochs, device)
                 if isinstance(value, tuple):
-                    value, paths[i] = value
+                    value, paths[name][i] = value
                 if value is not None:
                     samples[name][i].append(value)
     results = {k: [statistics.median(v) if v else None for v in per_batch]
                for k, per_batch in samples.items()}
-    hand = [max([v[i] or 0 for k, v in results.items() if k.startswith("hand")] or [0]) or 1.0
+    plain = {k: v for k, v in results.items() if k.startswith("hand") and "as-shipped" not in k}
+    hand = [max([v[i] or 0 for v in plain.values()] or [0]) or 1.0
             for i in range(len(batch_sizes))]
     for name, values in results.items():
         cells = [("n/a" if v is None else f"{v:,.0f} ({v / hand[i]:.2f}x)")
@@ -299,8 +348,15 @@ def throughput(batch_sizes: list[int], epochs: int, device: torch.device,
         for i, b in enumerate(batch_sizes):
             if light[i]:
                 print(f"nnspec / lightning at batch {b}: {results['nnspec'][i] / light[i]:.2f}x")
-    for b, path in zip(batch_sizes, paths, strict=True):
-        print(f"nnspec path at batch {b}: {path}")
+    shipped, own = results.get("nnspec/as-shipped"), results.get("hand/as-shipped")
+    for i, b in enumerate(batch_sizes):
+        if shipped and own and shipped[i] and own[i]:
+            print(f"as shipped at batch {b}: nnspec / hand loop doing the same work "
+                  f"{shipped[i] / own[i]:.2f}x; / the plain hand loop {shipped[i] / hand[i]:.2f}x")
+    for name, per_batch in paths.items():
+        for b, path in zip(batch_sizes, per_batch, strict=True):
+            if path:
+                print(f"{name} path at batch {b}: {path}")
 
 
 HAND_SCRIPT = """
@@ -389,13 +445,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1,
                         help="repeat every contender this many times, round-robin; medians")
     parser.add_argument("--only", nargs="+", help="run only these contenders")
+    parser.add_argument("--as-shipped", action="store_true",
+                        help="also the example as it ships, and a hand loop doing its work")
     args = parser.parse_args()
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else "cpu" if args.device == "auto" else args.device)
     print(f"# {platform.node()} {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores, torch {torch.__version__}, python {platform.python_version()}"
           + (f", {torch.cuda.get_device_name()}" if device.type == "cuda" else ""))
-    throughput(args.batch_sizes, args.epochs, device, args.only, args.rounds)
+    print(f"# load average {os.getloadavg()[0]:.2f}, {torch.get_num_threads()} threads")
+    throughput(args.batch_sizes, args.epochs, device, args.only, args.rounds, args.as_shipped)
+    print(f"# load average after: {os.getloadavg()[0]:.2f}")
     if args.startup:
         startup(device, args.startup_runs)
 
