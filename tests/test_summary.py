@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 import nnspec
 from nnspec.cli import app
-from nnspec.views.summary import Summary, format_summary, summarise
+from nnspec.views.summary import Summary, format_summary, module_macs, summarise
 from tests.conftest import ROOT, SPECS
 
 SPEC_FILES = sorted(SPECS.glob("*.yaml"))
@@ -69,6 +69,35 @@ def test_summary_macs_agree_with_the_flop_counter(path: Path) -> None:
     ours = summarise(nnspec.infer(path)).macs
     oracle = _flop_counter_macs(path)
     assert oracle <= ours <= oracle * 1.02
+
+
+# (spec, the LayerNorm weights flop_counter does not count: their elements times their tokens)
+TRANSFORMERS = {
+    "decoder-layer": ("input: {tgt: [6, 8], mem: [LEN, 8]}\nmodel:\n  graph:\n"
+                      "    dec: {TransformerDecoderLayer: {nhead: 2, dim_feedforward: 16, "
+                      "bias: false, batch_first: true}, in: [tgt, mem]}\n", 3 * 6 * 8),
+    "transformer": ("input: {src: [LEN, 8], tgt: [6, 8]}\nmodel:\n  graph:\n"
+                    "    tr: {Transformer: {nhead: 2, num_encoder_layers: 2, num_decoder_layers: "
+                    "1, dim_feedforward: 16, bias: false, batch_first: true}, in: [src, tgt]}\n",
+                    (2 * 2 * 11 + 3 * 6 + 11 + 6) * 8),
+}
+
+
+@pytest.mark.filterwarnings("ignore:enable_nested_tensor")  # torch's, for bias: false
+@pytest.mark.parametrize(("body", "norms"), TRANSFORMERS.values(), ids=TRANSFORMERS.keys())
+def test_transformer_layers_count_the_memory_at_its_own_length(body: str, norms: int,
+                                                               write_spec) -> None:
+    """With a memory as long as the target, the count is the sum of the layer's parts (each
+    attention over the output's tokens); with a memory of 11 tokens, flop_counter's (without
+    biases, the norms' weights aside)."""
+    same = write_spec("nnspec: 2\n" + body.replace("LEN", "6"))
+    with torch.device("meta"):
+        module = next(iter(nnspec.compile(same).children()))
+    assert summarise(nnspec.infer(same)).macs == module_macs(module, (6, 8))
+    path = write_spec("nnspec: 2\n" + body.replace("LEN", "11"))
+    graph = nnspec.infer(path)
+    inputs = [torch.randn(2, *i.shape) for i in graph.inputs.values()]
+    assert summarise(graph).macs == _flop_counter_macs(path, *inputs) + norms
 
 
 # Without biases and norms the two counts are the same, to the multiply-add.

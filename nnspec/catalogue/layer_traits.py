@@ -54,7 +54,6 @@ CHOICES: dict[str, tuple[str, ...]] = {"approximate": ("none", "tanh")}
 _SAME = Traits(shape=rules.same_shape())
 _TWO = Traits(inputs=(2, 2))
 _SEQUENCE = Traits(batch_first=True, check=rules.sequence_rank)
-_SEQUENCE_PAIR = Traits(inputs=(2, 2), batch_first=True, check=rules.sequence_rank)
 
 
 def _same(*ranks: int) -> Traits:
@@ -110,7 +109,10 @@ LAYERS: dict[str, Traits] = {
     # its LayerNorm on meta imports torch's Python references (seconds, once): a rule instead
     "TransformerEncoderLayer": Traits(batch_first=True, check=rules.sequence_rank,
                                       shape=rules.like_input),
-    "TransformerDecoderLayer": _SEQUENCE_PAIR, "Transformer": _SEQUENCE_PAIR,
+    "TransformerDecoderLayer": Traits(inputs=(2, 2), batch_first=True, check=rules.sequence_rank,
+                                      count=macs.decoder_layer_count),
+    "Transformer": Traits(inputs=(2, 2), batch_first=True, check=rules.sequence_rank,
+                          count=macs.transformer_count),
     # one input is self-attention (query = key = value); torchinfo counts no MACs for it (it
     # applies its weights functionally), the summary counts projections and products
     "MultiheadAttention": Traits(inputs=(1, 3), repeat_input=3, batch_first=True,

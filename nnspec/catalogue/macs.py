@@ -17,11 +17,13 @@ multiplies by its weights:
 * ``self_attention``: ``MultiheadAttention``'s projections per token and its two matrix
   products, ``L * S * (E + Ev)`` (what flop_counter counts for them).
 
-Ops that multiply tensors count from their input shapes (``Traits.count``); a layer whose
-count needs its inputs' shapes has one too (MultiheadAttention: cross-attention reads keys
-of another length).  Biases and norms count as torchinfo counts them, which
-torch.utils.flop_counter (FLOPs / 2, the oracle for attention networks) does not: the two
-differ by those additions, a fraction of a percent for a transformer.
+Ops that multiply tensors count from their input shapes (``Traits.count``); so does a layer
+whose count needs them, given its arguments with the catalogue's defaults:
+``MultiheadAttention`` (cross-attention reads keys of another length),
+``TransformerDecoderLayer`` and ``Transformer`` (their memory or source has its own length).
+Biases and norms count as torchinfo counts them, which torch.utils.flop_counter (FLOPs / 2,
+the oracle for attention networks) does not: the two differ by those additions, a fraction of
+a percent for a transformer.
 """
 
 from __future__ import annotations
@@ -94,6 +96,42 @@ def attention_count(kwargs: dict[str, Any], inputs: Sequence[Any], out: Any) -> 
     query = inputs[0].shape
     key = inputs[1].shape if len(inputs) > 1 else query
     embed = query[-1]
-    extra = int(bool(kwargs.get("add_bias_kv"))) + int(bool(kwargs.get("add_zero_attn")))
-    return attention_macs(embed, kwargs.get("kdim") or embed, kwargs.get("vdim") or embed,
-                          kwargs.get("bias", True), prod(query[:-1]), prod(key[:-1]), extra)
+    extra = int(bool(kwargs["add_bias_kv"])) + int(bool(kwargs["add_zero_attn"]))
+    return attention_macs(embed, kwargs["kdim"] or embed, kwargs["vdim"] or embed,
+                          kwargs["bias"], prod(query[:-1]), prod(key[:-1]), extra)
+
+
+def _norm(embed: int, bias: bool, tokens: int) -> int:
+    return tokens * embed * (2 if bias else 1)
+
+
+def _feed_forward(embed: int, hidden: int, bias: bool, tokens: int) -> int:
+    return tokens * (2 * embed * hidden + ((hidden + embed) if bias else 0))
+
+
+def _encoder_layer(embed: int, hidden: int, bias: bool, tokens: int) -> int:
+    return (attention_macs(embed, embed, embed, bias, tokens, tokens)
+            + _feed_forward(embed, hidden, bias, tokens) + 2 * _norm(embed, bias, tokens))
+
+
+def _decoder_layer(embed: int, hidden: int, bias: bool, tokens: int, memory: int) -> int:
+    return (attention_macs(embed, embed, embed, bias, tokens, tokens)
+            + attention_macs(embed, embed, embed, bias, tokens, memory)
+            + _feed_forward(embed, hidden, bias, tokens) + 3 * _norm(embed, bias, tokens))
+
+
+def decoder_layer_count(kwargs: dict[str, Any], inputs: Sequence[Any], out: Any) -> int:
+    """A ``TransformerDecoderLayer`` node: self-attention over the target's tokens, attention
+    from them to the memory's (its second input), the feed-forward layers and three norms."""
+    return _decoder_layer(inputs[0].shape[-1], kwargs["dim_feedforward"], kwargs["bias"],
+                          prod(inputs[0].shape[:-1]), prod(inputs[1].shape[:-1]))
+
+
+def transformer_count(kwargs: dict[str, Any], inputs: Sequence[Any], out: Any) -> int:
+    """A ``Transformer`` node: encoder layers over the source's tokens (its first input),
+    decoder layers over the target's (its second), and the two final norms."""
+    embed, hidden, bias = inputs[0].shape[-1], kwargs["dim_feedforward"], kwargs["bias"]
+    source, target = prod(inputs[0].shape[:-1]), prod(inputs[1].shape[:-1])
+    return (kwargs["num_encoder_layers"] * _encoder_layer(embed, hidden, bias, source)
+            + kwargs["num_decoder_layers"] * _decoder_layer(embed, hidden, bias, target, source)
+            + _norm(embed, bias, source) + _norm(embed, bias, target))

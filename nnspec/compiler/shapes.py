@@ -175,9 +175,11 @@ class _Inferrer:
         result = self.run(node, layer.op, kwargs, tensors, sources)
         if result is None:
             return node
-        counter = catalogue.layers()[layer.op].traits.count  # MACs from the input shapes
+        entry = catalogue.layers()[layer.op]
+        counter = entry.traits.count  # MACs from the input shapes
+        given = {**{k: p.default for k, p in entry.params.items()}, **kwargs}
         return node.with_(body=replace(layer, kwargs=kwargs), out=result,
-                          macs=counter(kwargs, tensors, result) * _fold(list(tensors))
+                          macs=counter(given, tensors, result) * _fold(list(tensors))
                           if counter else None)
 
     def subnet(self, node: Node, net: Net, inputs: list[Value], sources: list[str]) -> Node:
