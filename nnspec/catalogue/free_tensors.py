@@ -11,6 +11,7 @@ computed constant from ``constants.CONSTANTS`` (``{relative_position_index: {win
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -103,6 +104,44 @@ def constant_problem(kwargs: dict[str, Any]) -> str | None:
     if count != size:
         return (f"{name} {args} gives {size} values; shape {shape} holds {count}")
     return None
+
+
+def problem(op: str, kwargs: dict[str, Any]) -> tuple[str, str] | None:
+    """What would stop the builder making this tensor, as (message, hint); None when it can.
+
+    One element is made on the CPU, so a huge shape allocates nothing while torch's own checks
+    (a negative std, a uniform range the wrong way round) run."""
+    import torch
+
+    dtype = _torch_dtype(kwargs)
+    if op == "parameter" and kwargs.get("requires_grad", True) and not (
+            dtype.is_floating_point or dtype.is_complex):
+        return (f"a parameter of dtype {dtype_of(kwargs)} cannot train (torch computes "
+                "gradients of floating-point tensors only)",
+                "write requires_grad: false, or make it a buffer")
+    name, args = parse_init(kwargs.get("init", "zeros"))
+    if name not in INITS:  # a computed constant: constant_problem checks it
+        return None
+    wanted = INITS[name].args
+    unknown = sorted(set(args) - set(wanted))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], wanted, 1)
+        hint = f"did you mean {close[0]!r}?" if close else "write one of those"
+        return f"init {name} has no argument {unknown[0]!r} (it takes {', '.join(wanted)})", hint
+    if name == "full" and not args:
+        return "init full needs fill_value, the value of every element", "write init: 0.5"
+    try:
+        with torch.random.fork_rng(devices=[]):  # the run's random stream stays untouched
+            INITS[name].make(torch, (1,), args)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        return f"init {name} cannot fill it: {exc}", f"check the arguments of {name}"
+    return None
+
+
+def _torch_dtype(kwargs: dict[str, Any]) -> Any:
+    from nnspec.catalogue import torch_dtype
+
+    return torch_dtype(dtype_of(kwargs))
 
 
 def source(kwargs: dict[str, Any], shape_code: str, literal: Callable[[Any], str]) -> str:

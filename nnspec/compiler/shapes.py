@@ -205,13 +205,17 @@ class _Inferrer:
 
     def free_tensor(self, node: Node, layer: Layer) -> Node:
         """A parameter or buffer: its whole shape, no batch; a parameter counts its size."""
-        from nnspec.catalogue.free_tensors import constant_problem, dtype_of
+        from nnspec.catalogue.free_tensors import constant_problem, dtype_of, problem
 
         shape = tuple(layer.kwargs["shape"])
-        problem = constant_problem(layer.kwargs)
-        if problem:
-            self.fail(node, problem, "the values are laid out row by row and reshaped to "
+        unfit = constant_problem(layer.kwargs)
+        if unfit:
+            self.fail(node, unfit, "the values are laid out row by row and reshaped to "
                       "shape, which must hold exactly as many")
+            return node
+        found = problem(layer.op, layer.kwargs)
+        if found is not None:
+            self.fail(node, *found)
             return node
         if layer.op == "parameter":
             self.params += product(shape)
