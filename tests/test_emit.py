@@ -412,6 +412,12 @@ OP_CASES = {
                 ("graph", _spec("[3, 4]", "  graph:\n    s: {softmax: {dim: 1}}\n"))],
     "log_softmax": [("sequential", _spec("[3, 4]", "  - {log_softmax: 2}\n")),
                     ("graph", _spec("[3, 4]", "  graph:\n    s: {log_softmax: {dim: 1}}\n"))],
+    "normalize": [("sequential", _spec("[3, 4]", "  - {normalize: {dim: -1}}\n")),
+                  ("graph", _spec("[3, 4]", "  graph:\n    n: {normalize: {dim: 1}}\n"))],
+    "clamp": [("sequential", _spec("[3, 4]", "  - {clamp: {max: 0.5}}\n")),
+              ("graph", _spec("[3, 4]", "  graph:\n    c: {clamp: {min: -0.1, max: 0.2}}\n"))],
+    "exp": [("sequential", _spec("[3, 4]", "  - exp\n")),
+            ("graph", _spec("[3, 4]", "  graph:\n    e: exp\n"))],
     "lookup": [("graph", _spec("[2, 4]", "  graph:\n    table: {parameter: {shape: [6, 4], "
                                          "init: ones}}\n    idx: {buffer: {shape: [2], dtype: "
                                          "int64}}\n    bias: {lookup: [table, idx]}\n"

@@ -172,6 +172,18 @@ def test_relative_position_index_is_torchvisions_buffer(window: list[int]) -> No
     assert ours.dtype == torch.int64 and torch.equal(ours, reference)
 
 
+@pytest.mark.parametrize("window", [[8, 8], [7, 7], [3, 5]])
+def test_relative_coords_table_is_torchvisions_buffer(window: list[int]) -> None:
+    from torchvision.models.swin_transformer import ShiftedWindowAttentionV2
+
+    reference = ShiftedWindowAttentionV2(8, window, [0, 0], 2).relative_coords_table
+    ours = constants.make("relative_coords_table", {"window": window}, tuple(reference.shape))
+    assert torch.equal(ours, reference)
+    written = constants.source("relative_coords_table", {"window": window},
+                               str(tuple(reference.shape)))
+    assert torch.equal(emitted_module(f"import torch\nvalue = {written}\n")["value"], ours)
+
+
 @pytest.mark.parametrize(("size", "window", "shift"), [
     ([56, 56], [7, 7], [3, 3]), ([14, 14], [7, 7], [3, 3]), ([16, 24], [8, 8], [4, 0]),
     ([16, 24], [8, 8], [0, 4]), ([32, 32], [8, 8], [4, 4])])

@@ -157,6 +157,11 @@ ZOO: dict[str, tuple[str, tuple[str, ...]]] = {
     "swin_s": ("swin_t", ("vars.depths=[2, 2, 18, 2]", "vars.stochastic_depth_prob=0.3")),
     "swin_b": ("swin_t", ("vars.depths=[2, 2, 18, 2]", "vars.embed_dim=128",
                           "vars.num_heads=[4, 8, 16, 32]", "vars.stochastic_depth_prob=0.5")),
+    "swin_v2_t": ("swin_v2_t", ()),
+    "swin_v2_s": ("swin_v2_t", ("vars.depths=[2, 2, 18, 2]", "vars.stochastic_depth_prob=0.3")),
+    "swin_v2_b": ("swin_v2_t", ("vars.depths=[2, 2, 18, 2]", "vars.embed_dim=128",
+                                "vars.num_heads=[4, 8, 16, 32]",
+                                "vars.stochastic_depth_prob=0.5")),
 }
 # over 100 M parameters: keys and shapes on the meta device
 LARGE = {"vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn",
@@ -313,7 +318,8 @@ def test_transformer_classifier_maps_token_ids_to_class_logits() -> None:
     torch.testing.assert_close(logits, shuffled, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["swin_t", "swin_s", "swin_b"])
+@pytest.mark.parametrize("name", ["swin_t", "swin_s", "swin_b", "swin_v2_t", "swin_v2_s",
+                                  "swin_v2_b"])
 def test_swin_stochastic_depth_grows_as_torchvisions(name: str) -> None:
     from torchvision.ops import StochasticDepth
 

@@ -41,6 +41,25 @@ def _roll(x: Any, shifts: Any, dims: Any) -> Any:
                   tuple(dims) if isinstance(dims, list | tuple) else dims)
 
 
+def _normalize(x: Any, dim: int = -1) -> Any:
+    import torch.nn.functional as F
+
+    return F.normalize(x, dim=dim)
+
+
+def _clamp(x: Any, min: float | None = None, max: float | None = None) -> Any:
+    return x.clamp(min=min, max=max)
+
+
+def _exp(x: Any) -> Any:
+    return x.exp()
+
+
+def _clamp_source(i: list[str], a: dict[str, Any]) -> str:
+    bounds = [f"{k}={a[k]!r}" for k in ("min", "max") if a.get(k) is not None]
+    return f"{i[0]}.clamp({', '.join(bounds)})"
+
+
 def _matmul(a: Any, b: Any) -> Any:
     return a @ b
 
@@ -161,6 +180,17 @@ ATTENTION_OPS: dict[str, Entry] = {op.name: op for op in [
         code=OpCode(_log_softmax, lambda i, a: f"{i[0]}.log_softmax({a['dim']!r})",
                     frozenset({"log_softmax"})),
         check=_not_batch("dim", "along dim")),
+    _op("normalize", "Divide by the Euclidean norm along `dim` (default -1; "
+        "torch.nn.functional.normalize): Swin V2's cosine attention.", ("dim", _INT, -1),
+        code=OpCode(_normalize, lambda i, a: f"nn.functional.normalize({i[0]}, "
+                                             f"dim={a.get('dim', -1)!r})"),
+        check=_not_batch("dim", "along dim")),
+    _op("clamp", "Limit every element to [min, max] (either may be left out).",
+        ("min", _NUMBER_OR_NULL, None), ("max", _NUMBER_OR_NULL, None),
+        code=OpCode(_clamp, _clamp_source, frozenset({"clamp"})), shape=rules.same_value),
+    _op("exp", "The exponential of every element.",
+        code=OpCode(_exp, lambda i, a: f"{i[0]}.exp()", frozenset({"exp"})),
+        shape=rules.same_value),
     _op("lookup", "Rows of the first input at the integer indices of the second (table[index]): "
         "a relative position bias gathered from its table by a buffer of indices.",
         code=OpCode(_lookup, lambda i, a: f"{i[0]}[{i[1]}]",

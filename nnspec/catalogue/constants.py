@@ -122,6 +122,18 @@ def _shifted_window_mask(t: Any, args: dict[str, Any]) -> Any:
     return t.where(t.ne(t.unsqueeze(ids, 1), t.unsqueeze(ids, 2)), -100.0, 0.0)
 
 
+def _relative_coords_table(t: Any, args: dict[str, Any]) -> Any:
+    """Swin V2's log-spaced relative coordinates of a window [a, b]: [2a-1, 2b-1, 2] pairs
+    (dy, dx), each scaled to [-8, 8] and mapped to sign(x) * log2(|x| + 1) / 3."""
+    a, b = args["window"]
+
+    def axis(n: int) -> Any:
+        scaled = t.mul(t.div(t.arange(-(n - 1), n), n - 1), 8)
+        return t.div(t.mul(t.sign(scaled), t.log2(t.abs(scaled) + 1.0)), 3.0)
+
+    return t.permute(t.stack(t.meshgrid(axis(a), axis(b), indexing="ij")), (1, 2, 0))
+
+
 def _mask_check(args: dict[str, Any]) -> str | None:
     (height, width), (a, b), (s, u) = args["size"], args["window"], args["shift"]
     if height % a or width % b:
@@ -137,6 +149,14 @@ CONSTANTS: dict[str, Constant] = {
         "(2a-1)(2b-1)-row bias table (torchvision's relative_position_index buffer).",
         {"window": _WINDOW}, "int64",
         lambda args: (args["window"][0] * args["window"][1]) ** 2, _relative_position_index),
+    "relative_coords_table": Constant(
+        "Swin V2's relative coordinates of a window [a, b]: (2a-1)(2b-1) pairs (dy, dx) "
+        "scaled to [-8, 8] and log-spaced, sign(x) * log2(|x| + 1) / 3 (torchvision's "
+        "relative_coords_table buffer, [1, 2a-1, 2b-1, 2]).",
+        {"window": _WINDOW}, "float32",
+        lambda args: (2 * args["window"][0] - 1) * (2 * args["window"][1] - 1) * 2,
+        _relative_coords_table, lambda args: (
+            None if min(args["window"]) > 1 else "the window must be at least 2 on each side")),
     "shifted_window_mask": Constant(
         "The additive mask of shifted-window attention for an image of `size` cut into "
         "windows of `window` after rolling it by -`shift`: windows x (ab) x (ab) values, -100 "

@@ -493,3 +493,9 @@ def expand_batch(name: str, kwargs: dict[str, Any], inputs: list[Any],
         raise ShapeProblem(f"{name} copies the batch of its second input, but {sources[1]} "
                            "has no batch", "give it a batched value as its second input")
     return replace(tensor, shape=tensor.shape[1:], batched=True, fold=like.fold)
+
+
+def same_value(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: list[str]) -> Any:
+    """Element-wise ops of one input: the same shape, batch and type."""
+    value = inputs[0]
+    return value if not isinstance(value, tuple) and _floating(value) else NO_RULE
