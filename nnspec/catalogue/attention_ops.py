@@ -132,6 +132,45 @@ def _not_batch(arg: str, what: str) -> Any:
                              "mix the batch")
 
 
+def _sizes(value: Any) -> tuple[int, ...] | None:
+    """The whole shape of a tensor value (the batch as -1), None for a tuple or a vector."""
+    if not hasattr(value, "shape"):
+        return None
+    shape = ((-1,) if value.batched else ()) + tuple(value.shape)
+    return shape if len(shape) >= 2 else None
+
+
+def _inner(name: str, a: Any, b: Any, sources: list[str], what: str,
+           hint: str) -> tuple[str, str] | None:
+    """``a``'s last dimension against ``b``'s ``what`` one (-1 or -2): a located refusal."""
+    sa, sb = _sizes(a), _sizes(b)
+    at = -1 if what.startswith("last") else -2
+    if sa is None or sb is None or sa[-1] == sb[at]:
+        return None
+    return (f"{name} needs the last dimension of {a} from {sources[0]} ({sa[-1]}) to equal "
+            f"the {what} of {b} from {sources[1]} ({sb[at]})", hint)
+
+
+def _matmul_check(name: str, kwargs: dict[str, Any], inputs: list[Any],
+                  sources: list[str]) -> tuple[str, str] | None:
+    return _inner(name, inputs[0], inputs[1], sources, "second-to-last",
+                  "a @ b multiplies rows of a by columns of b; to use b's rows, transpose its "
+                  "last two dimensions: {transpose: {dim0: -2, dim1: -1}}")
+
+
+def _attention_check(name: str, kwargs: dict[str, Any], inputs: list[Any],
+                     sources: list[str]) -> tuple[str, str] | None:
+    found = _inner(name, inputs[0], inputs[1], sources[:2], "last dimension",
+                   "queries and keys need the same size per head (inputs [q, k, v])")
+    if found is None:
+        sk, sv = _sizes(inputs[1]), _sizes(inputs[2])
+        if sk is not None and sv is not None and sk[-2] != sv[-2]:
+            found = (f"{name} needs as many keys as values: {inputs[1]} from {sources[1]} "
+                     f"has {sk[-2]}, {inputs[2]} from {sources[2]} has {sv[-2]} (the "
+                     "second-to-last dimension)", "k and v come from the same sequence")
+    return found
+
+
 ATTENTION_OPS: dict[str, Entry] = {op.name: op for op in [
     _op("select", "Take index `index` along `dim` and drop that dimension (x[:, 0] is "
         "dim 1, index 0; 0 is the batch dimension).",
@@ -160,7 +199,7 @@ ATTENTION_OPS: dict[str, Entry] = {op.name: op for op in [
         check=_not_batch("dims", "along dims")),
     _op("matmul", "Matrix product of two inputs (a @ b), batched over leading dimensions.",
         code=OpCode(_matmul, lambda i, a: f"{i[0]} @ {i[1]}", fold=operator.matmul),
-        inputs=(2, 2), count=_matmul_macs),
+        inputs=(2, 2), count=_matmul_macs, check=_matmul_check),
     _op("einsum", "torch.einsum over its inputs; the equation names the batch dimension too "
         "(bhqd,bhkd->bhqk).", ("equation", {"type": "string"}, REQUIRED),
         code=OpCode(_einsum, lambda i, a: f"torch.einsum({a['equation']!r}, {', '.join(i)})"),
@@ -170,7 +209,7 @@ ATTENTION_OPS: dict[str, Entry] = {op.name: op for op in [
         "boolean mask or an additive bias); is_causal masks the future.",
         ("is_causal", {"type": "boolean"}, False), ("scale", _NUMBER_OR_NULL, None),
         code=OpCode(_attention, _attention_source),
-        inputs=(3, 4), count=_attention_macs),
+        inputs=(3, 4), count=_attention_macs, check=_attention_check),
     _op("softmax", "Softmax along `dim` (0 is the batch dimension).", ("dim", _INT, REQUIRED),
         code=OpCode(_softmax, lambda i, a: f"{i[0]}.softmax({a['dim']!r})",
                     frozenset({"softmax"})),
