@@ -99,6 +99,14 @@ def test_flatten_from_dimension_0_folds_windows_into_the_batch_and_unflatten_unf
     _same_as_emitted(WINDOWS)
 
 
+@pytest.mark.parametrize("fmt", ["mermaid", "dot", "svg"])
+def test_diagrams_show_the_windows_folded_into_the_batch(fmt: str) -> None:
+    from nnspec.views.diagram import render_diagram
+
+    text = render_diagram(nnspec.infer(WINDOWS), fmt)
+    assert "[N*4, 8, 8, 8]" in text and "[N, 2, 2, 8, 8, 8]" in text
+
+
 def test_layers_on_folded_windows_count_their_macs_for_every_window() -> None:
     from torch.utils.flop_counter import FlopCounterMode
 
