@@ -97,6 +97,26 @@ def test_a_parameter_default_may_use_the_parameters_before_it() -> None:
     assert [m.out_features for m in nnspec.compile(spec(text))[0]] == [8, 2]
 
 
+def test_a_value_the_caller_gives_reads_the_callers_input_a_default_the_blocks() -> None:
+    # the default read the caller's input before: 2 * 3 channels, where the block receives 5
+    text = """
+    nnspec: 2
+    input: [3, 8, 8]
+    blocks:
+      Widen:
+        params: {width: {default: "${input.channels * 2}"}}
+        sequential:
+          - Conv2d: {out_channels: $width, kernel_size: 1}
+    model:
+      - Conv2d: {out_channels: 5, kernel_size: 1}
+      - Widen
+      - {Widen: {width: "${input.channels}"}}   # given by the caller: the caller's input
+    """
+    model = nnspec.compile(spec(text))
+    assert [model[1][0].out_channels, model[2][0].out_channels] == [10, 3]
+    same_as_emitted(text)
+
+
 def test_a_module_list_block_takes_forward() -> None:
     text = """
     nnspec: 2

@@ -252,3 +252,53 @@ def test_docs_zoo_table_counts_are_the_summaries() -> None:
     for name, params, macs in rows:
         summary = summarise(nnspec.infer(SPECS / f"{name}.yaml"))
         assert (name, f"{summary.total_params:,}", f"{summary.macs:,}") == (name, params, macs)
+
+
+# Layers that return several tensors, with the batch where torch puts it: an LSTM's h and c
+# are [num_layers * directions, N, hidden] (once summarised as [N, 2, 3, 16]).
+MULTI_OUTPUT = """
+nnspec: 2
+input: [7, 5]
+model:
+  graph:
+    lstm: {LSTM: {hidden_size: 6, num_layers: 2, batch_first: true}, in: input}
+    lstm_bi: {LSTM: {hidden_size: 6, bidirectional: true, proj_size: 3, batch_first: true},
+              in: input}
+    gru: {GRU: {hidden_size: 6, num_layers: 3, batch_first: true}, in: input}
+    rnn: {RNN: {hidden_size: 6, batch_first: true}, in: input}
+    mha: {MultiheadAttention: {num_heads: 1, batch_first: true}, in: input}
+    state: {getitem: 1, in: lstm}
+    h: {getitem: 0}
+    last: {select: {dim: 0, index: -1}}       # h[-1]: the last layer's state, [N, 6]
+    head: {Linear: {out_features: 2}}
+  outputs: [lstm, lstm_bi, gru, rnn, mha, h, head]
+"""
+
+
+def _shapes(value: object) -> object:
+    if isinstance(value, torch.Tensor):
+        return list(value.shape)
+    return tuple(_shapes(v) for v in value)  # type: ignore[attr-defined]
+
+
+def test_multi_output_layers_show_the_batch_where_torch_puts_it() -> None:
+    from nnspec.compiler.ir import TensorInfo
+
+    graph = nnspec.infer(MULTI_OUTPUT)
+    model = nnspec.compile(MULTI_OUTPUT).eval()
+    with torch.no_grad():
+        outputs = model(torch.randn(4, 7, 5))
+
+    def full(value: object) -> object:
+        if isinstance(value, TensorInfo):
+            return list(value.full(4))
+        return tuple(full(v) for v in value)  # type: ignore[attr-defined]
+
+    by_name = {node.name: node.out for node in graph.root.nodes}
+    names = graph.root.outputs
+    assert [full(by_name[n]) for n in names] == [_shapes(o) for o in outputs]
+    rows = {row.name: row.output for row in summarise(graph).rows}
+    assert rows["lstm"] == "([N, 7, 6], ([2, N, 6], [2, N, 6]))"
+    assert rows["lstm_bi"] == "([N, 7, 6], ([2, N, 3], [2, N, 6]))"
+    assert rows["mha"] == "([N, 7, 5], [N, 7, 7])"
+    assert rows["head"] == "[N, 2]"

@@ -28,13 +28,21 @@ class TensorInfo:
     # rows of the batch dimension per sample: a Flatten from dimension 0 folds dimensions into
     # the batch (Swin's windows: [N*64, 49, 96]) and an Unflatten of dimension 0 takes them out
     fold: int = 1
+    # where the batch sits in the whole tensor: 0 but for a few outputs, e.g. an LSTM's h and
+    # c, [num_layers, N, hidden]
+    batch_dim: int = 0
+
+    def full(self, batch: int) -> tuple[int, ...]:
+        """The whole shape with ``batch`` as the batch's size (a free tensor: its shape)."""
+        if not self.batched:
+            return self.shape
+        return (*self.shape[:self.batch_dim], batch * self.fold, *self.shape[self.batch_dim:])
 
     def __str__(self) -> str:
-        if not self.batched:
-            return "[" + ", ".join(map(str, self.shape)) + "]"
-        batch = "N" if self.fold == 1 else f"N*{self.fold}"
-        return f"[{batch}, " + ", ".join(map(str, self.shape)) + "]" if self.shape else \
-            f"[{batch}]"
+        sizes = [str(n) for n in self.shape]
+        if self.batched:
+            sizes.insert(self.batch_dim, "N" if self.fold == 1 else f"N*{self.fold}")
+        return "[" + ", ".join(sizes) + "]"
 
 
 Value = TensorInfo | tuple["Value", ...]

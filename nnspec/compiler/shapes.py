@@ -18,6 +18,8 @@ from nnspec.catalogue.shape_rules import BATCH, NO_RULE, ShapeProblem, product
 from nnspec.compiler.ir import Graph, Layer, Net, Node, TensorInfo, Value, show
 from nnspec.errors import Collector, format_path
 
+OTHER_BATCH = 5  # a second batch size, to find where the batch sits in an output
+
 
 def infer(graph: Graph) -> Graph:
     if not graph.inputs:
@@ -34,37 +36,66 @@ def infer(graph: Graph) -> Graph:
     return replace(graph, root=root, params=inferrer.params)
 
 
-def meta_tensor(info: TensorInfo) -> Any:
+def meta_tensor(info: TensorInfo, batch: int = BATCH) -> Any:
     import torch
 
     dtype = catalogue.torch_dtype(info.dtype)
-    shape = (BATCH * info.fold, *info.shape) if info.batched else info.shape
-    return torch.empty(shape, dtype=dtype, device="meta")
+    return torch.empty(info.full(batch), dtype=dtype, device="meta")
 
 
-def describe(value: Any, batched: bool = True, fold: int = 1) -> Value:
+def describe(value: Any, batched: bool = True, fold: int = 1, other: Any = None) -> Value:
     """A meta tensor (or tuple) as values; ``batched``: whether its inputs had a batch, and
-    ``fold`` how many rows of it each sample has (dimensions folded into the batch)."""
+    ``fold`` how many rows of it each sample has (dimensions folded into the batch).
+
+    ``other`` is the same output for a batch of ``OTHER_BATCH``: the dimension whose size
+    changed is the batch, wherever it is (an LSTM's h and c: [num_layers, N, hidden]).
+    Without it, a leading dimension of ``BATCH`` (times ``fold``) is taken for the batch.
+    """
     import torch
 
     if isinstance(value, torch.Tensor):
         dtype = str(value.dtype).removeprefix("torch.")
+        shape = tuple(value.shape)
         if not batched:
-            return TensorInfo(tuple(value.shape), dtype, batched=False)
-        if value.dim() and value.shape[0] == BATCH * fold:
-            return TensorInfo(tuple(value.shape[1:]), dtype, fold=fold)
-        shape = tuple(value.shape[1:]) if value.dim() and value.shape[0] == BATCH else tuple(
-            value.shape)
-        return TensorInfo(shape, dtype)
+            return TensorInfo(shape, dtype, batched=False)
+        if other is not None:
+            moved = [i for i, (a, b) in enumerate(zip(shape, other.shape, strict=False))
+                     if a != b]
+            if len(moved) != 1 or len(shape) != other.dim():
+                return TensorInfo(shape, dtype, batched=False)
+            dim = moved[0]
+            rows = shape[dim] // BATCH if shape[dim] % BATCH == 0 else 1
+            return TensorInfo((*shape[:dim], *shape[dim + 1:]), dtype, fold=rows, batch_dim=dim)
+        if shape and shape[0] == BATCH * fold:
+            return TensorInfo(shape[1:], dtype, fold=fold)
+        return TensorInfo(shape[1:] if shape and shape[0] == BATCH else shape, dtype)
     if isinstance(value, tuple | list):
-        return tuple(describe(v, batched, fold) for v in value)
+        others = other if isinstance(other, tuple | list) else [None] * len(value)
+        return tuple(describe(v, batched, fold, o)
+                     for v, o in zip(value, others, strict=False))
     raise TypeError(f"unexpected output {type(value).__name__}")
 
 
-def to_meta(value: Value) -> Any:
+def to_meta(value: Value, batch: int = BATCH) -> Any:
     if isinstance(value, TensorInfo):
-        return meta_tensor(value)
-    return tuple(to_meta(v) for v in value)
+        return meta_tensor(value, batch)
+    return tuple(to_meta(v, batch) for v in value)
+
+
+def probe(fn: Any, inputs: list[Value], batched: bool = True) -> Value:
+    """What ``fn`` returns for meta ``inputs``: run once, and where it returns several
+    tensors or reads a batch that is not first, again at another batch size to find each
+    output's batch dimension."""
+    out = fn(*[to_meta(v) for v in inputs])
+    fold = _fold(inputs)
+    if not isinstance(out, tuple | list) and not _batch_moved(inputs):
+        return describe(out, batched, fold)
+    return describe(out, batched, fold, fn(*[to_meta(v, OTHER_BATCH) for v in inputs]))
+
+
+def _batch_moved(values: list[Value]) -> bool:
+    return any(v.batch_dim if isinstance(v, TensorInfo) else _batch_moved(list(v))
+               for v in values)
 
 
 def meta_device() -> Any:
@@ -239,17 +270,20 @@ class _Inferrer:
         entry = catalogue.ops()[layer.op]
         traits, code = entry.traits, entry.traits.code
         assert code is not None
-        if traits.check and isinstance(inputs[0], TensorInfo) and inputs[0].batched:
+        moved = _batch_moved(inputs)  # rules and checks count the batch as dimension 0
+        if traits.check and isinstance(inputs[0], TensorInfo) and inputs[0].batched and \
+                not moved:
             problem = traits.check(layer.op, layer.kwargs, inputs, sources)
             if problem:
                 self.fail(node, *problem)
                 return node
         try:
             ruled = traits.shape(layer.op, layer.kwargs, inputs, sources) if traits.shape \
-                else NO_RULE
+                and not moved else NO_RULE
             if ruled is not NO_RULE:
                 return node.with_(out=ruled)
-            out = code.apply(*[to_meta(v) for v in inputs], **layer.kwargs)
+            value = probe(lambda *xs: code.apply(*xs, **layer.kwargs), inputs,
+                          _any_batched(inputs))
         except ShapeProblem as problem:
             self.fail(node, problem.message, problem.hint)
             return node
@@ -259,7 +293,6 @@ class _Inferrer:
             self.fail(node, f"{layer.op} cannot combine {shapes}: {_first_line(exc)}",
                       traits.hint)
             return node
-        value = describe(out, _any_batched(inputs), _fold(inputs))
         macs = traits.count(layer.kwargs, inputs, value) * _fold(inputs) if traits.count \
             else None
         return node.with_(out=value, macs=macs)
@@ -324,14 +357,13 @@ class _Inferrer:
         if problem:
             self.fail(node, *problem)
             return None
-        ruled = self.rule(node, op, kwargs, inputs, sources)
+        ruled = self.rule(node, op, kwargs, inputs, sources) if not _batch_moved(
+            list(inputs)) else NO_RULE
         if ruled is not NO_RULE:
             return ruled  # type: ignore[return-value]
-        tensors = [meta_tensor(v) for v in inputs]
-        if len(tensors) == 1:
-            tensors = tensors * traits.repeat_input
+        given: list[Value] = [*inputs] * (traits.repeat_input if len(inputs) == 1 else 1)
         try:
-            return describe(module(*tensors), _any_batched(list(inputs)), _fold(list(inputs)))
+            return probe(module, given, _any_batched(list(inputs)))
         except Exception as exc:
             if (meta := plugins.meta_failure(op, "forward", exc)) is not None:
                 self.fail(node, *meta)
@@ -373,7 +405,7 @@ def _memo_key(op: str, kwargs: dict[str, Any], inputs: list[Any]) -> str | None:
 
 def _plain(value: Value) -> Any:
     if isinstance(value, TensorInfo):
-        return [value.shape, value.dtype, value.batched, value.fold]
+        return [value.shape, value.dtype, value.batched, value.fold, value.batch_dim]
     return [_plain(v) for v in value]
 
 
