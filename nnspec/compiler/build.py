@@ -71,10 +71,11 @@ def _graph_module(net: Net, class_name: str) -> fx.GraphModule:
             _register_tensor(root, node.name, body)
             env[node.name] = graph.get_attr(node.name)
             continue
-        root.add_module(node.name, _module(node))
+        if node.shares is None:  # a reuse calls the module its target registered
+            root.add_module(node.name, _module(node))
         if isinstance(body, Layer) and len(args) == 1:
             args = args * catalogue.layers()[body.op].traits.repeat_input
-        env[node.name] = graph.call_module(node.name, tuple(args))
+        env[node.name] = graph.call_module(node.shares or node.name, tuple(args))
     outputs = [env[o] for o in net.outputs]
     graph.output(outputs[0] if len(outputs) == 1 else tuple(outputs))
     graph.lint()

@@ -72,6 +72,14 @@ class Node:
     source: Source
     out: Value | None = None
     macs: int | None = None  # ops that multiply (matmul, attention): per sample, from infer
+    # ``{reuse: enc}``: the graph node whose module this node calls again (weight tying); its
+    # body is that node's, inferred again for this node's inputs, and builds no module
+    shares: str | None = None
+
+    @property
+    def after(self) -> tuple[str, ...]:
+        """The nodes this one comes after: its inputs and the node whose module it reuses."""
+        return self.inputs if self.shares is None else (self.shares, *self.inputs)
 
     def with_(self, **changes: Any) -> Node:
         return replace(self, **changes)
@@ -135,7 +143,7 @@ class Net:
             if name in seen or name not in by_name:
                 return
             seen.add(name)
-            for ref in by_name[name].inputs:
+            for ref in by_name[name].after:
                 visit(ref)
             order.append(by_name[name])
 

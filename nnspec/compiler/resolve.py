@@ -121,6 +121,12 @@ class _Resolver:
         nodes = []
         omitted: dict[str, Item] = {}
         for name, item in c.items:
+            if c.kind != "graph" and isinstance(item, Call) and item.reuse is not None:
+                self.error(item.source, item.source.path, "reuse only works inside a graph",
+                           f"in a {c.kind} the module would be registered twice, under two "
+                           "names (two sets of state_dict keys): use a graph, whose node "
+                           "{reuse: NODE, in: INPUT} calls NODE's module again")
+                continue
             if c.kind != "graph" and item.inputs is not None:
                 self.error(item.source, (*item.source.path, "in"),
                            "'in' only works inside a graph",
@@ -163,6 +169,7 @@ class _Resolver:
         item_inputs = {name: item.inputs for name, item in c.items}
         stand_in = self.stand_ins(c, omitted or {}, inputs[0])
         after = {name: stand_in.get(name, name) for name, _ in c.items}  # what follows reads
+        nodes = self.shared(c, nodes, omitted or {})
         by_name = {n.name: n for n in nodes}
         for item_name, _ in c.items:
             if item_name not in by_name:
@@ -205,7 +212,49 @@ class _Resolver:
         net = Net("graph", tuple(wired), c.source, inputs, tuple(outputs), block=block)
         if not self.errors.problems:
             self.check_cycles_and_use(net, _dropped(c, omitted or {}, stand_in))
+        if not self.errors.problems:
+            self.check_reuse_order(net)
         return net
+
+    def check_reuse_order(self, net: Net) -> None:
+        """A reused module's sizes come from its own node's input: that node must not be
+        computed from the node that reuses it."""
+        by_name = {n.name: n for n in net.nodes}
+
+        def reads(name: str, wanted: str, seen: set[str]) -> bool:
+            if name == wanted:
+                return True
+            seen.add(name)
+            node = by_name.get(name)
+            return node is not None and any(
+                reads(ref, wanted, seen) for ref in node.after if ref not in seen)
+
+        for node in net.nodes:
+            if node.shares is not None and reads(node.shares, node.name, set()):
+                self.error(node.source, node.source.path,
+                           f"'{node.name}' reuses the module of '{node.shares}', which is "
+                           f"computed from '{node.name}'",
+                           "reuse a node computed before this one: its sizes are inferred "
+                           "from its own input")
+
+    def shared(self, c: Container, nodes: list[Node], omitted: Mapping[str, Item]) -> list[Node]:
+        """Reuse nodes get the body of the node whose module they call (which must hold one:
+        a layer, block or container of this graph, not an op, free tensor or input)."""
+        by_name = {n.name: n for n in nodes}
+        out = []
+        for node in nodes:
+            target = by_name.get(node.shares or "")
+            if node.shares is None or node.shares == "<invalid>":
+                out.append(node)
+                continue
+            problem = _reuse_problem(node, target, omitted, list(by_name))
+            if problem is not None:
+                self.error(node.source, node.source.path, *problem)
+                out.append(node.with_(shares=None))
+                continue
+            assert target is not None
+            out.append(node.with_(body=target.body))
+        return out
 
     def stand_ins(self, c: Container, omitted: Mapping[str, Item], first: str) -> dict[str,
                                                                                         str]:
@@ -279,6 +328,8 @@ class _Resolver:
     def node(self, name: str, item: Call | Container, scope: Mapping[str, Any],
              stack: tuple[str, ...]) -> Node:
         self.count += 1
+        if isinstance(item, Call) and item.reuse is not None:  # its body: see `shared`
+            return Node(name, UNKNOWN_LAYER, (), item.source, shares=item.reuse)
         if self.too_many(item):
             return Node(name, Layer("Identity", "layer", {}), (), item.source)
         repeat = self.repeat_count(item, scope)
@@ -608,6 +659,30 @@ def _item_path(item: Item) -> SpecPath:
         return path[:-1]
     return path[:-1] if isinstance(item, Container) and path and path[-1] in CONTAINER_KEYS \
         else path
+
+
+def _reuse_problem(node: Node, target: Node | None, omitted: Mapping[str, Item],
+                   names: list[str]) -> tuple[str, str | None] | None:
+    """Why a reuse node cannot call its target's module, if it cannot."""
+    name = node.shares or ""
+    if target is None:
+        if name in omitted:
+            return (f"'{name}' is left out by its if:, so it has no module to reuse",
+                    "give this node the same if:")
+        return (f"unknown node '{name}' to reuse",
+                did_you_mean(name, names) or "reuse names a node of this graph that holds a "
+                "layer, block or container")
+    if target.shares is not None:
+        return (f"'{name}' reuses '{target.shares}' itself", f"write reuse: {target.shares}")
+    body = target.body
+    if isinstance(body, Layer) and body.kind != "layer":
+        what = "an op" if body.kind == "op" else f"a free tensor ({body.op})"
+        return (f"'{name}' is {what}, not a module, so there is nothing to reuse",
+                "write the op again" if body.kind == "op" else
+                f"read the tensor by name instead: in: {name}")
+    if target is node:
+        return (f"node '{name}' reuses itself", None)
+    return None
 
 
 def _view(value: Any) -> Any:

@@ -156,7 +156,9 @@ class _Inferrer:
             args = [env[ref] for ref in node.inputs if ref in env]
             if len(args) != len(node.inputs):
                 return net, inputs[0]  # an earlier error left a hole
-            new = self.node(node, args, [where[ref] for ref in node.inputs])
+            froms = [where[ref] for ref in node.inputs]
+            new = self.node(node, args, froms) if node.shares is None else self.reuse(
+                node, done[node.shares], args, froms)
             done[node.name] = new
             if new.out is None:
                 return net, inputs[0]
@@ -180,6 +182,22 @@ class _Inferrer:
             value, source = out, _label(new)
         nodes = tuple(done.get(n.name, n) for n in net.nodes)
         return replace(net, nodes=nodes), value
+
+    def reuse(self, node: Node, target: Node, inputs: list[Value], sources: list[str]) -> Node:
+        """A node that calls ``target``'s module again: its inferred layer (or net), with the
+        sizes of its first use, must take these inputs; its parameters are counted once."""
+        params, before = self.params, len(self.errors.problems)
+        done = self.node(node.with_(body=target.body), inputs, sources)
+        self.params = params
+        found = self.errors.problems[before:]
+        if not found:
+            return done
+        del self.errors.problems[before:]
+        self.fail(node, f"reusing the module of '{target.name}': {found[0].message}",
+                  f"a reused module keeps the sizes of its first use "
+                  f"('{target.name}', {format_path(target.source.path)}); reuse it on inputs "
+                  "of the same shape")
+        return node
 
     def node(self, node: Node, inputs: list[Value], sources: list[str]) -> Node:
         if isinstance(node.body, Net) and node.body.expand is not None:  # reads its input

@@ -10,7 +10,8 @@ The model language, in one place:
 * ``{graph: {name: item}, inputs: [...], outputs: [...]}`` -> nodes that name their inputs
 
 An item is a layer, op or block: ``ReLU``, ``{Conv2d: {out_channels: 6}}``, with optional
-``repeat: N`` and, inside graphs, ``in: name`` or ``in: [a, b]``; or a nested container.
+``repeat: N`` and, inside graphs, ``in: name`` or ``in: [a, b]``; or a nested container; or,
+inside graphs, ``{reuse: node, in: other}``: the module of another node called again.
 Argument values stay unevaluated here (they may hold ``$var`` expressions): resolve evaluates.
 """
 
@@ -26,6 +27,7 @@ from nnspec.lang.exprs import template_problem
 
 CONTAINER_KEYS = ("sequential", "module_list", "module_dict", "graph")
 ITEM_KEYS = ("repeat", "in", "if")
+REUSE = "reuse"  # {reuse: NODE}: a graph node that calls another node's module again
 CONTAINER_EXTRA = {
     "sequential": ("in", "repeat", "if"),
     "module_list": ("in", "repeat", "if", "forward"),
@@ -62,6 +64,7 @@ class Call:
     condition_location: Location | None = None
     names: str | None = None  # `repeat: {times, name}`: the copies' name pattern (format 2)
     names_location: Location | None = None
+    reuse: str | None = None  # `{reuse: enc}`: call the module of graph node enc again
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,8 @@ class ModelParser:
         if not value:
             self.error(path, "empty mapping where a layer was expected")
             return Call("<invalid>", {}, self.src(path))
+        if REUSE in value:
+            return self._reuse(value, path)
         containers = [k for k in value if k in CONTAINER_KEYS]
         if containers:
             return self._container(value, containers, path)
@@ -195,6 +200,21 @@ class ModelParser:
                     inputs=self._inputs(value, path), arg_locations=arg_locations,
                     value_locations=value_locations, **self._repeat(value, path),
                     **self._condition(value, path))
+
+    def _reuse(self, value: dict[str, Any], path: SpecPath) -> Call:
+        """``{reuse: enc, in: right}``: the module of graph node ``enc``, called again."""
+        for key in value:
+            if key not in (REUSE, "in", "if"):
+                self.error((*path, key), f"unexpected key '{key}' beside reuse",
+                           "a reused module is the other node's, called again: allowed "
+                           "here are reuse, in and if", key=True)
+        target = value[REUSE]
+        if not isinstance(target, str):
+            self.error((*path, REUSE), f"expected the name of a graph node, found "
+                       f"{_kind(target)}", "write {reuse: enc, in: other_input}")
+            target = "<invalid>"
+        return Call(REUSE, {}, self.src((*path, REUSE), key=True), None,
+                    self._inputs(value, path), reuse=target, **self._condition(value, path))
 
     def several_layers(self, value: dict[str, Any], names: list[str], path: SpecPath) -> None:
         """A mapping of several names where one layer was expected: named layers meant as a

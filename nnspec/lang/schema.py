@@ -197,6 +197,9 @@ def _layer_item() -> dict[str, Any]:
                 "in": {"description": "Inside a graph: the node(s) this one takes as input.",
                        "anyOf": [{"type": "string"}, {"type": "array",
                                                       "items": {"type": "string"}}]},
+                "reuse": {"type": "string", "description": "Format 2, in a graph: call the "
+                          "module of the node named here again, on this node's `in` (shared "
+                          "weights: one module, one set of state_dict keys)."},
                 "forward": {"type": "array", "description": "Order of the forward pass."},
                 "inputs": {"description": "Names of a graph's inputs."},
                 "outputs": {"description": "Names of a graph's outputs."},

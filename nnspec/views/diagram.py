@@ -105,13 +105,20 @@ class _Builder:
              incoming: list[Incoming], dashed: bool = False) -> Incoming:
         name = prefix + node.name
         body = node.body
+        if node.shares is not None:  # one box: the module is drawn at its own node
+            return self.box(Box(self.next_id("n"), name, f"reuse {prefix}{node.shares}",
+                                show(node.out)), cluster, incoming, dashed)
         if isinstance(body, Net):
             kind = body.block or body.container.type
             inner = Cluster(self.next_id("c"), f"{name}: {kind}")
             cluster.items.append(inner)
             out = self.net(body, name + ".", inner, incoming, dashed)
             return [(src, False) for src, _ in out]
-        box = Box(self.next_id("n"), name, body.op, show(node.out))
+        return self.box(Box(self.next_id("n"), name, body.op, show(node.out)), cluster,
+                        incoming, dashed)
+
+    def box(self, box: Box, cluster: Cluster, incoming: list[Incoming],
+            dashed: bool) -> Incoming:
         cluster.items.append(box)
         for feed in incoming:
             self.edges.extend(Edge(src, box.id, skip or dashed) for src, skip in feed)
@@ -144,7 +151,7 @@ def _main_path(net: Net) -> set[tuple[str, str]]:
 
 def _size(node: Node) -> int:
     """How many boxes a node draws: one per layer, however deeply nested."""
-    if isinstance(node.body, Net):
+    if isinstance(node.body, Net) and node.shares is None:
         return sum(_size(n) for n in node.body.nodes)
     return 1
 

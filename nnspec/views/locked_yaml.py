@@ -158,6 +158,8 @@ def _container(net: Net) -> CommentedMap:
 def _item(node: Node, parent: Net) -> Any:
     body = node.body
     wired = parent.kind == "graph"
+    if node.shares is not None:
+        return _fit({"reuse": node.shares, "in": _names(node.inputs)})
     if isinstance(body, Net):
         container = _container(body)
         if wired:

@@ -12,7 +12,8 @@ count their products from their input shapes (``Traits.count``), and layers with
 and graph ops that only add, count zero.  For convolutional networks this is torchinfo's count
 (tests/test_summary.py holds torchinfo as the oracle); for attention networks and layers on
 sequences, torch.utils.flop_counter (FLOPs / 2) is the oracle, which leaves out biases and
-norms: the two differ by those, a fraction of a percent.
+norms: the two differ by those, a fraction of a percent.  A module called again (a ``reuse`` node) counts its MACs at each
+call, as torchinfo does, and its parameters once.
 """
 
 from __future__ import annotations
@@ -105,6 +106,12 @@ def _children(body: Net, name: str, depth: int, seen: Seen) -> list[Row]:
 
 def _node_rows(node: Node, name: str, depth: int, seen: Seen) -> Iterator[Row]:
     body = node.body
+    if node.shares is not None:  # a module called again: its MACs again, its params once
+        again = [_layer_row(node, body, name, depth)] if isinstance(body, Layer) else [
+            row for row in _net_rows(body, name + ".", depth + 1) if not row.container]
+        yield Row(name, depth, f"reuse {node.shares}", show(node.out), 0, 0,
+                  sum(r.macs for r in again), 0, False)
+        return
     if isinstance(body, Net):
         children = _children(body, name + ".", depth + 1, seen)
         direct = [row for row in children if not row.container]

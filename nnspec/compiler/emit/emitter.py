@@ -176,8 +176,8 @@ class _Writer:
     def init(self, net: Net) -> list[str]:
         lines = self.signature()
         if net.kind == "graph":
-            children = [n for n in net.topological()
-                        if not (isinstance(n.body, Layer) and n.body.kind == "op")]
+            children = [n for n in net.topological() if n.shares is None
+                        and not (isinstance(n.body, Layer) and n.body.kind == "op")]
             return lines + self.assignments(children)
         if net.kind == "ordered" and all(is_attribute(n.name) for n in net.nodes):
             return lines + self.assignments(list(net.nodes))  # as torchvision's _Transition
@@ -317,8 +317,9 @@ class _Writer:
             return statement(Atom(head), 2, f"{target} = ")
         if isinstance(body, Layer) and len(args) == 1:  # one input standing for several
             args = args * catalogue.layers()[body.op].traits.repeat_input
-        head = (f"getattr(self, {literal(node.name)})" if is_child_name(node.name)
-                else f"self.{node.name}")
+        module = node.shares or node.name  # a reuse calls its target's module
+        head = (f"getattr(self, {literal(module)})" if is_child_name(module)
+                else f"self.{module}")
         return statement(call(head, *map(Atom, args)), 2, f"{target} = ")
 
 

@@ -78,8 +78,10 @@ class Plan:
         nodes = []
         for node in net.nodes:
             body = node.body
-            if isinstance(body, Layer):
-                shape: Any = ("layer", body.op, body.kind, tuple(sorted(body.kwargs)))
+            if node.shares is not None:  # no module of its own: a call of its target's
+                shape: Any = ("reuse", node.shares)
+            elif isinstance(body, Layer):
+                shape = ("layer", body.op, body.kind, tuple(sorted(body.kwargs)))
                 if body.kind == "tensor":  # only its shape may become a class parameter
                     shape = (*shape, repr({k: v for k, v in body.kwargs.items()
                                            if k != "shape"}))
@@ -97,6 +99,8 @@ class Plan:
         out: list[tuple[Pos, Any]] = []
         for node in net.nodes:
             body, path = node.body, (*prefix, node.name)
+            if node.shares is not None:
+                continue  # its arguments are its target's
             if isinstance(body, Layer):
                 if body.kind == "op":
                     continue  # part of the class's structure (its forward's literals)
