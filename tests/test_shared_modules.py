@@ -192,3 +192,108 @@ def test_a_reuse_inside_a_repeated_block_ties_within_each_copy() -> None:
     x = torch.randn(2, 8)
     first = model[0][0]
     torch.testing.assert_close(model[0][0](x), first.fc(torch.relu(first.fc(x))))
+
+
+# -- the ModuleList example of the PyTorch docs ----------------------------------------------
+
+MODULE_LIST = Path(__file__).with_name("specs_v2") / "module_list_docs.yaml"
+
+
+class MyModule(nn.Module):
+    """torch.nn.ModuleList's documented example, as written there."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linears = nn.ModuleList([nn.Linear(10, 10) for i in range(10)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # ModuleList can act as an iterable, or be indexed using ints
+        for i, l in enumerate(self.linears):  # noqa: E741 (the docs' own name)
+            x = self.linears[i // 2](x) + l(x)
+        return x
+
+
+def test_the_module_list_docs_example_is_the_hand_written_module() -> None:
+    model = nnspec.compile(MODULE_LIST).eval()
+    hand = MyModule().eval()
+    state = fill_weights(model)
+    model.load_state_dict(state)
+    hand.load_state_dict(state, strict=True)
+    assert isinstance(model.linears, nn.ModuleList) and len(model.linears) == 10
+    x = torch.randn(4, 10)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), hand(x))
+
+
+def test_the_module_list_docs_example_emits_locks_and_counts() -> None:
+    source = nnspec.emit(MODULE_LIST)
+    assert "x = self[4](x) + self[9](x)" in source
+    emitted = emitted_module(source)[model_class_name(source)]()
+    model = nnspec.compile(MODULE_LIST)
+    fill_weights(model)
+    assert_same_model(model, emitted, [torch.randn(3, 10)])
+    locked = nnspec.lock(MODULE_LIST)
+    assert "- {add: [2, 5]}" in locked
+    again = nnspec.compile(locked)
+    model.load_state_dict(fill_weights(model))
+    again.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(3, 10)
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), model(x))
+    summary = summarise(nnspec.infer(MODULE_LIST))
+    oracle = torchinfo.summary(model, input_size=[(1, 10)], verbose=0)
+    assert (summary.total_params, summary.macs) == (1100, oracle.total_mult_adds) == (
+        oracle.total_params, 2200)  # each Linear counted at every call
+
+
+def test_a_member_used_twice_counts_its_parameters_once() -> None:
+    # validate said 40 parameters for this 20-parameter model
+    text = ("nnspec: 2\ninput: [4]\nmodel:\n  module_list:\n    - Linear: {out_features: 4}\n"
+            "  forward: [0, 0]\n")
+    assert nnspec.validate(text).params == 20
+
+
+def test_forward_steps_of_a_module_dict_combine_named_members() -> None:
+    text = """
+    nnspec: 2
+    input: [6]
+    model:
+      module_dict:
+        gate: {Linear: {out_features: 6}}
+        value: {Linear: {out_features: 6}}
+        out: {Linear: {out_features: 2}}
+      forward: [{mul: [gate, value]}, out]
+    """
+    text = textwrap.dedent(text).lstrip()
+    model = nnspec.compile(text)
+    x = torch.randn(2, 6)
+    torch.testing.assert_close(model(x), model.out(model.gate(x) * model.value(x)))
+    source = nnspec.emit(text)
+    assert 'x = self["gate"](x) * self["value"](x)' in source
+
+
+@pytest.mark.parametrize(("forward", "message", "at"), [
+    ('[{add: [0, "${index + 1}"], repeat: 2}]', "'${index + 1}' is 2, not a member", "5:14"),
+    ("[{add: [0, 3]}]", "'3' is not a member of this module_list", "5:23"),
+    ("[{ReLU: [0, 1]}]", "a forward step is a member, or an op of several inputs", "5:13"),
+    ("[{add: 0}]", "a forward step is a member, or an op of several inputs", "5:13"),
+])
+def test_a_forward_step_that_cannot_be_is_a_located_error(forward: str, message: str,
+                                                            at: str) -> None:
+    problems = _errors(f"""
+    input: [4]
+    model:
+      module_list: [{{Linear: {{out_features: 4}}}}, {{Linear: {{out_features: 4}}}}]
+      forward: {forward}
+    """, shapes=False)
+    assert any(message in p and p.startswith(f"<text>:{at}:") for p in problems), problems
+
+
+def test_a_step_whose_members_give_shapes_that_do_not_combine_is_located() -> None:
+    (problem,) = _errors("""
+    input: [4]
+    model:
+      module_list: [{Linear: {out_features: 4}}, {Linear: {out_features: 3}}]
+      forward: [{add: [0, 1]}]
+    """)
+    assert problem.startswith("<text>:5:14: error: model.forward[0].add: add cannot combine")

@@ -14,7 +14,7 @@ from typing import Any
 from torch import fx, nn
 
 from nnspec import catalogue, plugins
-from nnspec.compiler.ir import Graph, Layer, Net, Node
+from nnspec.compiler.ir import Graph, Layer, Net, Node, Step
 from nnspec.compiler.modules import DictNet, ListNet, Op
 from nnspec.compiler.shapes import layer_kwargs
 from nnspec.errors import Location, SpecError
@@ -39,8 +39,15 @@ def _net(net: Net, name: str, top: bool = False) -> nn.Module:
     if net.kind == "ordered":
         return nn.Sequential(OrderedDict(children))
     if net.kind == "module_list":
-        return ListNet((m for _, m in children), [int(i) for i in net.order])
-    return DictNet(dict(children), list(net.order))
+        return ListNet((m for _, m in children), [_step(s, int) for s in net.order])
+    return DictNet(dict(children), [_step(s, str) for s in net.order])
+
+
+def _step(step: str | Step, member: type) -> Any:
+    """A forward step as ListNet/DictNet take it: a member, or (op, members)."""
+    if isinstance(step, str):
+        return member(step)
+    return step.op, tuple(member(m) for m in step.members)
 
 
 def _module(node: Node) -> nn.Module:

@@ -86,6 +86,16 @@ class Node:
 
 
 @dataclass(frozen=True)
+class Step:
+    """A forward step of a module_list or module_dict that combines members:
+    ``x = op(self[a](x), self[b](x))``; a plain step (``x = self[a](x)``) is just a name."""
+
+    op: str
+    members: tuple[str, ...]
+    source: Source = field(compare=False, hash=False)
+
+
+@dataclass(frozen=True)
 class ContainerKind:
     """What a kind of container is, for every pass that builds, writes or shows one."""
 
@@ -115,7 +125,7 @@ class Net:
     source: Source
     inputs: tuple[str, ...] = ("input",)
     outputs: tuple[str, ...] = ()
-    order: tuple[str, ...] = ()  # forward order of module_list / module_dict
+    order: tuple[str | Step, ...] = ()  # forward of module_list / module_dict: member names
     block: str | None = None  # the block this net instantiates, if any
     # kind "pending": a block that reads its input's shape (``${input.channels}``), which the
     # resolver cannot instantiate before inference knows that shape; inference calls
@@ -151,11 +161,18 @@ class Net:
             visit(node.name)
         return order
 
+    def forward_steps(self) -> list[tuple[Step | None, list[Node]]]:
+        """The forward of a chained net, step by step: (None, [member]) calls one member on
+        x, (step, members) combines members each called on x."""
+        if not (self.container.forward == "chain" and self.order):
+            return [(None, [node]) for node in self.nodes]
+        by_name = {n.name: n for n in self.nodes}
+        return [(None, [by_name[s]]) if isinstance(s, str) else
+                (s, [by_name[m] for m in s.members]) for s in self.order]
+
     def forward_nodes(self) -> list[Node]:
-        if self.container.forward == "chain" and self.order:
-            by_name = {n.name: n for n in self.nodes}
-            return [by_name[name] for name in self.order]
-        return list(self.nodes)
+        """The members in the order the forward calls them (a member called twice, twice)."""
+        return [node for _, nodes in self.forward_steps() for node in nodes]
 
 
 @dataclass(frozen=True)

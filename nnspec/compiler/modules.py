@@ -34,27 +34,40 @@ class Op(nn.Module):
         return ", ".join([self.op, *(f"{k}={v!r}" for k, v in self.kwargs.items())])
 
 
+# A forward step: a member (index or name), or (op, members): each member applied to x, the
+# results combined by the op, as ``x = self[i // 2](x) + self[i](x)``.
+Step = Any
+
+
+def _steps(net: Any, x: torch.Tensor) -> Any:
+    for step in net.order:
+        if isinstance(step, tuple):
+            op, members = step
+            code = catalogue.ops()[op].traits.code
+            assert code is not None
+            x = code.apply(*(net[m](x) for m in members))
+        else:
+            x = net[step](x)
+    return x
+
+
 class ListNet(nn.ModuleList):
     """An nn.ModuleList whose forward applies its members in ``order`` (default: as listed)."""
 
-    def __init__(self, modules: Iterable[nn.Module], order: Sequence[int] = ()) -> None:
+    def __init__(self, modules: Iterable[nn.Module], order: Sequence[Step] = ()) -> None:
         super().__init__(modules)
         self.order = list(order) or list(range(len(self)))
 
     def forward(self, x: torch.Tensor) -> Any:
-        for index in self.order:
-            x = self[index](x)
-        return x
+        return _steps(self, x)
 
 
 class DictNet(nn.ModuleDict):
     """An nn.ModuleDict whose forward applies its members in ``order`` (default: as listed)."""
 
-    def __init__(self, modules: dict[str, nn.Module], order: Sequence[str] = ()) -> None:
+    def __init__(self, modules: dict[str, nn.Module], order: Sequence[Step] = ()) -> None:
         super().__init__(modules)
         self.order = list(order) or list(self.keys())
 
     def forward(self, x: torch.Tensor) -> Any:
-        for name in self.order:
-            x = self[name](x)
-        return x
+        return _steps(self, x)

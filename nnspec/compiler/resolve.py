@@ -15,7 +15,7 @@ from typing import Any
 
 from nnspec import catalogue, limits, plugins
 from nnspec.catalogue import AUTO
-from nnspec.compiler.ir import Graph, Layer, Net, Node, TensorInfo
+from nnspec.compiler.ir import Graph, Layer, Net, Node, Step, TensorInfo
 from nnspec.compiler.repeat_names import copy_names
 from nnspec.errors import Collector, Location, Problem, SpecPath, did_you_mean
 from nnspec.lang import schema
@@ -28,7 +28,16 @@ from nnspec.lang.exprs import (
     is_expr,
     substitute,
 )
-from nnspec.lang.model_ast import CONTAINER_KEYS, Block, Call, Container, Item, ModelParser, Source
+from nnspec.lang.model_ast import (
+    CONTAINER_KEYS,
+    Block,
+    Call,
+    Container,
+    ForwardStep,
+    Item,
+    ModelParser,
+    Source,
+)
 from nnspec.lang.spec import Spec
 
 # Every node costs about half a millisecond in the shape check (a module on the meta device), so
@@ -134,21 +143,59 @@ class _Resolver:
             if not self.present(item, scope):
                 omitted[name] = item
                 continue
-            node = self.node(name, item, scope, stack)
+            node = self.node(name, item, scope, stack, nest=c.spread)
             if c.kind != "graph" and item.inputs is None:
                 self.check_input_count(node, 1)
             nodes.append(node)
-        order = tuple(c.forward or ())
+        if c.spread and nodes and isinstance(nodes[0].body, Net) and \
+                nodes[0].body.kind == "sequential":  # the copies (0..N-1) are the members
+            nodes = list(nodes[0].body.nodes)
+        order = self.forward(c, scope, [n.name for n in nodes])
         if order:
-            self.check_members_used(c, order)
+            self.check_members_used(c, nodes, _called(order))
         if c.kind == "sequential" and omitted:  # a list renumbers, as nn.Sequential(*kept)
             nodes = [node.with_(name=str(i)) for i, node in enumerate(nodes)]
         if c.kind != "graph":
             if omitted and order:
-                order = tuple(name for name in order if name not in omitted)
+                order = tuple(s for s in order if not isinstance(s, str) or s not in omitted)
             return Net(c.kind, tuple(nodes), c.source, order=order, block=block)
         inputs = c.graph_inputs or default_inputs
         return self.graph(c, nodes, inputs, block, omitted)
+
+    def forward(self, c: Container, scope: Mapping[str, Any],
+                known: list[str]) -> tuple[str | Step, ...]:
+        """A module_list's or module_dict's forward, its steps' repeats expanded and their
+        members evaluated (``${index // 2}``)."""
+        order: list[str | Step] = []
+        for entry in c.forward or ():
+            if not isinstance(entry, ForwardStep):
+                if c.spread and entry not in known:
+                    self.error(c.source, (*c.source.path[:-1], "forward"),
+                               f"'{entry}' is not a member of this {c.kind}",
+                               f"members: 0 to {len(known) - 1}")
+                order.append(entry)
+                continue
+            for i in range(self.repeat_count(entry, scope)):
+                inner = self.indexed(scope, i) if entry.repeat is not None else scope
+                members = [self.member(c, known, ref, inner, entry.source, j)
+                           for j, ref in enumerate(entry.members)]
+                order.append(Step(entry.op, tuple(m for m in members if m is not None),
+                                  entry.source))
+        return tuple(order)
+
+    def member(self, c: Container, known: list[str], ref: Any, scope: Mapping[str, Any],
+               source: Source, j: int) -> str | None:
+        """One member a forward step names, evaluated: an index or a name of ``c``."""
+        path = (*source.path, j)
+        value = self.evaluate(ref, scope, source.location, path)
+        if value is None:
+            return None
+        if str(value) not in known or isinstance(value, bool) or (
+                c.kind == "module_list" and not isinstance(value, int)):
+            self.error(source, path, f"'{ref}' is {value!r}, not a member of this {c.kind}",
+                       f"members: {', '.join(known)}")
+            return None
+        return str(value)
 
     def present(self, item: Item, scope: Mapping[str, Any]) -> bool:
         """Whether an item's ``if:`` holds (format 2); an item without one is present."""
@@ -273,12 +320,13 @@ class _Resolver:
             previous = previous if out[name] == _NOTHING else out[name]
         return out
 
-    def check_members_used(self, c: Container, order: tuple[str, ...]) -> None:
+    def check_members_used(self, c: Container, nodes: list[Node],
+                           order: tuple[str, ...]) -> None:
         """A member the forward never calls would be built but never shaped: refuse it."""
-        for name, item in c.items:
-            if name not in order:
-                self.error(item.source, (*c.source.path, name),
-                           f"member '{name}' is not used by forward",
+        for node in nodes:
+            if node.name not in order:
+                self.error(node.source, (*c.source.path, node.name),
+                           f"member '{node.name}' is not used by forward",
                            "add it to forward, or remove it")
 
     def check_input_count(self, node: Node, count: int) -> None:
@@ -326,7 +374,7 @@ class _Resolver:
 
     # -- items -------------------------------------------------------------------------
     def node(self, name: str, item: Call | Container, scope: Mapping[str, Any],
-             stack: tuple[str, ...]) -> Node:
+             stack: tuple[str, ...], nest: bool = False) -> Node:
         self.count += 1
         if isinstance(item, Call) and item.reuse is not None:  # its body: see `shared`
             return Node(name, UNKNOWN_LAYER, (), item.source, shares=item.reuse)
@@ -337,8 +385,9 @@ class _Resolver:
         if self.too_many(item):
             return Node(name, Layer("Identity", "layer", {}), (), item.source)
         # format 1 made a lone copy of `repeat: 1` the item itself; format 2 always nests, and
-        # so does a repeat that names its copies
-        if repeat > 1 or (item.repeat is not None and (self.v2 or item.names is not None)):
+        # so does a repeat that names its copies (and a module_list's copies, its members)
+        if repeat > 1 or (item.repeat is not None and (self.v2 or nest or
+                                                       item.names is not None)):
             names = copy_names(item, [self.indexed(scope, i) for i in range(repeat)],
                                self.errors)
             copies = tuple(Node(names[i], body, (), item.source)
@@ -401,7 +450,8 @@ class _Resolver:
                        "this looks like a resource bomb; " + limits.hint("max_nodes"))
         return True
 
-    def repeat_count(self, item: Call | Container, scope: Mapping[str, Any]) -> int:
+    def repeat_count(self, item: Call | Container | ForwardStep,
+                     scope: Mapping[str, Any]) -> int:
         if item.repeat is None:
             return 1
         path = (*item.source.path[:-1], "repeat")  # beside the layer name or container key
@@ -659,6 +709,11 @@ def _item_path(item: Item) -> SpecPath:
         return path[:-1]
     return path[:-1] if isinstance(item, Container) and path and path[-1] in CONTAINER_KEYS \
         else path
+
+
+def _called(order: tuple[str | Step, ...]) -> tuple[str, ...]:
+    """The members a forward calls."""
+    return tuple(m for s in order for m in ((s,) if isinstance(s, str) else s.members))
 
 
 def _reuse_problem(node: Node, target: Node | None, omitted: Mapping[str, Item],

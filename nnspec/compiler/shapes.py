@@ -171,15 +171,27 @@ class _Inferrer:
     def chain(self, net: Net, inputs: list[Value], sources: list[str]) -> tuple[Net, Value]:
         value, source = inputs[0], sources[0]
         done: dict[str, Node] = {}
-        for node in net.forward_nodes():
-            # a member the forward uses again is one module: its second use is checked against
-            # the arguments its first use inferred, never inferred afresh
-            new = self.node(done.get(node.name, node), [value], [source])
-            done[node.name] = new
-            out = new.out
-            if out is None:
+        for step, members in net.forward_steps():
+            outs, labels = [], []
+            for node in members:
+                # a member the forward uses again is one module: its second use is checked
+                # against the arguments its first use inferred, never inferred afresh
+                first = done.get(node.name)
+                new = self.node(first or node, [value], [source]) if first is None else \
+                    self.reuse(node.with_(out=None), first, [value], [source])
+                if new.out is None:
+                    return net, value
+                done.setdefault(node.name, new)
+                outs.append(new.out)
+                labels.append(_label(new))
+            if step is None:
+                value, source = outs[0], labels[0]
+                continue
+            combined = self.op(Node(step.op, Layer(step.op, "op", {}), (), step.source),
+                               Layer(step.op, "op", {}), outs, labels)
+            if combined.out is None:
                 return net, value
-            value, source = out, _label(new)
+            value, source = combined.out, f"{format_path(step.source.path)} {step.op}"
         nodes = tuple(done.get(n.name, n) for n in net.nodes)
         return replace(net, nodes=nodes), value
 

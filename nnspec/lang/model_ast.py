@@ -83,9 +83,26 @@ class Container:
     condition_location: Location | None = None
     names: str | None = None
     names_location: Location | None = None
+    # `module_list: {Linear: {...}, repeat: 10}`: the copies are the members (0..9), as
+    # nn.ModuleList([nn.Linear(10, 10) for i in range(10)])
+    spread: bool = False
 
 
 Item = Call | Container
+
+
+@dataclass(frozen=True)
+class ForwardStep:
+    """A ``forward`` entry that combines members (format 2): ``{add: ["${index // 2}",
+    $index], repeat: 10}`` is ``x = self[i // 2](x) + self[i](x)`` for i in 0..9, each member
+    applied to the same x, as the PyTorch docs' ModuleList example does."""
+
+    op: str
+    members: tuple[Any, ...]  # indices or names, or expressions of ``index``
+    source: Source
+    repeat: Any = None
+    repeat_location: Location | None = None
+    names: None = None  # steps are not modules: their repeat names nothing
 
 
 @dataclass(frozen=True)
@@ -300,6 +317,9 @@ class ModelParser:
             else:
                 self.error(bpath, f"expected a list or mapping of layers, found {_kind(body)}")
                 c = Container("sequential", (), self.src(bpath))
+        elif kind == "module_list" and isinstance(body, dict) and "repeat" in body:
+            c = Container("module_list", (("0", self.item(body, bpath)),), self.src(bpath),
+                          spread=True)
         elif kind == "module_list":
             c = self._listed(body, bpath, "module_list")
         else:
@@ -310,7 +330,8 @@ class ModelParser:
                          self._names(value.get("outputs"), (*path, "outputs")),
                          inputs=self._inputs(value, path), outputs_location=self.locate(
                              (*path, "outputs")) if "outputs" in value else None,
-                         **self._repeat(value, path), **self._condition(value, path))
+                         **self._repeat(value, path), **self._condition(value, path),
+                         spread=c.spread)
 
     def _forward(self, value: dict[str, Any], path: SpecPath, c: Container) -> tuple[Any, ...]:
         forward = value["forward"]
@@ -319,15 +340,45 @@ class ModelParser:
             self.error(fpath, "expected a non-empty list naming the order of the forward pass")
             return ()
         known = [name for name, _ in c.items]
+        out: list[Any] = []
         for i, ref in enumerate(forward):
-            ref_name = str(ref) if c.kind == "module_list" and isinstance(ref, int) else ref
-            if not isinstance(ref_name, str) or ref_name not in known:
-                from nnspec.errors import did_you_mean
+            if isinstance(ref, dict):
+                out.append(self._step(ref, (*fpath, i), c, known))
+                continue
+            self._member(ref, (*fpath, i), c, known)
+            out.append(str(ref))
+        return tuple(out)
 
-                hint = did_you_mean(str(ref), known) if isinstance(ref, str) else None
-                self.error((*fpath, i), f"'{ref}' is not a member of this {c.kind}",
-                           hint or f"members: {', '.join(known)}")
-        return tuple(str(r) for r in forward)
+    def _member(self, ref: Any, path: SpecPath, c: Container, known: list[str]) -> None:
+        if c.spread:  # how many copies is known once the repeat is evaluated: resolve checks
+            return
+        ref_name = str(ref) if c.kind == "module_list" and isinstance(ref, int) else ref
+        if not isinstance(ref_name, str) or ref_name not in known:
+            from nnspec.errors import did_you_mean
+
+            hint = did_you_mean(str(ref), known) if isinstance(ref, str) else None
+            self.error(path, f"'{ref}' is not a member of this {c.kind}",
+                       hint or f"members: {', '.join(known)}")
+
+    def _step(self, value: dict[str, Any], path: SpecPath, c: Container,
+              known: list[str]) -> ForwardStep:
+        """``{add: [0, 1], repeat: N}``: members combined by an op of several inputs."""
+        from nnspec.lang.exprs import is_expr
+
+        names = [k for k in value if k != "repeat"]
+        op = catalogue.ops().get(names[0]) if len(names) == 1 else None
+        members = value[names[0]] if len(names) == 1 else None
+        if op is None or op.max_inputs < 2 or not isinstance(members, list) or not members:
+            self.error(path, "a forward step is a member, or an op of several inputs over "
+                       "members: {add: [0, 1]}", "add, mul, cat, matmul ... take a list of "
+                       "members, each applied to x; repeat: N with ${index} makes N steps")
+            return ForwardStep("add", (), self.src(path))
+        for j, ref in enumerate(members):
+            if not is_expr(ref):
+                self._member(ref, (*path, names[0], j), c, known)
+        return ForwardStep(names[0], tuple(members), self.src((*path, names[0]), key=True),
+                           value.get("repeat"),
+                           self.locate((*path, "repeat")) if "repeat" in value else None)
 
     def _names(self, raw: Any, path: SpecPath) -> tuple[str, ...] | None:
         if raw is None:

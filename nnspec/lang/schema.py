@@ -200,7 +200,8 @@ def _layer_item() -> dict[str, Any]:
                 "reuse": {"type": "string", "description": "Format 2, in a graph: call the "
                           "module of the node named here again, on this node's `in` (shared "
                           "weights: one module, one set of state_dict keys)."},
-                "forward": {"type": "array", "description": "Order of the forward pass."},
+                "forward": {"type": "array", "description": "Order of the forward pass: "
+                            "members, or (format 2) steps that combine them, {add: [0, 1]}."},
                 "inputs": {"description": "Names of a graph's inputs."},
                 "outputs": {"description": "Names of a graph's outputs."},
             }, "additionalProperties": {
@@ -255,7 +256,9 @@ def _block_schema() -> dict[str, Any]:
                                      {"type": "object", "additionalProperties": item}]},
             "graph": {"type": "object", "additionalProperties": item,
                       "description": "The body: named nodes that name their inputs."},
-            "module_list": {"type": "array", "items": item, "description": "The body."},
+            "module_list": {"anyOf": [{"type": "array", "items": item}, item],
+                            "description": "The body: a list of members, or (format 2) one "
+                            "item with repeat: N, whose copies are the members."},
             "module_dict": {"type": "object", "additionalProperties": item,
                             "description": "The body."},
             "forward": {"type": "array", "description": "module_list and module_dict bodies: "

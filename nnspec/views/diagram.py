@@ -86,8 +86,11 @@ class _Builder:
         if net.chained:
             current = incoming[0]
             forward = net.forward_nodes()
-            for node in forward:
-                current = self.node(node, prefix, cluster, [current], dashed)
+            for step, members in net.forward_steps():
+                outs = [self.node(node, prefix, cluster, [current], dashed) for node in members]
+                current = outs[0] if step is None else self.box(
+                    Box(self.next_id("n"), f"{prefix}forward", step.op, ""), cluster, outs,
+                    dashed)
             for node in net.nodes:  # members the stated forward leaves out: shown, unconnected
                 if node not in forward:
                     self.node(node, prefix, cluster, [], dashed)

@@ -23,7 +23,7 @@ from ruamel.yaml.scalarstring import FoldedScalarString
 
 from nnspec import catalogue
 from nnspec.compiler.emit.names import doc_text
-from nnspec.compiler.ir import Graph, Layer, Net, Node, TensorInfo
+from nnspec.compiler.ir import Graph, Layer, Net, Node, Step, TensorInfo
 from nnspec.errors import SpecError
 from nnspec.lang.loader import Document, loads
 from nnspec.lang.overrides import apply_overrides
@@ -146,13 +146,22 @@ def _container(net: Net) -> CommentedMap:
         out["outputs"] = _fit(list(net.outputs))
     elif net.kind == "module_list":
         out["module_list"] = CommentedSeq(_item(n, net) for n in net.nodes)
-        out["forward"] = _fit([int(i) for i in net.order] or list(range(len(net.nodes))))
+        out["forward"] = _fit([_step(s, int) for s in net.order] or
+                              list(range(len(net.nodes))))
     elif net.kind == "module_dict":
         out["module_dict"] = CommentedMap((n.name, _item(n, net)) for n in net.nodes)
-        out["forward"] = _fit(list(net.order) or [n.name for n in net.nodes])
+        out["forward"] = _fit([_step(s, str) for s in net.order] or
+                              [n.name for n in net.nodes])
     else:
         out["sequential"] = _model(net)
     return out
+
+
+def _step(step: str | Step, member: type) -> Any:
+    """A forward step as written: a member, or ``{add: [0, 1]}``."""
+    if isinstance(step, str):
+        return member(step)
+    return {step.op: [member(m) for m in step.members]}
 
 
 def _item(node: Node, parent: Net) -> Any:

@@ -12,13 +12,15 @@ count their products from their input shapes (``Traits.count``), and layers with
 and graph ops that only add, count zero.  For convolutional networks this is torchinfo's count
 (tests/test_summary.py holds torchinfo as the oracle); for attention networks and layers on
 sequences, torch.utils.flop_counter (FLOPs / 2) is the oracle, which leaves out biases and
-norms: the two differ by those, a fraction of a percent.  A module called again (a ``reuse`` node) counts its MACs at each
-call, as torchinfo does, and its parameters once.
+norms: the two differ by those, a fraction of a percent.  A module called again (a ``reuse``
+node, a member a module_list's forward calls twice) counts its MACs at each call, as torchinfo
+does, and its parameters once.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from math import prod
@@ -91,8 +93,12 @@ Seen = dict[int, tuple[Net, list[Row]]]  # id of a container -> it and its rows 
 
 
 def _net_rows(net: Net, prefix: str, depth: int, seen: Seen) -> Iterator[Row]:
+    # a member a module_list's forward calls k times counts its MACs k times, as torchinfo
+    calls = Counter(n.name for n in net.forward_nodes()) if net.chained else Counter()
     for node in net.nodes:
-        yield from _node_rows(node, prefix + node.name, depth, seen)
+        times = calls.get(node.name, 1)
+        for row in _node_rows(node, prefix + node.name, depth, seen):
+            yield row if times == 1 else replace(row, macs=row.macs * times)
 
 
 def _children(body: Net, name: str, depth: int, seen: Seen) -> list[Row]:
@@ -108,7 +114,7 @@ def _node_rows(node: Node, name: str, depth: int, seen: Seen) -> Iterator[Row]:
     body = node.body
     if node.shares is not None:  # a module called again: its MACs again, its params once
         again = [_layer_row(node, body, name, depth)] if isinstance(body, Layer) else [
-            row for row in _net_rows(body, name + ".", depth + 1) if not row.container]
+            row for row in _net_rows(body, name + ".", depth + 1, seen) if not row.container]
         yield Row(name, depth, f"reuse {node.shares}", show(node.out), 0, 0,
                   sum(r.macs for r in again), 0, False)
         return

@@ -281,12 +281,10 @@ class _Writer:
     def chain_forward(self, net: Net) -> list[str]:
         out = net.forward_nodes()[-1].out if net.nodes else None
         lines = [f"{INDENT}def forward(self, x: torch.Tensor) -> {_annotation(out)}:"]
-        for node in net.forward_nodes():
-            check_key(node.name, node.source)
-            if net.kind == "module_list" and not node.name.isdigit():
-                raise ValueError(f"a module_list member is named {node.name!r}, not an index")
-            index = literal(int(node.name) if net.kind == "module_list" else node.name)
-            lines.append(f"{INDENT * 2}x = self[{index}](x)")
+        for step, members in net.forward_steps():
+            calls = [f"self[{_member_key(net, node)}](x)" for node in members]
+            code = calls[0] if step is None else _op_code(step.op).write(calls, {})
+            lines.append(f"{INDENT * 2}x = {code}")
         return [*lines, f"{INDENT * 2}return x"]
 
     def graph_forward(self, net: Net) -> list[str]:
@@ -321,6 +319,14 @@ class _Writer:
         head = (f"getattr(self, {literal(module)})" if is_child_name(module)
                 else f"self.{module}")
         return statement(call(head, *map(Atom, args)), 2, f"{target} = ")
+
+
+def _member_key(net: Net, node: Node) -> str:
+    """``0`` in ``self[0]`` (a module_list) or ``"head"`` (a module_dict), checked."""
+    check_key(node.name, node.source)
+    if net.kind == "module_list" and not node.name.isdigit():
+        raise ValueError(f"a module_list member is named {node.name!r}, not an index")
+    return literal(int(node.name) if net.kind == "module_list" else node.name)
 
 
 SIZES = ("out_channels", "out_features")
