@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -11,22 +12,34 @@ import nnspec
 from nnspec import plugins
 from tests.conftest import ROOT
 
-FENCE = re.compile(r"```(?:yaml|json)\n(.*?)```", re.S)
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# A YAML or JSON block, and the HTML comment on the line before it, if any: a block that is
+# part of a spec says which (<!-- fragment of: examples/x.yaml -->), a block that is no spec
+# says so (<!-- not a spec: ... -->); every other block must be a whole spec.
+FENCE = re.compile(r"(?:<!-- ([^>]*) -->\n)?```(?:yaml|json)\n(.*?)```", re.S)
+DOCS = [ROOT / "README.md", ROOT / "README.zh-CN.md", *sorted((ROOT / "docs").glob("*.md"))]
+WHOLE = re.compile(r'^(?:nnspec: [12]\b|\{\s*"nnspec")', re.M)
 
 
-def _examples() -> list[tuple[str, str]]:
-    found = []
-    for path in DOCS:
-        for i, block in enumerate(FENCE.findall(path.read_text())):
-            if block.lstrip().startswith(("nnspec: 1", "nnspec: 2", "# yaml-language-server",
-                                          "# run with:")) or (
-                    block.lstrip().startswith("{") and '"nnspec"' in block):
-                found.append((f"{path.name}#{i}", block))
-    return found
+def _blocks() -> list[tuple[str, str, str]]:
+    """Every YAML/JSON block of the docs: (where, the comment before it, the block)."""
+    return [(f"{path.name}#{i}", note, block) for path in DOCS
+            for i, (note, block) in enumerate(FENCE.findall(path.read_text()))]
 
 
-EXAMPLES = _examples()
+BLOCKS = _blocks()
+EXAMPLES = [(where, block) for where, note, block in BLOCKS if WHOLE.search(block)]
+FRAGMENTS = [(where, note.removeprefix("fragment of: ").strip(), block)
+             for where, note, block in BLOCKS if note.startswith("fragment of: ")]
+
+
+def test_every_yaml_block_of_the_docs_is_run() -> None:
+    """A block that is neither a whole spec nor a marked fragment would go untested."""
+    unmarked = [where for where, note, block in BLOCKS if not WHOLE.search(block) and not
+                note.startswith(("fragment of: ", "not a spec"))]
+    assert not unmarked, (
+        f"{unmarked}: give each a whole spec (nnspec: 2 ...), or mark it on the line before "
+        "the fence: <!-- fragment of: examples/SPEC.yaml --> (tested merged into that spec's "
+        "sections) or <!-- not a spec: why -->")
 
 
 def test_the_docs_have_examples() -> None:
@@ -52,6 +65,18 @@ def _validate_and_run(text: str) -> None:
               graph.inputs.values()]
     with torch.no_grad():
         model(*inputs)
+
+
+@pytest.mark.parametrize(("where", "base", "text"), FRAGMENTS, ids=[w for w, _, _ in FRAGMENTS])
+def test_documented_fragment_validates_in_its_spec(where: str, base: str, text: str) -> None:
+    """A fragment's sections replace those of the spec it names; the whole must validate."""
+    from ruamel.yaml import YAML
+
+    from nnspec.lang.loader import loads
+
+    whole = YAML(typ="safe").load((ROOT / base).read_text())
+    whole.update(YAML(typ="safe").load(text))
+    nnspec.validate(loads(json.dumps(whole), str(ROOT / base).removesuffix(".yaml") + ".json"))
 
 
 def test_catalogue_doc_is_current() -> None:
