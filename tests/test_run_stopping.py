@@ -110,6 +110,19 @@ def test_a_resumed_run_past_its_time_limit_says_to_raise_it(tmp_path: Path) -> N
     assert again.stopped is not None and "raise it to continue" in again.stopped
 
 
+def test_a_time_limit_reached_right_after_the_best_epoch_ends_cleanly(tmp_path: Path) -> None:
+    """The stop record carries the best epoch's number: the hparams written at the end read
+    only metric records, never a traceback (KeyError 'split')."""
+    path = _spec(tmp_path, "max_time: 3600")
+    path.write_text(path.read_text().replace("tensorboard: false", "tensorboard: true"))
+    first = train(str(path), overrides=["train.epochs=1"], run_dir=tmp_path / "run",
+                  stream=io.StringIO())
+    assert first.epochs == 1
+    again = train(str(path), overrides=["train.epochs=2", "train.max_time=0.001"],
+                  resume=tmp_path / "run", stream=io.StringIO())
+    assert again.stopped is not None and "raise it to continue" in again.stopped
+
+
 @pytest.mark.parametrize(("setting", "message"), [
     ("early_stopping: {patience: 0}", "patience"),
     ("early_stopping: {monitor: val.top5}", "cannot monitor 'val.top5'"),

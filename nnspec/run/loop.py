@@ -152,7 +152,7 @@ class Trainer:
         """SPLIT.METRIC of the best monitored epoch (what TensorBoard's hparams compare), read
         back from metrics.jsonl so that a resumed run finds epochs run before it."""
         found = {f"{r['split']}.{k}": v for r in self.metrics.records()
-                 if r.get("epoch") == self.best_epoch
+                 if r.get("epoch") == self.best_epoch and "split" in r  # not a stop event
                  for k, v in r.items() if k not in RECORD_FIELDS}
         return found or {f"{s}.{k}": v for s, m in last.items() for k, v in m.items()}
 
