@@ -24,7 +24,8 @@ from tests.conftest import EXAMPLES, ROOT, SPECS
 from tests.lsp_client import LspClient, position_of
 
 SCHEMA = json.loads((ROOT / "schema" / "nnspec.schema.json").read_text())
-ALL_SPECS = sorted([*SPECS.glob("*.yaml"), *EXAMPLES.glob("*.yaml")])
+ALL_SPECS = sorted([*SPECS.glob("*.yaml"), *EXAMPLES.glob("*.yaml"),
+                    *(ROOT / "tests" / "specs_v2").glob("*.yaml")])  # format 2's features
 
 
 @pytest.mark.parametrize("path", ALL_SPECS, ids=lambda p: p.name)
