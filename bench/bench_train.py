@@ -288,16 +288,18 @@ def nnspec_train(batch: int, epochs: int, device: torch.device,
     train = [r for r in rows if r.get("split") == "train"][1:]
     # the same measure as the hand loops: samples over the seconds of the timed epochs
     speed = sum(r["samples"] for r in train) / sum(r["seconds"] for r in train)
-    return speed, path + _same_weights(weights, FINAL.get(-batch if as_shipped else batch))
+    hand = "hand/as-shipped" if as_shipped else "hand/resident"
+    return speed, path + _same_weights(weights, FINAL.get(-batch if as_shipped else batch), hand)
 
 
-def _same_weights(got: dict[str, torch.Tensor], hand: dict[str, torch.Tensor] | None) -> str:
-    """Whether nnspec ended with hand/resident's weights: proof that both did the same work."""
+def _same_weights(got: dict[str, torch.Tensor], hand: dict[str, torch.Tensor] | None,
+                  name: str = "hand/resident") -> str:
+    """Whether nnspec ended with the hand loop's weights: proof that both did the same work."""
     if hand is None:
         return ""
     diff = max(float((got[k].cpu().double() - v.double()).abs().max()) for k, v in hand.items())
-    return ("; final weights identical to hand/resident's" if diff == 0 else
-            f"; final weights differ from hand/resident's by up to {diff:.2e}")
+    return (f"; final weights identical to {name}'s" if diff == 0 else
+            f"; final weights differ from {name}'s by up to {diff:.2e}")
 
 
 def throughput(batch_sizes: list[int], epochs: int, device: torch.device,
