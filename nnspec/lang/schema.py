@@ -39,11 +39,23 @@ MODEL_SECTIONS = ("model", "blocks")  # judged by the parser and resolve, not by
 def _with_expr(schema: dict[str, Any]) -> dict[str, Any]:
     """``schema``, or an expression in its place or in place of any item of a list."""
     options = schema.get("anyOf", [schema]) if set(schema) == {"anyOf"} else [schema]
-    return {"anyOf": [*map(_items_with_expr, options), {"$ref": "#/definitions/expr"}]}
+    found = {"anyOf": [*map(_items_with_expr, options), {"$ref": "#/definitions/expr"}]}
+    return {**found, "description": schema["description"]} if "description" in schema else found
 
 
 def _items_with_expr(schema: dict[str, Any]) -> dict[str, Any]:
-    """A list schema whose items may also be expressions (``[${input.shape[0]}, 3, $heads]``)."""
+    """A list schema whose items may also be expressions (``[${input.shape[0]}, 3, $heads]``);
+    an object's values and the options of a choice likewise, at any depth (a buffer's
+    ``init: {relative_position_index: {window: [$window, $window]}}``)."""
+    if "anyOf" in schema and "type" not in schema:
+        return {**schema, "anyOf": [_items_with_expr(option) for option in schema["anyOf"]]}
+    if schema.get("type") == "object":
+        found = dict(schema)
+        if isinstance(schema.get("properties"), dict):
+            found["properties"] = {k: _with_expr(v) for k, v in schema["properties"].items()}
+        if isinstance(schema.get("additionalProperties"), dict):
+            found["additionalProperties"] = _with_expr(schema["additionalProperties"])
+        return found
     items = schema.get("items")
     if schema.get("type") != "array" or not isinstance(items, dict):
         return schema
@@ -137,7 +149,9 @@ def _layer_value(entry: Entry) -> dict[str, Any]:
     if len(required) == 1:
         options.append(_with_expr(dict(entry.params[required[0]].schema)))
     if entry.kind == "op" and entry.max_inputs > 1:  # {add: [bn2, input]}: the inputs by name
-        options.append({"type": "array", "items": {"type": "string"}, "minItems": 2})
+        name = {"type": "string"}  # and a constant among them where the op takes one
+        item = {"anyOf": [name, {"type": "number"}]} if "scalar" in entry.params else name
+        options.append({"type": "array", "items": item, "minItems": 2})
     body = ", ".join(f"{name}: ${i}" for i, name in enumerate(required, 1))
     return {"anyOf": options, "description": entry_line(entry),
             "defaultSnippets": [{"label": entry.name, "body": f"{{{body}}}" if body else None}]}
