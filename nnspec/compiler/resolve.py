@@ -756,10 +756,14 @@ def _dropped(c: Container, omitted: Mapping[str, Item], stand_in: Mapping[str, s
     """The inputs a left-out node drops (all but its first), each with the hint that explains
     why the node that computes it may end up unused."""
     out: dict[str, str] = {}
+    items = dict(c.items)
     for name, item in c.items:
         for ref in (item.inputs or ())[1:] if name in omitted else ():
+            free = ref in items and _reads_nothing(items[ref])
             out.setdefault(ref, f"'{name}' is left out (if: false) and stands for its first "
-                           f"input, '{stand_in[name]}'; list the input it should keep first")
+                           f"input, '{stand_in[name]}'; " + (
+                               f"give '{ref}' the same if:" if free else
+                               "list the input it should keep first"))
     return out
 
 
