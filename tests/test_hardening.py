@@ -69,6 +69,12 @@ REFUSED = {
                                 "{kernel_size: 2, stride: [2, 2]}}]\n", "3:",
                                 "expected an integer or a list of 1 integer or null, found a "
                                 "list of 2"),
+    "AdaptiveAvgPool2d output_size [-1, 1]": (
+        "nnspec: 1\ninput: [3, 8, 8]\nmodel: [{AdaptiveAvgPool2d: {output_size: [-1, 1]}}, "
+        "{Conv2d: {out_channels: 2, kernel_size: 1}}]\n", "3:", "expected a number >= 1, found -1"),
+    "AdaptiveAvgPool1d output_size null": (
+        "nnspec: 1\ninput: [3, 8]\nmodel: [{AdaptiveAvgPool1d: {output_size: null}}]\n",
+        "3:", "AdaptiveAvgPool1d needs an output_size"),
     "chunk dim out of range": ("nnspec: 1\ninput: [4]\nmodel: [{chunk: {chunks: 2, dim: 2}}, "
                                "{getitem: 0}]\n", "3:", "chunk dim 2 is out of range"),
 }

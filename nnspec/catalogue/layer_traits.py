@@ -44,7 +44,8 @@ _PADDED = {"padding": 0, "output_padding": 0}
 # The arguments that give one size per spatial dimension: a list of them holds exactly as many
 # as the layer's Traits.spatial (torch's max_pool2d refuses a kernel_size of [] or [2, 2, 2]
 # that its annotation allows and the meta device accepts).
-SPATIAL_ARGS = frozenset({"kernel_size", "stride", "padding", "dilation", "output_padding"})
+SPATIAL_ARGS = frozenset({"kernel_size", "stride", "padding", "dilation", "output_padding",
+                          "output_size"})
 
 # The values torch accepts for a string argument of this name, where torch checks them only in
 # the kernel (so the meta device accepts a typo the CPU refuses): the schema and the checker
@@ -71,7 +72,8 @@ def _pool(dims: int) -> Traits:
 
 
 def _adaptive(dims: int) -> Traits:
-    return Traits(check=rules.spatial_rank(dims), shape=rules.adaptive_pool(dims))
+    return Traits(check=rules.spatial_rank(dims), shape=rules.adaptive_pool(dims),
+                  minimums={"output_size": 1}, spatial=dims)
 
 
 LAYERS: dict[str, Traits] = {

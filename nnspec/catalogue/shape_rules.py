@@ -188,6 +188,9 @@ def adaptive_pool(dims: int) -> ShapeRule:
 
     def rule(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: list[str]) -> Any:
         value = inputs[0]
+        if kwargs.get("output_size") is None:  # None keeps a size inside a list, not alone
+            raise ShapeProblem(f"{name} needs an output_size", "e.g. output_size: 1; a "
+                               "dimension to keep is null inside a list: [4, null]")
         sizes = _per_dim(kwargs, "output_size", None, dims)
         spatial = value.shape[-dims:]
         out = tuple(s if want is None else want for s, want in zip(spatial, sizes, strict=False))
