@@ -516,7 +516,10 @@ def explain(error: Any) -> tuple[tuple[Any, ...], str, str | None, bool]:
         return tuple(bound.absolute_path), f"expected a number {_BOUNDS[bound.validator]} " \
             f"{bound.schema[bound.validator]}, found {found(bound.instance)}", None, False
     if v in ("type", "anyOf", "const", "enum") and not (v == "enum" and isinstance(value, str)):
-        return path, f"expected {describe(schema)}, found {found(value)}", _hint(value), False
+        parent = error.parent  # one branch of an anyOf (true, false or 'auto'): say them all
+        whole = parent.schema if v == "const" and parent is not None \
+            and parent.validator == "anyOf" else schema
+        return path, f"expected {describe(whole)}, found {found(value)}", _hint(value), False
     if v == "enum":
         return path, f"expected {describe(schema)}, found '{value}'", did_you_mean(
             value, [str(x) for x in schema["enum"]]), False
