@@ -228,3 +228,80 @@ def test_transposed_convolution_is_the_entrys_trait_not_its_name() -> None:
     assert conv(2)("ConvTranspose2d", args, x, ["input"]).shape == (2, 2, 2)
     rule = layers()["ConvTranspose2d"].traits.shape
     assert rule is not None and rule("ConvTranspose2d", args, x, ["input"]).shape == (2, 10, 10)
+
+
+@pytest.mark.parametrize("dim", [1, 2, -1, -2])
+@pytest.mark.parametrize(("first", "second"), [
+    ((1, 8), (4, 8)), ((2, 5), (2, 7)), ((3, 5), (3, 5)), ((1, 8), (4, 9)), ((2, 5), (3, 6)),
+    ((2, 5), (2, 5, 1)), ((1, 8), (0, 8)),
+])
+def test_cat_rule_matches_torch_on_the_meta_device(first: tuple[int, ...],
+                                                   second: tuple[int, ...], dim: int) -> None:
+    """Sizes, and torch's own message (from its meta kernel) where the sizes do not join."""
+    from nnspec.catalogue import ops
+
+    rule = ops()["cat"].traits.shape
+    assert rule is not None
+    metas = [torch.empty(BATCH, *s, device="meta") for s in (first, second)]
+    try:
+        expected: Any = describe(torch.cat(metas, dim=dim))
+    except RuntimeError as exc:
+        expected = str(exc)
+    try:
+        ruled: Any = rule("cat", {"dim": dim}, [TensorInfo(first), TensorInfo(second)],
+                          ["a", "b"])
+    except ValueError as exc:
+        ruled = str(exc)
+    assert ruled == expected
+
+
+def test_cat_rule_leaves_mixed_types_and_free_tensors_to_torch() -> None:
+    from nnspec.catalogue import ops
+
+    rule = ops()["cat"].traits.shape
+    assert rule is not None
+    mixed = [TensorInfo((2, 4)), TensorInfo((2, 4), "float64")]
+    free = [TensorInfo((2, 4)), TensorInfo((2, 4), batched=False)]
+    assert rule("cat", {"dim": 1}, mixed, ["a", "b"]) is NO_RULE
+    assert rule("cat", {"dim": 1}, free, ["a", "b"]) is NO_RULE
+
+
+def test_cat_of_mismatched_sizes_is_a_located_error() -> None:
+    import nnspec
+    from nnspec.errors import SpecError
+
+    spec = ("nnspec: 1\nname: c\ninput: [4, 8]\nmodel:\n  graph:\n"
+            "    a: {Linear: {out_features: 6}}\n    c: {cat: {dim: 1}, in: [a, input]}\n")
+    with pytest.raises(SpecError) as caught:
+        nnspec.validate(spec)
+    text = str(caught.value)
+    assert "model.graph.c" in text and ":7:" in text
+    assert "Expected 6 in dimension 2 but got 8 for tensor number 1" in text
+
+
+@pytest.mark.parametrize(("kwargs", "shapes"), [
+    ({"embed_dim": 8, "num_heads": 2, "batch_first": True}, [(5, 8)]),
+    ({"embed_dim": 8, "num_heads": 2, "batch_first": True}, [(5, 8), (7, 8), (7, 8)]),
+    ({"embed_dim": 6, "num_heads": 3, "batch_first": True}, [(1, 6), (4, 6), (4, 6)]),
+])
+def test_attention_rule_matches_torch(kwargs: dict[str, Any],
+                                      shapes: list[tuple[int, ...]]) -> None:
+    inferrer = _Inferrer()
+    infos = [TensorInfo(s) for s in shapes]
+    ruled = inferrer.rule(_node("MultiheadAttention"), "MultiheadAttention", kwargs, infos,
+                          ["input"] * len(infos))
+    given = [torch.zeros(BATCH, *s) for s in shapes] * (3 if len(shapes) == 1 else 1)
+    assert ruled == describe(torch.nn.MultiheadAttention(**kwargs)(*given))
+
+
+@pytest.mark.parametrize(("kwargs", "shapes"), [
+    ({"embed_dim": 8, "num_heads": 2}, [(5, 8)]),  # sequence first
+    ({"embed_dim": 8, "num_heads": 2, "batch_first": True, "add_bias_kv": True}, [(5, 8)]),
+    ({"embed_dim": 8, "num_heads": 2, "batch_first": True}, [(5, 8), (7, 8), (6, 8)]),
+    ({"embed_dim": 8, "num_heads": 2, "batch_first": True}, [(5, 6)]),
+])
+def test_attention_rule_leaves_the_rest_to_torch(kwargs: dict[str, Any],
+                                                 shapes: list[tuple[int, ...]]) -> None:
+    ruled = _Inferrer().rule(_node("MultiheadAttention"), "MultiheadAttention", kwargs,
+                             [TensorInfo(s) for s in shapes], ["input"] * len(shapes))
+    assert ruled is NO_RULE

@@ -119,7 +119,7 @@ LAYERS: dict[str, Traits] = {
     # applies its weights functionally), the summary counts projections and products
     "MultiheadAttention": Traits(inputs=(1, 3), repeat_input=3, batch_first=True,
                                  check=rules.sequence_rank, macs=macs.self_attention,
-                                 count=macs.attention_count),
+                                 count=macs.attention_count, shape=rules.attention),
     "Softmax": Traits(check=rules.explicit_dim), "LogSoftmax": Traits(check=rules.explicit_dim),
     "Softmin": Traits(check=rules.explicit_dim),
     "Softmax2d": Traits(check=rules.sample_rank(3)),

@@ -88,6 +88,25 @@ def like_input(name: str, kwargs: dict[str, Any], inputs: list[Any],
     return value if value.dtype == "float32" else NO_RULE
 
 
+def attention(name: str, kwargs: dict[str, Any], inputs: list[Any],
+              sources: list[str]) -> Any:
+    """MultiheadAttention, batch_first, of float32 [L, E] queries and [S, E] keys and values
+    (one input: all three): its output [L, E] and averaged weights [L, S].  Anything else
+    (extra keys, kdim/vdim, other types, sizes that do not fit) runs on meta: torch says."""
+    given = inputs * 3 if len(inputs) == 1 else inputs
+    embed = kwargs.get("embed_dim")
+    if len(given) != 3 or not kwargs.get("batch_first") or any(
+            kwargs.get(k) for k in ("add_bias_kv", "add_zero_attn", "kdim", "vdim")):
+        return NO_RULE
+    if any(isinstance(v, tuple) or not v.batched or v.dtype != "float32" or len(v.shape) != 2
+           or v.shape[1] != embed for v in given) or len({v.fold for v in given}) != 1:
+        return NO_RULE
+    query, key, value = given
+    if key.shape[0] != value.shape[0]:
+        return NO_RULE
+    return (query, replace(query, shape=(query.shape[0], key.shape[0])))
+
+
 def embedding(name: str, kwargs: dict[str, Any], inputs: list[Any],
               sources: list[str]) -> Any:
     """Integer ids of any shape -> that shape and embedding_dim float32 features."""
@@ -468,6 +487,35 @@ def broadcast(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: lis
                                f"give it at most {rank} dimensions, or a leading 1 for the "
                                "batch")
     return replace(tensors[0], shape=tuple(shape[1:]), dtype=dtype, batched=True, fold=fold)
+
+
+def joined(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: list[str]) -> Any:
+    """cat of batched tensors of one type and fold: the sizes along ``dim`` summed, the others
+    equal (else torch's meta-kernel message).  Free tensors, mixed types or folds, a ``dim``
+    out of range: NO_RULE, torch decides (and promotes)."""
+    tensors: list[TensorInfo] = [v for v in inputs if not isinstance(v, tuple)]
+    dim = kwargs.get("dim", 1)
+    if len(tensors) != len(inputs) or not all(t.batched for t in tensors) or \
+            len({(t.dtype, t.fold) for t in tensors}) != 1 or not isinstance(dim, int):
+        return NO_RULE
+    ranks = [len(t.shape) + 1 for t in tensors]
+    if not -ranks[0] <= dim < ranks[0] or dim % ranks[0] == 0 or 0 in ranks:
+        return NO_RULE
+    dim %= ranks[0]
+    for number, (t, rank) in enumerate(zip(tensors, ranks, strict=True)):
+        if rank != ranks[0]:
+            raise ValueError(f"Number of dimensions of tensors must match.  Expected "
+                             f"{ranks[0]}-D tensors, but got {rank}-D for tensor number "
+                             f"{number} in the list")
+        for d in range(1, rank):
+            want, got = tensors[0].shape[d - 1], t.shape[d - 1]
+            if d != dim and want != got:
+                raise ValueError(f"Sizes of tensors must match except in dimension {dim}. "
+                                 f"Expected {want} in dimension {d} but got {got} for tensor "
+                                 f"number {number} in the list")
+    size = sum(t.shape[dim - 1] for t in tensors)
+    first = tensors[0]
+    return replace(first, shape=(*first.shape[:dim - 1], size, *first.shape[dim:]))
 
 
 def broadcast_shapes(shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:

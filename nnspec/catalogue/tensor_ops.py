@@ -155,7 +155,8 @@ OPS: dict[str, Entry] = {op.name: op for op in [
         code=OpCode(_cat, lambda i, a: f"torch.cat([{', '.join(i)}], dim={a.get('dim', 1)!r})",
                     fx=_cat_call),
         inputs=(2, 16), check=rules.keeps_batch("dim", "{name} along dim {dim} joins batches, "
-                                                "not samples", default=1)),
+                                                "not samples", default=1),
+        shape=rules.joined),
     _op("reshape", "Reshape each sample to `shape` (the batch dimension is kept).",
         ("shape", _INTS, REQUIRED),
         code=OpCode(_reshape,

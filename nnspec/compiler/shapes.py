@@ -411,8 +411,10 @@ class _Inferrer:
         Rules cover the layers whose meta kernels live in torch's Python references (about a
         second to import on first use); every other layer is run, so torch has the last word.
         """
-        rule = catalogue.layers()[op].traits.shape
-        if rule is None or len(inputs) != 1 or kwargs.get("return_indices"):
+        traits = catalogue.layers()[op].traits
+        rule = traits.shape  # a rule of several inputs is for a layer that takes several
+        if rule is None or (len(inputs) != 1 and traits.inputs[1] == 1) or \
+                kwargs.get("return_indices"):
             return NO_RULE
         try:
             return rule(op, kwargs, list(inputs), sources)
