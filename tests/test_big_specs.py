@@ -70,3 +70,19 @@ def test_an_error_in_a_shared_body_is_reported_once() -> None:
     with pytest.raises(SpecError) as info:
         nnspec.validate(text)
     assert len(info.value.problems) == 1 and "add" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["vit_b_16", "swin_t"])
+def test_validating_a_zoo_transformer_imports_neither_torchvision_nor_dynamo(name: str) -> None:
+    """Their layers and ops have shape rules: nothing runs on meta through torch._dynamo."""
+    import os
+    import subprocess
+    import sys
+
+    spec = str(ROOT / "specs" / f"{name}.yaml")
+    code = (f"import sys, torch, nnspec; nnspec.validate({spec!r}); "
+            "print(sorted(m for m in ('torchvision', 'torch._dynamo') if m in sys.modules))")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env)
+    assert out.stdout.strip() == "[]"

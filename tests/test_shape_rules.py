@@ -305,3 +305,44 @@ def test_attention_rule_leaves_the_rest_to_torch(kwargs: dict[str, Any],
     ruled = _Inferrer().rule(_node("MultiheadAttention"), "MultiheadAttention", kwargs,
                              [TensorInfo(s) for s in shapes], ["input"] * len(shapes))
     assert ruled is NO_RULE
+
+
+@pytest.mark.parametrize(("shifts", "dims", "shape"), [
+    (1, 1, (4, 5)), ([-3, -3], [1, 2], (6, 6, 2)), ([2, 1], [-1, 1], (3, 4, 5)),
+])
+def test_roll_rule_matches_torch(shifts: Any, dims: Any, shape: tuple[int, ...]) -> None:
+    from nnspec.catalogue import ops
+
+    rule = ops()["roll"].traits.shape
+    assert rule is not None
+    ruled = rule("roll", {"shifts": shifts, "dims": dims}, [TensorInfo(shape)], ["input"])
+    assert ruled == describe(torch.zeros(BATCH, *shape).roll(shifts, dims))
+    assert rule("roll", {"shifts": [1, 2], "dims": [1]}, [TensorInfo(shape)],
+                ["input"]) is NO_RULE  # torch's refusal, torch's message
+
+
+@pytest.mark.parametrize(("table", "index"), [((169, 3), (2401,)), ((10, 2, 3), (4, 5)),
+                                              ((7,), (3,))])
+def test_lookup_rule_matches_torch(table: tuple[int, ...], index: tuple[int, ...]) -> None:
+    from nnspec.catalogue import ops
+
+    rule = ops()["lookup"].traits.shape
+    assert rule is not None
+    infos = [TensorInfo(table, batched=False), TensorInfo(index, "int64", batched=False)]
+    expected = torch.zeros(table)[torch.zeros(index, dtype=torch.int64)]
+    assert rule("lookup", {}, infos, ["table", "index"]) == describe(expected, batched=False)
+    float_index = [infos[0], TensorInfo(index, batched=False)]
+    assert rule("lookup", {}, float_index, ["table", "index"]) is NO_RULE
+
+
+def test_stochastic_depth_rule_matches_torchvision_and_leaves_bad_arguments_to_it() -> None:
+    from torchvision.ops import StochasticDepth
+
+    inferrer = _Inferrer()
+    kwargs = {"p": 0.2, "mode": "row"}
+    ruled = inferrer.run(_node("StochasticDepth"), "StochasticDepth", kwargs,
+                         [TensorInfo((4, 5))], ["input"])
+    assert ruled == describe(StochasticDepth(**kwargs)(torch.zeros(BATCH, 4, 5)))
+    refused = inferrer.run(_node("StochasticDepth"), "StochasticDepth", {"p": 1.5, "mode": "row"},
+                           [TensorInfo((4, 5))], ["input"])
+    assert refused is None and "drop probability" in str(inferrer.errors.problems[0])

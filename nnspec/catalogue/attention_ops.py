@@ -196,7 +196,7 @@ ATTENTION_OPS: dict[str, Entry] = {op.name: op for op in [
                                                          REQUIRED),
         code=OpCode(_roll, lambda i, a: f"{i[0]}.roll({a['shifts']!r}, {a['dims']!r})",
                     frozenset({"roll"})),
-        check=_not_batch("dims", "along dims")),
+        check=_not_batch("dims", "along dims"), shape=rules.rolled),
     _op("matmul", "Matrix product of two inputs (a @ b), batched over leading dimensions.",
         code=OpCode(_matmul, lambda i, a: f"{i[0]} @ {i[1]}", fold=operator.matmul),
         inputs=(2, 2), count=_matmul_macs, check=_matmul_check),
@@ -234,7 +234,7 @@ ATTENTION_OPS: dict[str, Entry] = {op.name: op for op in [
         "a relative position bias gathered from its table by a buffer of indices.",
         code=OpCode(_lookup, lambda i, a: f"{i[0]}[{i[1]}]",
                     fx=lambda i, a: (operator.getitem, (i[0], i[1]), {})),
-        inputs=(2, 2)),
+        inputs=(2, 2), shape=rules.looked_up),
     _op("expand_batch", "The first input (a free tensor whose first dimension is 1) repeated "
         "for each sample of the second: ViT's class token before cat.",
         code=OpCode(_expand_batch, lambda i, a: f"{i[0]}.expand({i[1]}.shape[0], "

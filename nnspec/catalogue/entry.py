@@ -38,6 +38,9 @@ class Traits:
     batch_first: bool = False  # reads the sequence first unless batch_first is set
     check: Check | None = None  # refuses an input torch would misread (a rank, the batch)
     shape: ShapeRule | None = None  # the output by a formula; None: torch runs it on meta
+    # no parameters, and an __init__ that refuses nothing its shape rule lets through: where the
+    # rule applies the shape pass does not build it (torchvision's import costs seconds)
+    unbuilt: bool = False
     token_ids: bool = False  # takes integer ids (Embedding), so a float input gets that hint
     inferred: Mapping[str, str] = field(default_factory=dict)  # INFERRED_ARGS, for this layer
     minimums: Mapping[str, int] = field(default_factory=dict)  # MINIMUMS, for this layer

@@ -130,5 +130,7 @@ LAYERS: dict[str, Traits] = {
     # torchvision.ops
     "MLP": Traits(inferred={"in_channels": "features"}),  # Linear layers: the last dimension
     "SqueezeExcitation": Traits(macs=macs.pooled),  # its 1x1 convolutions see [C, 1, 1]
-    "Permute": Traits(check=rules.permutation("dims"), shape=rules.permuted("dims")),
+    "Permute": Traits(check=rules.permutation("dims"), shape=rules.permuted("dims"),
+                      unbuilt=True),
+    "StochasticDepth": Traits(shape=rules.dropped, unbuilt=True),
 }

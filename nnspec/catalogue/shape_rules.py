@@ -550,3 +550,37 @@ def same_value(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: li
     """Element-wise ops of one input: the same shape, batch and type."""
     value = inputs[0]
     return value if not isinstance(value, tuple) and _floating(value) else NO_RULE
+
+
+def dropped(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: list[str]) -> Any:
+    """StochasticDepth: a float input's shape, where its p and mode are ones torch takes."""
+    p, mode = kwargs.get("p"), kwargs.get("mode")
+    if not isinstance(p, int | float) or isinstance(p, bool) or not 0 <= p <= 1 or \
+            mode not in ("batch", "row"):
+        return NO_RULE
+    return same_value(name, kwargs, inputs, sources)
+
+
+def rolled(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: list[str]) -> Any:
+    """roll: the input's shape and type, where shifts and dims pair up within its rank."""
+    value, shifts, dims = inputs[0], kwargs.get("shifts"), kwargs.get("dims")
+    shifts, dims = ([x] if isinstance(x, int) else x for x in (shifts, dims))
+    if isinstance(value, tuple) or not isinstance(shifts, list) or not isinstance(dims, list) \
+            or not dims or len(shifts) != len(dims):
+        return NO_RULE
+    rank = len(value.shape) + 1
+    numbers = [*shifts, *dims]
+    if not all(isinstance(x, int) and not isinstance(x, bool) for x in numbers) or \
+            not all(-rank <= d < rank for d in dims):
+        return NO_RULE
+    return value
+
+
+def looked_up(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: list[str]) -> Any:
+    """table[index] of free tensors, int64 indices: index's shape then the table's rows' shape
+    (a relative position bias).  Batched inputs, other index types: torch decides."""
+    table, index = inputs
+    if isinstance(table, tuple) or isinstance(index, tuple) or table.batched or \
+            index.batched or index.dtype != "int64" or not table.shape:
+        return NO_RULE
+    return replace(table, shape=(*index.shape, *table.shape[1:]))

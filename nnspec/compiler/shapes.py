@@ -370,6 +370,12 @@ class _Inferrer:
 
     def run_once(self, node: Node, op: str, kwargs: dict[str, Any], inputs: list[TensorInfo],
                  sources: list[str]) -> Value | None:
+        traits = catalogue.layers()[op].traits
+        if traits.unbuilt and not _batch_moved(list(inputs)):  # no weights: the rule suffices
+            problem = traits.check(op, kwargs, list(inputs), sources) if traits.check else None
+            ruled = self.rule(node, op, kwargs, inputs, sources) if not problem else NO_RULE
+            if ruled is not NO_RULE:
+                return ruled  # type: ignore[return-value]
         try:
             with meta_device():
                 module = plugins.layer_class(op)(**layer_kwargs(op, kwargs))
@@ -382,7 +388,6 @@ class _Inferrer:
                       _divisor_hint(_first_line(exc), kwargs))
             return None
         self.params += sum(p.numel() for p in module.parameters())
-        traits = catalogue.layers()[op].traits
         problem = traits.check(op, kwargs, list(inputs), sources) if traits.check else None
         if problem:
             self.fail(node, *problem)
