@@ -87,7 +87,7 @@ def test_eval_given_a_folder_names_the_checkpoint_file_to_give(
     spec, run = digits_run
     code, _, err = cli("eval", str(spec), "--checkpoint", str(run / where), "--split", "val")
     assert code == 3, err
-    assert f"checkpoint {run / where} is a folder, not a checkpoint file" in err
+    assert f"checkpoint {run / where} is a folder, not a checkpoint" in err
     assert f"e.g. {run / 'checkpoints' / 'best.pt'}" in err and "does not exist" not in err
     code, out, err = cli("eval", str(spec), "--checkpoint", str(run / "checkpoints" / "best.pt"),
                          "--split", "val")

@@ -242,7 +242,7 @@ MEANING = [
      "repeat: 1000000}\n", 4, 41, "over the limit"),
     ("nested-block-repeats", "nnspec: 1\ninput: [4]\nblocks:\n"
      "  A: {sequential: [{ReLU: null, repeat: 100}]}\n  B: {sequential: [{A: {}, repeat: 100}]}\n"
-     "  C: {sequential: [{B: {}, repeat: 100}]}\nmodel: [{C: {}, repeat: 100}]\n", 4, 21,
+     "  C: {sequential: [{B: {}, repeat: 100}]}\nmodel: [{C: {}, repeat: 100}]\n", 5, 21,
      "more than 10000 nodes"),
     ("block-recursion", "nnspec: 1\ninput: [4]\nblocks:\n  A: {sequential: [B]}\n"
      "  B: {sequential: [A]}\nmodel: [A]\n", 5, 20, "uses itself"),

@@ -128,9 +128,10 @@ def load(path: Path) -> dict[str, Any]:
         return state
     if path.is_dir():  # a run directory, or its checkpoints/ folder
         folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
-        example = folder / "best" if sharded.is_sharded(folder / "best") else folder / "best.pt"
+        suffix = "" if sharded.is_sharded(folder / "best") else ".pt"
         raise RunError(f"checkpoint {path} is a folder, not a checkpoint",
-                       hint=f"give a checkpoint in it, e.g. {example} or last")
+                       hint=f"give a checkpoint in it, e.g. {folder / ('best' + suffix)} or "
+                       f"{folder / ('last' + suffix)}")
     state = load_file(path)
     if "model" not in state:
         raise RunError(f"{path} is not an nnspec checkpoint (no model weights)")
