@@ -25,6 +25,7 @@ PosInt = Annotated[int, Field(gt=0)]
 # Bounds on counts a spec sets for the run: far above any real use, below what exhausts a machine.
 # (batch sizes are not bounded: a batch is a slice of the dataset, never bigger than it)
 MAX_WORKERS = 128
+MAX_PREFETCH = 64  # batches ahead per worker
 MAX_COUNT = 10**7
 Count = Annotated[int, Field(gt=0, le=MAX_COUNT)]
 # val_split: 0 (none) or a fraction that leaves both splits a real share of the data
@@ -162,6 +163,13 @@ class Data(Strict):
         "auto", description="DataLoader worker processes (auto: 0 for in-memory data).")
     pin_memory: bool | Literal["auto"] = Field(
         "auto", description="Pin host memory for CUDA (auto: when training on CUDA).")
+    prefetch_factor: Annotated[int, Field(ge=1, le=MAX_PREFETCH)] | Literal["auto"] = Field(
+        "auto", description="Batches each DataLoader worker loads ahead (auto: 2, torch's "
+        "default); needs num_workers above 0.")
+    persistent_workers: bool | Literal["auto"] = Field(
+        "auto", description="Keep DataLoader workers alive between epochs (auto: when there are "
+        "workers; each sample's random transforms are seeded from the seed, epoch and sample, "
+        "so a resumed run draws the same); needs num_workers above 0.")
     drop_last: bool = Field(False, description="Drop the last incomplete training batch.")
     resident: bool | Literal["auto"] = Field(
         "auto", description="Keep the whole dataset on the device and batch by index "
@@ -182,6 +190,7 @@ def data_problems(data: Data) -> list[tuple[tuple[str | int, ...], str, str | No
         for at, owner in owners for name in ("train", "val", "test")
         for split in [getattr(owner, name)]
         if split is not None and split.range is not None and split.range[0] >= split.range[1]]
+    out.extend(_worker_problems(data))
     if data.val_split and not MIN_VAL_SPLIT <= data.val_split <= MAX_VAL_SPLIT:
         side = "validation" if data.val_split < MIN_VAL_SPLIT else "training"
         out.append((("data", "val_split"), f"val_split {data.val_split} leaves the {side} split "
@@ -192,6 +201,17 @@ def data_problems(data: Data) -> list[tuple[tuple[str | int, ...], str, str | No
         if n is not None and (problem := val_split_problem(n, data.val_split)):
             out.append((("data", "val_split"), *problem))
     return out
+
+
+def _worker_problems(data: Data) -> list[tuple[tuple[str | int, ...], str, str | None]]:
+    """Worker settings that mean nothing without workers (torch would refuse them at run time)."""
+    if data.num_workers != 0:
+        return []
+    said = [name for name, value in (("prefetch_factor", data.prefetch_factor),
+                                     ("persistent_workers", data.persistent_workers))
+            if value not in ("auto", False)]
+    return [(("data", name), f"{name} needs DataLoader workers, and num_workers is 0",
+             "set data.num_workers above 0 (or auto), or drop data." + name) for name in said]
 
 
 def val_count(samples: int, fraction: float) -> int:

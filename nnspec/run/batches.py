@@ -13,9 +13,10 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from nnspec.run.data import Split
+from nnspec.run.plan import loader_settings
 from nnspec.run.table import Batch, Source, Table
 
 RESIDENT_BYTES = 1 << 30  # auto-resident below this size
@@ -35,18 +36,22 @@ class Batches:
         self.plan = plan = split.plan
         self.device = device
         self.seed = seed
-        resident, num_workers, pin_memory = plan.resident, plan.num_workers, plan.pin_memory
         source = split.source
         self.table: Table | None = None
+        resident = plan.resident
         if isinstance(source, Table) and split.sample_transform is None:
             keep = resident is True or (resident == "auto" and source.nbytes() < RESIDENT_BYTES)
             self.table = source.to(device) if keep else source
         self.resident = self.table is not None and bool(self.table.fields) and next(
             iter(self.table.fields.values())).device == device
-        self.num_workers = (0 if self.table is not None else min(4, torch.get_num_threads())) \
-            if num_workers == "auto" else int(num_workers)
-        self.pin = (device.type == "cuda" and not self.resident) if pin_memory == "auto" \
-            else bool(pin_memory)
+        self.loading = loader_settings(
+            plan, cuda=device.type == "cuda", in_memory=self.table is not None,
+            resident=self.resident, threads=torch.get_num_threads())
+        self.num_workers = self.loading.num_workers
+        self.pin = self.loading.pin_memory
+        self._loader: DataLoader[Batch] | None = None
+        self._sampler = _Indices()
+        self._generator = torch.Generator()
 
     @property
     def samples(self) -> int:
@@ -84,19 +89,51 @@ class Batches:
     def _loader_batches(self, source: Source, epoch: int, start: int) -> Iterator[Batch]:
         order = self._order(epoch, torch.device("cpu"))
         indices = (order if order is not None else torch.arange(self.samples)).tolist()
-        size = self.plan.batch_size
-        dataset: Dataset[Batch] = _Transformed(source, self.split.sample_transform)
-        loader = DataLoader(dataset, batch_size=size, sampler=indices[start * size:],
-                            drop_last=self.plan.drop_last, num_workers=self.num_workers,
-                            pin_memory=self.pin, persistent_workers=False,
-                            generator=torch.Generator().manual_seed(self.seed * 1_000_003 + epoch))
-        for batch in loader:
+        self._sampler.indices = indices[start * self.plan.batch_size:]
+        self._sampler.tag = (self.seed * 1_000_003 + epoch) if self._seeded() else None
+        self._generator.manual_seed(self.seed * 1_000_003 + epoch)  # workers' seeds, per epoch
+        for batch in self._dataloader(source):
             if self.split.target_transform is not None and "target" in batch:
                 batch["target"] = self.split.target_transform(batch["target"])
             yield self._to_device(batch)
 
+    def _seeded(self) -> bool:
+        """Whether workers seed each sample's random transforms from (seed, epoch, sample)."""
+        return self.split.random and self.num_workers > 0
+
+    def _dataloader(self, source: Source) -> DataLoader[Batch]:
+        """One DataLoader for every epoch (its workers kept when persistent); each epoch sets
+        the sampler's indices and reseeds the generator before iterating it."""
+        if self._loader is None:
+            s = self.loading
+            dataset: Dataset[Batch] = _Transformed(source, self.split.sample_transform)
+            self._loader = DataLoader(
+                dataset, batch_size=self.plan.batch_size, sampler=self._sampler,
+                drop_last=self.plan.drop_last, num_workers=s.num_workers,
+                pin_memory=s.pin_memory, persistent_workers=s.persistent_workers,
+                prefetch_factor=s.prefetch_factor, generator=self._generator)
+        return self._loader
+
     def _to_device(self, batch: Batch) -> Batch:
         return {k: v.to(self.device, non_blocking=self.pin) for k, v in batch.items()}
+
+
+class _Indices(Sampler[Any]):
+    """The sample indices of the epoch being read: set before each epoch, read in this process
+    (persistent workers receive indices, not the sampler, so changing it reaches them).  With a
+    ``tag`` each index goes out as ``(tag, index)``: the worker seeds the sample's random
+    transforms from both."""
+
+    def __init__(self) -> None:
+        self.indices: list[int] = []
+        self.tag: int | None = None
+
+    def __iter__(self) -> Iterator[Any]:
+        tag = self.tag
+        return iter(self.indices) if tag is None else ((tag, i) for i in self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
 
 
 class _Transformed(Dataset[Batch]):
@@ -109,7 +146,12 @@ class _Transformed(Dataset[Batch]):
     def __len__(self) -> int:
         return len(self.source)
 
-    def __getitem__(self, index: int) -> Batch:
+    def __getitem__(self, key: int | tuple[int, int]) -> Batch:
+        if isinstance(key, tuple):  # a worker: this sample's draws depend on nothing else
+            tag, index = key
+            torch.manual_seed((tag * 1_000_003 + index) % (1 << 63))
+        else:
+            index = key
         sample: dict[str, Any] = dict(self.source[index]) if not isinstance(
             self.source, Table) else {k: v[index] for k, v in self.source.fields.items()}
         x = sample["input"]

@@ -48,7 +48,8 @@ _TEMPORARY = re.compile(r"^\..+\.tmp[0-9]+$")
 
 # Settings that may change between a run and its resumption: they do not alter what is computed.
 COMPATIBLE = ("train.epochs", "train.device", "train.monitor", "train.mode", "log.",
-              "data.num_workers", "data.pin_memory", "data.resident", "data.root",
+              "data.num_workers", "data.pin_memory", "data.prefetch_factor",
+              "data.persistent_workers", "data.resident", "data.root",
               "data.test", "train.compile", "train.cuda_graph", "train.memory_format",
               "train.max_params", "weights", "train.early_stopping", "train.max_time")
 

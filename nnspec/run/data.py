@@ -45,6 +45,7 @@ class Split:
     model_fields: frozenset[str] = frozenset({"input"})
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)  # the training part's
     stand_in: str | None = None  # why data.fallback's dataset is used, and what it is
+    random: bool = False  # sample_transform draws at random
 
 
 def split_names(data: Data) -> list[str]:
@@ -233,7 +234,8 @@ def _finish(name: str, source: Source, data: Data, dtype: torch.dtype,
             raise SpecError.at(location, ("data", "arrange"),
                                "arrange needs a dataset held as tensors and transforms "
                                "that draw nothing at random")
-        return Split(name, source, plan, transform, targets, model_fields)
+        return Split(name, source, plan, transform, targets, model_fields,
+                     random=not is_static(items))
     fields = dict(source.fields)
     if transform is not None and len(fields["input"]):
         fields["input"] = torch.cat([transform(p) for p in fields["input"].split(_CHUNK)])
