@@ -1,11 +1,12 @@
 """Images per second from a folder of JPEGs: nnspec's ImageFolder source against a hand-written
 torchvision pipeline.
 
-    .venv/bin/python bench/bench_imagefolder.py [--images 3000] [--rounds 4] [--batches 20]
+    .venv/bin/python bench/bench_imagefolder.py [--images 3000] [--rounds 4] [--batches 0]
                                                 [--workers 2] [--batch-size 64] [--size 96]
 
 Writes ``--images`` small JPEGs (``--size`` pixels square, 10 class-named folders) with PIL into
-a temporary folder, then reads ``--batches`` batches per round through
+a temporary folder, then reads one epoch per round (or its first ``--batches``: the workers' fetching ahead then
+spills into the next pipeline's round, so whole epochs are the fair measure) through
 
 * nnspec: a spec's data section (ImageFolder, the transforms below, ``num_workers``) loaded and
   batched by the runner's own ``load_splits`` and ``Batches``: its data plan decides pinning,
@@ -15,7 +16,7 @@ a temporary folder, then reads ``--batches`` batches per round through
 * by hand: ``torchvision.datasets.ImageFolder`` + ``DataLoader(shuffle=True,
   persistent_workers=True)`` with the same transforms, workers and batch size.
 
-Each round is one epoch's first ``--batches`` batches, CPU only; the pipelines alternate round by
+Each round is one epoch, CPU only; the pipelines alternate round by
 round after one warm-up round each, and the table gives median images/s and the ratio to the
 hand-written pipeline.  GPU decode (torchvision.io.decode_jpeg on the device) is not measured.
 """
@@ -93,7 +94,7 @@ def timed(read: Callable[[int], Iterator[Any]], epoch: int, batches: int) -> flo
     start, seen = time.perf_counter(), 0
     for i, x in enumerate(read(epoch)):
         seen += len(x)
-        if i + 1 == batches:
+        if i + 1 == batches:  # workers still fetch ahead, in the next pipeline's time
             break
     return seen / (time.perf_counter() - start)
 
@@ -102,7 +103,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--batches", type=int, default=0, help="0: whole epochs")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--size", type=int, default=96)

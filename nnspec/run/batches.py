@@ -149,7 +149,7 @@ class _Transformed(Dataset[Batch]):
     def __getitem__(self, key: int | tuple[int, int]) -> Batch:
         if isinstance(key, tuple):  # a worker: this sample's draws depend on nothing else
             tag, index = key
-            torch.manual_seed((tag * 1_000_003 + index) % (1 << 63))
+            torch.default_generator.manual_seed((tag * 1_000_003 + index) % (1 << 63))
         else:
             index = key
         sample: dict[str, Any] = dict(self.source[index]) if not isinstance(
