@@ -5,8 +5,9 @@ torchvision pipeline.
                                                 [--workers 2] [--batch-size 64] [--size 96]
 
 Writes ``--images`` small JPEGs (``--size`` pixels square, 10 class-named folders) with PIL into
-a temporary folder, then reads one epoch per round (or its first ``--batches``: the workers' fetching ahead then
-spills into the next pipeline's round, so whole epochs are the fair measure) through
+a temporary folder, then reads one epoch per round (or its first ``--batches``: the workers'
+fetching ahead then spills into the next pipeline's round, so whole epochs are the fair
+measure) through
 
 * nnspec: a spec's data section (ImageFolder, the transforms below, ``num_workers``) loaded and
   batched by the runner's own ``load_splits`` and ``Batches``: its data plan decides pinning,
