@@ -149,6 +149,9 @@ def _layer_counts(layer: Layer, out: tuple[int, ...],
                   rows: int = 1) -> tuple[int, int, int, int]:
     """Parameters, trainable ones, MACs and bytes of a layer (a repeated one is built once);
     ``rows``: the rows of the batch dimension per sample (Swin's windows folded into it)."""
+    entry = catalogue.layers().get(layer.op)
+    if entry is not None and entry.traits.unbuilt and plugins.get(layer.op) is None:
+        return 0, 0, 0, 0  # no weights, so no MACs: not built (torchvision's import costs seconds)
     try:
         key: str | None = json.dumps([id(plugins.layer_class(layer.op)), layer.op, layer.kwargs,
                                       out, rows], sort_keys=True)
