@@ -145,14 +145,16 @@ def _inner(name: str, a: Any, b: Any, sources: list[str], what: str,
     """``a``'s last dimension against ``b``'s ``what`` one (-1 or -2): a located refusal."""
     sa, sb = _sizes(a), _sizes(b)
     at = -1 if what.startswith("last") else -2
-    if sa is None or sb is None or sa[-1] == sb[at]:
-        return None
+    if sa is None or sb is None or not sa or len(sb) < -at or sa[-1] == sb[at]:
+        return None  # a vector operand, or sizes that agree: torch's own rule judges
     return (f"{name} needs the last dimension of {a} from {sources[0]} ({sa[-1]}) to equal "
             f"the {what} of {b} from {sources[1]} ({sb[at]})", hint)
 
 
 def _matmul_check(name: str, kwargs: dict[str, Any], inputs: list[Any],
                   sources: list[str]) -> tuple[str, str] | None:
+    if len(inputs) < 2:
+        return None  # the input count is reported on its own
     return _inner(name, inputs[0], inputs[1], sources, "second-to-last",
                   "a @ b multiplies rows of a by columns of b; to use b's rows, transpose its "
                   "last two dimensions: {transpose: {dim0: -2, dim1: -1}}")
@@ -160,11 +162,14 @@ def _matmul_check(name: str, kwargs: dict[str, Any], inputs: list[Any],
 
 def _attention_check(name: str, kwargs: dict[str, Any], inputs: list[Any],
                      sources: list[str]) -> tuple[str, str] | None:
+    if len(inputs) < 3:
+        return None  # the input count is reported on its own
     found = _inner(name, inputs[0], inputs[1], sources[:2], "last dimension",
                    "queries and keys need the same size per head (inputs [q, k, v])")
     if found is None:
         sk, sv = _sizes(inputs[1]), _sizes(inputs[2])
-        if sk is not None and sv is not None and sk[-2] != sv[-2]:
+        if sk is not None and sv is not None and min(len(sk), len(sv)) >= 2 and \
+                sk[-2] != sv[-2]:
             found = (f"{name} needs as many keys as values: {inputs[1]} from {sources[1]} "
                      f"has {sk[-2]}, {inputs[2]} from {sources[2]} has {sv[-2]} (the "
                      "second-to-last dimension)", "k and v come from the same sequence")

@@ -133,8 +133,9 @@ def problem(op: str, kwargs: dict[str, Any]) -> tuple[str, str] | None:
     try:
         with torch.random.fork_rng(devices=[]):  # the run's random stream stays untouched
             INITS[name].make(torch, (1,), args)
-    except (RuntimeError, ValueError, TypeError) as exc:
-        return f"init {name} cannot fill it: {exc}", f"check the arguments of {name}"
+    except (RuntimeError, ValueError, TypeError, ArithmeticError) as exc:  # std: 0
+        return (f"init {name} cannot fill it: {exc or type(exc).__name__}",
+                f"check the arguments of {name}")
     return None
 
 

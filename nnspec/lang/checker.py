@@ -450,7 +450,7 @@ def _init_rules(doc: Document, errors: Collector, rules: list[Any]) -> list[Any]
 
     out = []
     for i, rule in enumerate(rules):
-        if not isinstance(rule, dict) or "fn" not in rule:
+        if not isinstance(rule, dict) or not isinstance(rule.get("fn"), str):
             continue  # reported by the schema
         args = {k: v for k, v in rule.items() if k not in ("match", "fn")}
         entry = catalogue.section("init").get(rule["fn"])
