@@ -43,6 +43,15 @@ CASES = {
     "embedding-0-entries": ("Embedding: {num_embeddings: 0, embedding_dim: 4}", 34,
                             "Embedding.num_embeddings: expected a number >= 1, found 0"),
     "chunk-0": ("chunk: {chunks: 0}", 22, "chunk.chunks: expected a number >= 1, found 0"),
+    # numbers: torch refuses these only when the layer runs (the meta device accepts them)
+    "batchnorm-eps-negative": ("BatchNorm2d: {eps: -0.5}", 25,
+                               "BatchNorm2d.eps: expected a number > 0, found -0.5"),
+    "layernorm-eps-0": ("LayerNorm: {eps: 0}", 23, "LayerNorm.eps: expected a number > 0, found 0"),
+    "dropout-p-over-1": ("Dropout: {p: 1.5}", 19, "Dropout.p: expected a number <= 1, found 1.5"),
+    "dropout2d-p-negative": ("Dropout2d: {p: -0.5}", 21,
+                             "Dropout2d.p: expected a number >= 0, found -0.5"),
+    "softshrink-lambd-negative": ("Softshrink: {lambd: -1.0}", 26,
+                                  "Softshrink.lambd: expected a number >= 0, found -1.0"),
 }
 
 
@@ -74,6 +83,9 @@ def test_the_catalogue_states_the_ranges_in_the_schema_and_the_docs() -> None:
     assert {"type": "integer", "minimum": 1} in schema["anyOf"]
     assert "padding: " in (line := _doc_line("Conv2d", "padding")) and ">= 0" in line
     assert "minimum" not in str(catalogue.layers()["ConstantPad2d"].params["padding"].schema)
+    assert "eps: a number, > 0;" in _doc_line("BatchNorm2d", "eps")
+    assert "p: a number, >= 0, <= 1;" in _doc_line("Dropout", "p")
+    assert "minimum" not in str(catalogue.layers()["PairwiseDistance"].params["p"].schema)
 
 
 def _doc_line(name: str, param: str) -> str:

@@ -96,13 +96,16 @@ def _entry(kind: str, name: str, info: dict[str, Any]) -> Entry:
         params = {pname: Param(pname, p["schema"], "default" not in p, p.get("default"))
                   for pname, p in info["params"].items()}
         return Entry(name, kind, info["doc"], params)
-    from nnspec.catalogue.layer_traits import CHOICES, LAYERS, MINIMUMS, SPATIAL_ARGS
+    from nnspec.catalogue.layer_traits import BOUNDS, CHOICES, LAYERS, MINIMUMS, SPATIAL_ARGS
 
     traits = LAYERS.get(name, PLAIN)
     params = {}
     for pname, p in info["params"].items():
         least = traits.minimums.get(pname, MINIMUMS.get(pname))
         schema = p["schema"] if least is None else at_least(p["schema"], least)
+        bounds = traits.bounds.get(pname, BOUNDS.get(pname))
+        if bounds:
+            schema = within(schema, bounds)
         if pname in CHOICES:
             schema = one_of(schema, CHOICES[pname])
         if pname in SPATIAL_ARGS and traits.spatial:
@@ -121,6 +124,19 @@ def at_least(schema: Mapping[str, Any], least: int) -> dict[str, Any]:
         out["items"] = at_least(out["items"], least)
     if "anyOf" in out:
         out["anyOf"] = [at_least(part, least) for part in out["anyOf"]]
+    return out
+
+
+def within(schema: Mapping[str, Any], bounds: Mapping[str, float]) -> dict[str, Any]:
+    """``schema`` with every number in it (alone, in a list, in an anyOf) within ``bounds``
+    (JSON Schema's minimum, exclusiveMinimum, maximum, exclusiveMaximum)."""
+    out = dict(schema)
+    if out.get("type") in ("number", "integer"):
+        out.update(bounds)
+    if "items" in out:
+        out["items"] = within(out["items"], bounds)
+    if "anyOf" in out:
+        out["anyOf"] = [within(part, bounds) for part in out["anyOf"]]
     return out
 
 

@@ -44,6 +44,7 @@ class Traits:
     token_ids: bool = False  # takes integer ids (Embedding), so a float input gets that hint
     inferred: Mapping[str, str] = field(default_factory=dict)  # INFERRED_ARGS, for this layer
     minimums: Mapping[str, int] = field(default_factory=dict)  # MINIMUMS, for this layer
+    bounds: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # BOUNDS, for it
     spatial: int = 0  # its sizes per spatial dimension (SPATIAL_ARGS) are lists of this many
     # MACs of one sample from the module and its output shape (catalogue/macs.py); None: its
     # children's, or, without children, its weights once per sample (torchinfo's rule)

@@ -41,6 +41,14 @@ MINIMUMS: dict[str, int] = {
 }
 _PADDED = {"padding": 0, "output_padding": 0}
 
+# The range torch accepts for a number argument of this name (JSON Schema bounds), where torch
+# refuses the rest only when the layer runs on the CPU (the meta device accepts ``eps: -0.5``
+# that batch_norm refuses): the schema and the checker refuse it where it is written.  Layers
+# whose argument of a shared name means another thing (PairwiseDistance's ``p`` is a norm's
+# degree, a dropout's a probability) state theirs in Traits.bounds.
+BOUNDS: dict[str, dict[str, float]] = {"eps": {"exclusiveMinimum": 0}}
+_PROBABILITY = {"p": {"minimum": 0, "maximum": 1}}
+
 # The arguments that give one size per spatial dimension: a list of them holds exactly as many
 # as the layer's Traits.spatial (torch's max_pool2d refuses a kernel_size of [] or [2, 2, 2]
 # that its annotation allows and the meta device accepts).
@@ -53,6 +61,7 @@ SPATIAL_ARGS = frozenset({"kernel_size", "stride", "padding", "dilation", "outpu
 CHOICES: dict[str, tuple[str, ...]] = {"approximate": ("none", "tanh")}
 
 _SAME = Traits(shape=rules.same_shape())
+_DROPOUT = Traits(shape=rules.same_shape(), bounds=_PROBABILITY)
 _TWO = Traits(inputs=(2, 2))
 _SEQUENCE = Traits(batch_first=True, check=rules.sequence_rank)
 
@@ -80,14 +89,16 @@ LAYERS: dict[str, Traits] = {
     **dict.fromkeys(
         ("CELU", "ELU", "GELU", "Hardshrink", "Hardsigmoid", "Hardswish", "Hardtanh", "LeakyReLU",
          "LogSigmoid", "Mish", "PReLU", "RReLU", "ReLU", "ReLU6", "SELU", "SiLU", "Sigmoid",
-         "Softplus", "Softshrink", "Softsign", "Tanh", "Tanhshrink", "Threshold", "Identity",
-         "Dropout", "AlphaDropout", "FeatureAlphaDropout"), _SAME),
+         "Softplus", "Softsign", "Tanh", "Tanhshrink", "Threshold", "Identity"), _SAME),
+    **dict.fromkeys(("Dropout", "AlphaDropout", "FeatureAlphaDropout"), _DROPOUT),
+    "Softshrink": Traits(shape=rules.same_shape(), bounds={"lambd": {"minimum": 0}}),
     # layers of the last dimension: their weights apply at every position of the others
     **dict.fromkeys(("LayerNorm", "RMSNorm"), Traits(shape=rules.same_shape(),
                                                      macs=macs.per_token)),
     "BatchNorm1d": _same(1, 2), "BatchNorm2d": _same(3), "BatchNorm3d": _same(4),
     "InstanceNorm1d": _same(2), "InstanceNorm2d": _same(3), "InstanceNorm3d": _same(4),
-    "Dropout1d": _same(2), "Dropout2d": _same(3), "Dropout3d": _same(4),
+    **{f"Dropout{d}d": Traits(shape=rules.same_shape((d + 1,)), bounds=_PROBABILITY)
+       for d in (1, 2, 3)},
     **{f"Conv{d}d": _conv(d) for d in (1, 2, 3)},
     **{f"ConvTranspose{d}d": _conv(d, transposed=True) for d in (1, 2, 3)},
     **{f"{kind}Pool{d}d": _pool(d) for kind in ("Max", "Avg") for d in (1, 2, 3)},
@@ -132,5 +143,6 @@ LAYERS: dict[str, Traits] = {
     "SqueezeExcitation": Traits(macs=macs.pooled),  # its 1x1 convolutions see [C, 1, 1]
     "Permute": Traits(check=rules.permutation("dims"), shape=rules.permuted("dims"),
                       unbuilt=True),
-    "StochasticDepth": Traits(shape=rules.dropped, unbuilt=True),
+    "StochasticDepth": Traits(shape=rules.dropped, unbuilt=True, bounds=_PROBABILITY),
+    "DropBlock2d": Traits(bounds=_PROBABILITY), "DropBlock3d": Traits(bounds=_PROBABILITY),
 }

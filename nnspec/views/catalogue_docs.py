@@ -90,21 +90,29 @@ def _param_line(p: catalogue.Param) -> str:
         status = "required"
     else:
         status = f"default {json.dumps(p.default)}"
-    least = _least(p.schema)
-    bound = f", >= {least}" if least is not None else ""
-    return f"{p.name}: {describe(dict(p.schema))}{bound}; {status}"
+    bound = _range(p.schema)
+    return f"{p.name}: {describe(dict(p.schema))}{', ' + bound if bound else ''}; {status}"
 
 
-def _least(schema: Any) -> int | None:
-    """The minimum the catalogue states for an argument's integers, if any."""
+_SIGNS = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
+
+
+def _range(schema: Any) -> str:
+    """The range the catalogue states for an argument's numbers (">= 1", ">= 0, <= 1"), if
+    any."""
     if not isinstance(schema, Mapping):
-        return None
-    if "minimum" in schema:
-        return int(schema["minimum"])
+        return ""
+    found = [f"{sign} {_number(schema[key])}" for key, sign in _SIGNS.items() if key in schema]
+    if found:
+        return ", ".join(found)
     for part in [*schema.get("anyOf", []), schema.get("items")]:
-        if (found := _least(part)) is not None:
-            return found
-    return None
+        if text := _range(part):
+            return text
+    return ""
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 def catalogue_markdown() -> str:
