@@ -1,5 +1,5 @@
-"""Specs the fuzz campaign of seed 1 (65,483 cases on main) found ending in a traceback: each is
-now one located error, exit 2."""
+"""Specs the fuzz campaign of seed 1 (65,483 cases on main) found ending in a traceback, or that
+validate accepted and the CPU build refused: each is now one located error, exit 2."""
 
 from __future__ import annotations
 
@@ -29,3 +29,33 @@ def test_a_fuzz_finding_is_a_located_error(case: str, tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output and "internal error" not in result.output
     assert result.output.startswith(f"{spec}:") or f"{spec}:" in result.output
+
+
+# validate accepted these, then the build or the CPU forward and backward pass failed
+REFUSED = {
+    "a repeated op of two inputs": (
+        "nnspec: 1\ninput: {meta: [8]}\nmodel:\n  graph:\n    a: {Linear: 4, in: meta}\n"
+        "    b: {Linear: 4, in: meta}\n    j: {cat: [a, b], repeat: 8}\n",
+        ":7:9: error: model.graph.j.cat: node 'j' takes 1 input, given 2", "{cat: [a, b]}"),
+    "a sequential of two inputs": (
+        "nnspec: 1\ninput: {meta: [8]}\nmodel:\n  graph:\n    a: {Linear: 4, in: meta}\n"
+        "    j: {sequential: [ReLU, ReLU], in: [a, meta]}\n",
+        "node 'j' takes 1 input, given 2", "join the inputs first"),
+    "a negative batch norm eps": (
+        "nnspec: 1\ninput: [3, 8, 8]\nmodel:\n  - {BatchNorm2d: {eps: -0.5}}\n",
+        ":4:25: error: model[0].BatchNorm2d.eps: expected a number > 0, found -0.5", ""),
+}
+
+
+@pytest.mark.parametrize("shapes", [True, False], ids=["shapes", "no-shapes"])
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_validate_refuses_what_the_build_refused(case: str, shapes: bool,
+                                                 tmp_path: Path) -> None:
+    text, message, hint = REFUSED[case]
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(text)
+    result = CliRunner().invoke(app, ["validate", *([] if shapes else ["--no-shapes"]),
+                                      str(spec)])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and hint in result.output
+    assert "Traceback" not in result.output

@@ -15,7 +15,7 @@ from typing import Any
 
 from nnspec import catalogue, limits, plugins
 from nnspec.catalogue import AUTO
-from nnspec.compiler.ir import Graph, Layer, Net, Node, Step, TensorInfo
+from nnspec.compiler.ir import CONTAINERS, Graph, Layer, Net, Node, Step, TensorInfo
 from nnspec.compiler.repeat_names import copy_names
 from nnspec.errors import Collector, Location, Problem, SpecPath, did_you_mean
 from nnspec.lang import schema
@@ -83,6 +83,13 @@ _INDEX = re.compile(r"\bindex\b")
 
 # What an unknown layer name resolves to, so that the rest of the spec can still be checked.
 UNKNOWN_LAYER = Layer("Identity", "layer", {})
+
+
+# Containers whose forward takes one input and feeds each member into the next (a repeated
+# node is a sequential of its copies); a graph takes its inputs, a pending block is judged once
+# it is expanded.
+_ONE_INPUT = frozenset(kind for kind, c in CONTAINERS.items() if c.forward != "graph"
+                       and kind != "pending")
 
 
 class _Resolver:
@@ -330,6 +337,14 @@ class _Resolver:
                            "add it to forward, or remove it")
 
     def check_input_count(self, node: Node, count: int) -> None:
+        if isinstance(node.body, Net) and node.body.kind in _ONE_INPUT and count > 1:
+            self.error(node.source, node.source.path,
+                       f"node '{node.name}' takes 1 input, given {count}: a repeated node or a "
+                       f"{node.body.kind} runs its members one after another, each on the "
+                       "last's output",
+                       "join the inputs first in a node of their own without repeat, e.g. "
+                       "{cat: [a, b]}, and read that node here")
+            return
         if not isinstance(node.body, Layer) or node.body is UNKNOWN_LAYER:
             return  # an unknown layer is reported already; its inputs cannot be judged
         entry = catalogue.callables()[node.body.op]
