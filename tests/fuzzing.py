@@ -11,7 +11,8 @@ found a defect:
   the build, a CPU forward and backward pass, or another command refuses; ``--no-shapes``
   refuses what shapes-on accepts);
 - ``raw``: a located error whose message is Python's, not nnspec's;
-- ``slow``: a case over the time limit.
+- ``slow``: a case over the time limit: its CPU time (so a loaded machine does not make slow
+  cases), or, for a case that waits, six times the limit of wall-clock time.
 
 Case ``i`` of seed ``s`` is a pure function of ``(s, i)``, so ``bench/fuzz.py --seed s --case i``
 replays it alone.  Each distinct defect (kind, exception type, innermost nnspec frame) is saved
@@ -621,30 +622,45 @@ def _choose(draw: float) -> str:
 class Outcome:
     stage: str  # the last stage the case passed into: load, check, resolve, shapes, build, ok
     defects: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, key, detail)
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall-clock time
+    cpu_seconds: float = 0.0  # this process's CPU time (user and system): what "slow" judges
     macs: int | None = None  # per sample, from the summary
     built: bool = False  # the CPU forward and backward pass ran
 
 
 class Slow(BaseException):
-    """Raised by the alarm: a case ran over the time limit."""
+    """Raised by an alarm: a case ran over its CPU time limit (``args[0]`` "CPU"), or over its
+    wall-clock limit ("wall": a case that waits rather than computes)."""
+
+
+# A case's wall-clock limit, in multiples of its CPU limit: only a case that waits reaches it
+WALL_FACTOR = 6
 
 
 @contextmanager
-def time_limit(seconds: float) -> Iterator[None]:
-    def ring(signum: int, frame: Any) -> None:
-        raise Slow()
+def time_limit(seconds: float, wall_factor: float = WALL_FACTOR) -> Iterator[None]:
+    """Raise Slow once this process has spent ``seconds`` of CPU time (user and system, counted
+    by ITIMER_PROF: a machine loaded by other work does not make a case slow), or
+    ``wall_factor`` times that in wall-clock time."""
+    def ring(kind: str) -> Callable[[int, Any], None]:
+        def handler(signum: int, frame: Any) -> None:
+            raise Slow(kind)
+        return handler
 
     if seconds <= 0 or not hasattr(signal, "setitimer"):
         yield
         return
-    old = signal.signal(signal.SIGALRM, ring)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    old_prof = signal.signal(signal.SIGPROF, ring("CPU"))
+    old_real = signal.signal(signal.SIGALRM, ring("wall"))
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds * wall_factor)
     try:
         yield
     finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+        signal.signal(signal.SIGPROF, old_prof)
+        signal.signal(signal.SIGALRM, old_real)
 
 
 def crash_key(exc: BaseException) -> str:
@@ -675,14 +691,19 @@ class Probe:
 
     def __call__(self, file: str, text: str) -> Outcome:
         out = Outcome("load")
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         try:
             with time_limit(self.limit_s), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 self._run(file, text, out)
-        except Slow:
-            out.defects.append(("slow", f"slow at {out.stage}", f"over {self.limit_s} s"))
+        except Slow as exc:
+            kind = exc.args[0] if exc.args else "CPU"
+            limit = self.limit_s * (1 if kind == "CPU" else WALL_FACTOR)
+            out.defects.append(("slow", f"slow at {out.stage}" + (" (wall)" if kind == "wall"
+                                                                  else ""),
+                                f"over {limit} s of {kind} time"))
         out.seconds = time.perf_counter() - start
+        out.cpu_seconds = time.process_time() - cpu
         return out
 
     def _run(self, file: str, text: str, out: Outcome) -> None:

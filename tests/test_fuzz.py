@@ -51,3 +51,19 @@ def test_targeted_mutations_keep_most_specs_past_the_checker() -> None:
     probe = Probe(limit_s=0, run_forward=False)
     reached = [probe(c.file, c.text).stage in ("shapes", "build", "ok") for c in cases[:40]]
     assert sum(reached) >= 0.6 * len(reached)
+
+
+def test_the_slow_verdict_counts_the_cases_cpu_time_not_the_machines_load() -> None:
+    """A case that waits (as one does on a loaded machine) is not slow until six times the
+    limit of wall time; one that computes is slow at the limit of CPU time."""
+    import time
+
+    from fuzzing import Slow, time_limit
+
+    with time_limit(0.1):
+        time.sleep(0.3)  # wall time past the limit, hardly any CPU: not slow
+    with pytest.raises(Slow, match="CPU"), time_limit(0.1):
+        while True:
+            pass
+    with pytest.raises(Slow, match="wall"), time_limit(0.05, wall_factor=2):
+        time.sleep(1)
