@@ -182,20 +182,20 @@ ATTENTION_OPS: dict[str, Entry] = {op.name: op for op in [
         ("dim", _INT, REQUIRED), ("index", _INT, REQUIRED),
         code=OpCode(_select, lambda i, a: f"{i[0]}.select({a['dim']!r}, {a['index']!r})",
                     frozenset({"select"})),
-        check=_not_batch("dim", "along dim")),
+        check=_not_batch("dim", "along dim"), view=True),
     _op("narrow", "Keep `length` entries from `start` along `dim` (x[:, 1:3] is dim 1, "
         "start 1, length 2).",
         ("dim", _INT, REQUIRED), ("start", _INT, REQUIRED), ("length", _INT, REQUIRED),
         code=OpCode(_narrow, lambda i, a: f"{i[0]}.narrow({a['dim']!r}, {a['start']!r}, "
                                           f"{a['length']!r})", frozenset({"narrow"})),
-        check=_not_batch("dim", "along dim")),
+        check=_not_batch("dim", "along dim"), view=True),
     _op("split", "Split into pieces of `split_size` (a number, or a list of sizes) along "
         "`dim` (default 1): several outputs, taken with getitem.",
         ("split_size", {"anyOf": [_INT, _INTS]}, REQUIRED), ("dim", _INT, 1),
         code=OpCode(_split, lambda i, a: f"{i[0]}.split({a['split_size']!r}, "
                                          f"{a.get('dim', 1)!r})", frozenset({"split"}),
                     gives="tuple[torch.Tensor, ...]"),
-        check=_not_batch("dim", "along dim")),
+        check=_not_batch("dim", "along dim"), view=True),
     _op("roll", "Roll along `dims` by `shifts` (a shifted window); 0 is the batch dimension.",
         ("shifts", {"anyOf": [_INT, _INTS]}, REQUIRED), ("dims", {"anyOf": [_INT, _INTS]},
                                                          REQUIRED),
@@ -218,12 +218,12 @@ ATTENTION_OPS: dict[str, Entry] = {op.name: op for op in [
     _op("softmax", "Softmax along `dim` (0 is the batch dimension).", ("dim", _INT, REQUIRED),
         code=OpCode(_softmax, lambda i, a: f"{i[0]}.softmax({a['dim']!r})",
                     frozenset({"softmax"})),
-        check=_not_batch("dim", "along dim")),
+        check=_not_batch("dim", "along dim"), saves_output="always"),
     _op("log_softmax", "Log-softmax along `dim` (0 is the batch dimension).",
         ("dim", _INT, REQUIRED),
         code=OpCode(_log_softmax, lambda i, a: f"{i[0]}.log_softmax({a['dim']!r})",
                     frozenset({"log_softmax"})),
-        check=_not_batch("dim", "along dim")),
+        check=_not_batch("dim", "along dim"), saves_output="always"),
     _op("normalize", "Divide by the Euclidean norm along `dim` (default -1; "
         "torch.nn.functional.normalize): Swin V2's cosine attention.", ("dim", _INT, -1),
         code=OpCode(_normalize, lambda i, a: f"nn.functional.normalize({i[0]}, "
@@ -234,7 +234,7 @@ ATTENTION_OPS: dict[str, Entry] = {op.name: op for op in [
         code=OpCode(_clamp, _clamp_source, frozenset({"clamp"})), shape=rules.same_value),
     _op("exp", "The exponential of every element.",
         code=OpCode(_exp, lambda i, a: f"{i[0]}.exp()", frozenset({"exp"})),
-        shape=rules.same_value),
+        shape=rules.same_value, saves_output="always"),
     _op("lookup", "Rows of the first input at the integer indices of the second (table[index]): "
         "a relative position bias gathered from its table by a buffer of indices.",
         code=OpCode(_lookup, lambda i, a: f"{i[0]}[{i[1]}]",
@@ -244,5 +244,5 @@ ATTENTION_OPS: dict[str, Entry] = {op.name: op for op in [
         "for each sample of the second: ViT's class token before cat.",
         code=OpCode(_expand_batch, lambda i, a: f"{i[0]}.expand({i[1]}.shape[0], "
                                                 f"*{i[0]}.shape[1:])", frozenset({"expand"})),
-        inputs=(2, 2), shape=rules.expand_batch),
+        inputs=(2, 2), shape=rules.expand_batch, view=True),
 ]}

@@ -55,6 +55,11 @@ class Traits:
     # that multiply (matmul, attention), and MultiheadAttention (keys of another length)
     count: Callable[[dict[str, Any], list[Any], Any], int] | None = None
     hint: str | None = None  # ops: what to do when torch refuses the inputs
+    # what its backward pass reads back from its output, so that a layer run in place on that
+    # output breaks the backward pass: "always" (ReLU, Sigmoid, Softmax, exp), "in place" (when
+    # itself run in place: ELU, LeakyReLU), "" (it reads its input, or nothing)
+    saves_output: str = ""
+    view: bool = False  # its output shares its input's memory (Flatten, permute, getitem)
 
 
 PLAIN = Traits()

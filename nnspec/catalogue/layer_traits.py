@@ -61,6 +61,9 @@ SPATIAL_ARGS = frozenset({"kernel_size", "stride", "padding", "dilation", "outpu
 CHOICES: dict[str, tuple[str, ...]] = {"approximate": ("none", "tanh")}
 
 _SAME = Traits(shape=rules.same_shape())
+# backward reads the output (torch's derivatives): always, or when run in place
+_SAVES = Traits(shape=rules.same_shape(), saves_output="always")
+_SAVES_IN_PLACE = Traits(shape=rules.same_shape(), saves_output="in place")
 _DROPOUT = Traits(shape=rules.same_shape(), bounds=_PROBABILITY)
 _TWO = Traits(inputs=(2, 2))
 _SEQUENCE = Traits(batch_first=True, check=rules.sequence_rank)
@@ -87,9 +90,11 @@ def _adaptive(dims: int) -> Traits:
 
 LAYERS: dict[str, Traits] = {
     **dict.fromkeys(
-        ("CELU", "ELU", "GELU", "Hardshrink", "Hardsigmoid", "Hardswish", "Hardtanh", "LeakyReLU",
-         "LogSigmoid", "Mish", "PReLU", "RReLU", "ReLU", "ReLU6", "SELU", "SiLU", "Sigmoid",
-         "Softplus", "Softsign", "Tanh", "Tanhshrink", "Threshold", "Identity"), _SAME),
+        ("GELU", "Hardshrink", "Hardsigmoid", "Hardswish", "Hardtanh", "LogSigmoid", "Mish",
+         "PReLU", "ReLU6", "SiLU", "Softplus", "Softsign", "Tanhshrink", "Threshold"), _SAME),
+    **dict.fromkeys(("ReLU", "Sigmoid", "Tanh"), _SAVES),
+    **dict.fromkeys(("CELU", "ELU", "LeakyReLU", "RReLU", "SELU"), _SAVES_IN_PLACE),
+    "Identity": Traits(shape=rules.same_shape(), view=True),
     **dict.fromkeys(("Dropout", "AlphaDropout", "FeatureAlphaDropout"), _DROPOUT),
     "Softshrink": Traits(shape=rules.same_shape(), bounds={"lambd": {"minimum": 0}}),
     # layers of the last dimension: their weights apply at every position of the others
@@ -115,7 +120,8 @@ LAYERS: dict[str, Traits] = {
     "Conv2dNormActivation": Traits(minimums=_PADDED),
     "Conv3dNormActivation": Traits(minimums=_PADDED),
     "Linear": Traits(shape=rules.linear, mismatch_hint=rules.flatten_hint, macs=macs.per_token),
-    "Flatten": Traits(shape=rules.flatten), "Unflatten": Traits(shape=rules.unflatten),
+    "Flatten": Traits(shape=rules.flatten, view=True),
+    "Unflatten": Traits(shape=rules.unflatten, view=True),
     "Bilinear": Traits(inputs=(2, 2), macs=macs.per_token), "CosineSimilarity": _TWO,
     "PairwiseDistance": _TWO,
     "RNN": _SEQUENCE, "LSTM": _SEQUENCE, "GRU": _SEQUENCE,
@@ -131,9 +137,9 @@ LAYERS: dict[str, Traits] = {
     "MultiheadAttention": Traits(inputs=(1, 3), repeat_input=3, batch_first=True,
                                  check=rules.sequence_rank, macs=macs.self_attention,
                                  count=macs.attention_count, shape=rules.attention),
-    "Softmax": Traits(check=rules.explicit_dim), "LogSoftmax": Traits(check=rules.explicit_dim),
-    "Softmin": Traits(check=rules.explicit_dim),
-    "Softmax2d": Traits(check=rules.sample_rank(3)),
+    **dict.fromkeys(("Softmax", "LogSoftmax", "Softmin"),
+                    Traits(check=rules.explicit_dim, saves_output="always")),
+    "Softmax2d": Traits(check=rules.sample_rank(3), saves_output="always"),
     "PixelShuffle": Traits(check=rules.sample_rank(3, at_least=True)),
     "PixelUnshuffle": Traits(check=rules.sample_rank(3, at_least=True)),
     "Embedding": Traits(token_ids=True, macs=macs.lookup, shape=rules.embedding),

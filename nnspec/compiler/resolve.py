@@ -15,6 +15,7 @@ from typing import Any
 
 from nnspec import catalogue, limits, plugins
 from nnspec.catalogue import AUTO
+from nnspec.compiler.inplace import check_inplace
 from nnspec.compiler.ir import CONTAINERS, Graph, Layer, Net, Node, Step, TensorInfo
 from nnspec.compiler.repeat_names import copy_names
 from nnspec.errors import Collector, Location, Problem, SpecPath, did_you_mean
@@ -64,6 +65,9 @@ def resolve(spec: Spec) -> Graph:
                        f"the spec declares {len(top_inputs)} inputs "
                        f"({', '.join(top_inputs)}), but a {root.kind} model takes one",
                        "use a graph model, whose nodes take inputs by name")
+    if not resolver.errors.problems:
+        check_inplace(root, lambda node, message, hint: resolver.error(
+            node.source, node.source.path, message, hint))
     resolver.errors.raise_if_any()
     inputs = {k: TensorInfo(tuple(v.shape), v.dtype) for k, v in spec.inputs.items()}
     return Graph(spec.name, spec.description, inputs, root, spec.file, sha256(spec),
