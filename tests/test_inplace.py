@@ -82,7 +82,8 @@ def test_what_is_refused_fails_in_torch_too(case: str, monkeypatch: pytest.Monke
     text = REFUSED[case][0]
     forward_backward(api.validate(loads(text.replace("inplace: true", "inplace: false"),
                                         "spec.yaml")))
-    monkeypatch.setattr("nnspec.compiler.resolve.check_inplace", lambda net, report: None)
+    for module in ("resolve", "shapes"):
+        monkeypatch.setattr(f"nnspec.compiler.{module}.check_inplace", lambda net, report: None)
     graph = api.validate(loads(text, "spec.yaml"))
     with pytest.raises(RuntimeError, match=r"inplace operation|in-place operation"):
         forward_backward(graph)
@@ -92,3 +93,16 @@ def test_what_is_refused_fails_in_torch_too(case: str, monkeypatch: pytest.Monke
 def test_an_in_place_layer_that_torch_runs_is_accepted_and_runs(case: str) -> None:
     graph = api.validate(loads(ACCEPTED[case], "spec.yaml"))
     forward_backward(graph)
+
+
+def test_a_block_only_inference_expands_is_judged_too(tmp_path: Path) -> None:
+    """A block that reads its input's shape is resolved by the shape pass: checked there."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("nnspec: 2\ninput: [4, 6, 6]\nblocks:\n  Act:\n    graph:\n"
+                    "      c: {Conv2d: {out_channels: '${input.channels}', kernel_size: 1}}\n"
+                    "      r: {ReLU: {inplace: true}}\n      s: {ReLU: {inplace: true}}\n"
+                    "model:\n  graph:\n    a: {Conv2d: {out_channels: 4, kernel_size: 1}}\n"
+                    "    b: {Act: null}\n")
+    result = CliRunner().invoke(app, ["validate", str(spec)])
+    assert result.exit_code == 2, result.output
+    assert ":8:11: error: blocks.Act.graph.s.ReLU: 's' runs in place" in result.output

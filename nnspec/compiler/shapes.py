@@ -15,6 +15,7 @@ from typing import Any
 from nnspec import catalogue, plugins
 from nnspec.catalogue import AUTO
 from nnspec.catalogue.shape_rules import BATCH, NO_RULE, ShapeProblem, product
+from nnspec.compiler.inplace import check_inplace
 from nnspec.compiler.ir import Graph, Layer, Net, Node, TensorInfo, Value, show
 from nnspec.errors import Collector, format_path
 
@@ -32,6 +33,9 @@ def infer(graph: Graph) -> Graph:
     values: list[Value] = list(graph.inputs.values())
     sources = [f"input '{name}'" for name in graph.inputs]
     root, _ = inferrer.net(graph.root, values, sources)
+    if not inferrer.errors.problems:  # the blocks only inference could expand, judged now
+        check_inplace(root, lambda node, message, hint: inferrer.errors.add(
+            node.source.location, node.source.path, message, hint))
     inferrer.errors.raise_if_any()
     return replace(graph, root=root, params=inferrer.params)
 
