@@ -112,3 +112,19 @@ def test_the_inductor_cache_outlives_tmp(tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_auto_does_not_compile_under_fsdp() -> None:
     assert _values(Train(strategy="fsdp"), _cuda()) == ("bf16-mixed", "channels_last", False)
+
+
+def test_16_mixed_on_the_cpu_warns_right_after_the_first_line(tmp_path: Path) -> None:
+    spec, _ = spec_from(DIGITS_MLP, tmp_path, ["train.epochs=1", "train.precision=16-mixed",
+                                               "data.train={range: [0, 64]}"])
+    out = io.StringIO()
+    train(spec, stream=out)
+    lines = out.getvalue().splitlines()
+    assert "precision 16-mixed" in lines[0]
+    assert lines[1].startswith("warning: precision 16-mixed on the CPU")
+    assert "bf16-mixed" in lines[1]
+
+
+def test_auto_never_chooses_16_mixed() -> None:
+    for facts in (_cuda(), _cuda(bf16=False), Facts("cpu", BIG, LONG, images=True)):
+        assert choose(Train(), facts).precision.value != "16-mixed"

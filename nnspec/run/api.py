@@ -20,6 +20,7 @@ from torch import nn
 from nnspec.errors import COMMAND_LINE, RunError, SpecError, Stopped
 from nnspec.lang.spec import DEVICE_HINT, Spec, device_problem
 from nnspec.run import checkpoint, distributed, graphed, setup
+from nnspec.run import choices as auto_choices
 from nnspec.run.loop import Interrupted, Summary, Trainer
 from nnspec.run.record import Board, Progress, new_run_dir, prepare_dir, write_summary
 from nnspec.run.step import evaluate, out_of_memory
@@ -216,6 +217,9 @@ def _start(spec: Spec, parts: setup.Parts, dist: distributed.Dist, path: Path,
         trainer.after_first_epoch = lambda: _graph(trainer.board, parts, out)
     out.write(f"training {spec.name} on {parts.device} ({settings['parameters']:,} parameters, "
               f"{settings['run']['path']}) -> {path}\n")
+    if parts.choices is not None:
+        for caution in auto_choices.cautions(parts.choices, parts.device.type):
+            out.write(f"warning: {caution}\n")
     if "stand_in" in settings["run"]:
         out.write(f"data: {settings['run']['stand_in']}\n")
     if spec.init:

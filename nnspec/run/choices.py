@@ -72,6 +72,16 @@ def choose(train: Any, facts: Facts) -> Choices:
                    _compile(train.compile, facts, fsdp))
 
 
+def cautions(choices: Choices, device: str) -> list[str]:
+    """Warnings for settings the spec chose that will run, but badly, on ``device`` (auto never
+    makes such a choice)."""
+    if device == "cpu" and choices.precision.value == "16-mixed":
+        return ["precision 16-mixed on the CPU: float16 autocast is legal there but many times "
+                "slower than 32 (the CPU has no float16 arithmetic); use train.precision="
+                "bf16-mixed, the CPU's half precision, or 32"]
+    return []
+
+
 def _precision(setting: Any, facts: Facts) -> Choice:
     if setting != "auto":
         return Choice(str(setting), False, "set in the spec")
