@@ -299,21 +299,27 @@ def test_upgrade_writes_out_repeat_1_and_keeps_the_keys(tmp_path: Path) -> None:
     assert keys(text) == keys(REPEAT_ONE.format(version=1))
 
 
-def test_upgrade_refuses_a_repeat_that_is_1_only_sometimes() -> None:
+@pytest.mark.parametrize(("repeat", "quoted"), [
+    ("$k", "${k == 1}"), ('"${k}"', "${k == 1}"), ('"${k - 1}"', "${(k - 1) == 1}")])
+def test_upgrade_refuses_a_repeat_that_is_1_only_sometimes(repeat: str, quoted: str) -> None:
     text = """
     nnspec: 1
     input: [4]
     blocks:
       B:
-        params: {n: int}
+        params: {k: int}
         sequential:
-          - {Linear: {out_features: 4}, repeat: $n}
+          - {Linear: {out_features: 4}, repeat: REPEAT}
     model:
-      one: {B: {n: 1}}
-      two: {B: {n: 2}}
-    """
-    with pytest.raises(SpecError, match="repeat is 1 for some uses and 2 for others"):
+      one: {B: {k: K1}}
+      two: {B: {k: K2}}
+    """.replace("REPEAT", repeat)
+    small, big = (2, 3) if "- 1" in repeat else (1, 2)
+    text = text.replace("K1", str(small)).replace("K2", str(big))
+    with pytest.raises(SpecError, match="repeat is 1 for some uses and 2 for others") as err:
         upgrade(loads(spec(text), "v1.yaml"))
+    hint = err.value.problems[0].hint or ""
+    assert quoted in hint and quoted.replace("== 1", "> 1") in hint and "${n" not in hint
 
 
 @pytest.mark.parametrize("path", sorted(SPECS.glob("*.yaml")) + sorted(EXAMPLES.glob("*.yaml")),

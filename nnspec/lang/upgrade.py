@@ -56,7 +56,7 @@ def upgrade(doc: Document) -> tuple[str, list[Change]]:
             errors.add(doc.locate(path), path, f"repeat is 1 for some uses and {max(seen)} "
                        "for others: format 1 dropped the index level only where it was 1, "
                        "which format 2 cannot say in one item",
-                       "write two items with if: ${n == 1} and if: ${n > 1}, then upgrade")
+                       _split_hint(_value(doc, path)))
     errors.raise_if_any()
     edits += _block_renames(doc, spec.warnings)
     version = doc.locate(("nnspec",))
@@ -142,6 +142,22 @@ def _repeat_sites(data: object, path: SpecPath = ()) -> list[SpecPath]:
         for i, value in enumerate(data):
             out += _repeat_sites(value, (*path, i))
     return out
+
+
+def _split_hint(repeat: object) -> str:
+    """``write two items with if: ${k == 1} and if: ${k > 1}``, quoting the repeat's own
+    expression (``$k``, ``${2 * k}``, or a mapping's ``times``)."""
+    if isinstance(repeat, dict):
+        repeat = repeat.get("times")
+    text = str(repeat).strip()
+    if text.startswith("${") and text.endswith("}"):
+        text = text[2:-1].strip()
+    elif text.startswith("$"):
+        text = text[1:]
+    if not text.isidentifier():
+        text = f"({text})"
+    return (f"write two items, one with if: ${{{text} == 1}} and no repeat, the other with "
+            f"if: ${{{text} > 1}} and the repeat, then upgrade")
 
 
 def _value(doc: Document, path: SpecPath) -> object:
