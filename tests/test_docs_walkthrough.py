@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -133,6 +134,27 @@ def test_resume_given_a_checkpoint_file_asks_for_the_run_folder(
     code, _, err = cli("train", str(spec), "--resume", str(best))
     assert code == 3, err
     assert f"--resume {best} is a file" in err and "checkpoints/last.pt" in err
+
+
+@pytest.mark.parametrize(("keep", "said"), [
+    (("best.pt", "resolved.json"), "stopped before its first last.pt was written"),
+    (("resolved.json",), "stopped before its first epoch ended"),
+    ((), "not a run's folder"),
+    (None, "no such folder")], ids=["best-only", "no-checkpoint", "empty-folder", "missing"])
+def test_resume_of_a_run_without_last_pt_says_why_and_what_to_do(
+        digits_run: tuple[Path, Path], tmp_path: Path, keep: tuple[str, ...] | None,
+        said: str) -> None:
+    spec, run = digits_run
+    broken = tmp_path / "broken"
+    if keep is not None:
+        (broken / "checkpoints").mkdir(parents=True)
+        for name in keep:
+            where = run / "checkpoints" if name.endswith(".pt") else run
+            shutil.copy(where / name, (broken / "checkpoints" if name.endswith(".pt")
+                                       else broken) / name)
+    code, _, err = cli("train", str(spec), "--resume", str(broken))
+    assert code == 3, err
+    assert f"--resume {broken}" in err and said in err and "hint:" in err
 
 
 def test_resume_refuses_a_run_dir_elsewhere_instead_of_ignoring_it(

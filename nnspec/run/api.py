@@ -182,6 +182,23 @@ def _check_resume_option(resume: Path, run_dir: str | Path | None) -> None:
     if resume.is_file():
         raise RunError(f"--resume {resume} is a file",
                        hint="give the run's folder, the one that holds checkpoints/last.pt")
+    if not resume.is_dir():
+        raise RunError(f"--resume {resume}: no such folder",
+                       hint="give the folder of an earlier run (nnspec runs lists them)")
+    if not checkpoint.last_of(resume).exists():
+        raise RunError(f"--resume {resume}: the run has no checkpoints/last.pt to resume from",
+                       hint=_no_last_hint(resume))
+
+
+def _no_last_hint(resume: Path) -> str:
+    folder = resume / "checkpoints"
+    best = next((folder / n for n in ("best.pt", "best") if (folder / n).exists()), None)
+    if best is not None:
+        return (f"the run stopped before its first last.pt was written (it has {best}): start "
+                "it again without --resume")
+    if (resume / "resolved.json").is_file():
+        return "the run stopped before its first epoch ended: start it again without --resume"
+    return "this is not a run's folder: give the one nnspec train printed (nnspec runs lists them)"
 
 
 def _fit(spec: Spec, parts: setup.Parts, dist: distributed.Dist, run_dir: str | Path | None,
