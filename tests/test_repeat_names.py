@@ -162,6 +162,11 @@ def test_a_missing_times_is_said_once() -> None:
     assert "repeat needs times" in problem
 
 
+def test_a_misspelt_times_is_one_error_not_two() -> None:
+    (problem,) = errors(one_item("{time: 2}"))
+    assert "unexpected key 'time' in repeat (did you mean 'times'?)" in problem
+
+
 def test_a_pattern_inside_a_block_reads_its_parameters() -> None:
     text = """
     nnspec: 2

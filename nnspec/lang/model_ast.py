@@ -259,14 +259,14 @@ class ModelParser:
         raw, rpath = value["repeat"], (*path, "repeat")
         if not isinstance(raw, dict):
             return {"repeat": raw, "repeat_location": self.locate(rpath)}
-        for key in raw:
-            if key not in REPEAT_KEYS:
-                from nnspec.errors import did_you_mean
+        unknown = [key for key in raw if key not in REPEAT_KEYS]
+        for key in unknown:
+            from nnspec.errors import did_you_mean
 
-                self.error((*rpath, key), f"unexpected key '{key}' in repeat",
-                           did_you_mean(str(key), REPEAT_KEYS) or "allowed: times, name",
-                           key=True)
-        if "times" not in raw:
+            self.error((*rpath, key), f"unexpected key '{key}' in repeat",
+                       did_you_mean(str(key), REPEAT_KEYS) or "allowed: times, name",
+                       key=True)
+        if "times" not in raw and not unknown:  # a misspelt times is said once, above
             self.error(rpath, "repeat needs times, the number of copies",
                        "write repeat: {times: 4, name: \"layer${index + 1}\"}")
         out = {"repeat": raw.get("times", 1), "repeat_location": self.locate(
