@@ -181,3 +181,45 @@ def test_transformer_d_model_left_out_is_inferred_as_documented(write_spec: Any)
     (node,) = nnspec.infer(path).root.nodes
     assert node.body.kwargs["d_model"] == 16  # type: ignore[union-attr]
     same_as_emitted(path)
+
+
+# -- attention ops given arguments torch refuses: said in nnspec's words, with a fix ---------
+
+def v2(body: str, input_: str = "[3, 8, 8]") -> str:
+    return f"nnspec: 2\ninput: {input_}\nmodel:\n  graph:\n{body}"
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    ("    a: {narrow: {dim: 1, start: 2, length: 5}}\n",
+     "narrow takes 5 entries from 2 along dim 1, but dimension 1 of [N, 3, 8, 8] from input "
+     "'input' has 3 entries (start + length must be at most 3: e.g. start: 2, length: 1)"),
+    ("    a: {narrow: {dim: 1, start: 4, length: 0}}\n", "narrow start 4 is outside"),
+    ("    a: {narrow: {dim: 1, start: 0, length: -1}}\n", "narrow length -1 is negative"),
+    ("    a: {roll: {shifts: [1, 2], dims: 1}}\n",
+     "roll needs one shift per dimension: shifts [1, 2] gives 2, dims 1 names 1"),
+    ("    a: {einsum: {equation: 'nchw,nchw->nc'}}\n",
+     "einsum equation 'nchw,nchw->nc' has 2 operands, given 1 input"),
+    ("    a: {einsum: {equation: 'chw->c'}}\n",
+     "einsum operand 0 of 'chw->c', 'chw', has 3 letters, but [N, 3, 8, 8] from input "
+     "'input' has 4 dimensions (one letter per dimension; the batch counts"),
+    ("    a: {einsum: {equation: 'nchw->nq'}}\n", "einsum cannot take [N, 3, 8, 8] from"),
+    ("    t: {parameter: {shape: [11]}}\n    i: {buffer: {shape: [6, 6]}}\n"
+     "    a: {lookup: [t, i]}\n",
+     "lookup needs integer indices: [6, 6] from model.graph.i buffer holds float32 (give the "
+     "index tensor dtype: int64"),
+], ids=["narrow-past-end", "narrow-start", "narrow-length", "roll-pairs", "einsum-operands",
+        "einsum-letters", "einsum-torch", "lookup-float-index"])
+def test_attention_op_arguments_torch_refuses_are_said_with_a_fix(
+        write_spec: Any, body: str, expected: str) -> None:
+    (found,) = problems(write_spec(v2(body)))
+    assert expected in found and not found.endswith(".)"), found
+
+
+@pytest.mark.parametrize("body", [
+    "    a: {narrow: {dim: -1, start: -3, length: 3}}\n",
+    "    a: {narrow: {dim: 1, start: 3, length: 0}}\n",
+    "    a: {roll: {shifts: [1, 2], dims: [1, 2]}}\n",
+    "    a: {einsum: {equation: '...hw->...h'}}\n",
+], ids=["narrow-from-end", "narrow-empty", "roll-two", "einsum-ellipsis"])
+def test_attention_op_arguments_torch_takes_validate(write_spec: Any, body: str) -> None:
+    nnspec.validate(write_spec(v2(body)))

@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nnspec.catalogue.shape_rules import BATCH, NO_RULE
+from nnspec.catalogue.shape_rules import BATCH, NO_RULE, ShapeProblem
 from nnspec.catalogue.shape_rules import broadcast_shapes as _broadcast_shapes
 from nnspec.compiler.ir import Layer, Node, TensorInfo
 from nnspec.compiler.shapes import _Inferrer, _tuples, describe
@@ -332,7 +332,12 @@ def test_lookup_rule_matches_torch(table: tuple[int, ...], index: tuple[int, ...
     expected = torch.zeros(table)[torch.zeros(index, dtype=torch.int64)]
     assert rule("lookup", {}, infos, ["table", "index"]) == describe(expected, batched=False)
     float_index = [infos[0], TensorInfo(index, batched=False)]
-    assert rule("lookup", {}, float_index, ["table", "index"]) is NO_RULE
+    with pytest.raises(ShapeProblem, match="lookup needs integer indices"):  # torch refuses
+        rule("lookup", {}, float_index, ["table", "index"])
+    with pytest.raises(Exception, match="must be long, int, byte or bool"):
+        torch.zeros(table)[torch.zeros(index)]
+    bool_index = [infos[0], TensorInfo(index, "bool", batched=False)]
+    assert rule("lookup", {}, bool_index, ["table", "index"]) is NO_RULE  # a mask: torch's
 
 
 def test_stochastic_depth_rule_matches_torchvision_and_leaves_bad_arguments_to_it() -> None:

@@ -176,6 +176,68 @@ def _attention_check(name: str, kwargs: dict[str, Any], inputs: list[Any],
     return found
 
 
+def _then(first: Any, second: Any) -> Any:
+    """Two checks in turn: the first's problem, else the second's."""
+    def check(name: str, kwargs: dict[str, Any], inputs: list[Any],
+              sources: list[str]) -> tuple[str, str] | None:
+        return first(name, kwargs, inputs, sources) or second(name, kwargs, inputs, sources)
+
+    return check
+
+
+def _narrow_check(name: str, kwargs: dict[str, Any], inputs: list[Any],
+                  sources: list[str]) -> tuple[str, str] | None:
+    """start and length within the dimension (torch's own message names no dimension)."""
+    value, dim, start, length = inputs[0], kwargs["dim"], kwargs["start"], kwargs["length"]
+    size = value.shape[dim % (len(value.shape) + 1) - 1]
+    first = start + size if start < 0 else start
+    where = f"dimension {dim} of {value} from {sources[0]} has {size} entries"
+    if length < 0:
+        return f"{name} length {length} is negative", "length counts the entries kept, 0 or more"
+    if not 0 <= first <= size:
+        return (f"{name} start {start} is outside: {where}",
+                f"start from 0 to {size}, or from -{size} to -1 counted from the end")
+    if first + length > size:
+        return (f"{name} takes {length} entries from {start} along dim {dim}, but {where}",
+                f"start + length must be at most {size}: e.g. start: {first}, length: "
+                f"{size - first}")
+    return None
+
+
+def _roll_check(name: str, kwargs: dict[str, Any], inputs: list[Any],
+                sources: list[str]) -> tuple[str, str] | None:
+    shifts, dims = kwargs["shifts"], kwargs["dims"]
+    count = [len(x) if isinstance(x, list | tuple) else 1 for x in (shifts, dims)]
+    if count[0] != count[1]:
+        return (f"{name} needs one shift per dimension: shifts {shifts} gives {count[0]}, "
+                f"dims {dims} names {count[1]}",
+                "pair them up: {roll: {shifts: [1, 1], dims: [1, 2]}}, or one of each")
+    return None
+
+
+def _einsum_check(name: str, kwargs: dict[str, Any], inputs: list[Any],
+                  sources: list[str]) -> tuple[str, str] | None:
+    """One subscript per input, one letter per dimension, the batch's included."""
+    equation = str(kwargs["equation"]).replace(" ", "")
+    operands = equation.split("->")[0].split(",")
+    if len(operands) != len(inputs):
+        return (f"{name} equation {kwargs['equation']!r} has {len(operands)} operand"
+                f"{'s' if len(operands) != 1 else ''}, given {len(inputs)} input"
+                f"{'s' if len(inputs) != 1 else ''}",
+                "one comma-separated subscript per input of in:, in order, e.g. "
+                "nqd,nkd->nqk for in: [q, k]")
+    for i, (letters, value, source) in enumerate(zip(operands, inputs, sources, strict=True)):
+        if "." in letters or isinstance(value, tuple):
+            continue  # an ellipsis, or a tuple: torch judges
+        rank = len(value.shape) + (1 if value.batched else 0)
+        if letters.isalpha() and len(letters) != rank:
+            batch = "; the batch counts, so give it a letter too" if value.batched else ""
+            return (f"{name} operand {i} of {kwargs['equation']!r}, {letters!r}, has "
+                    f"{len(letters)} letters, but {value} from {source} has {rank} dimensions",
+                    f"one letter per dimension{batch}")
+    return None
+
+
 ATTENTION_OPS: dict[str, Entry] = {op.name: op for op in [
     _op("select", "Take index `index` along `dim` and drop that dimension (x[:, 0] is "
         "dim 1, index 0; 0 is the batch dimension).",
@@ -188,7 +250,7 @@ ATTENTION_OPS: dict[str, Entry] = {op.name: op for op in [
         ("dim", _INT, REQUIRED), ("start", _INT, REQUIRED), ("length", _INT, REQUIRED),
         code=OpCode(_narrow, lambda i, a: f"{i[0]}.narrow({a['dim']!r}, {a['start']!r}, "
                                           f"{a['length']!r})", frozenset({"narrow"})),
-        check=_not_batch("dim", "along dim"), view=True),
+        check=_then(_not_batch("dim", "along dim"), _narrow_check), view=True),
     _op("split", "Split into pieces of `split_size` (a number, or a list of sizes) along "
         "`dim` (default 1): several outputs, taken with getitem.",
         ("split_size", {"anyOf": [_INT, _INTS]}, REQUIRED), ("dim", _INT, 1),
@@ -201,14 +263,16 @@ ATTENTION_OPS: dict[str, Entry] = {op.name: op for op in [
                                                          REQUIRED),
         code=OpCode(_roll, lambda i, a: f"{i[0]}.roll({a['shifts']!r}, {a['dims']!r})",
                     frozenset({"roll"})),
-        check=_not_batch("dims", "along dims"), shape=rules.rolled),
+        check=_then(_roll_check, _not_batch("dims", "along dims")), shape=rules.rolled),
     _op("matmul", "Matrix product of two inputs (a @ b), batched over leading dimensions.",
         code=OpCode(_matmul, lambda i, a: f"{i[0]} @ {i[1]}", fold=operator.matmul),
         inputs=(2, 2), count=_matmul_macs, check=_matmul_check),
     _op("einsum", "torch.einsum over its inputs; the equation names the batch dimension too "
         "(bhqd,bhkd->bhqk).", ("equation", {"type": "string"}, REQUIRED),
         code=OpCode(_einsum, lambda i, a: f"torch.einsum({a['equation']!r}, {', '.join(i)})"),
-        inputs=(1, 8), count=_einsum_macs),
+        inputs=(1, 8), count=_einsum_macs, check=_einsum_check,
+        hint="one subscript per input, one letter per dimension (the batch's too), every output "
+        "letter taken from an input: nqd,nkd->nqk"),
     _op("scaled_dot_product_attention",
         "softmax(q @ k^T * scale + mask) @ v over inputs [q, k, v] or [q, k, v, mask] (a "
         "boolean mask or an additive bias); is_causal masks the future.",
@@ -239,7 +303,8 @@ ATTENTION_OPS: dict[str, Entry] = {op.name: op for op in [
         "a relative position bias gathered from its table by a buffer of indices.",
         code=OpCode(_lookup, lambda i, a: f"{i[0]}[{i[1]}]",
                     fx=lambda i, a: (operator.getitem, (i[0], i[1]), {})),
-        inputs=(2, 2), shape=rules.looked_up),
+        inputs=(2, 2), shape=rules.looked_up,
+        hint="lookup: [table, index], the index holding integers below the table's first size"),
     _op("expand_batch", "The first input (a free tensor whose first dimension is 1) repeated "
         "for each sample of the second: ViT's class token before cat.",
         code=OpCode(_expand_batch, lambda i, a: f"{i[0]}.expand({i[1]}.shape[0], "

@@ -580,6 +580,10 @@ def looked_up(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: lis
     """table[index] of free tensors, int64 indices: index's shape then the table's rows' shape
     (a relative position bias).  Batched inputs, other index types: torch decides."""
     table, index = inputs
+    if not isinstance(index, tuple) and index.dtype.startswith(("float", "bfloat", "complex")):
+        raise ShapeProblem(f"{name} needs integer indices: {index} from {sources[1]} holds "
+                           f"{index.dtype}", "give the index tensor dtype: int64, on the "
+                           "buffer or on the input")
     if isinstance(table, tuple) or isinstance(index, tuple) or table.batched or \
             index.batched or index.dtype != "int64" or not table.shape:
         return NO_RULE

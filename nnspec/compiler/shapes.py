@@ -324,7 +324,8 @@ class _Inferrer:
         except Exception as exc:
             shapes = ", ".join(f"{show(v)} from {s}" for v, s in zip(inputs, sources,
                                                                         strict=False))
-            self.fail(node, f"{layer.op} cannot combine {shapes}: {_first_line(exc)}",
+            verb = "cannot combine" if len(inputs) > 1 else "cannot take"
+            self.fail(node, f"{layer.op} {verb} {shapes}: {_first_line(exc).rstrip('.')}",
                       traits.hint)
             return node
         macs = traits.count(layer.kwargs, inputs, value) * _fold(inputs) if traits.count \
