@@ -80,3 +80,18 @@ def test_resnet18_cifar_trains_a_step_offline(tmp_path: Path) -> None:
     summary = train(spec, run_dir=tmp_path / "run", stream=out)
     assert summary.epochs == 1 and summary.best_value is not None
     assert "training on data.fallback: scikit-learn's digits" in out.getvalue()
+
+
+def test_the_stand_in_line_says_its_own_splits_replace_the_specs(tmp_path: Path) -> None:
+    """data.train.range=[0, 8] shortens the spec's dataset, not the fallback's, whose own train
+    split replaces it: the line says so, and where to change it (a user took the range to be
+    ignored)."""
+    text = _missing_cifar(tmp_path).replace(
+        "    dataset: {SKLearn: {name: digits}}\n",
+        "    dataset: {SKLearn: {name: digits}}\n    train: {range: [0, 64]}\n")
+    spec, _ = spec_from(text, tmp_path, ["train.epochs=1", "data.train.range=[0, 8]"])
+    out = io.StringIO()
+    train(spec, stream=out)
+    line = out.getvalue().splitlines()[1]
+    assert line.endswith("(its own train range [0, 64] replaces data.train: change it under "
+                         "data.fallback)"), line

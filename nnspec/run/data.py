@@ -74,9 +74,25 @@ def load_splits(spec: Spec, names: Collection[str],
     except RunError as exc:
         if data.fallback is None:
             raise
-        why = f"{exc.message}; training on data.fallback: {data.fallback.note}"
+        why = f"{exc.message}; training on data.fallback: {data.fallback.note}" + \
+            _own_splits(data)
     splits = _load_splits(spec, with_fallback(data), names, model_fields)
     return {k: dataclasses.replace(v, stand_in=why) for k, v in splits.items()}
+
+
+def _own_splits(data: Data) -> str:
+    """`` (its own splits: train range [0, 960], ...)``: what replaces data.train, data.val and
+    data.test, which a user shortening a run (data.train.range=...) would otherwise expect to
+    apply to the stand-in too."""
+    fb = data.fallback
+    assert fb is not None
+    own = [k for k in ("train", "val", "test") if getattr(fb, k) is not None]
+    if not own:
+        return ""
+    shown = [f"{k} range {getattr(fb, k).range}" if getattr(fb, k).range else k for k in own]
+    one = len(own) == 1
+    return (f" (its own {', '.join(shown)} {'replaces' if one else 'replace'} "
+            f"data.{', data.'.join(own)}: change {'it' if one else 'them'} under data.fallback)")
 
 
 def with_fallback(data: Data) -> Data:
