@@ -33,6 +33,9 @@ NAMES = {"width": 16, "depth": 3, "rate": 0.5, "act": "relu", "big": True}
     ("${1 < depth <= 3}", True),
     ("${act == 'relu'}", True),
     ("${ width }", 16),
+    ("${depth > 0 or true}", True),  # YAML's true and false, beside Python's
+    ("${big and false}", False),
+    ("${True if false else 2}", 2),
 ], ids=lambda v: v if isinstance(v, str) else None)
 def test_allowed_arithmetic_evaluates_like_python(text: str, value: object) -> None:
     result = evaluate(text, NAMES)

@@ -175,8 +175,8 @@ class _Walker:
         raise ExprError(f"constant {node.value!r} is not allowed")
 
     def visit_Name(self, node: ast.Name) -> Any:
-        if node.id in ("True", "False"):
-            return node.id == "True"
+        if node.id in ("True", "False", "true", "false") and node.id not in self.names:
+            return node.id in ("True", "true")  # YAML's spelling too: users write it
         if node.id not in self.names:
             from nnspec.errors import did_you_mean
 
