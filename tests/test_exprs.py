@@ -136,3 +136,11 @@ def test_arithmetic_agrees_with_python_wherever_python_stays_in_range(body: str)
         assert expected is None or abs(expected) >= LIMIT  # division by zero, or out of range
         return
     assert result == expected
+
+
+@pytest.mark.parametrize(("name", "said"), [
+    ("index", "known only in an item with repeat:"), ("input", "not in vars")])
+def test_a_name_format_2_defines_elsewhere_says_where(name: str, said: str) -> None:
+    with pytest.raises(ExprError) as info:
+        evaluate(f"${{{name}}}", {"width": 1})
+    assert said in (info.value.hint or "")

@@ -358,11 +358,15 @@ class _Resolver:
             hint = None
             if count < entry.min_inputs:
                 hint = "inside a graph, name them with in: [a, b]"
+            elif entry.max_inputs == 1:
+                hint = ("join them first in a node of their own, e.g. {cat: [a, b]} or "
+                        "{add: [a, b]}, and read that node here")
             if entry.max_inputs == 0:
                 hint = (f"a {node.body.op} is a node of a graph that others read by name: "
                         "write it in a graph (a block's graph makes it the block's member)")
             self.error(node.source, node.source.path,
-                       f"{node.body.op} takes {want} inputs, given {count}", hint)
+                       f"{node.body.op} takes {want} input{'' if want == '1' else 's'}, "
+                       f"given {count}", hint)
 
     def check_cycles_and_use(self, net: Net, dropped: Mapping[str, str] | None = None) -> None:
         by_name = {n.name: n for n in net.nodes}

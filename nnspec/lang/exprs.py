@@ -39,6 +39,15 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
 TENSOR_ATTRIBUTES = ("shape", "channels", "features", "rank", "dtype")
 
 
+# names format 2 defines in some places only: where they are known, for the hint
+_WHERE_DEFINED = {
+    "index": "in format 2, index is the copy's number: it is known only in an item with "
+             "repeat: and in its name pattern",
+    "input": "in format 2, input is the value a layer or block receives, as in "
+             "${input.features}: it is known in model and blocks, not in vars",
+}
+
+
 @dataclass(frozen=True)
 class TensorView:
     """What an expression may read of a tensor (format 2): ``input.shape[1]`` (one sample's
@@ -180,7 +189,7 @@ class _Walker:
         if node.id not in self.names:
             from nnspec.errors import did_you_mean
 
-            raise ExprError(f"unknown variable '{node.id}'",
+            raise ExprError(f"unknown variable '{node.id}'", _WHERE_DEFINED.get(node.id) or
                             did_you_mean(node.id, self.names) or
                             f"known: {', '.join(sorted(self.names)) or 'none'}")
         return self.names[node.id]
