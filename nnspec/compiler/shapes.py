@@ -395,7 +395,7 @@ class _Inferrer:
         self.params += sum(p.numel() for p in module.parameters())
         problem = traits.check(op, kwargs, list(inputs), sources) if traits.check else None
         if problem:
-            self.fail(node, *problem)
+            self.fail(node, *_free_tensor_problem(problem, inputs, sources))
             return None
         ruled = self.rule(node, op, kwargs, inputs, sources) if not _batch_moved(
             list(inputs)) else NO_RULE
@@ -434,6 +434,20 @@ class _Inferrer:
 
     def fail(self, node: Node, message: str, hint: str | None = None) -> None:
         self.errors.add(node.source.location, node.source.path, message, hint)
+
+
+def _free_tensor_problem(problem: tuple[str, str | None], inputs: list[TensorInfo],
+                         sources: list[str]) -> tuple[str, str | None]:
+    """A layer's rank check failed on a free tensor: its shape has no N, which the message
+    would seem to contradict ("expects [N, C, H, W], receives [1, 3, 1, 1]"): say why."""
+    free = next((i for i, v in enumerate(inputs) if not v.batched), None)
+    if free is None:
+        return problem
+    name = sources[free].split()[0].rsplit(".", 1)[-1]
+    return (f"{problem[0]}: a free tensor, whose shape is the whole tensor's, with no batch "
+            "dimension N",
+            f"a layer reads batched values: give it the batch first with {{expand_batch: "
+            f"[{name}, input]}}, its first size being 1, or use it in an op: add, mul, matmul")
 
 
 def _memo_key(op: str, kwargs: dict[str, Any], inputs: list[Any]) -> str | None:
