@@ -232,3 +232,17 @@ def test_export_refuses_to_overwrite_without_force(lenet: tuple[Path, Path],
     code, _, err = cli("export", str(spec), "--checkpoint", str(best), "--format",
                        "safetensors", "-o", str(target))
     assert code == 2 and "exists" in err and target.read_text() == "keep"
+
+
+@pytest.mark.parametrize(("extra", "size"), [
+    ("", 128), ("  val: {batch_size: 7}\n", 7),
+    ("  val: {batch_size: 7}\n  test: {range: [0, 10], batch_size: 5}\n", 5)],
+    ids=["twice", "val's", "test's"])
+def test_predict_batches_as_the_data_plan_evaluates(tmp_path: Path, extra: str,
+                                                    size: int) -> None:
+    from nnspec.api import load_spec
+    from nnspec.run.predict import batch_size
+
+    path = tmp_path / "spec.yaml"
+    path.write_text(DIGITS_MLP.replace("  batch_size: 64\n", "  batch_size: 64\n" + extra))
+    assert batch_size(load_spec(str(path), [])) == size

@@ -64,8 +64,18 @@ def predict(spec: Spec, checkpoint_path: Path, files: list[str], top_k: int = 5,
                        hint="train again, or --resume the run for an epoch, to record them")
     inputs = read_inputs(spec, meta, files)
     outputs = run_model(model, inputs.batch, device or torch.device("cpu"),
-                        2 * spec.data.batch_size if spec.data is not None else 256)
+                        batch_size(spec))
     return records(spec, meta, inputs.labels, outputs, top_k)
+
+
+def batch_size(spec: Spec) -> int:
+    """Prediction batches as evaluation does: the data plan of the test split where the data
+    section has one, else of val (either's own batch_size, else twice data.batch_size)."""
+    if spec.data is None:
+        return 256
+    from nnspec.run.plan import split_plan
+
+    return split_plan(spec.data, "test" if spec.data.test is not None else "val").batch_size
 
 
 def load_model(spec: Spec, path: Path) -> nn.Module:
