@@ -480,3 +480,23 @@ def test_hostile_key_names_reach_the_terminal_escaped(tmp_path: Path) -> None:
     code, err = cli_train(tmp_path, mlp_text("weights: {from: mlp.pth}"))
     assert code == 2 and "\x1b" not in err
     assert "the model has nothing named \\x1b[2Jcleared" in err
+
+
+@pytest.mark.parametrize("repeat", ["3", '{times: 3, name: "dense${index + 1}"}'],
+                         ids=["numbered", "named"])
+def test_each_copy_of_a_top_level_repeat_is_one_depth_named_or_not(tmp_path: Path,
+                                                                    repeat: str) -> None:
+    text = f"""nnspec: 2
+input: [4]
+model:
+  body: {{Linear: {{out_features: 4}}, repeat: {repeat}}}
+  fc: {{Linear: {{out_features: 2}}}}
+optimizer: {{SGD: {{lr: 0.1}}, groups: [{{match: {{name: "*"}}, lr: "${{0.1 * depth}}"}}]}}
+"""
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    spec = load_spec(str(path), [])
+    model = nnspec.compile(spec)
+    depth = param_groups.depths(model, param_groups.repeats(spec))
+    assert sorted(set(depth.values())) == [0, 1, 2, 3]  # three copies, then the head
+    assert depth["fc.weight"] == 3

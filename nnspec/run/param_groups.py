@@ -41,15 +41,24 @@ class Group:
                 "tensors": len(self.params), "parameters": self.numel, "params": self.params}
 
 
-def depths(model: nn.Module) -> dict[str, int]:
-    """Each parameter's depth: the number of its unit in model order."""
+def depths(model: nn.Module, repeated: frozenset[str] = frozenset()) -> dict[str, int]:
+    """Each parameter's depth: the number of its unit in model order.  A top-level child whose
+    children are numbered (a list), or that is a repeat (``repeated``: its copies may be named
+    by a pattern, ``denselayer1``...), counts each child as a unit."""
     units: dict[str, int] = {}
     out = {}
     for name, _ in model.named_parameters():
         parts = name.split(".")
-        unit = ".".join(parts[:2]) if len(parts) > 2 and parts[1].isdigit() else parts[0]
+        split = len(parts) > 2 and (parts[1].isdigit() or parts[0] in repeated)
+        unit = ".".join(parts[:2]) if split else parts[0]
         out[name] = units.setdefault(unit, len(units))
     return out
+
+
+def repeats(spec: Spec) -> frozenset[str]:
+    """The names of the model's top-level items that repeat (their copies are units)."""
+    items = getattr(spec.model, "items", ())
+    return frozenset(name for name, item in items if getattr(item, "repeat", None) is not None)
 
 
 def plan(model: nn.Module, spec: Spec, trains: Callable[[str], bool] = lambda _: True) -> \
@@ -60,7 +69,7 @@ def plan(model: nn.Module, spec: Spec, trains: Callable[[str], bool] = lambda _:
     problems = select.problems(model, rules, ("optimizer", "groups"))
     all_ = select.entries(model)
     chosen = [{e.name for e in select.chosen(all_, rule)} for rule in rules]
-    depth = depths(model)
+    depth = depths(model, repeats(spec))
     names = _numeric_vars(spec) | {"max_depth": max(depth.values(), default=0)}
     groups: dict[tuple[Any, ...], Group] = {}
     for e in all_:
