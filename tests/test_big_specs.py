@@ -72,7 +72,7 @@ def test_an_error_in_a_shared_body_is_reported_once() -> None:
     assert len(info.value.problems) == 1 and "add" in str(info.value)
 
 
-@pytest.mark.parametrize("name", ["vit_b_16", "swin_t"])
+@pytest.mark.parametrize("name", ["vit_b_16", "swin_t", "maxvit_t"])
 def test_validating_a_zoo_transformer_imports_neither_torchvision_nor_dynamo(name: str) -> None:
     """Their layers and ops have shape rules: nothing runs on meta through torch._dynamo."""
     import os

@@ -340,6 +340,82 @@ def test_lookup_rule_matches_torch(table: tuple[int, ...], index: tuple[int, ...
     assert rule("lookup", {}, bool_index, ["table", "index"]) is NO_RULE  # a mask: torch's
 
 
+# (equation, shapes; batched ones are one sample's, free tensors' (F) whole)
+EINSUMS: list[tuple[str, list[tuple[Any, ...]]]] = [
+    ("bghid,bghjd->bghij", [(2, 3, 4, 5), (2, 3, 6, 5)]),
+    ("bghij,bghjd->bghid", [(2, 3, 4, 6), (2, 3, 6, 5)]),
+    ("B G H I D, B G H J D -> B G H I J", [(2, 3, 4, 5), (2, 3, 6, 5)]),  # torchvision's
+    ("bqd,kd->bqk", [(4, 5), ("F", 6, 5)]),
+    ("nqd->ndq", [(4, 5)]),
+    ("ij,jk->ik", [("F", 3, 4), ("F", 4, 2)]),
+    ("bi,bj,bk->bijk", [(2,), (3,), (4,)]),
+]
+
+
+def _einsum_case(shapes: list[tuple[Any, ...]]) -> tuple[list[TensorInfo], list[torch.Tensor]]:
+    infos = [TensorInfo(s[1:], batched=False) if s[:1] == ("F",) else TensorInfo(s)
+             for s in shapes]
+    return infos, [torch.zeros(i.full(BATCH)) for i in infos]
+
+
+@pytest.mark.parametrize(("equation", "shapes"), EINSUMS)
+def test_einsum_rule_matches_torch(equation: str, shapes: list[tuple[Any, ...]]) -> None:
+    from nnspec.catalogue import ops
+
+    rule = ops()["einsum"].traits.shape
+    assert rule is not None
+    infos, tensors = _einsum_case(shapes)
+    batched = any(i.batched for i in infos)
+    expected = describe(torch.einsum(equation, *tensors), batched=batched)
+    assert rule("einsum", {"equation": equation}, infos, ["x"] * len(infos)) == expected
+
+
+@pytest.mark.parametrize(("equation", "shapes"), [
+    ("bii->bi", [(3, 3)]),                       # a diagonal
+    ("...d,...d->...", [(3, 4), (3, 4)]),        # an ellipsis
+    ("bij,bjk", [(2, 3), (3, 4)]),               # no explicit output
+    ("bij,bjk->bik", [(2, 3), (1, 4)]),          # j of two sizes: torch may broadcast
+    ("bi,bi->i", [(3,), (3,)]),                  # the batch summed away
+    ("bij->ibj", [(2, 3)]),                      # the batch moved
+    ("bij,bjk->bik", [(2, 3), (4, 5, 6)]),       # letters that do not name the dimensions
+])
+def test_einsum_rule_leaves_the_rest_to_torch(equation: str,
+                                              shapes: list[tuple[Any, ...]]) -> None:
+    from nnspec.catalogue import ops
+
+    rule = ops()["einsum"].traits.shape
+    assert rule is not None
+    infos, _ = _einsum_case(shapes)
+    assert rule("einsum", {"equation": equation}, infos, ["x"] * len(infos)) is NO_RULE
+
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+@pytest.mark.parametrize(("dim", "info"), [
+    (-1, TensorInfo((2, 3, 4))), (1, TensorInfo((5,))), (0, TensorInfo((4, 6), batched=False)),
+    (-2, TensorInfo((4, 6), "float64", batched=False)), (2, TensorInfo((3, 4), fold=4)),
+])
+def test_softmax_rule_matches_torch(op: str, dim: int, info: TensorInfo) -> None:
+    from nnspec.catalogue import ops
+
+    rule = ops()[op].traits.shape
+    assert rule is not None
+    tensor = torch.zeros(info.full(BATCH), dtype=getattr(torch, info.dtype))
+    expected = describe(getattr(tensor, op)(dim), batched=info.batched, fold=info.fold)
+    assert rule(op, {"dim": dim}, [info], ["x"]) == expected
+
+
+@pytest.mark.parametrize(("dim", "info"), [
+    (2, TensorInfo((4, 6), batched=False)), (-3, TensorInfo((4, 6), batched=False)),
+    (0, TensorInfo((), batched=False)), (1, TensorInfo((4,), "int64")),
+])
+def test_softmax_rule_leaves_other_dims_and_types_to_torch(dim: int, info: TensorInfo) -> None:
+    from nnspec.catalogue import ops
+
+    rule = ops()["softmax"].traits.shape
+    assert rule is not None
+    assert rule("softmax", {"dim": dim}, [info], ["x"]) is NO_RULE
+
+
 def test_stochastic_depth_rule_matches_torchvision_and_leaves_bad_arguments_to_it() -> None:
     from torchvision.ops import StochasticDepth
 

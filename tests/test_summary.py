@@ -29,7 +29,7 @@ def _torchinfo(path: Path) -> torchinfo.ModelStatistics:
 
 # Layers applied to sequences (a Linear or LayerNorm at every token) and attention: torchinfo
 # counts their weights once per sample and attention not at all, so flop_counter is the oracle.
-SEQUENCE_SPECS = {"convnext_tiny", "vit_b_16", "swin_t", "swin_v2_t",
+SEQUENCE_SPECS = {"convnext_tiny", "vit_b_16", "swin_t", "swin_v2_t", "maxvit_t",
                   "transformer_classifier"}
 
 

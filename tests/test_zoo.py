@@ -162,6 +162,7 @@ ZOO: dict[str, tuple[str, tuple[str, ...]]] = {
     "swin_v2_b": ("swin_v2_t", ("vars.depths=[2, 2, 18, 2]", "vars.embed_dim=128",
                                 "vars.num_heads=[4, 8, 16, 32]",
                                 "vars.stochastic_depth_prob=0.5")),
+    "maxvit_t": ("maxvit_t", ()),
 }
 # over 100 M parameters: keys and shapes on the meta device
 LARGE = {"vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn",
@@ -329,3 +330,15 @@ def test_swin_stochastic_depth_grows_as_torchvisions(name: str) -> None:
     theirs = [m.p for m in reference.modules() if isinstance(m, StochasticDepth)]
     # torchvision calls a block's one module twice; the spec has one per residual branch
     assert [m.p for m in ours.modules() if isinstance(m, StochasticDepth)][::2] == theirs
+
+
+def test_maxvit_modules_have_torchvisions_names_and_settings() -> None:
+    """What a state_dict does not hold: every module of the spec without children (stochastic
+    depth with numpy.linspace's p, dropout, batch norm's eps and momentum, GELU, SiLU) is the
+    torchvision module of that name, with the same settings. torchvision's partition modules
+    and identities have no parameters; the spec writes them as ops or leaves them out."""
+    with torch.device("meta"):
+        reference = dict(_torchvision("maxvit_t").named_modules())
+    ours = {n: m for n, m in _ours("maxvit_t")[0].named_modules() if not list(m.children())}
+    assert len(ours) > 350
+    assert {n: repr(m) for n, m in ours.items()} == {n: repr(reference.get(n)) for n in ours}

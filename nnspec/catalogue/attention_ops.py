@@ -270,7 +270,7 @@ ATTENTION_OPS: dict[str, Entry] = {op.name: op for op in [
     _op("einsum", "torch.einsum over its inputs; the equation names the batch dimension too "
         "(bhqd,bhkd->bhqk).", ("equation", {"type": "string"}, REQUIRED),
         code=OpCode(_einsum, lambda i, a: f"torch.einsum({a['equation']!r}, {', '.join(i)})"),
-        inputs=(1, 8), count=_einsum_macs, check=_einsum_check,
+        inputs=(1, 8), count=_einsum_macs, check=_einsum_check, shape=rules.contracted,
         hint="one subscript per input, one letter per dimension (the batch's too), every output "
         "letter taken from an input: nqd,nkd->nqk"),
     _op("scaled_dot_product_attention",
@@ -282,12 +282,14 @@ ATTENTION_OPS: dict[str, Entry] = {op.name: op for op in [
     _op("softmax", "Softmax along `dim` (0 is the batch dimension).", ("dim", _INT, REQUIRED),
         code=OpCode(_softmax, lambda i, a: f"{i[0]}.softmax({a['dim']!r})",
                     frozenset({"softmax"})),
-        check=_not_batch("dim", "along dim"), saves_output="always"),
+        check=_not_batch("dim", "along dim"), saves_output="always",
+        shape=rules.along_dim),
     _op("log_softmax", "Log-softmax along `dim` (0 is the batch dimension).",
         ("dim", _INT, REQUIRED),
         code=OpCode(_log_softmax, lambda i, a: f"{i[0]}.log_softmax({a['dim']!r})",
                     frozenset({"log_softmax"})),
-        check=_not_batch("dim", "along dim"), saves_output="always"),
+        check=_not_batch("dim", "along dim"), saves_output="always",
+        shape=rules.along_dim),
     _op("normalize", "Divide by the Euclidean norm along `dim` (default -1; "
         "torch.nn.functional.normalize): Swin V2's cosine attention.", ("dim", _INT, -1),
         code=OpCode(_normalize, lambda i, a: f"nn.functional.normalize({i[0]}, "

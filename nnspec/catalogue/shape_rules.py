@@ -552,6 +552,16 @@ def same_value(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: li
     return value if not isinstance(value, tuple) and _floating(value) else NO_RULE
 
 
+def along_dim(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: list[str]) -> Any:
+    """softmax, log_softmax: a float input's shape and type, where ``dim`` is one of its
+    dimensions (a free tensor's too, which no check sees); otherwise torch's message."""
+    value, dim = inputs[0], kwargs.get("dim")
+    if isinstance(value, tuple) or not isinstance(dim, int) or isinstance(dim, bool):
+        return NO_RULE
+    rank = len(value.shape) + value.batched
+    return same_value(name, kwargs, inputs, sources) if -rank <= dim < rank else NO_RULE
+
+
 def dropped(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: list[str]) -> Any:
     """StochasticDepth: a float input's shape, where its p and mode are ones torch takes."""
     p, mode = kwargs.get("p"), kwargs.get("mode")
@@ -588,3 +598,50 @@ def looked_up(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: lis
             index.batched or index.dtype != "int64" or not table.shape:
         return NO_RULE
     return replace(table, shape=(*index.shape, *table.shape[1:]))
+
+
+
+_THE_BATCH: Any = object()  # the batch's size among einsum's letters: no number stands for it
+
+
+def _letter_sizes(operands: list[str], values: list[Any]) -> dict[str, Any] | None:
+    """Each letter's size, or None where a letter has two (torch broadcasts a 1) or an
+    operand's letters do not name its dimensions once each."""
+    sizes: dict[str, Any] = {}
+    for names, value in zip(operands, values, strict=True):
+        dims = (_THE_BATCH, *value.shape) if value.batched else value.shape
+        if len(names) != len(dims) or len(set(names)) != len(names) or any(
+                sizes.setdefault(letter, size) != size
+                for letter, size in zip(names, dims, strict=True)):
+            return None
+    return sizes
+
+
+def contracted(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: list[str]) -> Any:
+    """einsum with an explicit output and one letter for each dimension (no ``...``, no letter
+    twice in one operand), float inputs of one type: each output letter's size; a batched
+    output's first letter is its inputs' batch.  A letter of two sizes, the batch elsewhere or
+    summed away, mixed types or folds: NO_RULE, torch decides."""
+    equation = kwargs.get("equation")
+    values = [v for v in inputs if not isinstance(v, tuple)]
+    if not isinstance(equation, str) or "->" not in equation or len(values) != len(inputs) \
+            or len({v.dtype for v in values}) != 1 or not _floating(values[0]) \
+            or len({v.fold for v in values if v.batched}) > 1 \
+            or any(v.batch_dim for v in values):
+        return NO_RULE
+    left, out = "".join(equation.split()).split("->", 1)
+    operands = left.split(",")
+    if len(operands) != len(values) or len(set(out)) != len(out) or \
+            not ((left + out).replace(",", "").isascii() and
+                 (left + out).replace(",", "").isalpha()):
+        return NO_RULE
+    sizes = _letter_sizes(operands, values)
+    if sizes is None or not set(out) <= set(sizes):
+        return NO_RULE
+    shape = [sizes[letter] for letter in out]
+    batched = [v for v in values if v.batched]
+    if not batched:
+        return replace(values[0], shape=tuple(shape))
+    if not shape or shape[0] is not _THE_BATCH or _THE_BATCH in shape[1:]:
+        return NO_RULE
+    return replace(batched[0], shape=tuple(shape[1:]))

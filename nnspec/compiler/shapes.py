@@ -314,10 +314,8 @@ class _Inferrer:
         try:
             ruled = traits.shape(layer.op, layer.kwargs, inputs, sources) if traits.shape \
                 and not moved else NO_RULE
-            if ruled is not NO_RULE:
-                return node.with_(out=ruled)
-            value = probe(lambda *xs: code.apply(*xs, **layer.kwargs), inputs,
-                          _any_batched(inputs))
+            value = ruled if ruled is not NO_RULE else probe(
+                lambda *xs: code.apply(*xs, **layer.kwargs), inputs, _any_batched(inputs))
         except ShapeProblem as problem:
             self.fail(node, problem.message, problem.hint)
             return node
