@@ -83,7 +83,7 @@ def first_shape_check(spec: Path | str) -> float:
 
 BIG_SPECS = (ROOT / "bench" / "transformer_64.yaml", ROOT / "bench" / "resnet_repeat_1000.yaml",
              ROOT / "specs" / "vit_b_16.yaml", ROOT / "specs" / "swin_t.yaml",
-             ROOT / "specs" / "maxvit_t.yaml")
+             ROOT / "specs" / "swin_v2_t.yaml", ROOT / "specs" / "maxvit_t.yaml")
 BIG_CHECK = """
 import time, torch
 clocks = (time.perf_counter, time.process_time)

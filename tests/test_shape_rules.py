@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -352,6 +354,41 @@ EINSUMS: list[tuple[str, list[tuple[Any, ...]]]] = [
 ]
 
 
+# (a, b): batched shapes are one sample's, free tensors' (F) whole
+MATMULS: list[tuple[tuple[Any, ...], tuple[Any, ...]]] = [
+    ((2, 4, 5), (2, 5, 6)), ((4, 5), ("F", 5, 6)), ((5,), ("F", 5, 6)),
+    ((3, 4, 5), ("F", 1, 5, 2)), (("F", 7, 5), (5, 6)), (("F", 3, 4), ("F", 4, 2)),
+    (("F", 2, 1, 3, 4), ("F", 5, 4, 2)), ((2, 4, 5), (1, 5, 6)),
+]
+
+
+@pytest.mark.parametrize(("a", "b"), MATMULS)
+def test_matmul_rule_matches_torch(a: tuple[Any, ...], b: tuple[Any, ...]) -> None:
+    from nnspec.catalogue import ops
+
+    rule = ops()["matmul"].traits.shape
+    assert rule is not None
+    infos, (x, y) = _einsum_case([a, b])
+    expected = describe(x @ y, batched=any(i.batched for i in infos))
+    assert rule("matmul", {}, infos, ["a", "b"]) == expected
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ((4, 5), (6, 7)),                    # inner sizes differ: the check or torch says so
+    (("F", 5,), ("F", 5, 6)),            # a vector
+    ((4, 5), ("F", 2, 5, 6)),            # the free tensor would meet the batch
+    ((3,), (3,)),                        # b's rows would be the batch
+    ((2, 4, 5), (3, 5, 6)),              # leading sizes that do not broadcast
+])
+def test_matmul_rule_leaves_the_rest_to_torch(a: tuple[Any, ...], b: tuple[Any, ...]) -> None:
+    from nnspec.catalogue import ops
+
+    rule = ops()["matmul"].traits.shape
+    assert rule is not None
+    infos, _ = _einsum_case([a, b])
+    assert rule("matmul", {}, infos, ["a", "b"]) is NO_RULE
+
+
 def _einsum_case(shapes: list[tuple[Any, ...]]) -> tuple[list[TensorInfo], list[torch.Tensor]]:
     infos = [TensorInfo(s[1:], batched=False) if s[:1] == ("F",) else TensorInfo(s)
              for s in shapes]
@@ -389,7 +426,7 @@ def test_einsum_rule_leaves_the_rest_to_torch(equation: str,
     assert rule("einsum", {"equation": equation}, infos, ["x"] * len(infos)) is NO_RULE
 
 
-@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("op", ["softmax", "log_softmax", "normalize"])
 @pytest.mark.parametrize(("dim", "info"), [
     (-1, TensorInfo((2, 3, 4))), (1, TensorInfo((5,))), (0, TensorInfo((4, 6), batched=False)),
     (-2, TensorInfo((4, 6), "float64", batched=False)), (2, TensorInfo((3, 4), fold=4)),
@@ -400,7 +437,8 @@ def test_softmax_rule_matches_torch(op: str, dim: int, info: TensorInfo) -> None
     rule = ops()[op].traits.shape
     assert rule is not None
     tensor = torch.zeros(info.full(BATCH), dtype=getattr(torch, info.dtype))
-    expected = describe(getattr(tensor, op)(dim), batched=info.batched, fold=info.fold)
+    run = getattr(tensor, op) if op != "normalize" else partial(F.normalize, tensor)
+    expected = describe(run(dim=dim), batched=info.batched, fold=info.fold)
     assert rule(op, {"dim": dim}, [info], ["x"]) == expected
 
 

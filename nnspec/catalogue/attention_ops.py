@@ -266,7 +266,8 @@ ATTENTION_OPS: dict[str, Entry] = {op.name: op for op in [
         check=_then(_roll_check, _not_batch("dims", "along dims")), shape=rules.rolled),
     _op("matmul", "Matrix product of two inputs (a @ b), batched over leading dimensions.",
         code=OpCode(_matmul, lambda i, a: f"{i[0]} @ {i[1]}", fold=operator.matmul),
-        inputs=(2, 2), count=_matmul_macs, check=_matmul_check),
+        inputs=(2, 2), count=_matmul_macs, check=_matmul_check,
+        shape=rules.multiplied),
     _op("einsum", "torch.einsum over its inputs; the equation names the batch dimension too "
         "(bhqd,bhkd->bhqk).", ("equation", {"type": "string"}, REQUIRED),
         code=OpCode(_einsum, lambda i, a: f"torch.einsum({a['equation']!r}, {', '.join(i)})"),
@@ -294,7 +295,7 @@ ATTENTION_OPS: dict[str, Entry] = {op.name: op for op in [
         "torch.nn.functional.normalize): Swin V2's cosine attention.", ("dim", _INT, -1),
         code=OpCode(_normalize, lambda i, a: f"nn.functional.normalize({i[0]}, "
                                              f"dim={a.get('dim', -1)!r})"),
-        check=_not_batch("dim", "along dim")),
+        check=_not_batch("dim", "along dim"), shape=rules.along_dim),
     _op("clamp", "Limit every element to [min, max] (either may be left out).",
         ("min", _NUMBER_OR_NULL, None), ("max", _NUMBER_OR_NULL, None),
         code=OpCode(_clamp, _clamp_source, frozenset({"clamp"})), shape=rules.same_value),

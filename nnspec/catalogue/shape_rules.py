@@ -553,9 +553,10 @@ def same_value(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: li
 
 
 def along_dim(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: list[str]) -> Any:
-    """softmax, log_softmax: a float input's shape and type, where ``dim`` is one of its
-    dimensions (a free tensor's too, which no check sees); otherwise torch's message."""
-    value, dim = inputs[0], kwargs.get("dim")
+    """softmax, log_softmax, normalize: a float input's shape and type, where ``dim`` (-1 if
+    not given, normalize's default) is one of its dimensions (a free tensor's too, which no
+    check sees); otherwise torch's message."""
+    value, dim = inputs[0], kwargs.get("dim", -1)
     if isinstance(value, tuple) or not isinstance(dim, int) or isinstance(dim, bool):
         return NO_RULE
     rank = len(value.shape) + value.batched
@@ -600,6 +601,33 @@ def looked_up(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: lis
     return replace(table, shape=(*index.shape, *table.shape[1:]))
 
 
+
+
+def multiplied(name: str, kwargs: dict[str, Any], inputs: list[Any], sources: list[str]) -> Any:
+    """matmul of float tensors of one type and fold, each of two dimensions or more (the batch
+    counted): [..., n, m] @ [..., m, p] is [..., n, p], the leading dimensions broadcast.  A
+    batched operand must reach the result's first dimension and a free one may meet it only
+    with a 1, so that it stays the batch.  Vectors, inner sizes that differ, anything else:
+    NO_RULE, torch decides."""
+    a, b = inputs
+    if isinstance(a, tuple) or isinstance(b, tuple) or a.dtype != b.dtype or \
+            not _floating(a) or a.batch_dim or b.batch_dim or \
+            len({t.fold for t in (a, b) if t.batched}) > 1:
+        return NO_RULE
+    whole = [(BATCH * t.fold, *t.shape) if t.batched else t.shape for t in (a, b)]
+    rank = max(len(w) for w in whole)
+    if min(len(w) for w in whole) < 2 or whole[0][-1] != whole[1][-2] or \
+            (b.batched and len(whole[1]) == 2) or any(  # b's rows would be the batch
+            len(w) < rank if t.batched else len(w) == rank > 2 and w[0] != 1
+            for t, w in zip((a, b), whole, strict=True) if a.batched or b.batched):
+        return NO_RULE
+    try:
+        lead = broadcast_shapes([whole[0][:-2], whole[1][:-2]]) if rank > 2 else ()
+    except ValueError:
+        return NO_RULE
+    shape = (*lead, whole[0][-2], whole[1][-1])
+    batched = [t for t in (a, b) if t.batched]
+    return replace(batched[0], shape=shape[1:]) if batched else replace(a, shape=shape)
 
 _THE_BATCH: Any = object()  # the batch's size among einsum's letters: no number stands for it
 
