@@ -14,6 +14,8 @@ do the same arithmetic (the script checks their final weights).  Contenders:
   nnspec                     `nnspec.run.train`, no metric beyond the loss (the hand loop's work)
   nnspec/as-shipped          the example's own settings (accuracy metric, auto everything)
   nnspec/channels_last       train.memory_format=channels_last
+  lightning                  Lightning's Trainer with a shuffling DataLoader over the same
+                             tensors, from the same weights (if installed: .[bench])
 
 No contender compiles: on this CPU torch.compile measured 0.93x eager for ResNet-18 after a
 first compile of 32-50 s, and nnspec's auto never compiles on the CPU.  Rounds run every
@@ -34,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import torchvision
+from handwritten import EpochClocks, cifar_resnet18, lightning_epoch_speed, lightning_missing_note
 from torch import nn
 
 from nnspec import api
@@ -43,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "examples" / "resnet18_cifar.yaml"
 OPTIM = {"lr": 0.02, "momentum": 0.9, "weight_decay": 0.0005, "nesterov": True}  # the example's
 FINAL: dict[str, torch.Tensor] = {}  # hand/resident's trained weights
+Speed = tuple[float, float]  # samples/s of the timed epoch: by the wall clock, by CPU time
 
 
 def data(samples: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,9 +62,7 @@ def initial_weights() -> dict[str, torch.Tensor]:
 
 
 def hand_model(weights: dict[str, torch.Tensor]) -> nn.Module:
-    model = torchvision.models.resnet18(num_classes=10)
-    model.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)  # the CIFAR stem
-    model.maxpool = nn.Identity()  # type: ignore[assignment]
+    model = cifar_resnet18()
     model.load_state_dict(weights)
     return model
 
@@ -72,15 +73,15 @@ def order(n: int, epoch: int) -> torch.Tensor:
 
 
 def hand(x: torch.Tensor, y: torch.Tensor, batch: int, weights: dict[str, torch.Tensor],
-         channels_last: bool) -> float:
+         channels_last: bool) -> Speed:
     model = hand_model(weights)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model.to(memory_format=fmt)
     opt = torch.optim.SGD(model.parameters(), **OPTIM)
     loss_fn = nn.CrossEntropyLoss()
-    speed = 0.0
+    speed = (0.0, 0.0)
     for epoch in range(2):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         perm = order(len(x), epoch)
         for i in range(0, len(x), batch):
             idx = perm[i:i + batch]
@@ -88,19 +89,28 @@ def hand(x: torch.Tensor, y: torch.Tensor, batch: int, weights: dict[str, torch.
             opt.zero_grad(set_to_none=True)
             loss_fn(model(xb), y[idx]).backward()
             opt.step()
-        speed = len(x) / (time.perf_counter() - start)
+        speed = len(x) / (time.perf_counter() - start), len(x) / (time.thread_time() - cpu)
     if not channels_last:
         FINAL.update({k: v.detach().clone() for k, v in model.state_dict().items()})
     return speed
 
 
-def nnspec_run(tensors: Path, samples: int, batch: int, extra: list[str]) -> tuple[float, str]:
+def lightning(x: torch.Tensor, y: torch.Tensor, batch: int,
+              weights: dict[str, torch.Tensor]) -> Speed:
+    speed = lightning_epoch_speed(hand_model(weights), nn.functional.cross_entropy,
+                                  lambda params: torch.optim.SGD(params, **OPTIM), x, y, batch)
+    assert speed is not None
+    return speed
+
+
+def nnspec_run(tensors: Path, samples: int, batch: int, extra: list[str]) -> tuple[Speed, str]:
     import nnspec.run
 
     overrides = [f"data={{dataset: {{Tensors: {{path: {tensors}}}}}, batch_size: {batch}}}",
                  "train.epochs=2", "train.monitor=train.loss",
                  f"optimizer={{SGD: {json.dumps(OPTIM)}}}", "log.tensorboard=false", *extra]
-    with tempfile.TemporaryDirectory() as tmp, open(os.devnull, "w") as quiet:
+    with tempfile.TemporaryDirectory() as tmp, open(os.devnull, "w") as quiet, \
+            EpochClocks() as clocks:
         nnspec.run.train(SPEC, overrides=overrides, run_dir=Path(tmp) / "run", device="cpu",
                          stream=quiet)
         run = Path(tmp) / "run"
@@ -108,7 +118,9 @@ def nnspec_run(tensors: Path, samples: int, batch: int, extra: list[str]) -> tup
         path = json.loads((run / "resolved.json").read_text())["run"]["path"]
         weights = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["model"]
     last = [r for r in rows if r.get("split") == "train"][-1]
-    return last["samples"] / last["seconds"], path + same_weights(weights)
+    cpu = clocks.epochs[-1][1]
+    return (last["samples"] / last["seconds"], last["samples"] / cpu), \
+        path + same_weights(weights)
 
 
 def same_weights(got: dict[str, torch.Tensor]) -> str:
@@ -137,13 +149,13 @@ def main() -> None:
         torch.save({"inputs": x, "targets": y}, tensors)
         paths: dict[str, str] = {}
 
-        def spec_run(extra: list[str], name: str) -> Callable[[], float]:
-            def go() -> float:
+        def spec_run(extra: list[str], name: str) -> Callable[[], Speed]:
+            def go() -> Speed:
                 speed, paths[name] = nnspec_run(tensors, samples, args.batch_size, extra)
                 return speed
             return go
 
-        contenders: dict[str, Callable[[], float]] = {
+        contenders: dict[str, Callable[[], Speed]] = {
             "hand/resident": lambda: hand(x, y, args.batch_size, weights, False),
             "hand/channels_last": lambda: hand(x, y, args.batch_size, weights, True),
             "nnspec": spec_run(["train.metrics=[]"], "nnspec"),
@@ -152,23 +164,35 @@ def main() -> None:
                                               "train.memory_format=channels_last"],
                                              "nnspec/channels_last"),
         }
+        note = lightning_missing_note()
+        if note is None:
+            contenders["lightning"] = lambda: lightning(x, y, args.batch_size, weights)
+        else:
+            print(note)
         if args.only:
             contenders = {k: v for k, v in contenders.items() if k in args.only}
-        speeds: dict[str, list[float]] = {k: [] for k in contenders}
+        speeds: dict[str, list[Speed]] = {k: [] for k in contenders}
         for _ in range(args.rounds):
             for name, fn in contenders.items():
                 speeds[name].append(fn())
     report(speeds, paths)
 
 
-def report(speeds: dict[str, list[float]], paths: dict[str, str]) -> None:
-    medians = {k: statistics.median(v) for k, v in speeds.items()}
-    best = max((v for k, v in medians.items() if k.startswith("hand")), default=1.0)
-    print("| contender | samples/s (median) | vs best hand loop | rounds |")
-    print("| --- | --- | --- | --- |")
-    for name, value in medians.items():
-        rounds = ", ".join(f"{s:.1f}" for s in speeds[name])
-        print(f"| {name} | {value:.1f} | {value / best:.2f}x | {rounds} |")
+def report(speeds: dict[str, list[Speed]], paths: dict[str, str]) -> None:
+    med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v))
+           for k, v in speeds.items()}
+    hands = [v for k, v in med.items() if k.startswith("hand")] or [(1.0, 1.0)]
+    best = (max(w for w, _ in hands), max(c for _, c in hands))
+    print("| contender | samples/s (median) | vs best hand loop | samples per CPU s (median) "
+          "| vs best hand loop | rounds, wall/CPU |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, (wall, cpu) in med.items():
+        rounds = ", ".join(f"{w:.1f}/{c:.1f}" for w, c in speeds[name])
+        print(f"| {name} | {wall:.1f} | {wall / best[0]:.2f}x | {cpu:.1f} | "
+              f"{cpu / best[1]:.2f}x | {rounds} |")
+    if "lightning" in med and "nnspec" in med:
+        print(f"nnspec / lightning: {med['nnspec'][0] / med['lightning'][0]:.2f}x wall, "
+              f"{med['nnspec'][1] / med['lightning'][1]:.2f}x CPU")
     for name, path in paths.items():
         print(f"{name}: {path}")
     print(f"# load after: {os.getloadavg()[0]:.2f}")

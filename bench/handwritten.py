@@ -8,6 +8,7 @@ as a hand-written script would.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -104,19 +105,14 @@ def char_blocks(path: Path = GPT_TEXT, block: int = 64, stride: int = 16,
     return windows[:, :-1], windows[:, 1:]
 
 
-def val_carve(n: int, fraction: float, seed: int = 0x5EED) -> tuple[Tensor, Tensor]:
-    """Train and validation indices of data.val_split's fixed random carve (its seed)."""
-    k = max(1, round(n * fraction))
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    return perm[k:].sort().values, perm[:k].sort().values
-
-
 def lightning_epoch_speed(model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor],
                           optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
                           x: Tensor, y: Tensor, batch: int, epochs: int = 2,
-                          clip: float | None = None, accelerator: str = "cpu") -> float | None:
+                          clip: float | None = None,
+                          accelerator: str = "cpu") -> tuple[float, float] | None:
     """Samples/s of Lightning's last epoch with its defaults (a Trainer, a shuffling
-    DataLoader over the tensors), or None where Lightning is not installed (``.[bench]``).
+    DataLoader over the tensors), by the wall clock and by the main thread's CPU time, or None
+    where Lightning is not installed (``.[bench]``).
 
     Lightning's loggers, checkpoints, progress bar and model summary are off: the hand loops
     and nnspec (with ``log.tensorboard=false``) write nothing per step either."""
@@ -124,6 +120,8 @@ def lightning_epoch_speed(model: nn.Module, loss_fn: Callable[[Tensor, Tensor], 
         import lightning as L
     except ImportError:
         return None
+    for name in ("lightning.pytorch", "lightning.fabric"):  # its banners and tips
+        logging.getLogger(name).setLevel(logging.ERROR)
 
     class Module(L.LightningModule):
         def __init__(self) -> None:
@@ -138,15 +136,15 @@ def lightning_epoch_speed(model: nn.Module, loss_fn: Callable[[Tensor, Tensor], 
 
     class Clock(L.Callback):
         def __init__(self) -> None:
-            self.times: list[float] = []
+            self.times: list[tuple[float, float]] = []
 
         def on_train_epoch_start(self, *args: object) -> None:
-            self.times.append(time.perf_counter())
+            self.times.append((time.perf_counter(), time.thread_time()))
 
         def on_train_epoch_end(self, *args: object) -> None:
             if accelerator == "gpu":
                 torch.cuda.synchronize()
-            self.times.append(time.perf_counter())
+            self.times.append((time.perf_counter(), time.thread_time()))
 
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=batch,
                                          shuffle=True, pin_memory=accelerator == "gpu")
@@ -156,7 +154,34 @@ def lightning_epoch_speed(model: nn.Module, loss_fn: Callable[[Tensor, Tensor], 
                         enable_model_summary=False, callbacks=[clock],
                         gradient_clip_val=clip)
     trainer.fit(Module(), loader)
-    return len(x) / (clock.times[-1] - clock.times[-2])
+    (wall0, cpu0), (wall1, cpu1) = clock.times[-2:]
+    return len(x) / (wall1 - wall0), len(x) / (cpu1 - cpu0)
+
+
+class EpochClocks:
+    """Wall and main-thread CPU time of each ``Trainer._run_epoch`` of nnspec run in this
+    process (the CPU time is what other jobs on a shared machine disturb least)."""
+
+    def __init__(self) -> None:
+        self.epochs: list[tuple[float, float]] = []
+
+    def __enter__(self) -> EpochClocks:
+        from nnspec.run import loop
+
+        self.loop, self.original = loop, loop.Trainer._run_epoch
+        clocks = self
+
+        def run_epoch(trainer: object) -> object:
+            wall, cpu = time.perf_counter(), time.thread_time()
+            out = clocks.original(trainer)  # type: ignore[arg-type]
+            clocks.epochs.append((time.perf_counter() - wall, time.thread_time() - cpu))
+            return out
+
+        loop.Trainer._run_epoch = run_epoch  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.Trainer._run_epoch = self.original  # type: ignore[method-assign]
 
 
 def lightning_missing_note() -> str | None:
