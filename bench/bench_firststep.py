@@ -214,8 +214,10 @@ def main() -> None:
         for i in range(args.rounds):
             for name in names:
                 for contender in ("hand", "nnspec"):
-                    results.setdefault((name, contender), []).append(
-                        one(name, tmp, contender, i, args.device))
+                    got = one(name, tmp, contender, i, args.device)
+                    results.setdefault((name, contender), []).append(got)
+                    print(f"# {name} {contender}: first step {got[0]:.2f} s wall, "
+                          f"{got[1]:.2f} s CPU; peak RSS {got[2]:,.0f} MiB", flush=True)
     report(names, results)
 
 

@@ -205,6 +205,8 @@ def main() -> None:
         for _ in range(args.rounds):
             for name, fn in contenders.items():
                 results[name].append(fn())
+                speed, first = results[name][-1]  # as it goes: a part cut short keeps these
+                print(f"# {name}: {speed:,.0f} samples/s, first epoch {first:.1f} s", flush=True)
     report(results, paths)
 
 

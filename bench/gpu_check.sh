@@ -44,7 +44,7 @@ part() {  # part NAME SECONDS COMMAND...: run with a limit, the table to $OUT/NA
     timeout "$limit" "$@" >"$OUT/$name.md" 2>"$OUT/$name.err"
     local rc=$?
     echo "rc $rc after $((SECONDS - start)) s" >>"$OUT/$name.md"
-    grep -v "^#\|^$" "$OUT/$name.md" | grep "|\|chose\|lightning\|rc " || true
+    grep -v "^$" "$OUT/$name.md" || true
     tail -3 "$OUT/$name.err"
 }
 
