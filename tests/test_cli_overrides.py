@@ -44,7 +44,7 @@ def test_a_file_whose_name_has_an_equals_sign_is_a_file(tmp_path: Path) -> None:
 
 def test_compile_emit_summary_and_graph_take_overrides() -> None:
     code, out = _cli("compile", ALEXNET, "vars.num_classes=7", "--emit-python")
-    assert code == 0 and "nn.Linear(4096, 7)" in out
+    assert code == 0 and "NUM_CLASSES = 7\n" in out and "nn.Linear(4096, NUM_CLASSES)" in out
     code, out = _cli("summary", ALEXNET, "vars.num_classes=7")
     assert code == 0 and "[N, 7]" in out
     code, out = _cli("graph", ALEXNET, "vars.num_classes=7")

@@ -126,8 +126,79 @@ model:
     assert set(classes) == {"Dense", "Widths"}
     init = classes["Dense"].body[1]
     assert isinstance(init, ast.FunctionDef)
-    assert [a.arg for a in init.args.args] == ["self", "in_features", "out_features"]
+    assert [a.arg for a in init.args.args] == ["self", "in_features", "width"]
+    assert "nn.Linear(in_features, width)" in source
+    assert "Dense(in_features=8, width=16)" in source
     _parity(path)
+
+
+BLOCK_FORMS = """nnspec: 2
+name: block_forms
+input: [8, 6, 6]
+vars: {widths: [8, 16, 16, 24]}
+blocks:
+  Unit:
+    params:
+      stage: int
+      out: {default: "${widths[stage]}"}
+      stride: {type: int, default: 1}
+      act: {type: layer, default: ReLU}
+      squeeze: {type: bool, default: false}
+    graph:
+      conv: {Conv2d: {out_channels: $out, kernel_size: 3, stride: $stride, padding: 1},
+             in: input}
+      norm: BatchNorm2d
+      act: $act
+      pool: {AdaptiveAvgPool2d: {output_size: 1}, if: $squeeze}
+      scale: {mul: [act, pool], if: $squeeze}
+      skip: {Conv2d: {out_channels: $out, kernel_size: 1, stride: $stride}, in: input,
+             if: "${stride != 1 or input.channels != out}"}
+      sum: {add: [scale, skip]}
+  Stack:
+    params: {first: bool, act: {type: layer, default: ReLU}}
+    sequential:
+      - {Conv2d: {out_channels: 8, kernel_size: 1}, if: $first}
+      - $act
+model:
+  - {Unit: {stage: 0}}
+  - {Unit: {stage: 1, stride: 2, act: Hardswish, squeeze: true}}
+  - {Unit: {stage: 2, act: Hardswish}}
+  - {Unit: {stage: 3, out: 24, stride: 2}}
+  - {Stack: {first: true}}
+  - {Stack: {first: false, act: GELU}}
+"""
+
+
+def test_a_block_whose_structure_depends_on_its_arguments_is_one_class() -> None:
+    graph = nnspec.infer(BLOCK_FORMS)
+    source = emit(graph)
+    classes = [n.name for n in ast.parse(source).body if isinstance(n, ast.ClassDef)]
+    assert classes == ["Unit", "Stack", "BlockForms"]
+    assert ("def __init__(\n        self,\n        in_channels: int,\n        stage: int,\n"
+            "        out: int | None = None,\n        stride: int = 1,\n"
+            "        act: type[nn.Module] = nn.ReLU,\n        squeeze: bool = False,\n"
+            "    ) -> None:") in source
+    assert "WIDTHS = (8, 16, 16, 24)\n" in source
+    assert "        if out is None:\n            out = WIDTHS[stage]\n" in source
+    assert "self.use_skip = stride != 1 or in_channels != out" in source
+    assert "        if self.use_pool:\n            self.pool = " in source
+    assert ("        pool = act\n        scale = act\n        if self.use_pool:\n"
+            "            pool = self.pool(act)\n            scale = act * pool\n") in source
+    assert "self.act = act()" in source
+    assert "Unit(in_channels=8, stage=1, stride=2, act=nn.Hardswish, squeeze=True)" in source
+    assert "Unit(in_channels=16, stage=3, out=24, stride=2)" in source
+    assert ("        if first:\n            layers.append(nn.Conv2d(in_channels, 8, kernel_size=1))"
+            "\n") in source
+    assert "Stack(in_channels=8, first=False, act=nn.GELU)" in source
+    assert_same_model(build(graph), emitted_module(source)[model_class_name(source)](),
+                      sample_inputs(graph))
+
+
+def test_the_zoo_emits_one_class_per_block() -> None:
+    for stem, block in [("mobilenet_v3_large", "InvertedResidual"), ("resnet50", "Bottleneck"),
+                        ("regnet_y_400mf", "ResBottleneckBlock")]:
+        source = emit(inferred(SPECS / f"{stem}.yaml"))
+        assert source.count(f"class {block}(") == 1 and f"class {block}2(" not in source
 
 
 NESTED = """nnspec: 1
@@ -223,7 +294,8 @@ def test_nested_containers_and_multi_input_blocks_emit_the_built_model() -> None
 def test_identical_block_instances_share_a_class_without_parameters() -> None:
     source = emit(inferred(SPECS / "resnet_tiny.yaml"))
     assert source.count("class BasicBlock(") == 1
-    assert "BasicBlock()" in source
+    assert "BasicBlock(in_channels=WIDTH, planes=WIDTH)" in source
+    assert "def __init__(self, in_channels: int, planes: int, stride: int = 1)" in source
 
 
 # -- the standalone module -------------------------------------------------------------------
@@ -239,6 +311,7 @@ def test_emitted_code_passes_ruff_check_and_format(tmp_path: Path) -> None:
         for where, text in cases:
             (tmp_path / f"op_{op}_{where}.py").write_text(emit(nnspec.infer(text)))
     (tmp_path / "nested.py").write_text(emit(nnspec.infer(NESTED)))
+    (tmp_path / "block_forms.py").write_text(emit(nnspec.infer(BLOCK_FORMS)))
     (tmp_path / "vision.py").write_text(emit(nnspec.infer(VISION)))
     for name, text in LONG_SPECS.items():
         (tmp_path / f"{name.replace('-', '_')}.py").write_text(emit(nnspec.infer(text)))

@@ -242,6 +242,15 @@ REFUSED = {
     "lambda": DOC + OK_CLASS.format(body="lambda: 1"),
     "unknown-name": DOC + OK_CLASS.format(body="os"),
     "method-on-local": DOC + OK_CLASS.format(body="x.numpy()"),
+    "call-a-parameter": DOC + "class M(nn.Module):\n    def __init__(self, f):\n"
+                        "        f()\n",
+    "while-loop": DOC + "class M(nn.Module):\n    def forward(self, x):\n"
+                  "        while x:\n            x = x\n        return x\n",
+    "constant-not-a-literal": DOC + "N = print(1)\n",
+    "for-loop": DOC + "class M(nn.Module):\n    def forward(self, x):\n"
+                "        for i in x:\n            x = i\n        return x\n",
+    "call-in-a-condition": DOC + "class M(nn.Module):\n    def forward(self, x):\n"
+                           "        if print(x):\n            x = x\n        return x\n",
     "no-docstring": "from torch import nn\n",
     "syntax-error": DOC + "class M(nn.Module\n",
 }
@@ -250,12 +259,23 @@ REFUSED = {
 @pytest.mark.parametrize("source", REFUSED.values(), ids=REFUSED.keys())
 def test_the_final_gate_refuses_code_the_emitter_never_writes(source: str) -> None:
     with pytest.raises(EmitCheckError):
-        check_source(source, {"M"})
+        check_source(source, {"M"}, constants={"N"})
 
 
 def test_the_final_gate_accepts_what_the_emitter_writes() -> None:
     check_source(DOC + OK_CLASS.format(body="torch.cat([x, x], dim=1)").replace(
         "from torch import nn", "import torch\nfrom torch import nn"), {"M"})
+
+
+def test_the_final_gate_accepts_conditions_lists_and_layer_classes() -> None:
+    init = ("class M(nn.Sequential):\n"
+            "    def __init__(self, c: int, act: type[nn.Module] = nn.ReLU, k: int | None = None"
+            ") -> None:\n"
+            "        if k is None:\n            k = max(1, c // 4)\n"
+            "        layers: list[nn.Module] = []\n"
+            "        if c != 1 and not k % 2 == 0:\n            layers.append(act())\n"
+            "        super().__init__(*layers)\n")
+    check_source(DOC + init, {"M"})
 
 
 def test_module_list_members_must_be_indices() -> None:

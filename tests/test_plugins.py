@@ -231,7 +231,7 @@ def test_list_arguments_reach_custom_layers_as_lists(tmp_path: Path,
         graph = nnspec.infer(spec)
         source = emit(graph)
         assert "Widths(in_features=6, widths=[5, 3], out_features=6)" in source
-        assert "widths=[*widths]" in source  # a block parameter, passed on as a list
+        assert "widths=[*ws]" in source  # a block parameter, passed on as a list
         emitted = emitted_module(source)[model_class_name(source)]()
         assert_same_model(build(graph), emitted, sample_inputs(graph))
 

@@ -62,6 +62,10 @@ class Layer:
     op: str  # a catalogue name: Conv2d, add, ...
     kind: str  # "layer" (an nn.Module) or "op" (a tensor operation)
     kwargs: dict[str, Any]
+    # the arguments as the spec wrote them (``$planes``, ``${2 * width}``), for emitted code;
+    # ``via``: the block parameter that named the layer (``- $act``)
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    via: str | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ class Node:
     # ``{reuse: enc}``: the graph node whose module this node calls again (weight tying); its
     # body is that node's, inferred again for this node's inputs, and builds no module
     shares: str | None = None
+    condition: Any = field(default=None, compare=False, repr=False)  # its `if:`, as written
 
     @property
     def after(self) -> tuple[str, ...]:
@@ -119,6 +124,17 @@ CONTAINERS: dict[str, ContainerKind] = {
 
 
 @dataclass(frozen=True)
+class BlockCall:
+    """How a block was instantiated, for emitted code: every parameter's value (declared
+    order, defaults filled), the arguments the call wrote, and the block's declarations."""
+
+    values: dict[str, Any]
+    given: dict[str, Any]  # as written: ``{planes: 64, stride: "${2 if index == 0 else 1}"}``
+    types: dict[str, str]  # int, float, bool, str, list, layer, or "" (any)
+    defaults: dict[str, Any]  # the declared default of each parameter that has one
+
+
+@dataclass(frozen=True)
 class Net:
     kind: str  # sequential | ordered | module_list | module_dict | graph
     nodes: tuple[Node, ...]
@@ -132,6 +148,7 @@ class Net:
     # ``expand`` with the inferred input values and gets the block's net and the problems
     # found resolving it.  No pending net is left in an inferred graph.
     expand: Callable[[Sequence[Value]], tuple[Net, list[Any]]] | None = None
+    call: BlockCall | None = field(default=None, compare=False, repr=False)
 
     @property
     def container(self) -> ContainerKind:
@@ -188,3 +205,4 @@ class Graph:
     params: int | None = None  # filled by infer
     extra: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[Any, ...] = ()  # the spec's warnings (nnspec.errors.Problem), for validate
+    variables: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # vars

@@ -16,7 +16,7 @@ from typing import Any
 from nnspec import catalogue, limits, plugins
 from nnspec.catalogue import AUTO
 from nnspec.compiler.inplace import check_inplace
-from nnspec.compiler.ir import CONTAINERS, Graph, Layer, Net, Node, Step, TensorInfo
+from nnspec.compiler.ir import CONTAINERS, BlockCall, Graph, Layer, Net, Node, Step, TensorInfo
 from nnspec.compiler.repeat_names import copy_names
 from nnspec.errors import Collector, Location, Problem, SpecPath, did_you_mean
 from nnspec.lang import schema
@@ -71,7 +71,8 @@ def resolve(spec: Spec) -> Graph:
     resolver.errors.raise_if_any()
     inputs = {k: TensorInfo(tuple(v.shape), v.dtype) for k, v in spec.inputs.items()}
     return Graph(spec.name, spec.description, inputs, root, spec.file, sha256(spec),
-                 warnings=tuple(spec.warnings))
+                 warnings=tuple(spec.warnings),
+                 variables={k: v for k, v in scope.items() if k in spec.vars})
 
 
 def repeat_counts(spec: Spec) -> dict[SpecPath, set[int]]:
@@ -155,6 +156,8 @@ class _Resolver:
                 omitted[name] = item
                 continue
             node = self.node(name, item, scope, stack, nest=c.spread)
+            if item.condition is not None:
+                node = node.with_(condition=item.condition)
             if c.kind != "graph" and item.inputs is None:
                 self.check_input_count(node, 1)
             nodes.append(node)
@@ -557,7 +560,7 @@ class _Resolver:
                        f"{call.name} must be given batch_first: true",
                        "nnspec tensors put the batch dimension first; without it torch would "
                        "read the batch as the sequence")
-        return Layer(call.name, entry.kind, values)
+        return Layer(call.name, entry.kind, values, raw=args)
 
     def provenance(self, expr: str) -> str:
         """Where the variables behind a ``$name`` or ``${expr}`` value were set."""
@@ -602,7 +605,8 @@ class _Resolver:
             self.error(call.source, call.source.path, f"{call.name} names another parameter "
                        f"({item.name}), not a layer")
             return UNKNOWN_LAYER
-        return self.body(item, scope, stack)
+        body = self.body(item, scope, stack)
+        return replace(body, via=call.name) if isinstance(body, Layer) else body
 
     def block(self, call: Call, scope: Mapping[str, Any],
               stack: tuple[str, ...]) -> Layer | Net:
@@ -619,7 +623,8 @@ class _Resolver:
         try:  # defaults are the block's: their `input` is the block's input
             params = self.defaults(block, given, {**scope, **pending})
             inner = {**scope, **pending, **params}
-            return self.net(block.body, inner, inputs, (*stack, call.name), block=call.name)
+            net = self.net(block.body, inner, inputs, (*stack, call.name), block=call.name)
+            return replace(net, call=_block_call(block, call, params))
         except ShapeNeeded:  # the block reads its input's shape: resolved during inference
             del self.errors.problems[problems:]
             self.count = count
@@ -628,8 +633,10 @@ class _Resolver:
             before = len(self.errors.problems)
             views = {"input": _view(values[0]),
                      **dict(zip(inputs, map(_view, values), strict=False))}
-            shaped = {**scope, **self.defaults(block, given, {**scope, **views}), **views}
+            params = self.defaults(block, given, {**scope, **views})
+            shaped = {**scope, **params, **views}
             net = self.net(block.body, shaped, inputs, (*stack, call.name), block=call.name)
+            net = replace(net, call=_block_call(block, call, params))
             found = self.errors.problems[before:]
             del self.errors.problems[before:]
             return net, found
@@ -761,6 +768,15 @@ def _reuse_problem(node: Node, target: Node | None, omitted: Mapping[str, Item],
     if target is node:
         return (f"node '{name}' reuses itself", None)
     return None
+
+
+def _block_call(block: Block, call: Call, values: Mapping[str, Any]) -> BlockCall:
+    """What emitted code needs of one use of a block (see ``BlockCall``)."""
+    params = block.params.values()
+    return BlockCall({p.name: values.get(p.name) for p in params},
+                     {k: v for k, v in call.args.items() if k in block.params},
+                     {p.name: "" if p.type == "any" else p.type for p in params},
+                     {p.name: p.default for p in params if not p.required})
 
 
 def _view(value: Any) -> Any:

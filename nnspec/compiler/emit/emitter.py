@@ -28,6 +28,7 @@ from nnspec.compiler.emit.format import (
     from_source,
     layout,
     statement,
+    unparse,
 )
 from nnspec.compiler.emit.names import (
     MODULE_NAMES,
@@ -42,6 +43,7 @@ from nnspec.compiler.emit.names import (
 )
 from nnspec.compiler.emit.plan import (
     CALL,
+    CLASS,
     ClassPlan,
     Import,
     Plan,
@@ -61,10 +63,12 @@ def emit(graph: Graph) -> str:
     classes = [_helper_class(op, plan.helper_names[op]) for op in plan.helpers]
     classes += [_Writer(plan, c, graph).render() for c in plan.classes.values()]
     body = "\n\n\n".join(classes)
-    text = "\n".join([_module_doc(graph, plan.of(graph.root).name), "",
-                      _imports(body, plan.imported), "", "", body]) + "\n"
-    check_source(text, plan.names.taken - MODULE_NAMES - set(plan.imported),
-                 {name: found.module for name, found in plan.imported.items()})
+    constants = plan.constants()
+    lines = [f"{name} = {literal(value)}" for name, value in constants.items()]
+    head = [_imports(body, plan.imported), "", *([*lines, "", ""] if lines else [""])]
+    text = "\n".join([_module_doc(graph, plan.of(graph.root).name), "", *head, body]) + "\n"
+    check_source(text, plan.names.taken - MODULE_NAMES - set(plan.imported) - set(constants),
+                 {name: found.module for name, found in plan.imported.items()}, constants)
     return text
 
 
@@ -153,7 +157,7 @@ class _Writer:
 
     def docstring(self) -> list[str]:
         net = self.cls.net
-        if net is self.graph.root:
+        if any(n is self.graph.root for n in self.cls.instances):
             text = f"The {self.graph.name} model, input {_inputs_text(self.graph)}."
         elif net.block:
             text = f"The {net.block} block of the spec."
@@ -167,10 +171,23 @@ class _Writer:
                 f'{INDENT}"""']
 
     def signature(self) -> list[str]:
-        params = [Atom("self"), *(
-            Atom(f"{p}: {self.cls.annotations[p]}" if self.cls.annotations[p] else p)
-            for p in self.cls.params)]
+        cls = self.cls
+        params: list[Expr] = [Atom("self")]
+        for p in cls.params:
+            text = f"{p}: {cls.annotations[p]}" if cls.annotations[p] else p
+            if p in cls.defaults:
+                text += f" = {cls.defaults[p]}" if cls.annotations[p] else f"={cls.defaults[p]}"
+            params.append(Atom(text))
         return layout(Bracket("def __init__", tuple(params)), 1, "", " -> None:")
+
+    def computed(self) -> list[str]:
+        """``if heads is None: heads = ...``: the defaults the spec computes."""
+        lines = []
+        for p in self.cls.params:
+            if p in self.cls.computed:
+                lines += [f"{INDENT * 2}if {p} is None:",
+                          *statement(Atom(self.cls.computed[p].text), 3, f"{p} = ")]
+        return lines
 
     # -- children ------------------------------------------------------------------------
     def init(self, net: Net) -> list[str]:
@@ -181,26 +198,59 @@ class _Writer:
             return lines + self.assignments(children)
         if net.kind == "ordered" and all(is_attribute(n.name) for n in net.nodes):
             return lines + self.assignments(list(net.nodes))  # as torchvision's _Transition
+        lines += self.computed()
+        if self.cls.optional:
+            return lines + self.appended(net)
         args = self.container(net, ())
         return lines + _lines(call("super().__init__", *args, explode=net.kind == "sequential"))
 
+    def appended(self, net: Net) -> list[str]:
+        """A list some of whose items are there only for some arguments, as torchvision
+        builds one: ``layers.append(...)`` under ``if``, then ``super().__init__(*layers)``."""
+        local = Namer(self.plan.names.taken | set(self.cls.params))
+        name = local.take("layers")
+        lines = [f"{INDENT * 2}{name}: list[nn.Module] = []"]
+        for node in net.nodes:
+            check_key(node.name, node.source)
+            condition = self.cls.optional.get(node.name)
+            depth = 2 if condition is None else 3
+            if condition is not None:
+                lines += statement(Atom(condition.text), 2, "if ", ":")
+            lines += statement(call(f"{name}.append", self.child(node, (node.name,))), depth,
+                               "")
+        return [*lines, f"{INDENT * 2}super().__init__(*{name})"]
+
     def assignments(self, children: list[Node]) -> list[str]:
         """``super().__init__()`` then ``self.conv1 = nn.Conv2d(...)``: children in order."""
-        lines = [f"{INDENT * 2}super().__init__()"]
-        for node in children:
-            if isinstance(node.body, Layer) and node.body.kind == "tensor":
-                lines += self.free_tensor(node, node.body)
-                continue
-            if is_child_name(node.name):  # block1-0: a name, not an identifier
-                check_key(node.name, node.source)
-                lines += statement(call("self.add_module", Atom(literal(node.name)),
-                                        self.child(node, (node.name,))), 2, "")
-                continue
-            check_attribute(node.name, node.source)
-            lines += statement(self.child(node, (node.name,)), 2, f"self.{node.name} = ")
+        cls = self.cls
+        lines = [f"{INDENT * 2}super().__init__()", *self.computed()]
+        lines += [f"{INDENT * 2}self.{attr} = {p}" for p, attr in cls.stored.items()]
+        flagged: set[str] = set()
+        for name, attribute in cls.flags.items():
+            if attribute not in flagged:
+                flagged.add(attribute)
+                lines += statement(Atom(cls.optional[name].text), 2, f"self.{attribute} = ")
+        for flag, run in _runs(children, cls.flags):
+            if flag is not None:
+                lines.append(f"{INDENT * 2}if self.{flag}:")
+            for node in run:
+                if flag is None and node.name in cls.optional:  # a named list's item
+                    lines += statement(Atom(cls.optional[node.name].text), 2, "if ", ":")
+                lines += self.assignment(node, 2 if flag is None and node.name not in
+                                         cls.optional else 3)
         return lines
 
-    def free_tensor(self, node: Node, layer: Layer) -> list[str]:
+    def assignment(self, node: Node, depth: int) -> list[str]:
+        if isinstance(node.body, Layer) and node.body.kind == "tensor":
+            return self.free_tensor(node, node.body, depth)
+        if is_child_name(node.name):  # block1-0: a name, not an identifier
+            check_key(node.name, node.source)
+            return statement(call("self.add_module", Atom(literal(node.name)),
+                                  self.child(node, (node.name,))), depth, "")
+        check_attribute(node.name, node.source)
+        return statement(self.child(node, (node.name,)), depth, f"self.{node.name} = ")
+
+    def free_tensor(self, node: Node, layer: Layer, depth: int = 2) -> list[str]:
         """``self.class_token = nn.Parameter(torch.zeros((1, 1, 768)))``, or a buffer."""
         from nnspec.catalogue.free_tensors import source
 
@@ -211,14 +261,14 @@ class _Writer:
         if layer.op == "buffer":
             extra = () if layer.kwargs.get("persistent", True) else (
                 Keyword("persistent", Atom("False")),)
-            return statement(call("self.register_buffer", name, tensor, *extra), 2, "")
+            return statement(call("self.register_buffer", name, tensor, *extra), depth, "")
         extra = () if layer.kwargs.get("requires_grad", True) else (
             Keyword("requires_grad", Atom("False")),)
         parameter = call("nn.Parameter", tensor, *extra)
         if is_child_name(node.name):
-            return statement(call("self.register_parameter", name, parameter), 2, "")
+            return statement(call("self.register_parameter", name, parameter), depth, "")
         check_attribute(node.name, node.source)
-        return statement(parameter, 2, f"self.{node.name} = ")
+        return statement(parameter, depth, f"self.{node.name} = ")
 
     def container(self, net: Net, prefix: Pos) -> tuple[Expr, ...]:
         """The constructor arguments of a sequential, module_list or module_dict."""
@@ -243,23 +293,24 @@ class _Writer:
         if needs_class(body):
             target = self.plan.of(body)
             return call(target.name, *(Keyword(p, self.value((*path, CALL, p), v))
-                                       for p, v in target.args[id(body)].items()))
+                                       for p, v in target.args[id(body)].items()
+                                       if self.cls.where.get((*path, CALL, p), True)))
         return call("nn.Sequential", *self.container(body, path))
 
     def layer(self, layer: Layer, path: Pos) -> Expr:
         """``nn.Conv2d(1, 6, kernel_size=5, padding=2)``: sizes positional, the rest keywords."""
+        chosen = self.cls.where.get((*path, CLASS))
         if layer.kind == "op":
             head = self.plan.helper_names[layer.op]
-        elif layer.op in self.plan.imported and plain_identifier(layer.op):
-            head = layer.op  # torchvision.ops or a custom layer, imported from its module
-        elif layer.op in catalogue.layers() and plain_identifier(layer.op):
-            head = f"nn.{layer.op}"
         else:
-            raise ValueError(f"cannot emit unknown layer {layer.op!r}")
+            head = self.plan.class_ref(layer.op)  # nn.Conv2d, or imported from its module
+        if chosen is not None:
+            head = chosen.text  # a parameter naming the class (``act``), or the class
         keys = ordered_keys(layer)
         if any(layer.kwargs[k] == catalogue.AUTO and _inferred(layer, k) for k in keys):
             raise ValueError(f"{layer.op} has an 'auto' argument: emit needs an inferred graph")
-        positional = _positional(layer, keys) if layer.kind == "layer" else 0
+        positional = _positional(layer, keys) if layer.kind == "layer" and not (
+            chosen and chosen.names) else 0
         custom = plugins.get(layer.op) is not None  # takes lists as lists, as the builder does
         args: list[Expr] = []
         for i, key in enumerate(keys):
@@ -271,11 +322,26 @@ class _Writer:
         return call(head, *args)
 
     def value(self, pos: Pos, value: Any, as_list: bool = False) -> Expr:
-        param = self.cls.where.get(pos)
-        if as_list:  # a custom layer's list argument: a list, even through a block parameter
-            return Atom(f"[*{param}]" if param else
+        code = self.cls.where.get(pos)
+        if as_list:  # a custom layer's list argument: a list, even through a parameter
+            return Atom(f"[*{code.text}]" if code is not None and code.names else
                         "[" + ", ".join(literal(v) for v in value) + "]")
-        return Atom(param if param else literal(value))
+        if code is not None and code.names:
+            return from_source(code.text)  # splits as ruff would where it is long
+        return Atom(code.text if code is not None else literal(value))
+
+    def in_forward(self, pos: Pos, value: Any) -> str:
+        """A value as forward reads it: the parameters it reads are attributes there."""
+        code = self.cls.where.get(pos)
+        if code is None:
+            return literal(value)
+        if not code.names:
+            return code.text
+        tree = ast.parse(code.text, mode="eval")
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and node.id in self.cls.stored:
+                node.id = f"self.{self.cls.stored[node.id]}"
+        return unparse(tree.body)
 
     # -- forward -------------------------------------------------------------------------
     def chain_forward(self, net: Net) -> list[str]:
@@ -295,30 +361,48 @@ class _Writer:
         ret = [_annotation(outs.get(o)) for o in net.outputs]
         result = ret[0] if len(ret) == 1 else "tuple[" + ", ".join(ret) + "]"
         lines = layout(Bracket("def forward", (Atom("self"), *params)), 1, "", f" -> {result}:")
-        for node in net.topological():
-            args = [names[ref] for ref in node.inputs]
-            names[node.name] = local.take(node.name.lower())  # pep8-naming N806: Mixed_5b
-            lines += self.step(node, names[node.name], args)
+        for flag, run in _runs(net.topological(), self.cls.flags):
+            steps: list[str] = []
+            for node in run:
+                args = [names[ref] for ref in node.inputs]
+                names[node.name] = local.take(node.name.lower())  # pep8-naming N806
+                if flag is not None:  # what stands for it when it is left out
+                    lines.append(f"{INDENT * 2}{names[node.name]} = {args[0]}")
+                steps += self.step(node, names[node.name], args, 2 if flag is None else 3)
+            lines += steps if flag is None else [f"{INDENT * 2}if self.{flag}:", *steps]
         outputs = tuple(Atom(names[o]) for o in net.outputs)
         result_expr = outputs[0] if len(outputs) == 1 else Bracket("", outputs, bare=True)
         return [*lines, *statement(result_expr, 2, "return ")]
 
-    def step(self, node: Node, target: str, args: list[str]) -> list[str]:
+    def step(self, node: Node, target: str, args: list[str], depth: int) -> list[str]:
         body = node.body
         if isinstance(body, Layer) and body.kind == "op":
-            kwargs = {k: _Code(literal(v)) for k, v in body.kwargs.items()}  # hardened repr
+            kwargs = {k: _Code(self.in_forward((node.name, k), v))  # literals: hardened repr
+                      for k, v in body.kwargs.items()}
             code = _op_code(body.op).write(args, kwargs)
-            return statement(from_source(code), 2, f"{target} = ")
+            return statement(from_source(code), depth, f"{target} = ")
         if isinstance(body, Layer) and body.kind == "tensor":
             head = (f"getattr(self, {literal(node.name)})" if is_child_name(node.name)
                     else f"self.{node.name}")
-            return statement(Atom(head), 2, f"{target} = ")
+            return statement(Atom(head), depth, f"{target} = ")
         if isinstance(body, Layer) and len(args) == 1:  # one input standing for several
             args = args * catalogue.layers()[body.op].traits.repeat_input
         module = node.shares or node.name  # a reuse calls its target's module
         head = (f"getattr(self, {literal(module)})" if is_child_name(module)
                 else f"self.{module}")
-        return statement(call(head, *map(Atom, args)), 2, f"{target} = ")
+        return statement(call(head, *map(Atom, args)), depth, f"{target} = ")
+
+
+def _runs(nodes: list[Node], flags: dict[str, str]) -> list[tuple[str | None, list[Node]]]:
+    """The nodes in runs that share a condition (``if self.use_sum:``), or have none."""
+    runs: list[tuple[str | None, list[Node]]] = []
+    for node in nodes:
+        flag = flags.get(node.name)
+        if runs and runs[-1][0] == flag and flag is not None:
+            runs[-1][1].append(node)
+        else:
+            runs.append((flag, [node]))
+    return runs
 
 
 def _member_key(net: Net, node: Node) -> str:

@@ -115,19 +115,19 @@ def layout(expr: Expr, depth: int, prefix: str = "", suffix: str = "") -> list[s
     return [*lines, tail]
 
 
-def statement(expr: Expr, depth: int, prefix: str) -> list[str]:
+def statement(expr: Expr, depth: int, prefix: str, suffix: str = "") -> list[str]:
     """``target = expr`` or ``return expr``: when the expression cannot be split after its
     head, ruff wraps it in parentheses and lays it out one level deeper."""
     pad = INDENT * depth
-    if len(f"{pad}{prefix}{flat(expr)}") <= LINE_LENGTH and not forced(expr):
-        return [f"{pad}{prefix}{flat(expr)}"]
+    if len(f"{pad}{prefix}{flat(expr)}{suffix}") <= LINE_LENGTH and not forced(expr):
+        return [f"{pad}{prefix}{flat(expr)}{suffix}"]
     if isinstance(expr, Bracket) and (expr.bare or len(
             f"{pad}{prefix}{expr.head}{expr.open}") <= LINE_LENGTH or len(
             f"{pad}{INDENT}{expr.head}{expr.open}") > LINE_LENGTH):
-        return layout(expr, depth, prefix)  # parentheses would not make the head fit either
+        return layout(expr, depth, prefix, suffix)  # parentheses would not fit it either
     if isinstance(expr, Atom):
-        return [f"{pad}{prefix}{expr.text}"]  # nothing to split
-    return [f"{pad}{prefix}(", *layout(expr, depth + 1), f"{pad})"]
+        return [f"{pad}{prefix}{expr.text}{suffix}"]  # nothing to split
+    return [f"{pad}{prefix}(", *layout(expr, depth + 1), f"{pad}){suffix}"]
 
 
 def from_source(text: str) -> Expr:
@@ -147,6 +147,11 @@ def _convert(node: ast.expr) -> Expr:
         return Bracket(ast.unparse(node.func), tuple(args))
     if isinstance(node, ast.List):
         return Bracket("", tuple(_convert(e) for e in node.elts), "[", "]")
+    if isinstance(node, ast.Tuple) and node.elts:
+        return Bracket("", tuple(_convert(e) for e in node.elts))
+    if isinstance(node, ast.Starred) and isinstance(node.value, ast.Tuple) and len(
+            node.value.elts) > 1:
+        return Bracket("*", tuple(_convert(e) for e in node.value.elts))
     if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
         symbol = _OPERATORS[type(node.op)]
         left = _operand(node.left, node, right=False)
@@ -155,7 +160,32 @@ def _convert(node: ast.expr) -> Expr:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):  # as ruff format quotes
         text = repr(node.value)
         return Atom(f'"{text[1:-1]}"' if text[0] == "'" and '"' not in node.value else text)
-    return Atom(ast.unparse(node))
+    return Atom(unparse(node))
+
+
+def unparse(node: ast.expr) -> str:
+    """``ast.unparse`` as ruff format writes it: simple powers hug (``x**2``, ``a**-0.5``)."""
+    return ast.unparse(_Hug().visit(node))
+
+
+class _Hug(ast.NodeTransformer):
+    def visit_BinOp(self, node: ast.BinOp) -> ast.expr:
+        self.generic_visit(node)
+        if isinstance(node.op, ast.Pow) and _simple(node.left, False) and _simple(
+                node.right, True):
+            return ast.Name(f"{ast.unparse(node.left)}**{ast.unparse(node.right)}", ast.Load())
+        return node
+
+
+def _simple(node: ast.expr, signed: bool) -> bool:
+    """black's simple power operand: a name, a number or an attribute chain (the exponent
+    may carry a minus)."""
+    if signed and isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        node = node.operand
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return isinstance(node, ast.Name) or (isinstance(node, ast.Constant) and isinstance(
+        node.value, int | float) and not isinstance(node.value, bool))
 
 
 _OPERATORS: dict[type[ast.operator], str] = {ast.Add: "+", ast.Mult: "*"}
@@ -171,5 +201,7 @@ def _operand(node: ast.expr, parent: ast.BinOp, right: bool) -> Expr:
     if isinstance(node, ast.BinOp):
         inner, outer = _PRECEDENCE[type(node.op)], _PRECEDENCE[type(parent.op)]
         if inner < outer or (right and inner == outer):
-            return Atom(f"({ast.unparse(node)})")
+            return Atom(f"({unparse(node)})")
+    if isinstance(node, ast.IfExp | ast.BoolOp | ast.Compare | ast.Lambda | ast.NamedExpr):
+        return Atom(f"({unparse(node)})")  # binds more loosely than + and *
     return _convert(node)

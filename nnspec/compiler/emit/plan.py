@@ -14,50 +14,64 @@ exactly like hand-written code, and a block used with different sizes like torch
 
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from nnspec import catalogue, plugins
-from nnspec.compiler.emit.names import MODULE_NAMES, Namer, class_name
-from nnspec.compiler.ir import Graph, Layer, Net
+from nnspec.compiler.emit import merge, params
+from nnspec.compiler.emit.merge import CALL, CLASS, IF, Pos, needs_class
+from nnspec.compiler.emit.names import MODULE_NAMES, Namer, class_name, plain_identifier
+from nnspec.compiler.emit.params import ordered_keys
+from nnspec.compiler.emit.translate import Code
+from nnspec.compiler.ir import Graph, Layer, Net, Node, Value
 
-Pos = tuple[str, ...]  # node names down to a layer argument, or "()" and a class parameter
-CALL = "()"
-
-
-def needs_class(net: Net) -> bool:
-    return net.block is not None or net.container.forward is not None
-
+__all__ = ["CALL", "CLASS", "IF", "ClassPlan", "Import", "Plan", "Pos", "needs_class",
+           "ordered_keys"]
 
 @dataclass
 class ClassPlan:
     label: str
     instances: list[Net]
+    net: Net  # the template: every node some use has (see ``merge``)
     name: str = ""
-    params: list[str] = field(default_factory=list)
+    params: list[str] = field(default_factory=list)  # the signature's order
     annotations: dict[str, str] = field(default_factory=dict)
-    where: dict[Pos, str] = field(default_factory=dict)  # a varying position -> its parameter
+    defaults: dict[str, str] = field(default_factory=dict)  # param -> its default's code
+    computed: dict[str, Code] = field(default_factory=dict)  # param -> code when it is None
+    classes: set[str] = field(default_factory=set)  # params that take a layer class
+    spec_names: dict[str, str] = field(default_factory=dict)  # param -> the block's name for it
+    where: dict[Pos, Code | None] = field(default_factory=dict)  # None: the callee's default
     args: dict[int, dict[str, Any]] = field(default_factory=dict)  # id(instance) -> arguments
-
-    @property
-    def net(self) -> Net:
-        return self.instances[0]
+    uses: list[dict[str, Node]] = field(default_factory=list)  # per instance: its nodes
+    optional: dict[str, Code] = field(default_factory=dict)  # template node -> its condition
+    flags: dict[str, str] = field(default_factory=dict)  # template node -> attribute (graph)
+    stored: dict[str, str] = field(default_factory=dict)  # param -> attribute forward reads
 
 
 class Plan:
     """The classes of one emitted module, children before the classes that use them."""
 
     def __init__(self, graph: Graph) -> None:
-        self.classes: dict[Any, ClassPlan] = {}
-        self.key_of: dict[int, Any] = {}
-        self.root = self.register(graph.root, graph.name)
-        for plan in self.classes.values():
-            self.parametrise(plan)
-        self.helpers = sorted(_chained_ops(graph.root))
+        self.graph = graph
+        self.plan_of: dict[int, ClassPlan] = {}
+        self.inputs = input_values(graph)
         # layers outside torch.nn (torchvision.ops, custom layers), imported by class name
         self.imported = _imported_layers(graph.root)
         self.names = Namer(MODULE_NAMES | set(self.imported))
+        # the spec's vars, as module constants that expressions read: vars.num_heads -> NUM_HEADS
+        self.constant_names = {var: self.names.take(var.upper(), "VAR")
+                               for var, value in graph.variables.items() if _plain(value)}
+        self.constant_values = {self.constant_names[v]: graph.variables[v]
+                                for v in self.constant_names}
+        groups: dict[Any, list[Net]] = {}
+        depth: dict[Any, int] = {}
+        self.collect(graph.root, ("model", graph.name), groups, depth)
+        self.classes: dict[int, ClassPlan] = {}
+        for key in sorted(groups, key=lambda k: depth[k]):
+            for plan in self.plan_group(key, groups[key]):
+                self.classes[id(plan)] = plan
+        self.helpers = sorted(_chained_ops(graph.root))
         self.helper_names: dict[str, str] = {}
         plans = list(self.classes.values())
         for plan in [plans[-1], *plans[:-1]]:  # the model's own name is chosen first
@@ -65,14 +79,60 @@ class Plan:
         for op in self.helpers:
             self.helper_names[op] = self.names.take(class_name(op), "Op", sep="")
 
-    def of(self, net: Net) -> ClassPlan:
-        return self.classes[self.key_of[id(net)]]
+    def constants(self) -> dict[str, Any]:
+        """The module constants some code reads, by name, in the spec's order."""
+        read = {name for plan in self.classes.values()
+                for code in [*plan.where.values(), *plan.computed.values()] if code is not None
+                for name in code.names}
+        return {name: value for name, value in self.constant_values.items() if name in read}
 
-    def register(self, net: Net, label: str) -> Any:
-        key = (label, self.structure(net))
-        self.classes.setdefault(key, ClassPlan(label, [])).instances.append(net)
-        self.key_of[id(net)] = key
-        return key
+    def of(self, net: Net) -> ClassPlan:
+        return self.plan_of[id(net)]
+
+    def collect(self, net: Net, key: Any, groups: dict[Any, list[Net]],
+                depth: dict[Any, int]) -> int:
+        """Every net that needs a class, grouped (a block's uses, a container by its name);
+        returns the depth of ``net``'s group (its children's groups come first)."""
+        deepest = self.collect_inside(net, groups, depth)
+        groups.setdefault(key, []).append(net)
+        depth[key] = max(depth.get(key, 0), deepest + 1)
+        return depth[key]
+
+    def collect_inside(self, net: Net, groups: dict[Any, list[Net]],
+                       depth: dict[Any, int]) -> int:
+        deepest = 0
+        for node in net.nodes:
+            body = node.body
+            if not isinstance(body, Net) or node.shares is not None:
+                continue
+            if needs_class(body):
+                key = ("block", body.block) if body.block else ("container", node.name)
+                deepest = max(deepest, self.collect(body, key, groups, depth))
+            else:
+                deepest = max(deepest, self.collect_inside(body, groups, depth))
+        return deepest
+
+    def plan_group(self, key: Any, nets: list[Net]) -> list[ClassPlan]:
+        """One class for the group, or where its uses cannot share one, one per structure."""
+        unique = list({id(n): n for n in nets}.values())
+        label = str(key[1])
+        found = merge.template(unique, self.same_class, allow_optional=key[0] == "block")
+        parts = [unique] if found is not None else list(_partition(unique, self.structure))
+        plans = []
+        for part in parts:
+            shaped = found if found is not None else merge.template(
+                part, self.same_class, allow_optional=False)
+            if shaped is None:
+                raise ValueError(f"cannot emit the uses of {label!r} as one class")
+            plan = ClassPlan(label, part, shaped.net, uses=shaped.uses)
+            for net in part:
+                self.plan_of[id(net)] = plan
+            params.parametrise(self, plan, shaped.optional)
+            plans.append(plan)
+        return plans
+
+    def same_class(self, a: Net, b: Net) -> bool:
+        return self.plan_of[id(a)] is self.plan_of[id(b)]
 
     def structure(self, net: Net) -> Any:
         nodes = []
@@ -85,80 +145,60 @@ class Plan:
                 if body.kind == "tensor":  # only its shape may become a class parameter
                     shape = (*shape, repr({k: v for k, v in body.kwargs.items()
                                            if k != "shape"}))
-                elif body.kind == "op":  # written into forward as literals: never parameters
-                    shape = (*shape, repr(body.kwargs))
             elif needs_class(body):
-                shape = ("class", self.register(body, body.block or node.name))
+                shape = ("class", id(self.plan_of[id(body)]))
             else:
                 shape = ("inline", self.structure(body))
             nodes.append((node.name, node.inputs, shape))
         return net.kind, net.inputs, net.outputs, net.order, tuple(nodes)
 
-    def leaves(self, net: Net, prefix: Pos = ()) -> list[tuple[Pos, Any]]:
-        """Every argument value inside ``net``, by position."""
-        out: list[tuple[Pos, Any]] = []
-        for node in net.nodes:
-            body, path = node.body, (*prefix, node.name)
-            if node.shares is not None:
-                continue  # its arguments are its target's
-            if isinstance(body, Layer):
-                if body.kind == "op":
-                    continue  # part of the class's structure (its forward's literals)
-                keys = ["shape"] if body.kind == "tensor" else ordered_keys(body)
-                out += [((*path, k), body.kwargs[k]) for k in keys]
-            elif needs_class(body):
-                out += [((*path, CALL, p), v) for p, v in self.of(body).args[id(body)].items()]
-            else:
-                out += self.leaves(body, path)
-        return out
-
-    def parametrise(self, plan: ClassPlan) -> None:
-        rows = [dict(self.leaves(net)) for net in plan.instances]
-        groups: dict[tuple[Any, ...], list[Pos]] = {}
-        for pos in rows[0]:
-            seen = tuple(_identity(row[pos]) for row in rows)
-            if len(set(seen)) > 1:
-                groups.setdefault(seen, []).append(pos)
-        namer = Namer(MODULE_NAMES)
-        plan.args = {id(net): {} for net in plan.instances}
-        for positions in groups.values():
-            wanted = _parameter_name(positions)
-            name = namer.take(wanted, "arg")
-            plan.params.append(name)
-            plan.where.update(dict.fromkeys(positions, name))
-            values = [row[positions[0]] for row in rows]
-            plan.annotations[name] = _annotation(values)
-            for net, value in zip(plan.instances, values, strict=True):
-                plan.args[id(net)][name] = value
+    def class_ref(self, op: str) -> str:
+        """How emitted code names a layer class: ``nn.ReLU``, or ``StochasticDepth``."""
+        if not plain_identifier(op):
+            raise ValueError(f"cannot emit unknown layer {op!r}")
+        if op in self.imported:
+            return op
+        if op in catalogue.layers():
+            return f"nn.{op}"
+        raise ValueError(f"cannot emit unknown layer {op!r}")
 
 
-def _parameter_name(positions: list[Pos]) -> str:
-    """The argument these positions feed most often, or ``channels`` when they feed both a
-    layer's in_channels and another's out_channels: a size the block keeps, as ResNet's planes."""
-    counts = Counter(p[-1] for p in positions)
-    for name in counts:
-        if name.startswith("out_") and f"in_{name[4:]}" in counts:
-            return name[4:]
-    return counts.most_common(1)[0][0]
+def _plain(value: Any) -> bool:
+    """A value a module constant can hold: numbers, strings, booleans, lists of them."""
+    if isinstance(value, list | tuple):
+        return all(_plain(v) for v in value)
+    return isinstance(value, bool | int | float | str)
 
 
-def ordered_keys(layer: Layer) -> list[str]:
-    """A layer's argument names in the order of its signature (in_channels first again)."""
-    return catalogue.in_signature_order(layer.op, layer.kwargs)
+def _partition(nets: list[Net], structure: Any) -> Iterator[list[Net]]:
+    parts: dict[Any, list[Net]] = {}
+    for net in nets:
+        parts.setdefault(structure(net), []).append(net)
+    yield from parts.values()
 
 
-def _identity(value: Any) -> tuple[str, str]:
-    """Equal values of equal types (1, 1.0 and True differ here, as they do in the code)."""
-    return type(value).__name__, repr(value)
+def input_values(graph: Graph) -> dict[int, Value | None]:
+    """The value each net is called on (its first input), by ``id``: what ``input.channels``
+    and ``input.shape`` read in a block's expressions."""
+    found: dict[int, Value | None] = {}
+    first = next(iter(graph.inputs.values()), None)
+    _walk_inputs(graph.root, [first], found)
+    return found
 
 
-def _annotation(values: list[Any]) -> str:
-    types = {type(v) for v in values}
-    if len(types) == 1 and (t := types.pop()) in (int, float, bool, str):
-        return t.__name__
-    if all(isinstance(v, list | tuple) and all(type(i) is int for i in v) for v in values):
-        return "tuple[int, ...]"
-    return ""
+def _walk_inputs(net: Net, given: list[Value | None], found: dict[int, Value | None]) -> None:
+    found[id(net)] = given[0] if given else None
+    named: dict[str, Value | None] = dict(zip(net.inputs, given, strict=False))
+    current = given[0] if given else None
+    steps = net.forward_steps() if net.container.forward == "chain" else [
+        (None, [n]) for n in net.nodes]
+    for step, members in steps:
+        for node in members:
+            ins = [named.get(r) for r in node.inputs] if net.kind == "graph" else [current]
+            if isinstance(node.body, Net) and node.shares is None:
+                _walk_inputs(node.body, ins, found)
+            named[node.name] = node.out
+        current = members[-1].out if step is None else None
 
 
 @dataclass(frozen=True)

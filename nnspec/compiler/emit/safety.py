@@ -20,14 +20,20 @@ METHODS = {"__init__", "forward"}
 # Tensor methods that the ops' code writes (x.reshape(...), x.mean(...), ...).
 TENSOR_METHODS = {method for entry in catalogue.ops().values() if entry.traits.code
                   for method in entry.traits.code.methods}
+# what a spec's expressions may call (nnspec.lang.exprs), written into __init__ as they are
+FUNCTIONS = {"min", "max", "abs", "int", "round", "float", "len"}
 GLOBALS = {"torch", "nn", "OrderedDict", "Any", "super", "self", "tuple", "int", "float", "bool",
-           "str", "getattr"}
+           "str", "getattr", "list", "type", *FUNCTIONS}
 NODES = (ast.Module, ast.Expr, ast.Constant, ast.Import, ast.ImportFrom, ast.alias,
          ast.ClassDef, ast.FunctionDef, ast.arguments, ast.arg, ast.Return, ast.Assign,
          ast.Name, ast.Load, ast.Store, ast.Attribute, ast.Call, ast.keyword, ast.Tuple,
          ast.List, ast.Dict, ast.Subscript, ast.BinOp, ast.Add, ast.Mult, ast.MatMult, ast.BitOr,
          ast.Slice,
-         ast.Starred, ast.UnaryOp, ast.USub)
+         ast.Starred, ast.UnaryOp, ast.USub, ast.UAdd, ast.Not,
+         # a spec's expressions and conditions (``if stride == 1 and in_channels == out:``)
+         ast.If, ast.AnnAssign, ast.Compare, ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt,
+         ast.GtE, ast.Is, ast.IsNot, ast.BoolOp, ast.And, ast.Or, ast.IfExp, ast.Sub, ast.Div,
+         ast.FloorDiv, ast.Mod, ast.Pow)
 
 
 class EmitCheckError(ValueError):
@@ -35,7 +41,8 @@ class EmitCheckError(ValueError):
 
 
 def check_source(text: str, class_names: Iterable[str],
-                 imported: Mapping[str, str] | None = None) -> None:
+                 imported: Mapping[str, str] | None = None,
+                 constants: Iterable[str] = ()) -> None:
     """Raise EmitCheckError unless ``text`` is the kind of module the emitter writes.
 
     ``imported`` maps the layers outside torch.nn the model uses (torchvision.ops, custom
@@ -50,10 +57,25 @@ def check_source(text: str, class_names: Iterable[str],
     body = tree.body
     if not body or not _is_docstring(body[0]):
         raise EmitCheckError("emitted code must start with its docstring")
+    names = set(constants)
     for stmt in body[1:]:
-        _top_level(stmt, classes, allowed, set(imported or {}))
+        if _is_constant(stmt, names):
+            continue
+        _top_level(stmt, classes, allowed, set(imported or {}) | names)
     for node in ast.walk(tree):
         _node(node)
+
+
+def _is_constant(stmt: ast.stmt, names: set[str]) -> bool:
+    """``NUM_HEADS = (3, 6, 12, 24)``: one of the spec's vars, a literal."""
+    if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+            and isinstance(stmt.targets[0], ast.Name) and stmt.targets[0].id in names):
+        return False
+    try:
+        ast.literal_eval(stmt.value)
+    except ValueError:
+        raise _fail(stmt, "a constant must be a literal") from None
+    return True
 
 
 def _fail(node: ast.AST, why: str) -> EmitCheckError:
@@ -100,26 +122,40 @@ def _class(cls: ast.ClassDef, classes: set[str], layers: set[str]) -> None:
 
 def _function(fn: ast.FunctionDef, classes: set[str], layers: set[str]) -> None:
     local = {a.arg for a in fn.args.args}
-    for stmt in fn.body:
-        if not isinstance(stmt, ast.Expr | ast.Assign | ast.Return):
-            raise _fail(stmt, "unexpected statement")
-        if isinstance(stmt, ast.Assign):
-            for target in stmt.targets:
-                if isinstance(target, ast.Name):
-                    local.add(target.id)
-                elif not (isinstance(target, ast.Attribute) and _is_name(target.value, "self")):
-                    raise _fail(stmt, "only locals and self attributes may be assigned")
+    # parameters that take a layer class (``act: type[nn.Module] = nn.ReLU``) may be called
+    takes_class = {a.arg for a in fn.args.args if a.annotation is not None
+                   and ast.unparse(a.annotation) == "type[nn.Module]"}
+    _statements(fn.body, local)
     known = local | GLOBALS | classes | layers
     for node in ast.walk(fn):
         if isinstance(node, ast.Name) and node.id not in known:
             raise _fail(node, f"unknown name {node.id!r}")
         if isinstance(node, ast.Call):
-            _call(node, local, classes | layers)
+            _call(node, local, classes | layers | takes_class)
+
+
+def _statements(body: list[ast.stmt], local: set[str]) -> None:
+    """Expressions, assignments (to locals and self's attributes), ``if`` and ``return``."""
+    for stmt in body:
+        if isinstance(stmt, ast.If):
+            _statements(stmt.body, local)
+            _statements(stmt.orelse, local)
+            continue
+        if not isinstance(stmt, ast.Expr | ast.Assign | ast.AnnAssign | ast.Return):
+            raise _fail(stmt, "unexpected statement")
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else (
+            [stmt.target] if isinstance(stmt, ast.AnnAssign) else [])
+        for target in targets:
+            if isinstance(target, ast.Name):
+                local.add(target.id)
+            elif not (isinstance(target, ast.Attribute) and _is_name(target.value, "self")):
+                raise _fail(stmt, "only locals and self attributes may be assigned")
 
 
 def _call(node: ast.Call, local: set[str], classes: set[str]) -> None:
     func = node.func
-    if isinstance(func, ast.Name) and func.id in ({"super", "OrderedDict"} | classes):
+    if isinstance(func, ast.Name) and func.id in ({"super", "OrderedDict"} | FUNCTIONS
+                                                  | classes):
         return
     if isinstance(func, ast.Subscript) and _is_name(func.value, "self"):
         return  # self[0](x), self["head"](x)
@@ -135,6 +171,8 @@ def _call(node: ast.Call, local: set[str], classes: set[str]) -> None:
             return  # nn.init.normal_(torch.empty(...)), nn.functional.scaled_dot_product_...
         if isinstance(root, ast.Name) and root.id in local and func.attr in TENSOR_METHODS:
             return
+        if isinstance(root, ast.Name) and root.id in local and func.attr == "append":
+            return  # layers.append(...): a list of children built item by item
     raise _fail(node, "unexpected call")
 
 

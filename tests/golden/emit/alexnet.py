@@ -9,6 +9,9 @@ sha256: 88840979d16ee44232d3fabaaac6446d8089f7245c860c0dcb224c65d664dd04
 
 from torch import nn
 
+NUM_CLASSES = 1000
+DROPOUT = 0.5
+
 
 class Alexnet(nn.Sequential):
     """The alexnet model, input [N, 3, 224, 224]."""
@@ -33,11 +36,11 @@ class Alexnet(nn.Sequential):
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=(6, 6))
         self.flatten = nn.Flatten()
         self.classifier = nn.Sequential(
-            nn.Dropout(p=0.5),
+            nn.Dropout(p=DROPOUT),
             nn.Linear(9216, 4096),
             nn.ReLU(inplace=True),
-            nn.Dropout(p=0.5),
+            nn.Dropout(p=DROPOUT),
             nn.Linear(4096, 4096),
             nn.ReLU(inplace=True),
-            nn.Linear(4096, 1000),
+            nn.Linear(4096, NUM_CLASSES),
         )

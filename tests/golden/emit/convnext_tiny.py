@@ -10,6 +10,9 @@ sha256: b88863c9c2046a80979729bc8b0f3f630c4dcc371b93cd274832c2442aaf5f60
 import torch
 from torch import nn
 
+NUM_CLASSES = 1000
+WIDTHS = (96, 192, 384, 768)
+
 
 class Permute(nn.Module):
     """The permute op as a module, so that it can sit in a container."""
@@ -25,11 +28,11 @@ class Permute(nn.Module):
 class LayerNorm2d(nn.Module):
     """The LayerNorm2d block of the spec."""
 
-    def __init__(self, shape: tuple[int, ...], normalized_shape: int) -> None:
+    def __init__(self, in_channels: int) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.ones(shape))
-        self.bias = nn.Parameter(torch.zeros(shape))
-        self.norm = nn.LayerNorm(normalized_shape, eps=1e-06, elementwise_affine=False)
+        self.weight = nn.Parameter(torch.ones((in_channels,)))
+        self.bias = nn.Parameter(torch.zeros((in_channels,)))
+        self.norm = nn.LayerNorm(in_channels, eps=1e-06, elementwise_affine=False)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         weight = self.weight
@@ -45,18 +48,20 @@ class LayerNorm2d(nn.Module):
 class CNBlock(nn.Module):
     """The CNBlock block of the spec."""
 
-    def __init__(self, channels: int, features: int, shape: tuple[int, ...]) -> None:
+    def __init__(self, in_channels: int) -> None:
         super().__init__()
         self.block = nn.Sequential(
-            nn.Conv2d(channels, channels, kernel_size=7, padding=3, groups=channels),
+            nn.Conv2d(
+                in_channels, in_channels, kernel_size=7, padding=3, groups=in_channels
+            ),
             Permute(dims=(0, 2, 3, 1)),
-            nn.LayerNorm(channels, eps=1e-06),
-            nn.Linear(channels, features),
+            nn.LayerNorm(in_channels, eps=1e-06),
+            nn.Linear(in_channels, 4 * in_channels),
             nn.GELU(),
-            nn.Linear(features, channels),
+            nn.Linear(4 * in_channels, in_channels),
             Permute(dims=(0, 3, 1, 2)),
         )
-        self.layer_scale = nn.Parameter(torch.full(shape, 1e-06))
+        self.layer_scale = nn.Parameter(torch.full((in_channels, 1, 1), 1e-06))
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         block = self.block(input)
@@ -69,12 +74,10 @@ class CNBlock(nn.Module):
 class Downsample(nn.Sequential):
     """The Downsample block of the spec."""
 
-    def __init__(
-        self, shape: tuple[int, ...], normalized_shape: int, out_channels: int
-    ) -> None:
+    def __init__(self, in_channels: int, out: int) -> None:
         super().__init__(
-            LayerNorm2d(shape=shape, normalized_shape=normalized_shape),
-            nn.Conv2d(normalized_shape, out_channels, kernel_size=2, stride=2),
+            LayerNorm2d(in_channels=in_channels),
+            nn.Conv2d(in_channels, out, kernel_size=2, stride=2),
         )
 
 
@@ -85,42 +88,42 @@ class ConvnextTiny(nn.Sequential):
         super().__init__()
         self.features = nn.Sequential(
             nn.Sequential(
-                nn.Conv2d(3, 96, kernel_size=4, stride=4),
-                LayerNorm2d(shape=(96,), normalized_shape=96),
+                nn.Conv2d(3, WIDTHS[0], kernel_size=4, stride=4),
+                LayerNorm2d(in_channels=WIDTHS[0]),
             ),
             nn.Sequential(
-                CNBlock(channels=96, features=384, shape=(96, 1, 1)),
-                CNBlock(channels=96, features=384, shape=(96, 1, 1)),
-                CNBlock(channels=96, features=384, shape=(96, 1, 1)),
+                CNBlock(in_channels=WIDTHS[0]),
+                CNBlock(in_channels=WIDTHS[0]),
+                CNBlock(in_channels=WIDTHS[0]),
             ),
-            Downsample(shape=(96,), normalized_shape=96, out_channels=192),
+            Downsample(in_channels=WIDTHS[0], out=WIDTHS[1]),
             nn.Sequential(
-                CNBlock(channels=192, features=768, shape=(192, 1, 1)),
-                CNBlock(channels=192, features=768, shape=(192, 1, 1)),
-                CNBlock(channels=192, features=768, shape=(192, 1, 1)),
+                CNBlock(in_channels=WIDTHS[1]),
+                CNBlock(in_channels=WIDTHS[1]),
+                CNBlock(in_channels=WIDTHS[1]),
             ),
-            Downsample(shape=(192,), normalized_shape=192, out_channels=384),
+            Downsample(in_channels=WIDTHS[1], out=WIDTHS[2]),
             nn.Sequential(
-                CNBlock(channels=384, features=1536, shape=(384, 1, 1)),
-                CNBlock(channels=384, features=1536, shape=(384, 1, 1)),
-                CNBlock(channels=384, features=1536, shape=(384, 1, 1)),
-                CNBlock(channels=384, features=1536, shape=(384, 1, 1)),
-                CNBlock(channels=384, features=1536, shape=(384, 1, 1)),
-                CNBlock(channels=384, features=1536, shape=(384, 1, 1)),
-                CNBlock(channels=384, features=1536, shape=(384, 1, 1)),
-                CNBlock(channels=384, features=1536, shape=(384, 1, 1)),
-                CNBlock(channels=384, features=1536, shape=(384, 1, 1)),
+                CNBlock(in_channels=WIDTHS[2]),
+                CNBlock(in_channels=WIDTHS[2]),
+                CNBlock(in_channels=WIDTHS[2]),
+                CNBlock(in_channels=WIDTHS[2]),
+                CNBlock(in_channels=WIDTHS[2]),
+                CNBlock(in_channels=WIDTHS[2]),
+                CNBlock(in_channels=WIDTHS[2]),
+                CNBlock(in_channels=WIDTHS[2]),
+                CNBlock(in_channels=WIDTHS[2]),
             ),
-            Downsample(shape=(384,), normalized_shape=384, out_channels=768),
+            Downsample(in_channels=WIDTHS[2], out=WIDTHS[3]),
             nn.Sequential(
-                CNBlock(channels=768, features=3072, shape=(768, 1, 1)),
-                CNBlock(channels=768, features=3072, shape=(768, 1, 1)),
-                CNBlock(channels=768, features=3072, shape=(768, 1, 1)),
+                CNBlock(in_channels=WIDTHS[3]),
+                CNBlock(in_channels=WIDTHS[3]),
+                CNBlock(in_channels=WIDTHS[3]),
             ),
         )
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.classifier = nn.Sequential(
-            LayerNorm2d(shape=(768,), normalized_shape=768),
+            LayerNorm2d(in_channels=WIDTHS[3]),
             nn.Flatten(),
-            nn.Linear(768, 1000),
+            nn.Linear(WIDTHS[3], NUM_CLASSES),
         )

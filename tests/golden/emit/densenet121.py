@@ -12,18 +12,27 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+NUM_CLASSES = 1000
+GROWTH_RATE = 32
+BN_SIZE = 4
+NUM_INIT_FEATURES = 64
+
 
 class DenseLayer(nn.Module):
     """The DenseLayer block of the spec."""
 
-    def __init__(self, num_features: int) -> None:
+    def __init__(self, in_channels: int) -> None:
         super().__init__()
-        self.norm1 = nn.BatchNorm2d(num_features)
+        self.norm1 = nn.BatchNorm2d(in_channels)
         self.relu1 = nn.ReLU(inplace=True)
-        self.conv1 = nn.Conv2d(num_features, 128, kernel_size=1, bias=False)
-        self.norm2 = nn.BatchNorm2d(128)
+        self.conv1 = nn.Conv2d(
+            in_channels, BN_SIZE * GROWTH_RATE, kernel_size=1, bias=False
+        )
+        self.norm2 = nn.BatchNorm2d(BN_SIZE * GROWTH_RATE)
         self.relu2 = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(128, 32, kernel_size=3, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(
+            BN_SIZE * GROWTH_RATE, GROWTH_RATE, kernel_size=3, padding=1, bias=False
+        )
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         norm1 = self.norm1(input)
@@ -39,11 +48,11 @@ class DenseLayer(nn.Module):
 class Transition(nn.Sequential):
     """The Transition block of the spec."""
 
-    def __init__(self, num_features: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int) -> None:
         super().__init__()
-        self.norm = nn.BatchNorm2d(num_features)
+        self.norm = nn.BatchNorm2d(in_channels)
         self.relu = nn.ReLU(inplace=True)
-        self.conv = nn.Conv2d(num_features, out_channels, kernel_size=1, bias=False)
+        self.conv = nn.Conv2d(in_channels, in_channels // 2, kernel_size=1, bias=False)
         self.pool = nn.AvgPool2d(kernel_size=2, stride=2)
 
 
@@ -58,10 +67,15 @@ class Densenet121(nn.Sequential):
                     (
                         "conv0",
                         nn.Conv2d(
-                            3, 64, kernel_size=7, stride=2, padding=3, bias=False
+                            3,
+                            NUM_INIT_FEATURES,
+                            kernel_size=7,
+                            stride=2,
+                            padding=3,
+                            bias=False,
                         ),
                     ),
-                    ("norm0", nn.BatchNorm2d(64)),
+                    ("norm0", nn.BatchNorm2d(NUM_INIT_FEATURES)),
                     ("relu0", nn.ReLU(inplace=True)),
                     ("pool0", nn.MaxPool2d(kernel_size=3, stride=2, padding=1)),
                     (
@@ -69,94 +83,97 @@ class Densenet121(nn.Sequential):
                         nn.Sequential(
                             OrderedDict(
                                 [
-                                    ("denselayer1", DenseLayer(num_features=64)),
-                                    ("denselayer2", DenseLayer(num_features=96)),
-                                    ("denselayer3", DenseLayer(num_features=128)),
-                                    ("denselayer4", DenseLayer(num_features=160)),
-                                    ("denselayer5", DenseLayer(num_features=192)),
-                                    ("denselayer6", DenseLayer(num_features=224)),
+                                    (
+                                        "denselayer1",
+                                        DenseLayer(in_channels=NUM_INIT_FEATURES),
+                                    ),
+                                    ("denselayer2", DenseLayer(in_channels=96)),
+                                    ("denselayer3", DenseLayer(in_channels=128)),
+                                    ("denselayer4", DenseLayer(in_channels=160)),
+                                    ("denselayer5", DenseLayer(in_channels=192)),
+                                    ("denselayer6", DenseLayer(in_channels=224)),
                                 ]
                             )
                         ),
                     ),
-                    ("transition1", Transition(num_features=256, out_channels=128)),
+                    ("transition1", Transition(in_channels=256)),
                     (
                         "denseblock2",
                         nn.Sequential(
                             OrderedDict(
                                 [
-                                    ("denselayer1", DenseLayer(num_features=128)),
-                                    ("denselayer2", DenseLayer(num_features=160)),
-                                    ("denselayer3", DenseLayer(num_features=192)),
-                                    ("denselayer4", DenseLayer(num_features=224)),
-                                    ("denselayer5", DenseLayer(num_features=256)),
-                                    ("denselayer6", DenseLayer(num_features=288)),
-                                    ("denselayer7", DenseLayer(num_features=320)),
-                                    ("denselayer8", DenseLayer(num_features=352)),
-                                    ("denselayer9", DenseLayer(num_features=384)),
-                                    ("denselayer10", DenseLayer(num_features=416)),
-                                    ("denselayer11", DenseLayer(num_features=448)),
-                                    ("denselayer12", DenseLayer(num_features=480)),
+                                    ("denselayer1", DenseLayer(in_channels=128)),
+                                    ("denselayer2", DenseLayer(in_channels=160)),
+                                    ("denselayer3", DenseLayer(in_channels=192)),
+                                    ("denselayer4", DenseLayer(in_channels=224)),
+                                    ("denselayer5", DenseLayer(in_channels=256)),
+                                    ("denselayer6", DenseLayer(in_channels=288)),
+                                    ("denselayer7", DenseLayer(in_channels=320)),
+                                    ("denselayer8", DenseLayer(in_channels=352)),
+                                    ("denselayer9", DenseLayer(in_channels=384)),
+                                    ("denselayer10", DenseLayer(in_channels=416)),
+                                    ("denselayer11", DenseLayer(in_channels=448)),
+                                    ("denselayer12", DenseLayer(in_channels=480)),
                                 ]
                             )
                         ),
                     ),
-                    ("transition2", Transition(num_features=512, out_channels=256)),
+                    ("transition2", Transition(in_channels=512)),
                     (
                         "denseblock3",
                         nn.Sequential(
                             OrderedDict(
                                 [
-                                    ("denselayer1", DenseLayer(num_features=256)),
-                                    ("denselayer2", DenseLayer(num_features=288)),
-                                    ("denselayer3", DenseLayer(num_features=320)),
-                                    ("denselayer4", DenseLayer(num_features=352)),
-                                    ("denselayer5", DenseLayer(num_features=384)),
-                                    ("denselayer6", DenseLayer(num_features=416)),
-                                    ("denselayer7", DenseLayer(num_features=448)),
-                                    ("denselayer8", DenseLayer(num_features=480)),
-                                    ("denselayer9", DenseLayer(num_features=512)),
-                                    ("denselayer10", DenseLayer(num_features=544)),
-                                    ("denselayer11", DenseLayer(num_features=576)),
-                                    ("denselayer12", DenseLayer(num_features=608)),
-                                    ("denselayer13", DenseLayer(num_features=640)),
-                                    ("denselayer14", DenseLayer(num_features=672)),
-                                    ("denselayer15", DenseLayer(num_features=704)),
-                                    ("denselayer16", DenseLayer(num_features=736)),
-                                    ("denselayer17", DenseLayer(num_features=768)),
-                                    ("denselayer18", DenseLayer(num_features=800)),
-                                    ("denselayer19", DenseLayer(num_features=832)),
-                                    ("denselayer20", DenseLayer(num_features=864)),
-                                    ("denselayer21", DenseLayer(num_features=896)),
-                                    ("denselayer22", DenseLayer(num_features=928)),
-                                    ("denselayer23", DenseLayer(num_features=960)),
-                                    ("denselayer24", DenseLayer(num_features=992)),
+                                    ("denselayer1", DenseLayer(in_channels=256)),
+                                    ("denselayer2", DenseLayer(in_channels=288)),
+                                    ("denselayer3", DenseLayer(in_channels=320)),
+                                    ("denselayer4", DenseLayer(in_channels=352)),
+                                    ("denselayer5", DenseLayer(in_channels=384)),
+                                    ("denselayer6", DenseLayer(in_channels=416)),
+                                    ("denselayer7", DenseLayer(in_channels=448)),
+                                    ("denselayer8", DenseLayer(in_channels=480)),
+                                    ("denselayer9", DenseLayer(in_channels=512)),
+                                    ("denselayer10", DenseLayer(in_channels=544)),
+                                    ("denselayer11", DenseLayer(in_channels=576)),
+                                    ("denselayer12", DenseLayer(in_channels=608)),
+                                    ("denselayer13", DenseLayer(in_channels=640)),
+                                    ("denselayer14", DenseLayer(in_channels=672)),
+                                    ("denselayer15", DenseLayer(in_channels=704)),
+                                    ("denselayer16", DenseLayer(in_channels=736)),
+                                    ("denselayer17", DenseLayer(in_channels=768)),
+                                    ("denselayer18", DenseLayer(in_channels=800)),
+                                    ("denselayer19", DenseLayer(in_channels=832)),
+                                    ("denselayer20", DenseLayer(in_channels=864)),
+                                    ("denselayer21", DenseLayer(in_channels=896)),
+                                    ("denselayer22", DenseLayer(in_channels=928)),
+                                    ("denselayer23", DenseLayer(in_channels=960)),
+                                    ("denselayer24", DenseLayer(in_channels=992)),
                                 ]
                             )
                         ),
                     ),
-                    ("transition3", Transition(num_features=1024, out_channels=512)),
+                    ("transition3", Transition(in_channels=1024)),
                     (
                         "denseblock4",
                         nn.Sequential(
                             OrderedDict(
                                 [
-                                    ("denselayer1", DenseLayer(num_features=512)),
-                                    ("denselayer2", DenseLayer(num_features=544)),
-                                    ("denselayer3", DenseLayer(num_features=576)),
-                                    ("denselayer4", DenseLayer(num_features=608)),
-                                    ("denselayer5", DenseLayer(num_features=640)),
-                                    ("denselayer6", DenseLayer(num_features=672)),
-                                    ("denselayer7", DenseLayer(num_features=704)),
-                                    ("denselayer8", DenseLayer(num_features=736)),
-                                    ("denselayer9", DenseLayer(num_features=768)),
-                                    ("denselayer10", DenseLayer(num_features=800)),
-                                    ("denselayer11", DenseLayer(num_features=832)),
-                                    ("denselayer12", DenseLayer(num_features=864)),
-                                    ("denselayer13", DenseLayer(num_features=896)),
-                                    ("denselayer14", DenseLayer(num_features=928)),
-                                    ("denselayer15", DenseLayer(num_features=960)),
-                                    ("denselayer16", DenseLayer(num_features=992)),
+                                    ("denselayer1", DenseLayer(in_channels=512)),
+                                    ("denselayer2", DenseLayer(in_channels=544)),
+                                    ("denselayer3", DenseLayer(in_channels=576)),
+                                    ("denselayer4", DenseLayer(in_channels=608)),
+                                    ("denselayer5", DenseLayer(in_channels=640)),
+                                    ("denselayer6", DenseLayer(in_channels=672)),
+                                    ("denselayer7", DenseLayer(in_channels=704)),
+                                    ("denselayer8", DenseLayer(in_channels=736)),
+                                    ("denselayer9", DenseLayer(in_channels=768)),
+                                    ("denselayer10", DenseLayer(in_channels=800)),
+                                    ("denselayer11", DenseLayer(in_channels=832)),
+                                    ("denselayer12", DenseLayer(in_channels=864)),
+                                    ("denselayer13", DenseLayer(in_channels=896)),
+                                    ("denselayer14", DenseLayer(in_channels=928)),
+                                    ("denselayer15", DenseLayer(in_channels=960)),
+                                    ("denselayer16", DenseLayer(in_channels=992)),
                                 ]
                             )
                         ),
@@ -168,4 +185,4 @@ class Densenet121(nn.Sequential):
         self.relu = nn.ReLU(inplace=True)
         self.pool = nn.AdaptiveAvgPool2d(output_size=(1, 1))
         self.flatten = nn.Flatten()
-        self.classifier = nn.Linear(1024, 1000)
+        self.classifier = nn.Linear(1024, NUM_CLASSES)

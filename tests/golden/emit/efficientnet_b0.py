@@ -12,6 +12,19 @@ import torch
 from torch import nn
 from torchvision.ops import StochasticDepth
 
+NUM_CLASSES = 1000
+DROPOUT = 0.2
+BN_EPS = 1e-05
+BN_MOMENTUM = 0.1
+C0 = 32
+C1 = 16
+C2 = 24
+C3 = 40
+C4 = 80
+C5 = 112
+C6 = 192
+C7 = 320
+
 
 class ConvBNSiLU(nn.Sequential):
     """The ConvBNSiLU block of the spec."""
@@ -19,23 +32,22 @@ class ConvBNSiLU(nn.Sequential):
     def __init__(
         self,
         in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        stride: int,
-        padding: int,
-        groups: int,
+        out: int,
+        kernel: int = 1,
+        stride: int = 1,
+        groups: int = 1,
     ) -> None:
         super().__init__(
             nn.Conv2d(
                 in_channels,
-                out_channels,
-                kernel_size=kernel_size,
+                out,
+                kernel_size=kernel,
                 stride=stride,
-                padding=padding,
+                padding=(kernel - 1) // 2,
                 groups=groups,
                 bias=False,
             ),
-            nn.BatchNorm2d(out_channels, eps=1e-05, momentum=0.1),
+            nn.BatchNorm2d(out, eps=BN_EPS, momentum=BN_MOMENTUM),
             nn.SiLU(inplace=True),
         )
 
@@ -43,12 +55,12 @@ class ConvBNSiLU(nn.Sequential):
 class SqueezeExcitationSiLU(nn.Module):
     """The SqueezeExcitationSiLU block of the spec."""
 
-    def __init__(self, channels: int, channels_2: int) -> None:
+    def __init__(self, in_channels: int, squeeze: int) -> None:
         super().__init__()
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
-        self.fc1 = nn.Conv2d(channels, channels_2, kernel_size=1)
+        self.fc1 = nn.Conv2d(in_channels, squeeze, kernel_size=1)
         self.activation = nn.SiLU(inplace=True)
-        self.fc2 = nn.Conv2d(channels_2, channels, kernel_size=1)
+        self.fc2 = nn.Conv2d(squeeze, in_channels, kernel_size=1)
         self.scale_activation = nn.Sigmoid()
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
@@ -64,29 +76,32 @@ class SqueezeExcitationSiLU(nn.Module):
 class ConvBN(nn.Sequential):
     """The ConvBN block of the spec."""
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, out: int) -> None:
         super().__init__(
-            nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False),
-            nn.BatchNorm2d(out_channels, eps=1e-05, momentum=0.1),
+            nn.Conv2d(in_channels, out, kernel_size=1, bias=False),
+            nn.BatchNorm2d(out, eps=BN_EPS, momentum=BN_MOMENTUM),
         )
 
 
 class MBConv(nn.Module):
     """The MBConv block of the spec."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, in_channels: int, out: int, expand: int, kernel: int, stride: int
+    ) -> None:
         super().__init__()
         self.block = nn.Sequential(
             ConvBNSiLU(
-                in_channels=32,
-                out_channels=32,
-                kernel_size=3,
-                stride=1,
-                padding=1,
-                groups=32,
+                in_channels=in_channels,
+                out=in_channels * expand,
+                kernel=kernel,
+                stride=stride,
+                groups=in_channels * expand,
             ),
-            SqueezeExcitationSiLU(channels=32, channels_2=8),
-            ConvBN(in_channels=32, out_channels=16),
+            SqueezeExcitationSiLU(
+                in_channels=in_channels * expand, squeeze=max(1, in_channels // 4)
+            ),
+            ConvBN(in_channels=in_channels * expand, out=out),
         )
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
@@ -98,35 +113,22 @@ class MBConv2(nn.Module):
     """The MBConv block of the spec."""
 
     def __init__(
-        self,
-        in_channels: int,
-        channels: int,
-        kernel_size: int,
-        stride: int,
-        padding: int,
-        channels_2: int,
-        out_channels: int,
+        self, in_channels: int, out: int, expand: int, kernel: int, stride: int
     ) -> None:
         super().__init__()
         self.block = nn.Sequential(
+            ConvBNSiLU(in_channels=in_channels, out=in_channels * expand),
             ConvBNSiLU(
-                in_channels=in_channels,
-                out_channels=channels,
-                kernel_size=1,
-                stride=1,
-                padding=0,
-                groups=1,
-            ),
-            ConvBNSiLU(
-                in_channels=channels,
-                out_channels=channels,
-                kernel_size=kernel_size,
+                in_channels=in_channels * expand,
+                out=in_channels * expand,
+                kernel=kernel,
                 stride=stride,
-                padding=padding,
-                groups=channels,
+                groups=in_channels * expand,
             ),
-            SqueezeExcitationSiLU(channels=channels, channels_2=channels_2),
-            ConvBN(in_channels=channels, out_channels=out_channels),
+            SqueezeExcitationSiLU(
+                in_channels=in_channels * expand, squeeze=max(1, in_channels // 4)
+            ),
+            ConvBN(in_channels=in_channels * expand, out=out),
         )
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
@@ -139,35 +141,29 @@ class MBConv3(nn.Module):
 
     def __init__(
         self,
-        channels: int,
-        channels_2: int,
-        kernel_size: int,
-        padding: int,
-        channels_2_2: int,
-        p: float,
+        in_channels: int,
+        out: int,
+        expand: int,
+        kernel: int,
+        stride: int,
+        sd: float,
     ) -> None:
         super().__init__()
         self.block = nn.Sequential(
+            ConvBNSiLU(in_channels=in_channels, out=in_channels * expand),
             ConvBNSiLU(
-                in_channels=channels,
-                out_channels=channels_2,
-                kernel_size=1,
-                stride=1,
-                padding=0,
-                groups=1,
+                in_channels=in_channels * expand,
+                out=in_channels * expand,
+                kernel=kernel,
+                stride=stride,
+                groups=in_channels * expand,
             ),
-            ConvBNSiLU(
-                in_channels=channels_2,
-                out_channels=channels_2,
-                kernel_size=kernel_size,
-                stride=1,
-                padding=padding,
-                groups=channels_2,
+            SqueezeExcitationSiLU(
+                in_channels=in_channels * expand, squeeze=max(1, in_channels // 4)
             ),
-            SqueezeExcitationSiLU(channels=channels_2, channels_2=channels_2_2),
-            ConvBN(in_channels=channels_2, out_channels=channels),
+            ConvBN(in_channels=in_channels * expand, out=out),
         )
-        self.stochastic_depth = StochasticDepth(p=p, mode="row")
+        self.stochastic_depth = StochasticDepth(p=sd, mode="row")
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         block = self.block(input)
@@ -182,164 +178,71 @@ class EfficientnetB0(nn.Sequential):
     def __init__(self) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            ConvBNSiLU(
-                in_channels=3,
-                out_channels=32,
-                kernel_size=3,
-                stride=2,
-                padding=1,
-                groups=1,
-            ),
-            nn.Sequential(MBConv()),
+            ConvBNSiLU(in_channels=3, out=C0, kernel=3, stride=2),
+            nn.Sequential(MBConv(in_channels=C0, out=C1, expand=1, kernel=3, stride=1)),
             nn.Sequential(
-                MBConv2(
-                    in_channels=16,
-                    channels=96,
-                    kernel_size=3,
-                    stride=2,
-                    padding=1,
-                    channels_2=4,
-                    out_channels=24,
-                ),
-                MBConv3(
-                    channels=24,
-                    channels_2=144,
-                    kernel_size=3,
-                    padding=1,
-                    channels_2_2=6,
-                    p=0.025,
-                ),
+                MBConv2(in_channels=C1, out=C2, expand=6, kernel=3, stride=2),
+                MBConv3(in_channels=C2, out=C2, expand=6, kernel=3, stride=1, sd=0.025),
             ),
             nn.Sequential(
-                MBConv2(
-                    in_channels=24,
-                    channels=144,
-                    kernel_size=5,
-                    stride=2,
-                    padding=2,
-                    channels_2=6,
-                    out_channels=40,
-                ),
-                MBConv3(
-                    channels=40,
-                    channels_2=240,
-                    kernel_size=5,
-                    padding=2,
-                    channels_2_2=10,
-                    p=0.05,
-                ),
+                MBConv2(in_channels=C2, out=C3, expand=6, kernel=5, stride=2),
+                MBConv3(in_channels=C3, out=C3, expand=6, kernel=5, stride=1, sd=0.05),
             ),
             nn.Sequential(
-                MBConv2(
-                    in_channels=40,
-                    channels=240,
-                    kernel_size=3,
-                    stride=2,
-                    padding=1,
-                    channels_2=10,
-                    out_channels=80,
-                ),
+                MBConv2(in_channels=C3, out=C4, expand=6, kernel=3, stride=2),
                 MBConv3(
-                    channels=80,
-                    channels_2=480,
-                    kernel_size=3,
-                    padding=1,
-                    channels_2_2=20,
-                    p=0.07500000000000001,
-                ),
-                MBConv3(
-                    channels=80,
-                    channels_2=480,
-                    kernel_size=3,
-                    padding=1,
-                    channels_2_2=20,
-                    p=0.08750000000000001,
-                ),
-            ),
-            nn.Sequential(
-                MBConv2(
-                    in_channels=80,
-                    channels=480,
-                    kernel_size=5,
+                    in_channels=C4,
+                    out=C4,
+                    expand=6,
+                    kernel=3,
                     stride=1,
-                    padding=2,
-                    channels_2=20,
-                    out_channels=112,
+                    sd=0.07500000000000001,
                 ),
                 MBConv3(
-                    channels=112,
-                    channels_2=672,
-                    kernel_size=5,
-                    padding=2,
-                    channels_2_2=28,
-                    p=0.1125,
-                ),
-                MBConv3(
-                    channels=112,
-                    channels_2=672,
-                    kernel_size=5,
-                    padding=2,
-                    channels_2_2=28,
-                    p=0.125,
-                ),
-            ),
-            nn.Sequential(
-                MBConv2(
-                    in_channels=112,
-                    channels=672,
-                    kernel_size=5,
-                    stride=2,
-                    padding=2,
-                    channels_2=28,
-                    out_channels=192,
-                ),
-                MBConv3(
-                    channels=192,
-                    channels_2=1152,
-                    kernel_size=5,
-                    padding=2,
-                    channels_2_2=48,
-                    p=0.15000000000000002,
-                ),
-                MBConv3(
-                    channels=192,
-                    channels_2=1152,
-                    kernel_size=5,
-                    padding=2,
-                    channels_2_2=48,
-                    p=0.1625,
-                ),
-                MBConv3(
-                    channels=192,
-                    channels_2=1152,
-                    kernel_size=5,
-                    padding=2,
-                    channels_2_2=48,
-                    p=0.17500000000000002,
-                ),
-            ),
-            nn.Sequential(
-                MBConv2(
-                    in_channels=192,
-                    channels=1152,
-                    kernel_size=3,
+                    in_channels=C4,
+                    out=C4,
+                    expand=6,
+                    kernel=3,
                     stride=1,
-                    padding=1,
-                    channels_2=48,
-                    out_channels=320,
-                )
+                    sd=0.08750000000000001,
+                ),
             ),
-            ConvBNSiLU(
-                in_channels=320,
-                out_channels=1280,
-                kernel_size=1,
-                stride=1,
-                padding=0,
-                groups=1,
+            nn.Sequential(
+                MBConv2(in_channels=C4, out=C5, expand=6, kernel=5, stride=1),
+                MBConv3(
+                    in_channels=C5, out=C5, expand=6, kernel=5, stride=1, sd=0.1125
+                ),
+                MBConv3(in_channels=C5, out=C5, expand=6, kernel=5, stride=1, sd=0.125),
             ),
+            nn.Sequential(
+                MBConv2(in_channels=C5, out=C6, expand=6, kernel=5, stride=2),
+                MBConv3(
+                    in_channels=C6,
+                    out=C6,
+                    expand=6,
+                    kernel=5,
+                    stride=1,
+                    sd=0.15000000000000002,
+                ),
+                MBConv3(
+                    in_channels=C6, out=C6, expand=6, kernel=5, stride=1, sd=0.1625
+                ),
+                MBConv3(
+                    in_channels=C6,
+                    out=C6,
+                    expand=6,
+                    kernel=5,
+                    stride=1,
+                    sd=0.17500000000000002,
+                ),
+            ),
+            nn.Sequential(
+                MBConv2(in_channels=C6, out=C7, expand=6, kernel=3, stride=1)
+            ),
+            ConvBNSiLU(in_channels=C7, out=4 * C7),
         )
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.flatten = nn.Flatten()
         self.classifier = nn.Sequential(
-            nn.Dropout(p=0.2, inplace=True), nn.Linear(1280, 1000)
+            nn.Dropout(p=DROPOUT, inplace=True), nn.Linear(4 * C7, NUM_CLASSES)
         )

@@ -12,6 +12,12 @@ import torch
 from torch import nn
 from torchvision.ops import StochasticDepth
 
+NUM_CLASSES = 1000
+DROPOUT = 0.2
+LAST_CHANNEL = 1280
+BN_EPS = 0.001
+CHANNELS = (24, 24, 48, 64, 128, 160, 256)
+
 
 class ConvBNSiLU(nn.Sequential):
     """The ConvBNSiLU block of the spec."""
@@ -19,117 +25,45 @@ class ConvBNSiLU(nn.Sequential):
     def __init__(
         self,
         in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        stride: int,
-        padding: int,
-        groups: int,
+        out: int,
+        kernel: int = 1,
+        stride: int = 1,
+        groups: int = 1,
     ) -> None:
         super().__init__(
             nn.Conv2d(
                 in_channels,
-                out_channels,
-                kernel_size=kernel_size,
+                out,
+                kernel_size=kernel,
                 stride=stride,
-                padding=padding,
+                padding=(kernel - 1) // 2,
                 groups=groups,
                 bias=False,
             ),
-            nn.BatchNorm2d(out_channels, eps=0.001),
+            nn.BatchNorm2d(out, eps=BN_EPS),
             nn.SiLU(inplace=True),
         )
-
-
-class FusedMBConv(nn.Module):
-    """The FusedMBConv block of the spec."""
-
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        self.block = nn.Sequential(
-            ConvBNSiLU(
-                in_channels=24,
-                out_channels=24,
-                kernel_size=3,
-                stride=1,
-                padding=1,
-                groups=1,
-            )
-        )
-        self.stochastic_depth = StochasticDepth(p=p, mode="row")
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        block = self.block(input)
-        stochastic_depth = self.stochastic_depth(block)
-        sum = stochastic_depth + input
-        return sum
 
 
 class ConvBN(nn.Sequential):
     """The ConvBN block of the spec."""
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, out: int) -> None:
         super().__init__(
-            nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False),
-            nn.BatchNorm2d(out_channels, eps=0.001),
+            nn.Conv2d(in_channels, out, kernel_size=1, bias=False),
+            nn.BatchNorm2d(out, eps=BN_EPS),
         )
-
-
-class FusedMBConv2(nn.Module):
-    """The FusedMBConv block of the spec."""
-
-    def __init__(self, in_channels: int, channels: int, out_channels: int) -> None:
-        super().__init__()
-        self.block = nn.Sequential(
-            ConvBNSiLU(
-                in_channels=in_channels,
-                out_channels=channels,
-                kernel_size=3,
-                stride=2,
-                padding=1,
-                groups=1,
-            ),
-            ConvBN(in_channels=channels, out_channels=out_channels),
-        )
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        block = self.block(input)
-        return block
-
-
-class FusedMBConv3(nn.Module):
-    """The FusedMBConv block of the spec."""
-
-    def __init__(self, channels: int, channels_2: int, p: float) -> None:
-        super().__init__()
-        self.block = nn.Sequential(
-            ConvBNSiLU(
-                in_channels=channels,
-                out_channels=channels_2,
-                kernel_size=3,
-                stride=1,
-                padding=1,
-                groups=1,
-            ),
-            ConvBN(in_channels=channels_2, out_channels=channels),
-        )
-        self.stochastic_depth = StochasticDepth(p=p, mode="row")
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        block = self.block(input)
-        stochastic_depth = self.stochastic_depth(block)
-        sum = stochastic_depth + input
-        return sum
 
 
 class SqueezeExcitationSiLU(nn.Module):
     """The SqueezeExcitationSiLU block of the spec."""
 
-    def __init__(self, channels: int, channels_2: int) -> None:
+    def __init__(self, in_channels: int, squeeze: int) -> None:
         super().__init__()
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
-        self.fc1 = nn.Conv2d(channels, channels_2, kernel_size=1)
+        self.fc1 = nn.Conv2d(in_channels, squeeze, kernel_size=1)
         self.activation = nn.SiLU(inplace=True)
-        self.fc2 = nn.Conv2d(channels_2, channels, kernel_size=1)
+        self.fc2 = nn.Conv2d(squeeze, in_channels, kernel_size=1)
         self.scale_activation = nn.Sigmoid()
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
@@ -142,37 +76,40 @@ class SqueezeExcitationSiLU(nn.Module):
         return out
 
 
-class MBConv(nn.Module):
-    """The MBConv block of the spec."""
+class FusedMBConv(nn.Module):
+    """The FusedMBConv block of the spec."""
 
     def __init__(
-        self,
-        in_channels: int,
-        channels: int,
-        stride: int,
-        channels_2: int,
-        out_channels: int,
+        self, in_channels: int, out: int, kernel: int, stride: int, sd: float
+    ) -> None:
+        super().__init__()
+        self.block = nn.Sequential(
+            ConvBNSiLU(in_channels=in_channels, out=out, kernel=kernel, stride=stride)
+        )
+        self.stochastic_depth = StochasticDepth(p=sd, mode="row")
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        block = self.block(input)
+        stochastic_depth = self.stochastic_depth(block)
+        sum = stochastic_depth + input
+        return sum
+
+
+class FusedMBConv2(nn.Module):
+    """The FusedMBConv block of the spec."""
+
+    def __init__(
+        self, in_channels: int, out: int, expand: int, kernel: int, stride: int
     ) -> None:
         super().__init__()
         self.block = nn.Sequential(
             ConvBNSiLU(
                 in_channels=in_channels,
-                out_channels=channels,
-                kernel_size=1,
-                stride=1,
-                padding=0,
-                groups=1,
-            ),
-            ConvBNSiLU(
-                in_channels=channels,
-                out_channels=channels,
-                kernel_size=3,
+                out=in_channels * expand,
+                kernel=kernel,
                 stride=stride,
-                padding=1,
-                groups=channels,
             ),
-            SqueezeExcitationSiLU(channels=channels, channels_2=channels_2),
-            ConvBN(in_channels=channels, out_channels=out_channels),
+            ConvBN(in_channels=in_channels * expand, out=out),
         )
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
@@ -180,39 +117,75 @@ class MBConv(nn.Module):
         return block
 
 
-class MBConv2(nn.Module):
-    """The MBConv block of the spec."""
+class FusedMBConv3(nn.Module):
+    """The FusedMBConv block of the spec."""
 
     def __init__(
-        self, channels: int, channels_2: int, channels_2_2: int, p: float
+        self,
+        in_channels: int,
+        out: int,
+        expand: int,
+        kernel: int,
+        stride: int,
+        sd: float,
     ) -> None:
         super().__init__()
         self.block = nn.Sequential(
             ConvBNSiLU(
-                in_channels=channels,
-                out_channels=channels_2,
-                kernel_size=1,
-                stride=1,
-                padding=0,
-                groups=1,
+                in_channels=in_channels,
+                out=in_channels * expand,
+                kernel=kernel,
+                stride=stride,
             ),
-            ConvBNSiLU(
-                in_channels=channels_2,
-                out_channels=channels_2,
-                kernel_size=3,
-                stride=1,
-                padding=1,
-                groups=channels_2,
-            ),
-            SqueezeExcitationSiLU(channels=channels_2, channels_2=channels_2_2),
-            ConvBN(in_channels=channels_2, out_channels=channels),
+            ConvBN(in_channels=in_channels * expand, out=out),
         )
-        self.stochastic_depth = StochasticDepth(p=p, mode="row")
+        self.stochastic_depth = StochasticDepth(p=sd, mode="row")
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         block = self.block(input)
         stochastic_depth = self.stochastic_depth(block)
         sum = stochastic_depth + input
+        return sum
+
+
+class MBConv(nn.Module):
+    """The MBConv block of the spec."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out: int,
+        expand: int,
+        kernel: int,
+        stride: int,
+        sd: float,
+    ) -> None:
+        super().__init__()
+        self.use_stochastic_depth = stride == 1 and in_channels == out
+        self.block = nn.Sequential(
+            ConvBNSiLU(in_channels=in_channels, out=in_channels * expand),
+            ConvBNSiLU(
+                in_channels=in_channels * expand,
+                out=in_channels * expand,
+                kernel=kernel,
+                stride=stride,
+                groups=in_channels * expand,
+            ),
+            SqueezeExcitationSiLU(
+                in_channels=in_channels * expand, squeeze=max(1, in_channels // 4)
+            ),
+            ConvBN(in_channels=in_channels * expand, out=out),
+        )
+        if self.use_stochastic_depth:
+            self.stochastic_depth = StochasticDepth(p=sd, mode="row")
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        block = self.block(input)
+        stochastic_depth = block
+        sum = stochastic_depth
+        if self.use_stochastic_depth:
+            stochastic_depth = self.stochastic_depth(block)
+            sum = stochastic_depth + input
         return sum
 
 
@@ -222,109 +195,335 @@ class EfficientnetV2S(nn.Sequential):
     def __init__(self) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            ConvBNSiLU(
-                in_channels=3,
-                out_channels=24,
-                kernel_size=3,
-                stride=2,
-                padding=1,
-                groups=1,
-            ),
-            nn.Sequential(FusedMBConv(p=0.0), FusedMBConv(p=0.005)),
+            ConvBNSiLU(in_channels=3, out=CHANNELS[0], kernel=3, stride=2),
             nn.Sequential(
-                FusedMBConv2(in_channels=24, channels=96, out_channels=48),
-                FusedMBConv3(channels=48, channels_2=192, p=0.015000000000000003),
-                FusedMBConv3(channels=48, channels_2=192, p=0.02),
-                FusedMBConv3(channels=48, channels_2=192, p=0.025),
-            ),
-            nn.Sequential(
-                FusedMBConv2(in_channels=48, channels=192, out_channels=64),
-                FusedMBConv3(channels=64, channels_2=256, p=0.035),
-                FusedMBConv3(channels=64, channels_2=256, p=0.04),
-                FusedMBConv3(channels=64, channels_2=256, p=0.045),
-            ),
-            nn.Sequential(
-                MBConv(
-                    in_channels=64,
-                    channels=256,
-                    stride=2,
-                    channels_2=16,
-                    out_channels=128,
+                FusedMBConv(
+                    in_channels=CHANNELS[0], out=CHANNELS[1], kernel=3, stride=1, sd=0.0
                 ),
-                MBConv2(
-                    channels=128, channels_2=512, channels_2_2=32, p=0.05500000000000001
-                ),
-                MBConv2(
-                    channels=128, channels_2=512, channels_2_2=32, p=0.06000000000000001
-                ),
-                MBConv2(channels=128, channels_2=512, channels_2_2=32, p=0.065),
-                MBConv2(channels=128, channels_2=512, channels_2_2=32, p=0.07),
-                MBConv2(channels=128, channels_2=512, channels_2_2=32, p=0.075),
-            ),
-            nn.Sequential(
-                MBConv(
-                    in_channels=128,
-                    channels=768,
+                FusedMBConv(
+                    in_channels=CHANNELS[1],
+                    out=CHANNELS[1],
+                    kernel=3,
                     stride=1,
-                    channels_2=32,
-                    out_channels=160,
+                    sd=0.005,
                 ),
-                MBConv2(channels=160, channels_2=960, channels_2_2=40, p=0.085),
-                MBConv2(channels=160, channels_2=960, channels_2_2=40, p=0.09),
-                MBConv2(channels=160, channels_2=960, channels_2_2=40, p=0.095),
-                MBConv2(channels=160, channels_2=960, channels_2_2=40, p=0.1),
-                MBConv2(
-                    channels=160, channels_2=960, channels_2_2=40, p=0.10500000000000001
+            ),
+            nn.Sequential(
+                FusedMBConv2(
+                    in_channels=CHANNELS[1],
+                    out=CHANNELS[2],
+                    expand=4,
+                    kernel=3,
+                    stride=2,
                 ),
-                MBConv2(
-                    channels=160, channels_2=960, channels_2_2=40, p=0.11000000000000001
+                FusedMBConv3(
+                    in_channels=CHANNELS[2],
+                    out=CHANNELS[2],
+                    expand=4,
+                    kernel=3,
+                    stride=1,
+                    sd=0.015000000000000003,
                 ),
-                MBConv2(
-                    channels=160, channels_2=960, channels_2_2=40, p=0.11500000000000002
+                FusedMBConv3(
+                    in_channels=CHANNELS[2],
+                    out=CHANNELS[2],
+                    expand=4,
+                    kernel=3,
+                    stride=1,
+                    sd=0.02,
                 ),
-                MBConv2(
-                    channels=160, channels_2=960, channels_2_2=40, p=0.12000000000000002
+                FusedMBConv3(
+                    in_channels=CHANNELS[2],
+                    out=CHANNELS[2],
+                    expand=4,
+                    kernel=3,
+                    stride=1,
+                    sd=0.025,
+                ),
+            ),
+            nn.Sequential(
+                FusedMBConv2(
+                    in_channels=CHANNELS[2],
+                    out=CHANNELS[3],
+                    expand=4,
+                    kernel=3,
+                    stride=2,
+                ),
+                FusedMBConv3(
+                    in_channels=CHANNELS[3],
+                    out=CHANNELS[3],
+                    expand=4,
+                    kernel=3,
+                    stride=1,
+                    sd=0.035,
+                ),
+                FusedMBConv3(
+                    in_channels=CHANNELS[3],
+                    out=CHANNELS[3],
+                    expand=4,
+                    kernel=3,
+                    stride=1,
+                    sd=0.04,
+                ),
+                FusedMBConv3(
+                    in_channels=CHANNELS[3],
+                    out=CHANNELS[3],
+                    expand=4,
+                    kernel=3,
+                    stride=1,
+                    sd=0.045,
                 ),
             ),
             nn.Sequential(
                 MBConv(
-                    in_channels=160,
-                    channels=960,
+                    in_channels=CHANNELS[3],
+                    out=CHANNELS[4],
+                    expand=4,
+                    kernel=3,
                     stride=2,
-                    channels_2=40,
-                    out_channels=256,
+                    sd=0.05,
                 ),
-                MBConv2(channels=256, channels_2=1536, channels_2_2=64, p=0.13),
-                MBConv2(channels=256, channels_2=1536, channels_2_2=64, p=0.135),
-                MBConv2(channels=256, channels_2=1536, channels_2_2=64, p=0.14),
-                MBConv2(
-                    channels=256,
-                    channels_2=1536,
-                    channels_2_2=64,
-                    p=0.14500000000000002,
+                MBConv(
+                    in_channels=CHANNELS[4],
+                    out=CHANNELS[4],
+                    expand=4,
+                    kernel=3,
+                    stride=1,
+                    sd=0.05500000000000001,
                 ),
-                MBConv2(channels=256, channels_2=1536, channels_2_2=64, p=0.15),
-                MBConv2(channels=256, channels_2=1536, channels_2_2=64, p=0.155),
-                MBConv2(channels=256, channels_2=1536, channels_2_2=64, p=0.16),
-                MBConv2(channels=256, channels_2=1536, channels_2_2=64, p=0.165),
-                MBConv2(channels=256, channels_2=1536, channels_2_2=64, p=0.17),
-                MBConv2(channels=256, channels_2=1536, channels_2_2=64, p=0.175),
-                MBConv2(channels=256, channels_2=1536, channels_2_2=64, p=0.18),
-                MBConv2(channels=256, channels_2=1536, channels_2_2=64, p=0.185),
-                MBConv2(channels=256, channels_2=1536, channels_2_2=64, p=0.19),
-                MBConv2(channels=256, channels_2=1536, channels_2_2=64, p=0.195),
+                MBConv(
+                    in_channels=CHANNELS[4],
+                    out=CHANNELS[4],
+                    expand=4,
+                    kernel=3,
+                    stride=1,
+                    sd=0.06000000000000001,
+                ),
+                MBConv(
+                    in_channels=CHANNELS[4],
+                    out=CHANNELS[4],
+                    expand=4,
+                    kernel=3,
+                    stride=1,
+                    sd=0.065,
+                ),
+                MBConv(
+                    in_channels=CHANNELS[4],
+                    out=CHANNELS[4],
+                    expand=4,
+                    kernel=3,
+                    stride=1,
+                    sd=0.07,
+                ),
+                MBConv(
+                    in_channels=CHANNELS[4],
+                    out=CHANNELS[4],
+                    expand=4,
+                    kernel=3,
+                    stride=1,
+                    sd=0.075,
+                ),
             ),
-            ConvBNSiLU(
-                in_channels=256,
-                out_channels=1280,
-                kernel_size=1,
-                stride=1,
-                padding=0,
-                groups=1,
+            nn.Sequential(
+                MBConv(
+                    in_channels=CHANNELS[4],
+                    out=CHANNELS[5],
+                    expand=6,
+                    kernel=3,
+                    stride=1,
+                    sd=0.08,
+                ),
+                MBConv(
+                    in_channels=CHANNELS[5],
+                    out=CHANNELS[5],
+                    expand=6,
+                    kernel=3,
+                    stride=1,
+                    sd=0.085,
+                ),
+                MBConv(
+                    in_channels=CHANNELS[5],
+                    out=CHANNELS[5],
+                    expand=6,
+                    kernel=3,
+                    stride=1,
+                    sd=0.09,
+                ),
+                MBConv(
+                    in_channels=CHANNELS[5],
+                    out=CHANNELS[5],
+                    expand=6,
+                    kernel=3,
+                    stride=1,
+                    sd=0.095,
+                ),
+                MBConv(
+                    in_channels=CHANNELS[5],
+                    out=CHANNELS[5],
+                    expand=6,
+                    kernel=3,
+                    stride=1,
+                    sd=0.1,
+                ),
+                MBConv(
+                    in_channels=CHANNELS[5],
+                    out=CHANNELS[5],
+                    expand=6,
+                    kernel=3,
+                    stride=1,
+                    sd=0.10500000000000001,
+                ),
+                MBConv(
+                    in_channels=CHANNELS[5],
+                    out=CHANNELS[5],
+                    expand=6,
+                    kernel=3,
+                    stride=1,
+                    sd=0.11000000000000001,
+                ),
+                MBConv(
+                    in_channels=CHANNELS[5],
+                    out=CHANNELS[5],
+                    expand=6,
+                    kernel=3,
+                    stride=1,
+                    sd=0.11500000000000002,
+                ),
+                MBConv(
+                    in_channels=CHANNELS[5],
+                    out=CHANNELS[5],
+                    expand=6,
+                    kernel=3,
+                    stride=1,
+                    sd=0.12000000000000002,
+                ),
             ),
+            nn.Sequential(
+                MBConv(
+                    in_channels=CHANNELS[5],
+                    out=CHANNELS[6],
+                    expand=6,
+                    kernel=3,
+                    stride=2,
+                    sd=0.125,
+                ),
+                MBConv(
+                    in_channels=CHANNELS[6],
+                    out=CHANNELS[6],
+                    expand=6,
+                    kernel=3,
+                    stride=1,
+                    sd=0.13,
+                ),
+                MBConv(
+                    in_channels=CHANNELS[6],
+                    out=CHANNELS[6],
+                    expand=6,
+                    kernel=3,
+                    stride=1,
+                    sd=0.135,
+                ),
+                MBConv(
+                    in_channels=CHANNELS[6],
+                    out=CHANNELS[6],
+                    expand=6,
+                    kernel=3,
+                    stride=1,
+                    sd=0.14,
+                ),
+                MBConv(
+                    in_channels=CHANNELS[6],
+                    out=CHANNELS[6],
+                    expand=6,
+                    kernel=3,
+                    stride=1,
+                    sd=0.14500000000000002,
+                ),
+                MBConv(
+                    in_channels=CHANNELS[6],
+                    out=CHANNELS[6],
+                    expand=6,
+                    kernel=3,
+                    stride=1,
+                    sd=0.15,
+                ),
+                MBConv(
+                    in_channels=CHANNELS[6],
+                    out=CHANNELS[6],
+                    expand=6,
+                    kernel=3,
+                    stride=1,
+                    sd=0.155,
+                ),
+                MBConv(
+                    in_channels=CHANNELS[6],
+                    out=CHANNELS[6],
+                    expand=6,
+                    kernel=3,
+                    stride=1,
+                    sd=0.16,
+                ),
+                MBConv(
+                    in_channels=CHANNELS[6],
+                    out=CHANNELS[6],
+                    expand=6,
+                    kernel=3,
+                    stride=1,
+                    sd=0.165,
+                ),
+                MBConv(
+                    in_channels=CHANNELS[6],
+                    out=CHANNELS[6],
+                    expand=6,
+                    kernel=3,
+                    stride=1,
+                    sd=0.17,
+                ),
+                MBConv(
+                    in_channels=CHANNELS[6],
+                    out=CHANNELS[6],
+                    expand=6,
+                    kernel=3,
+                    stride=1,
+                    sd=0.175,
+                ),
+                MBConv(
+                    in_channels=CHANNELS[6],
+                    out=CHANNELS[6],
+                    expand=6,
+                    kernel=3,
+                    stride=1,
+                    sd=0.18,
+                ),
+                MBConv(
+                    in_channels=CHANNELS[6],
+                    out=CHANNELS[6],
+                    expand=6,
+                    kernel=3,
+                    stride=1,
+                    sd=0.185,
+                ),
+                MBConv(
+                    in_channels=CHANNELS[6],
+                    out=CHANNELS[6],
+                    expand=6,
+                    kernel=3,
+                    stride=1,
+                    sd=0.19,
+                ),
+                MBConv(
+                    in_channels=CHANNELS[6],
+                    out=CHANNELS[6],
+                    expand=6,
+                    kernel=3,
+                    stride=1,
+                    sd=0.195,
+                ),
+            ),
+            ConvBNSiLU(in_channels=CHANNELS[6], out=LAST_CHANNEL),
         )
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.flatten = nn.Flatten()
         self.classifier = nn.Sequential(
-            nn.Dropout(p=0.2, inplace=True), nn.Linear(1280, 1000)
+            nn.Dropout(p=DROPOUT, inplace=True), nn.Linear(LAST_CHANNEL, NUM_CLASSES)
         )

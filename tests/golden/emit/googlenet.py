@@ -10,6 +10,10 @@ sha256: 11f9b3a830ef5aa1f23f8bfeffb24c95fda15507cdb72bfcc1453cd35c14a33d
 import torch
 from torch import nn
 
+NUM_CLASSES = 1000
+DROPOUT = 0.2
+DROPOUT_AUX = 0.7
+
 
 class BasicConv2d(nn.Sequential):
     """The BasicConv2d block of the spec."""
@@ -17,21 +21,21 @@ class BasicConv2d(nn.Sequential):
     def __init__(
         self,
         in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        stride: int,
-        padding: int,
+        out: int,
+        kernel: int = 1,
+        stride: int = 1,
+        padding: int = 0,
     ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(
             in_channels,
-            out_channels,
-            kernel_size=kernel_size,
+            out,
+            kernel_size=kernel,
             stride=stride,
             padding=padding,
             bias=False,
         )
-        self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
+        self.bn = nn.BatchNorm2d(out, eps=0.001)
         self.relu = nn.ReLU(inplace=True)
 
 
@@ -41,62 +45,26 @@ class Inception(nn.Module):
     def __init__(
         self,
         in_channels: int,
-        out_channels: int,
-        channels: int,
-        out_channels_2: int,
-        channels_2: int,
-        out_channels_3: int,
-        out_channels_4: int,
+        ch1x1: int,
+        ch3x3red: int,
+        ch3x3: int,
+        ch5x5red: int,
+        ch5x5: int,
+        pool_proj: int,
     ) -> None:
         super().__init__()
-        self.branch1 = BasicConv2d(
-            in_channels=in_channels,
-            out_channels=out_channels,
-            kernel_size=1,
-            stride=1,
-            padding=0,
-        )
+        self.branch1 = BasicConv2d(in_channels=in_channels, out=ch1x1)
         self.branch2 = nn.Sequential(
-            BasicConv2d(
-                in_channels=in_channels,
-                out_channels=channels,
-                kernel_size=1,
-                stride=1,
-                padding=0,
-            ),
-            BasicConv2d(
-                in_channels=channels,
-                out_channels=out_channels_2,
-                kernel_size=3,
-                stride=1,
-                padding=1,
-            ),
+            BasicConv2d(in_channels=in_channels, out=ch3x3red),
+            BasicConv2d(in_channels=ch3x3red, out=ch3x3, kernel=3, padding=1),
         )
         self.branch3 = nn.Sequential(
-            BasicConv2d(
-                in_channels=in_channels,
-                out_channels=channels_2,
-                kernel_size=1,
-                stride=1,
-                padding=0,
-            ),
-            BasicConv2d(
-                in_channels=channels_2,
-                out_channels=out_channels_3,
-                kernel_size=3,
-                stride=1,
-                padding=1,
-            ),
+            BasicConv2d(in_channels=in_channels, out=ch5x5red),
+            BasicConv2d(in_channels=ch5x5red, out=ch5x5, kernel=3, padding=1),
         )
         self.branch4 = nn.Sequential(
             nn.MaxPool2d(kernel_size=3, stride=1, padding=1, ceil_mode=True),
-            BasicConv2d(
-                in_channels=in_channels,
-                out_channels=out_channels_4,
-                kernel_size=1,
-                stride=1,
-                padding=0,
-            ),
+            BasicConv2d(in_channels=in_channels, out=pool_proj),
         )
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
@@ -111,21 +79,15 @@ class Inception(nn.Module):
 class InceptionAux(nn.Sequential):
     """The InceptionAux block of the spec."""
 
-    def __init__(self, in_channels: int) -> None:
+    def __init__(self, in_channels: int, num_classes: int, dropout: float) -> None:
         super().__init__()
         self.pool = nn.AdaptiveAvgPool2d(output_size=(4, 4))
-        self.conv = BasicConv2d(
-            in_channels=in_channels,
-            out_channels=128,
-            kernel_size=1,
-            stride=1,
-            padding=0,
-        )
+        self.conv = BasicConv2d(in_channels=in_channels, out=128)
         self.flatten = nn.Flatten()
         self.fc1 = nn.Linear(2048, 1024)
         self.relu = nn.ReLU(inplace=True)
-        self.dropout = nn.Dropout(p=0.7)
-        self.fc2 = nn.Linear(1024, 1000)
+        self.dropout = nn.Dropout(p=dropout)
+        self.fc2 = nn.Linear(1024, num_classes)
 
 
 class Googlenet(nn.Module):
@@ -133,106 +95,104 @@ class Googlenet(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.conv1 = BasicConv2d(
-            in_channels=3, out_channels=64, kernel_size=7, stride=2, padding=3
-        )
+        self.conv1 = BasicConv2d(in_channels=3, out=64, kernel=7, stride=2, padding=3)
         self.maxpool1 = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)
-        self.conv2 = BasicConv2d(
-            in_channels=64, out_channels=64, kernel_size=1, stride=1, padding=0
-        )
-        self.conv3 = BasicConv2d(
-            in_channels=64, out_channels=192, kernel_size=3, stride=1, padding=1
-        )
+        self.conv2 = BasicConv2d(in_channels=64, out=64)
+        self.conv3 = BasicConv2d(in_channels=64, out=192, kernel=3, padding=1)
         self.maxpool2 = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)
         self.inception3a = Inception(
             in_channels=192,
-            out_channels=64,
-            channels=96,
-            out_channels_2=128,
-            channels_2=16,
-            out_channels_3=32,
-            out_channels_4=32,
+            ch1x1=64,
+            ch3x3red=96,
+            ch3x3=128,
+            ch5x5red=16,
+            ch5x5=32,
+            pool_proj=32,
         )
         self.inception3b = Inception(
             in_channels=256,
-            out_channels=128,
-            channels=128,
-            out_channels_2=192,
-            channels_2=32,
-            out_channels_3=96,
-            out_channels_4=64,
+            ch1x1=128,
+            ch3x3red=128,
+            ch3x3=192,
+            ch5x5red=32,
+            ch5x5=96,
+            pool_proj=64,
         )
         self.maxpool3 = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)
         self.inception4a = Inception(
             in_channels=480,
-            out_channels=192,
-            channels=96,
-            out_channels_2=208,
-            channels_2=16,
-            out_channels_3=48,
-            out_channels_4=64,
+            ch1x1=192,
+            ch3x3red=96,
+            ch3x3=208,
+            ch5x5red=16,
+            ch5x5=48,
+            pool_proj=64,
         )
         self.inception4b = Inception(
             in_channels=512,
-            out_channels=160,
-            channels=112,
-            out_channels_2=224,
-            channels_2=24,
-            out_channels_3=64,
-            out_channels_4=64,
+            ch1x1=160,
+            ch3x3red=112,
+            ch3x3=224,
+            ch5x5red=24,
+            ch5x5=64,
+            pool_proj=64,
         )
         self.inception4c = Inception(
             in_channels=512,
-            out_channels=128,
-            channels=128,
-            out_channels_2=256,
-            channels_2=24,
-            out_channels_3=64,
-            out_channels_4=64,
+            ch1x1=128,
+            ch3x3red=128,
+            ch3x3=256,
+            ch5x5red=24,
+            ch5x5=64,
+            pool_proj=64,
         )
         self.inception4d = Inception(
             in_channels=512,
-            out_channels=112,
-            channels=144,
-            out_channels_2=288,
-            channels_2=32,
-            out_channels_3=64,
-            out_channels_4=64,
+            ch1x1=112,
+            ch3x3red=144,
+            ch3x3=288,
+            ch5x5red=32,
+            ch5x5=64,
+            pool_proj=64,
         )
         self.inception4e = Inception(
             in_channels=528,
-            out_channels=256,
-            channels=160,
-            out_channels_2=320,
-            channels_2=32,
-            out_channels_3=128,
-            out_channels_4=128,
+            ch1x1=256,
+            ch3x3red=160,
+            ch3x3=320,
+            ch5x5red=32,
+            ch5x5=128,
+            pool_proj=128,
         )
         self.maxpool4 = nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=True)
         self.inception5a = Inception(
             in_channels=832,
-            out_channels=256,
-            channels=160,
-            out_channels_2=320,
-            channels_2=32,
-            out_channels_3=128,
-            out_channels_4=128,
+            ch1x1=256,
+            ch3x3red=160,
+            ch3x3=320,
+            ch5x5red=32,
+            ch5x5=128,
+            pool_proj=128,
         )
         self.inception5b = Inception(
             in_channels=832,
-            out_channels=384,
-            channels=192,
-            out_channels_2=384,
-            channels_2=48,
-            out_channels_3=128,
-            out_channels_4=128,
+            ch1x1=384,
+            ch3x3red=192,
+            ch3x3=384,
+            ch5x5red=48,
+            ch5x5=128,
+            pool_proj=128,
         )
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=(1, 1))
         self.flatten = nn.Flatten()
-        self.dropout = nn.Dropout(p=0.2)
-        self.fc = nn.Linear(1024, 1000)
-        self.aux1 = InceptionAux(in_channels=512)
-        self.aux2 = InceptionAux(in_channels=528)
+        self.dropout = nn.Dropout(p=DROPOUT)
+        self.fc = nn.Linear(1024, NUM_CLASSES)
+        self.aux1 = InceptionAux(
+            in_channels=512, num_classes=NUM_CLASSES, dropout=DROPOUT_AUX
+        )
+        self.aux2 = InceptionAux(
+            in_channels=528, num_classes=NUM_CLASSES, dropout=DROPOUT_AUX
+        )
         self.aux1_zero = nn.Threshold(threshold=3e38, value=0.0)
         self.aux2_zero = nn.Threshold(threshold=3e38, value=0.0)
 

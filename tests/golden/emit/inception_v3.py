@@ -10,57 +10,42 @@ sha256: 7612a23c9e67a7d02cab076a42f2ef2acc1bac1348cdbe955be445f1a75d8231
 import torch
 from torch import nn
 
+NUM_CLASSES = 1000
+DROPOUT = 0.5
+
 
 class BasicConv2d(nn.Sequential):
     """The BasicConv2d block of the spec."""
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size, stride: int, padding
+        self, in_channels: int, out: int, kernel=1, stride: int = 1, padding=0
     ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(
             in_channels,
-            out_channels,
-            kernel_size=kernel_size,
+            out,
+            kernel_size=kernel,
             stride=stride,
             padding=padding,
             bias=False,
         )
-        self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
+        self.bn = nn.BatchNorm2d(out, eps=0.001)
         self.relu = nn.ReLU(inplace=True)
 
 
 class InceptionA(nn.Module):
     """The InceptionA block of the spec."""
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, pool_features: int) -> None:
         super().__init__()
-        self.branch1x1 = BasicConv2d(
-            in_channels=in_channels, out_channels=64, kernel_size=1, stride=1, padding=0
-        )
-        self.branch5x5_1 = BasicConv2d(
-            in_channels=in_channels, out_channels=48, kernel_size=1, stride=1, padding=0
-        )
-        self.branch5x5_2 = BasicConv2d(
-            in_channels=48, out_channels=64, kernel_size=5, stride=1, padding=2
-        )
-        self.branch3x3dbl_1 = BasicConv2d(
-            in_channels=in_channels, out_channels=64, kernel_size=1, stride=1, padding=0
-        )
-        self.branch3x3dbl_2 = BasicConv2d(
-            in_channels=64, out_channels=96, kernel_size=3, stride=1, padding=1
-        )
-        self.branch3x3dbl_3 = BasicConv2d(
-            in_channels=96, out_channels=96, kernel_size=3, stride=1, padding=1
-        )
+        self.branch1x1 = BasicConv2d(in_channels=in_channels, out=64)
+        self.branch5x5_1 = BasicConv2d(in_channels=in_channels, out=48)
+        self.branch5x5_2 = BasicConv2d(in_channels=48, out=64, kernel=5, padding=2)
+        self.branch3x3dbl_1 = BasicConv2d(in_channels=in_channels, out=64)
+        self.branch3x3dbl_2 = BasicConv2d(in_channels=64, out=96, kernel=3, padding=1)
+        self.branch3x3dbl_3 = BasicConv2d(in_channels=96, out=96, kernel=3, padding=1)
         self.pool = nn.AvgPool2d(kernel_size=3, stride=1, padding=1)
-        self.branch_pool = BasicConv2d(
-            in_channels=in_channels,
-            out_channels=out_channels,
-            kernel_size=1,
-            stride=1,
-            padding=0,
-        )
+        self.branch_pool = BasicConv2d(in_channels=in_channels, out=pool_features)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         branch1x1 = self.branch1x1(input)
@@ -78,20 +63,14 @@ class InceptionA(nn.Module):
 class InceptionB(nn.Module):
     """The InceptionB block of the spec."""
 
-    def __init__(self) -> None:
+    def __init__(self, in_channels: int) -> None:
         super().__init__()
         self.branch3x3 = BasicConv2d(
-            in_channels=288, out_channels=384, kernel_size=3, stride=2, padding=0
+            in_channels=in_channels, out=384, kernel=3, stride=2
         )
-        self.branch3x3dbl_1 = BasicConv2d(
-            in_channels=288, out_channels=64, kernel_size=1, stride=1, padding=0
-        )
-        self.branch3x3dbl_2 = BasicConv2d(
-            in_channels=64, out_channels=96, kernel_size=3, stride=1, padding=1
-        )
-        self.branch3x3dbl_3 = BasicConv2d(
-            in_channels=96, out_channels=96, kernel_size=3, stride=2, padding=0
-        )
+        self.branch3x3dbl_1 = BasicConv2d(in_channels=in_channels, out=64)
+        self.branch3x3dbl_2 = BasicConv2d(in_channels=64, out=96, kernel=3, padding=1)
+        self.branch3x3dbl_3 = BasicConv2d(in_channels=96, out=96, kernel=3, stride=2)
         self.branch_pool = nn.MaxPool2d(kernel_size=3, stride=2)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
@@ -107,63 +86,31 @@ class InceptionB(nn.Module):
 class InceptionC(nn.Module):
     """The InceptionC block of the spec."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, in_channels: int, c7: int) -> None:
         super().__init__()
-        self.branch1x1 = BasicConv2d(
-            in_channels=768, out_channels=192, kernel_size=1, stride=1, padding=0
-        )
-        self.branch7x7_1 = BasicConv2d(
-            in_channels=768, out_channels=channels, kernel_size=1, stride=1, padding=0
-        )
+        self.branch1x1 = BasicConv2d(in_channels=in_channels, out=192)
+        self.branch7x7_1 = BasicConv2d(in_channels=in_channels, out=c7)
         self.branch7x7_2 = BasicConv2d(
-            in_channels=channels,
-            out_channels=channels,
-            kernel_size=(1, 7),
-            stride=1,
-            padding=(0, 3),
+            in_channels=c7, out=c7, kernel=(1, 7), padding=(0, 3)
         )
         self.branch7x7_3 = BasicConv2d(
-            in_channels=channels,
-            out_channels=192,
-            kernel_size=(7, 1),
-            stride=1,
-            padding=(3, 0),
+            in_channels=c7, out=192, kernel=(7, 1), padding=(3, 0)
         )
-        self.branch7x7dbl_1 = BasicConv2d(
-            in_channels=768, out_channels=channels, kernel_size=1, stride=1, padding=0
-        )
+        self.branch7x7dbl_1 = BasicConv2d(in_channels=in_channels, out=c7)
         self.branch7x7dbl_2 = BasicConv2d(
-            in_channels=channels,
-            out_channels=channels,
-            kernel_size=(7, 1),
-            stride=1,
-            padding=(3, 0),
+            in_channels=c7, out=c7, kernel=(7, 1), padding=(3, 0)
         )
         self.branch7x7dbl_3 = BasicConv2d(
-            in_channels=channels,
-            out_channels=channels,
-            kernel_size=(1, 7),
-            stride=1,
-            padding=(0, 3),
+            in_channels=c7, out=c7, kernel=(1, 7), padding=(0, 3)
         )
         self.branch7x7dbl_4 = BasicConv2d(
-            in_channels=channels,
-            out_channels=channels,
-            kernel_size=(7, 1),
-            stride=1,
-            padding=(3, 0),
+            in_channels=c7, out=c7, kernel=(7, 1), padding=(3, 0)
         )
         self.branch7x7dbl_5 = BasicConv2d(
-            in_channels=channels,
-            out_channels=192,
-            kernel_size=(1, 7),
-            stride=1,
-            padding=(0, 3),
+            in_channels=c7, out=192, kernel=(1, 7), padding=(0, 3)
         )
         self.pool = nn.AvgPool2d(kernel_size=3, stride=1, padding=1)
-        self.branch_pool = BasicConv2d(
-            in_channels=768, out_channels=192, kernel_size=1, stride=1, padding=0
-        )
+        self.branch_pool = BasicConv2d(in_channels=in_channels, out=192)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         branch1x1 = self.branch1x1(input)
@@ -184,34 +131,18 @@ class InceptionC(nn.Module):
 class InceptionD(nn.Module):
     """The InceptionD block of the spec."""
 
-    def __init__(self) -> None:
+    def __init__(self, in_channels: int) -> None:
         super().__init__()
-        self.branch3x3_1 = BasicConv2d(
-            in_channels=768, out_channels=192, kernel_size=1, stride=1, padding=0
-        )
-        self.branch3x3_2 = BasicConv2d(
-            in_channels=192, out_channels=320, kernel_size=3, stride=2, padding=0
-        )
-        self.branch7x7x3_1 = BasicConv2d(
-            in_channels=768, out_channels=192, kernel_size=1, stride=1, padding=0
-        )
+        self.branch3x3_1 = BasicConv2d(in_channels=in_channels, out=192)
+        self.branch3x3_2 = BasicConv2d(in_channels=192, out=320, kernel=3, stride=2)
+        self.branch7x7x3_1 = BasicConv2d(in_channels=in_channels, out=192)
         self.branch7x7x3_2 = BasicConv2d(
-            in_channels=192,
-            out_channels=192,
-            kernel_size=(1, 7),
-            stride=1,
-            padding=(0, 3),
+            in_channels=192, out=192, kernel=(1, 7), padding=(0, 3)
         )
         self.branch7x7x3_3 = BasicConv2d(
-            in_channels=192,
-            out_channels=192,
-            kernel_size=(7, 1),
-            stride=1,
-            padding=(3, 0),
+            in_channels=192, out=192, kernel=(7, 1), padding=(3, 0)
         )
-        self.branch7x7x3_4 = BasicConv2d(
-            in_channels=192, out_channels=192, kernel_size=3, stride=2, padding=0
-        )
+        self.branch7x7x3_4 = BasicConv2d(in_channels=192, out=192, kernel=3, stride=2)
         self.branch_pool = nn.MaxPool2d(kernel_size=3, stride=2)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
@@ -231,66 +162,24 @@ class InceptionE(nn.Module):
 
     def __init__(self, in_channels: int) -> None:
         super().__init__()
-        self.branch1x1 = BasicConv2d(
-            in_channels=in_channels,
-            out_channels=320,
-            kernel_size=1,
-            stride=1,
-            padding=0,
-        )
-        self.branch3x3_1 = BasicConv2d(
-            in_channels=in_channels,
-            out_channels=384,
-            kernel_size=1,
-            stride=1,
-            padding=0,
-        )
+        self.branch1x1 = BasicConv2d(in_channels=in_channels, out=320)
+        self.branch3x3_1 = BasicConv2d(in_channels=in_channels, out=384)
         self.branch3x3_2a = BasicConv2d(
-            in_channels=384,
-            out_channels=384,
-            kernel_size=(1, 3),
-            stride=1,
-            padding=(0, 1),
+            in_channels=384, out=384, kernel=(1, 3), padding=(0, 1)
         )
         self.branch3x3_2b = BasicConv2d(
-            in_channels=384,
-            out_channels=384,
-            kernel_size=(3, 1),
-            stride=1,
-            padding=(1, 0),
+            in_channels=384, out=384, kernel=(3, 1), padding=(1, 0)
         )
-        self.branch3x3dbl_1 = BasicConv2d(
-            in_channels=in_channels,
-            out_channels=448,
-            kernel_size=1,
-            stride=1,
-            padding=0,
-        )
-        self.branch3x3dbl_2 = BasicConv2d(
-            in_channels=448, out_channels=384, kernel_size=3, stride=1, padding=1
-        )
+        self.branch3x3dbl_1 = BasicConv2d(in_channels=in_channels, out=448)
+        self.branch3x3dbl_2 = BasicConv2d(in_channels=448, out=384, kernel=3, padding=1)
         self.branch3x3dbl_3a = BasicConv2d(
-            in_channels=384,
-            out_channels=384,
-            kernel_size=(1, 3),
-            stride=1,
-            padding=(0, 1),
+            in_channels=384, out=384, kernel=(1, 3), padding=(0, 1)
         )
         self.branch3x3dbl_3b = BasicConv2d(
-            in_channels=384,
-            out_channels=384,
-            kernel_size=(3, 1),
-            stride=1,
-            padding=(1, 0),
+            in_channels=384, out=384, kernel=(3, 1), padding=(1, 0)
         )
         self.pool = nn.AvgPool2d(kernel_size=3, stride=1, padding=1)
-        self.branch_pool = BasicConv2d(
-            in_channels=in_channels,
-            out_channels=192,
-            kernel_size=1,
-            stride=1,
-            padding=0,
-        )
+        self.branch_pool = BasicConv2d(in_channels=in_channels, out=192)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         branch1x1 = self.branch1x1(input)
@@ -312,18 +201,14 @@ class InceptionE(nn.Module):
 class InceptionAux(nn.Sequential):
     """The InceptionAux block of the spec."""
 
-    def __init__(self) -> None:
+    def __init__(self, in_channels: int, num_classes: int) -> None:
         super().__init__()
         self.pool = nn.AvgPool2d(kernel_size=5, stride=3)
-        self.conv0 = BasicConv2d(
-            in_channels=768, out_channels=128, kernel_size=1, stride=1, padding=0
-        )
-        self.conv1 = BasicConv2d(
-            in_channels=128, out_channels=768, kernel_size=5, stride=1, padding=0
-        )
+        self.conv0 = BasicConv2d(in_channels=in_channels, out=128)
+        self.conv1 = BasicConv2d(in_channels=128, out=768, kernel=5)
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=(1, 1))
         self.flatten = nn.Flatten()
-        self.fc = nn.Linear(768, 1000)
+        self.fc = nn.Linear(in_channels, num_classes)
 
 
 class InceptionV3(nn.Module):
@@ -331,39 +216,29 @@ class InceptionV3(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.Conv2d_1a_3x3 = BasicConv2d(
-            in_channels=3, out_channels=32, kernel_size=3, stride=2, padding=0
-        )
-        self.Conv2d_2a_3x3 = BasicConv2d(
-            in_channels=32, out_channels=32, kernel_size=3, stride=1, padding=0
-        )
-        self.Conv2d_2b_3x3 = BasicConv2d(
-            in_channels=32, out_channels=64, kernel_size=3, stride=1, padding=1
-        )
+        self.Conv2d_1a_3x3 = BasicConv2d(in_channels=3, out=32, kernel=3, stride=2)
+        self.Conv2d_2a_3x3 = BasicConv2d(in_channels=32, out=32, kernel=3)
+        self.Conv2d_2b_3x3 = BasicConv2d(in_channels=32, out=64, kernel=3, padding=1)
         self.maxpool1 = nn.MaxPool2d(kernel_size=3, stride=2)
-        self.Conv2d_3b_1x1 = BasicConv2d(
-            in_channels=64, out_channels=80, kernel_size=1, stride=1, padding=0
-        )
-        self.Conv2d_4a_3x3 = BasicConv2d(
-            in_channels=80, out_channels=192, kernel_size=3, stride=1, padding=0
-        )
+        self.Conv2d_3b_1x1 = BasicConv2d(in_channels=64, out=80)
+        self.Conv2d_4a_3x3 = BasicConv2d(in_channels=80, out=192, kernel=3)
         self.maxpool2 = nn.MaxPool2d(kernel_size=3, stride=2)
-        self.Mixed_5b = InceptionA(in_channels=192, out_channels=32)
-        self.Mixed_5c = InceptionA(in_channels=256, out_channels=64)
-        self.Mixed_5d = InceptionA(in_channels=288, out_channels=64)
-        self.Mixed_6a = InceptionB()
-        self.Mixed_6b = InceptionC(channels=128)
-        self.Mixed_6c = InceptionC(channels=160)
-        self.Mixed_6d = InceptionC(channels=160)
-        self.Mixed_6e = InceptionC(channels=192)
-        self.Mixed_7a = InceptionD()
+        self.Mixed_5b = InceptionA(in_channels=192, pool_features=32)
+        self.Mixed_5c = InceptionA(in_channels=256, pool_features=64)
+        self.Mixed_5d = InceptionA(in_channels=288, pool_features=64)
+        self.Mixed_6a = InceptionB(in_channels=288)
+        self.Mixed_6b = InceptionC(in_channels=768, c7=128)
+        self.Mixed_6c = InceptionC(in_channels=768, c7=160)
+        self.Mixed_6d = InceptionC(in_channels=768, c7=160)
+        self.Mixed_6e = InceptionC(in_channels=768, c7=192)
+        self.Mixed_7a = InceptionD(in_channels=768)
         self.Mixed_7b = InceptionE(in_channels=1280)
         self.Mixed_7c = InceptionE(in_channels=2048)
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=(1, 1))
-        self.dropout = nn.Dropout(p=0.5)
+        self.dropout = nn.Dropout(p=DROPOUT)
         self.flatten = nn.Flatten()
-        self.fc = nn.Linear(2048, 1000)
-        self.AuxLogits = InceptionAux()
+        self.fc = nn.Linear(2048, NUM_CLASSES)
+        self.AuxLogits = InceptionAux(in_channels=768, num_classes=NUM_CLASSES)
         self.aux_zero = nn.Threshold(threshold=3e38, value=0.0)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:

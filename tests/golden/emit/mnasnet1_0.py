@@ -10,6 +10,18 @@ sha256: 250b2d574828923e4a2f6c72f2aa106425dbc0ef5dd0a1ce1a28640620701e24
 import torch
 from torch import nn
 
+NUM_CLASSES = 1000
+DROPOUT = 0.2
+BN_MOMENTUM = 0.0003
+D0 = 32
+D1 = 16
+D2 = 24
+D3 = 40
+D4 = 80
+D5 = 96
+D6 = 192
+D7 = 320
+
 
 class Mean(nn.Module):
     """The mean op as a module, so that it can sit in a container."""
@@ -27,68 +39,34 @@ class InvertedResidual(nn.Module):
     """The InvertedResidual block of the spec."""
 
     def __init__(
-        self,
-        in_channels: int,
-        channels: int,
-        kernel_size: int,
-        stride: int,
-        padding: int,
-        out_channels: int,
+        self, in_channels: int, out: int, kernel: int, stride: int, expand: int
     ) -> None:
         super().__init__()
+        self.use_sum = stride == 1 and in_channels == out
         self.layers = nn.Sequential(
-            nn.Conv2d(in_channels, channels, kernel_size=1, bias=False),
-            nn.BatchNorm2d(channels, momentum=0.0003),
+            nn.Conv2d(in_channels, in_channels * expand, kernel_size=1, bias=False),
+            nn.BatchNorm2d(in_channels * expand, momentum=BN_MOMENTUM),
             nn.ReLU(inplace=True),
             nn.Conv2d(
-                channels,
-                channels,
-                kernel_size=kernel_size,
+                in_channels * expand,
+                in_channels * expand,
+                kernel_size=kernel,
                 stride=stride,
-                padding=padding,
-                groups=channels,
+                padding=kernel // 2,
+                groups=in_channels * expand,
                 bias=False,
             ),
-            nn.BatchNorm2d(channels, momentum=0.0003),
+            nn.BatchNorm2d(in_channels * expand, momentum=BN_MOMENTUM),
             nn.ReLU(inplace=True),
-            nn.Conv2d(channels, out_channels, kernel_size=1, bias=False),
-            nn.BatchNorm2d(out_channels, momentum=0.0003),
+            nn.Conv2d(in_channels * expand, out, kernel_size=1, bias=False),
+            nn.BatchNorm2d(out, momentum=BN_MOMENTUM),
         )
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         layers = self.layers(input)
-        return layers
-
-
-class InvertedResidual2(nn.Module):
-    """The InvertedResidual block of the spec."""
-
-    def __init__(
-        self, channels: int, channels_2: int, kernel_size: int, padding: int
-    ) -> None:
-        super().__init__()
-        self.layers = nn.Sequential(
-            nn.Conv2d(channels, channels_2, kernel_size=1, bias=False),
-            nn.BatchNorm2d(channels_2, momentum=0.0003),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(
-                channels_2,
-                channels_2,
-                kernel_size=kernel_size,
-                stride=1,
-                padding=padding,
-                groups=channels_2,
-                bias=False,
-            ),
-            nn.BatchNorm2d(channels_2, momentum=0.0003),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(channels_2, channels, kernel_size=1, bias=False),
-            nn.BatchNorm2d(channels, momentum=0.0003),
-        )
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        layers = self.layers(input)
-        sum = layers + input
+        sum = layers
+        if self.use_sum:
+            sum = layers + input
         return sum
 
 
@@ -98,105 +76,47 @@ class Mnasnet10(nn.Sequential):
     def __init__(self) -> None:
         super().__init__()
         self.layers = nn.Sequential(
-            nn.Conv2d(3, 32, kernel_size=3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(32, momentum=0.0003),
+            nn.Conv2d(3, D0, kernel_size=3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(D0, momentum=BN_MOMENTUM),
             nn.ReLU(inplace=True),
-            nn.Conv2d(32, 32, kernel_size=3, padding=1, groups=32, bias=False),
-            nn.BatchNorm2d(32, momentum=0.0003),
+            nn.Conv2d(D0, D0, kernel_size=3, padding=1, groups=D0, bias=False),
+            nn.BatchNorm2d(D0, momentum=BN_MOMENTUM),
             nn.ReLU(inplace=True),
-            nn.Conv2d(32, 16, kernel_size=1, bias=False),
-            nn.BatchNorm2d(16, momentum=0.0003),
+            nn.Conv2d(D0, D1, kernel_size=1, bias=False),
+            nn.BatchNorm2d(D1, momentum=BN_MOMENTUM),
             nn.Sequential(
-                InvertedResidual(
-                    in_channels=16,
-                    channels=48,
-                    kernel_size=3,
-                    stride=2,
-                    padding=1,
-                    out_channels=24,
-                ),
-                InvertedResidual2(channels=24, channels_2=72, kernel_size=3, padding=1),
-                InvertedResidual2(channels=24, channels_2=72, kernel_size=3, padding=1),
+                InvertedResidual(in_channels=D1, out=D2, kernel=3, stride=2, expand=3),
+                InvertedResidual(in_channels=D2, out=D2, kernel=3, stride=1, expand=3),
+                InvertedResidual(in_channels=D2, out=D2, kernel=3, stride=1, expand=3),
             ),
             nn.Sequential(
-                InvertedResidual(
-                    in_channels=24,
-                    channels=72,
-                    kernel_size=5,
-                    stride=2,
-                    padding=2,
-                    out_channels=40,
-                ),
-                InvertedResidual2(
-                    channels=40, channels_2=120, kernel_size=5, padding=2
-                ),
-                InvertedResidual2(
-                    channels=40, channels_2=120, kernel_size=5, padding=2
-                ),
+                InvertedResidual(in_channels=D2, out=D3, kernel=5, stride=2, expand=3),
+                InvertedResidual(in_channels=D3, out=D3, kernel=5, stride=1, expand=3),
+                InvertedResidual(in_channels=D3, out=D3, kernel=5, stride=1, expand=3),
             ),
             nn.Sequential(
-                InvertedResidual(
-                    in_channels=40,
-                    channels=240,
-                    kernel_size=5,
-                    stride=2,
-                    padding=2,
-                    out_channels=80,
-                ),
-                InvertedResidual2(
-                    channels=80, channels_2=480, kernel_size=5, padding=2
-                ),
-                InvertedResidual2(
-                    channels=80, channels_2=480, kernel_size=5, padding=2
-                ),
+                InvertedResidual(in_channels=D3, out=D4, kernel=5, stride=2, expand=6),
+                InvertedResidual(in_channels=D4, out=D4, kernel=5, stride=1, expand=6),
+                InvertedResidual(in_channels=D4, out=D4, kernel=5, stride=1, expand=6),
             ),
             nn.Sequential(
-                InvertedResidual(
-                    in_channels=80,
-                    channels=480,
-                    kernel_size=3,
-                    stride=1,
-                    padding=1,
-                    out_channels=96,
-                ),
-                InvertedResidual2(
-                    channels=96, channels_2=576, kernel_size=3, padding=1
-                ),
+                InvertedResidual(in_channels=D4, out=D5, kernel=3, stride=1, expand=6),
+                InvertedResidual(in_channels=D5, out=D5, kernel=3, stride=1, expand=6),
             ),
             nn.Sequential(
-                InvertedResidual(
-                    in_channels=96,
-                    channels=576,
-                    kernel_size=5,
-                    stride=2,
-                    padding=2,
-                    out_channels=192,
-                ),
-                InvertedResidual2(
-                    channels=192, channels_2=1152, kernel_size=5, padding=2
-                ),
-                InvertedResidual2(
-                    channels=192, channels_2=1152, kernel_size=5, padding=2
-                ),
-                InvertedResidual2(
-                    channels=192, channels_2=1152, kernel_size=5, padding=2
-                ),
+                InvertedResidual(in_channels=D5, out=D6, kernel=5, stride=2, expand=6),
+                InvertedResidual(in_channels=D6, out=D6, kernel=5, stride=1, expand=6),
+                InvertedResidual(in_channels=D6, out=D6, kernel=5, stride=1, expand=6),
+                InvertedResidual(in_channels=D6, out=D6, kernel=5, stride=1, expand=6),
             ),
             nn.Sequential(
-                InvertedResidual(
-                    in_channels=192,
-                    channels=1152,
-                    kernel_size=3,
-                    stride=1,
-                    padding=1,
-                    out_channels=320,
-                )
+                InvertedResidual(in_channels=D6, out=D7, kernel=3, stride=1, expand=6)
             ),
-            nn.Conv2d(320, 1280, kernel_size=1, bias=False),
-            nn.BatchNorm2d(1280, momentum=0.0003),
+            nn.Conv2d(D7, 1280, kernel_size=1, bias=False),
+            nn.BatchNorm2d(1280, momentum=BN_MOMENTUM),
             nn.ReLU(inplace=True),
         )
         self.pool = Mean(dim=(2, 3))
         self.classifier = nn.Sequential(
-            nn.Dropout(p=0.2, inplace=True), nn.Linear(1280, 1000)
+            nn.Dropout(p=DROPOUT, inplace=True), nn.Linear(1280, NUM_CLASSES)
         )

@@ -9,6 +9,9 @@ sha256: c45d683b0c9bb692d04baf28f727fcb182313b120d56e029b4f3e22dc0ca954b
 import torch
 from torch import nn
 
+NUM_CLASSES = 1000
+DROPOUT = 0.2
+
 
 class ConvBNReLU6(nn.Sequential):
     """The ConvBNReLU6 block of the spec."""
@@ -16,23 +19,22 @@ class ConvBNReLU6(nn.Sequential):
     def __init__(
         self,
         in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        stride: int,
-        padding: int,
-        groups: int,
+        out: int,
+        kernel: int = 3,
+        stride: int = 1,
+        groups: int = 1,
     ) -> None:
         super().__init__(
             nn.Conv2d(
                 in_channels,
-                out_channels,
-                kernel_size=kernel_size,
+                out,
+                kernel_size=kernel,
                 stride=stride,
-                padding=padding,
+                padding=(kernel - 1) // 2,
                 groups=groups,
                 bias=False,
             ),
-            nn.BatchNorm2d(out_channels),
+            nn.BatchNorm2d(out),
             nn.ReLU6(inplace=True),
         )
 
@@ -40,19 +42,19 @@ class ConvBNReLU6(nn.Sequential):
 class InvertedResidual(nn.Module):
     """The InvertedResidual block of the spec."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, in_channels: int, out: int, stride: int = 1, expand: int = 6
+    ) -> None:
         super().__init__()
         self.conv = nn.Sequential(
             ConvBNReLU6(
-                in_channels=32,
-                out_channels=32,
-                kernel_size=3,
-                stride=1,
-                padding=1,
-                groups=32,
+                in_channels=in_channels,
+                out=in_channels * expand,
+                stride=stride,
+                groups=in_channels * expand,
             ),
-            nn.Conv2d(32, 16, kernel_size=1, bias=False),
-            nn.BatchNorm2d(16),
+            nn.Conv2d(in_channels * expand, out, kernel_size=1, bias=False),
+            nn.BatchNorm2d(out),
         )
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
@@ -64,28 +66,19 @@ class InvertedResidual2(nn.Module):
     """The InvertedResidual block of the spec."""
 
     def __init__(
-        self, in_channels: int, channels: int, stride: int, out_channels: int
+        self, in_channels: int, out: int, stride: int = 1, expand: int = 6
     ) -> None:
         super().__init__()
         self.conv = nn.Sequential(
+            ConvBNReLU6(in_channels=in_channels, out=in_channels * expand, kernel=1),
             ConvBNReLU6(
-                in_channels=in_channels,
-                out_channels=channels,
-                kernel_size=1,
-                stride=1,
-                padding=0,
-                groups=1,
-            ),
-            ConvBNReLU6(
-                in_channels=channels,
-                out_channels=channels,
-                kernel_size=3,
+                in_channels=in_channels * expand,
+                out=in_channels * expand,
                 stride=stride,
-                padding=1,
-                groups=channels,
+                groups=in_channels * expand,
             ),
-            nn.Conv2d(channels, out_channels, kernel_size=1, bias=False),
-            nn.BatchNorm2d(out_channels),
+            nn.Conv2d(in_channels * expand, out, kernel_size=1, bias=False),
+            nn.BatchNorm2d(out),
         )
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
@@ -96,27 +89,20 @@ class InvertedResidual2(nn.Module):
 class InvertedResidual3(nn.Module):
     """The InvertedResidual block of the spec."""
 
-    def __init__(self, channels: int, channels_2: int) -> None:
+    def __init__(
+        self, in_channels: int, out: int, stride: int = 1, expand: int = 6
+    ) -> None:
         super().__init__()
         self.conv = nn.Sequential(
+            ConvBNReLU6(in_channels=in_channels, out=in_channels * expand, kernel=1),
             ConvBNReLU6(
-                in_channels=channels,
-                out_channels=channels_2,
-                kernel_size=1,
-                stride=1,
-                padding=0,
-                groups=1,
+                in_channels=in_channels * expand,
+                out=in_channels * expand,
+                stride=stride,
+                groups=in_channels * expand,
             ),
-            ConvBNReLU6(
-                in_channels=channels_2,
-                out_channels=channels_2,
-                kernel_size=3,
-                stride=1,
-                padding=1,
-                groups=channels_2,
-            ),
-            nn.Conv2d(channels_2, channels, kernel_size=1, bias=False),
-            nn.BatchNorm2d(channels),
+            nn.Conv2d(in_channels * expand, out, kernel_size=1, bias=False),
+            nn.BatchNorm2d(out),
         )
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
@@ -131,42 +117,28 @@ class MobilenetV2(nn.Sequential):
     def __init__(self) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            ConvBNReLU6(
-                in_channels=3,
-                out_channels=32,
-                kernel_size=3,
-                stride=2,
-                padding=1,
-                groups=1,
-            ),
-            InvertedResidual(),
-            InvertedResidual2(in_channels=16, channels=96, stride=2, out_channels=24),
-            InvertedResidual3(channels=24, channels_2=144),
-            InvertedResidual2(in_channels=24, channels=144, stride=2, out_channels=32),
-            InvertedResidual3(channels=32, channels_2=192),
-            InvertedResidual3(channels=32, channels_2=192),
-            InvertedResidual2(in_channels=32, channels=192, stride=2, out_channels=64),
-            InvertedResidual3(channels=64, channels_2=384),
-            InvertedResidual3(channels=64, channels_2=384),
-            InvertedResidual3(channels=64, channels_2=384),
-            InvertedResidual2(in_channels=64, channels=384, stride=1, out_channels=96),
-            InvertedResidual3(channels=96, channels_2=576),
-            InvertedResidual3(channels=96, channels_2=576),
-            InvertedResidual2(in_channels=96, channels=576, stride=2, out_channels=160),
-            InvertedResidual3(channels=160, channels_2=960),
-            InvertedResidual3(channels=160, channels_2=960),
-            InvertedResidual2(
-                in_channels=160, channels=960, stride=1, out_channels=320
-            ),
-            ConvBNReLU6(
-                in_channels=320,
-                out_channels=1280,
-                kernel_size=1,
-                stride=1,
-                padding=0,
-                groups=1,
-            ),
+            ConvBNReLU6(in_channels=3, out=32, stride=2),
+            InvertedResidual(in_channels=32, out=16, expand=1),
+            InvertedResidual2(in_channels=16, out=24, stride=2),
+            InvertedResidual3(in_channels=24, out=24),
+            InvertedResidual2(in_channels=24, out=32, stride=2),
+            InvertedResidual3(in_channels=32, out=32),
+            InvertedResidual3(in_channels=32, out=32),
+            InvertedResidual2(in_channels=32, out=64, stride=2),
+            InvertedResidual3(in_channels=64, out=64),
+            InvertedResidual3(in_channels=64, out=64),
+            InvertedResidual3(in_channels=64, out=64),
+            InvertedResidual2(in_channels=64, out=96),
+            InvertedResidual3(in_channels=96, out=96),
+            InvertedResidual3(in_channels=96, out=96),
+            InvertedResidual2(in_channels=96, out=160, stride=2),
+            InvertedResidual3(in_channels=160, out=160),
+            InvertedResidual3(in_channels=160, out=160),
+            InvertedResidual2(in_channels=160, out=320),
+            ConvBNReLU6(in_channels=320, out=1280, kernel=1),
         )
         self.pool = nn.AdaptiveAvgPool2d(output_size=(1, 1))
         self.flatten = nn.Flatten()
-        self.classifier = nn.Sequential(nn.Dropout(p=0.2), nn.Linear(1280, 1000))
+        self.classifier = nn.Sequential(
+            nn.Dropout(p=DROPOUT), nn.Linear(1280, NUM_CLASSES)
+        )

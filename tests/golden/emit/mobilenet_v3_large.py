@@ -9,6 +9,10 @@ sha256: f66c9bb88fad68878dc41dced0ec0e1a63a5496ca46eb5245e7246db0fb502b5
 import torch
 from torch import nn
 
+NUM_CLASSES = 1000
+DROPOUT = 0.2
+LAST_CHANNEL = 1280
+
 
 class ConvNormActivation(nn.Sequential):
     """The ConvNormActivation block of the spec."""
@@ -16,153 +20,46 @@ class ConvNormActivation(nn.Sequential):
     def __init__(
         self,
         in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        stride: int,
-        padding: int,
-        groups: int,
+        out: int,
+        kernel: int = 1,
+        stride: int = 1,
+        groups: int = 1,
+        act: type[nn.Module] = nn.Hardswish,
     ) -> None:
         super().__init__(
             nn.Conv2d(
                 in_channels,
-                out_channels,
-                kernel_size=kernel_size,
+                out,
+                kernel_size=kernel,
                 stride=stride,
-                padding=padding,
+                padding=(kernel - 1) // 2,
                 groups=groups,
                 bias=False,
             ),
-            nn.BatchNorm2d(out_channels, eps=0.001, momentum=0.01),
-            nn.Hardswish(),
-        )
-
-
-class ConvNormActivation2(nn.Sequential):
-    """The ConvNormActivation block of the spec."""
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        stride: int,
-        padding: int,
-        groups: int,
-    ) -> None:
-        super().__init__(
-            nn.Conv2d(
-                in_channels,
-                out_channels,
-                kernel_size=kernel_size,
-                stride=stride,
-                padding=padding,
-                groups=groups,
-                bias=False,
-            ),
-            nn.BatchNorm2d(out_channels, eps=0.001, momentum=0.01),
-            nn.ReLU(),
+            nn.BatchNorm2d(out, eps=0.001, momentum=0.01),
+            act(),
         )
 
 
 class ConvNorm(nn.Sequential):
     """The ConvNorm block of the spec."""
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, out: int) -> None:
         super().__init__(
-            nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False),
-            nn.BatchNorm2d(out_channels, eps=0.001, momentum=0.01),
+            nn.Conv2d(in_channels, out, kernel_size=1, bias=False),
+            nn.BatchNorm2d(out, eps=0.001, momentum=0.01),
         )
-
-
-class Layers(nn.Sequential):
-    """The Layers block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            ConvNormActivation2(
-                in_channels=16,
-                out_channels=16,
-                kernel_size=3,
-                stride=1,
-                padding=1,
-                groups=16,
-            ),
-            ConvNorm(in_channels=16, out_channels=16),
-        )
-
-
-class InvertedResidual(nn.Module):
-    """The InvertedResidual block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.block = Layers()
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        block = self.block(input)
-        sum = block + input
-        return sum
-
-
-class Layers2(nn.Sequential):
-    """The Layers block of the spec."""
-
-    def __init__(self, in_channels: int, channels: int, stride: int) -> None:
-        super().__init__(
-            ConvNormActivation2(
-                in_channels=in_channels,
-                out_channels=channels,
-                kernel_size=1,
-                stride=1,
-                padding=0,
-                groups=1,
-            ),
-            ConvNormActivation2(
-                in_channels=channels,
-                out_channels=channels,
-                kernel_size=3,
-                stride=stride,
-                padding=1,
-                groups=channels,
-            ),
-            ConvNorm(in_channels=channels, out_channels=24),
-        )
-
-
-class InvertedResidual2(nn.Module):
-    """The InvertedResidual block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.block = Layers2(in_channels=16, channels=64, stride=2)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        block = self.block(input)
-        return block
-
-
-class InvertedResidual3(nn.Module):
-    """The InvertedResidual block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.block = Layers2(in_channels=24, channels=72, stride=1)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        block = self.block(input)
-        sum = block + input
-        return sum
 
 
 class HardSqueezeExcitation(nn.Module):
     """The HardSqueezeExcitation block of the spec."""
 
-    def __init__(self, channels: int, channels_2: int) -> None:
+    def __init__(self, in_channels: int, channels: int) -> None:
         super().__init__()
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
-        self.fc1 = nn.Conv2d(channels, channels_2, kernel_size=1)
+        self.fc1 = nn.Conv2d(in_channels, channels, kernel_size=1)
         self.activation = nn.ReLU()
-        self.fc2 = nn.Conv2d(channels_2, channels, kernel_size=1)
+        self.fc2 = nn.Conv2d(channels, in_channels, kernel_size=1)
         self.scale_activation = nn.Hardsigmoid()
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
@@ -175,197 +72,75 @@ class HardSqueezeExcitation(nn.Module):
         return out
 
 
-class Layers3(nn.Sequential):
-    """The Layers block of the spec."""
-
-    def __init__(
-        self, in_channels: int, channels: int, stride: int, channels_2: int
-    ) -> None:
-        super().__init__(
-            ConvNormActivation2(
-                in_channels=in_channels,
-                out_channels=channels,
-                kernel_size=1,
-                stride=1,
-                padding=0,
-                groups=1,
-            ),
-            ConvNormActivation2(
-                in_channels=channels,
-                out_channels=channels,
-                kernel_size=5,
-                stride=stride,
-                padding=2,
-                groups=channels,
-            ),
-            HardSqueezeExcitation(channels=channels, channels_2=channels_2),
-            ConvNorm(in_channels=channels, out_channels=40),
-        )
-
-
-class InvertedResidual4(nn.Module):
-    """The InvertedResidual block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.block = Layers3(in_channels=24, channels=72, stride=2, channels_2=24)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        block = self.block(input)
-        return block
-
-
-class InvertedResidual5(nn.Module):
-    """The InvertedResidual block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.block = Layers3(in_channels=40, channels=120, stride=1, channels_2=32)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        block = self.block(input)
-        sum = block + input
-        return sum
-
-
-class Layers4(nn.Sequential):
-    """The Layers block of the spec."""
-
-    def __init__(self, in_channels: int, channels: int, stride: int) -> None:
-        super().__init__(
-            ConvNormActivation(
-                in_channels=in_channels,
-                out_channels=channels,
-                kernel_size=1,
-                stride=1,
-                padding=0,
-                groups=1,
-            ),
-            ConvNormActivation(
-                in_channels=channels,
-                out_channels=channels,
-                kernel_size=3,
-                stride=stride,
-                padding=1,
-                groups=channels,
-            ),
-            ConvNorm(in_channels=channels, out_channels=80),
-        )
-
-
-class InvertedResidual6(nn.Module):
-    """The InvertedResidual block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.block = Layers4(in_channels=40, channels=240, stride=2)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        block = self.block(input)
-        return block
-
-
-class InvertedResidual7(nn.Module):
-    """The InvertedResidual block of the spec."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.block = Layers4(in_channels=80, channels=channels, stride=1)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        block = self.block(input)
-        sum = block + input
-        return sum
-
-
-class Layers5(nn.Sequential):
+class Layers(nn.Sequential):
     """The Layers block of the spec."""
 
     def __init__(
         self,
         in_channels: int,
+        expanded: int,
+        out: int,
+        kernel: int,
+        se: bool,
+        act: type[nn.Module],
         channels: int,
-        kernel_size: int,
-        stride: int,
-        padding: int,
-        channels_2: int,
-        out_channels: int,
+        stride: int = 1,
     ) -> None:
-        super().__init__(
+        layers: list[nn.Module] = []
+        if expanded != in_channels:
+            layers.append(
+                ConvNormActivation(in_channels=in_channels, out=expanded, act=act)
+            )
+        layers.append(
             ConvNormActivation(
-                in_channels=in_channels,
-                out_channels=channels,
-                kernel_size=1,
-                stride=1,
-                padding=0,
-                groups=1,
-            ),
-            ConvNormActivation(
-                in_channels=channels,
-                out_channels=channels,
-                kernel_size=kernel_size,
+                in_channels=expanded,
+                out=expanded,
+                kernel=kernel,
                 stride=stride,
-                padding=padding,
-                groups=channels,
-            ),
-            HardSqueezeExcitation(channels=channels, channels_2=channels_2),
-            ConvNorm(in_channels=channels, out_channels=out_channels),
+                groups=expanded,
+                act=act,
+            )
         )
+        if se:
+            layers.append(
+                HardSqueezeExcitation(in_channels=expanded, channels=channels)
+            )
+        layers.append(ConvNorm(in_channels=expanded, out=out))
+        super().__init__(*layers)
 
 
-class InvertedResidual8(nn.Module):
+class InvertedResidual(nn.Module):
     """The InvertedResidual block of the spec."""
 
     def __init__(
         self,
         in_channels: int,
+        expanded: int,
+        out: int,
+        kernel: int,
+        se: bool,
+        act: type[nn.Module],
         channels: int,
-        kernel_size: int,
-        stride: int,
-        channels_2: int,
-        out_channels: int,
+        stride: int = 1,
     ) -> None:
         super().__init__()
-        self.block = Layers5(
+        self.use_sum = stride == 1 and in_channels == out
+        self.block = Layers(
             in_channels=in_channels,
+            expanded=expanded,
+            out=out,
+            kernel=kernel,
+            se=se,
+            act=act,
             channels=channels,
-            kernel_size=kernel_size,
             stride=stride,
-            padding=stride,
-            channels_2=channels_2,
-            out_channels=out_channels,
         )
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         block = self.block(input)
-        return block
-
-
-class InvertedResidual9(nn.Module):
-    """The InvertedResidual block of the spec."""
-
-    def __init__(
-        self,
-        channels: int,
-        channels_2: int,
-        kernel_size: int,
-        padding: int,
-        channels_2_2: int,
-    ) -> None:
-        super().__init__()
-        self.block = Layers5(
-            in_channels=channels,
-            channels=channels_2,
-            kernel_size=kernel_size,
-            stride=1,
-            padding=padding,
-            channels_2=channels_2_2,
-            out_channels=channels,
-        )
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        block = self.block(input)
-        sum = block + input
+        sum = block
+        if self.use_sum:
+            sum = block + input
         return sum
 
 
@@ -375,63 +150,153 @@ class MobilenetV3Large(nn.Sequential):
     def __init__(self) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            ConvNormActivation(
-                in_channels=3,
-                out_channels=16,
-                kernel_size=3,
-                stride=2,
-                padding=1,
-                groups=1,
+            ConvNormActivation(in_channels=3, out=16, kernel=3, stride=2),
+            InvertedResidual(
+                in_channels=16,
+                expanded=16,
+                out=16,
+                kernel=3,
+                se=False,
+                act=nn.ReLU,
+                channels=24,
             ),
-            InvertedResidual(),
-            InvertedResidual2(),
-            InvertedResidual3(),
-            InvertedResidual4(),
-            InvertedResidual5(),
-            InvertedResidual5(),
-            InvertedResidual6(),
-            InvertedResidual7(channels=200),
-            InvertedResidual7(channels=184),
-            InvertedResidual7(channels=184),
-            InvertedResidual8(
+            InvertedResidual(
+                in_channels=16,
+                expanded=64,
+                out=24,
+                kernel=3,
+                se=False,
+                act=nn.ReLU,
+                channels=24,
+                stride=2,
+            ),
+            InvertedResidual(
+                in_channels=24,
+                expanded=72,
+                out=24,
+                kernel=3,
+                se=False,
+                act=nn.ReLU,
+                channels=24,
+            ),
+            InvertedResidual(
+                in_channels=24,
+                expanded=72,
+                out=40,
+                kernel=5,
+                se=True,
+                act=nn.ReLU,
+                channels=24,
+                stride=2,
+            ),
+            InvertedResidual(
+                in_channels=40,
+                expanded=120,
+                out=40,
+                kernel=5,
+                se=True,
+                act=nn.ReLU,
+                channels=32,
+            ),
+            InvertedResidual(
+                in_channels=40,
+                expanded=120,
+                out=40,
+                kernel=5,
+                se=True,
+                act=nn.ReLU,
+                channels=32,
+            ),
+            InvertedResidual(
+                in_channels=40,
+                expanded=240,
+                out=80,
+                kernel=3,
+                se=False,
+                act=nn.Hardswish,
+                channels=24,
+                stride=2,
+            ),
+            InvertedResidual(
                 in_channels=80,
-                channels=480,
-                kernel_size=3,
-                stride=1,
-                channels_2=120,
-                out_channels=112,
+                expanded=200,
+                out=80,
+                kernel=3,
+                se=False,
+                act=nn.Hardswish,
+                channels=24,
             ),
-            InvertedResidual9(
-                channels=112, channels_2=672, kernel_size=3, padding=1, channels_2_2=168
+            InvertedResidual(
+                in_channels=80,
+                expanded=184,
+                out=80,
+                kernel=3,
+                se=False,
+                act=nn.Hardswish,
+                channels=24,
             ),
-            InvertedResidual8(
+            InvertedResidual(
+                in_channels=80,
+                expanded=184,
+                out=80,
+                kernel=3,
+                se=False,
+                act=nn.Hardswish,
+                channels=24,
+            ),
+            InvertedResidual(
+                in_channels=80,
+                expanded=480,
+                out=112,
+                kernel=3,
+                se=True,
+                act=nn.Hardswish,
+                channels=120,
+            ),
+            InvertedResidual(
                 in_channels=112,
-                channels=672,
-                kernel_size=5,
+                expanded=672,
+                out=112,
+                kernel=3,
+                se=True,
+                act=nn.Hardswish,
+                channels=168,
+            ),
+            InvertedResidual(
+                in_channels=112,
+                expanded=672,
+                out=160,
+                kernel=5,
+                se=True,
+                act=nn.Hardswish,
+                channels=168,
                 stride=2,
-                channels_2=168,
-                out_channels=160,
             ),
-            InvertedResidual9(
-                channels=160, channels_2=960, kernel_size=5, padding=2, channels_2_2=240
-            ),
-            InvertedResidual9(
-                channels=160, channels_2=960, kernel_size=5, padding=2, channels_2_2=240
-            ),
-            ConvNormActivation(
+            InvertedResidual(
                 in_channels=160,
-                out_channels=960,
-                kernel_size=1,
-                stride=1,
-                padding=0,
-                groups=1,
+                expanded=960,
+                out=160,
+                kernel=5,
+                se=True,
+                act=nn.Hardswish,
+                channels=240,
             ),
+            InvertedResidual(
+                in_channels=160,
+                expanded=960,
+                out=160,
+                kernel=5,
+                se=True,
+                act=nn.Hardswish,
+                channels=240,
+            ),
+            ConvNormActivation(in_channels=160, out=960),
         )
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.flatten = nn.Flatten()
         self.classifier = nn.Sequential(
-            nn.Linear(960, 1280),
+            nn.Linear(960, LAST_CHANNEL),
             nn.Hardswish(inplace=True),
-            nn.Dropout(p=0.2, inplace=True),
-            nn.Linear(1280, 1000),
+            nn.Dropout(p=DROPOUT, inplace=True),
+            nn.Linear(LAST_CHANNEL, NUM_CLASSES),
         )

@@ -9,6 +9,10 @@ sha256: 93a0f56c3512aa12ed9fed9de7a3a51de66f66ed9c66e1cf142ddcf69ef72eed
 import torch
 from torch import nn
 
+NUM_CLASSES = 1000
+DROPOUT = 0.2
+LAST_CHANNEL = 1024
+
 
 class ConvNormActivation(nn.Sequential):
     """The ConvNormActivation block of the spec."""
@@ -16,63 +20,36 @@ class ConvNormActivation(nn.Sequential):
     def __init__(
         self,
         in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        stride: int,
-        padding: int,
-        groups: int,
+        out: int,
+        kernel: int = 1,
+        stride: int = 1,
+        groups: int = 1,
+        act: type[nn.Module] = nn.Hardswish,
     ) -> None:
         super().__init__(
             nn.Conv2d(
                 in_channels,
-                out_channels,
-                kernel_size=kernel_size,
+                out,
+                kernel_size=kernel,
                 stride=stride,
-                padding=padding,
+                padding=(kernel - 1) // 2,
                 groups=groups,
                 bias=False,
             ),
-            nn.BatchNorm2d(out_channels, eps=0.001, momentum=0.01),
-            nn.Hardswish(),
-        )
-
-
-class ConvNormActivation2(nn.Sequential):
-    """The ConvNormActivation block of the spec."""
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        stride: int,
-        padding: int,
-        groups: int,
-    ) -> None:
-        super().__init__(
-            nn.Conv2d(
-                in_channels,
-                out_channels,
-                kernel_size=kernel_size,
-                stride=stride,
-                padding=padding,
-                groups=groups,
-                bias=False,
-            ),
-            nn.BatchNorm2d(out_channels, eps=0.001, momentum=0.01),
-            nn.ReLU(),
+            nn.BatchNorm2d(out, eps=0.001, momentum=0.01),
+            act(),
         )
 
 
 class HardSqueezeExcitation(nn.Module):
     """The HardSqueezeExcitation block of the spec."""
 
-    def __init__(self, channels: int, channels_2: int) -> None:
+    def __init__(self, in_channels: int, channels: int) -> None:
         super().__init__()
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
-        self.fc1 = nn.Conv2d(channels, channels_2, kernel_size=1)
+        self.fc1 = nn.Conv2d(in_channels, channels, kernel_size=1)
         self.activation = nn.ReLU()
-        self.fc2 = nn.Conv2d(channels_2, channels, kernel_size=1)
+        self.fc2 = nn.Conv2d(channels, in_channels, kernel_size=1)
         self.scale_activation = nn.Hardsigmoid()
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
@@ -88,167 +65,82 @@ class HardSqueezeExcitation(nn.Module):
 class ConvNorm(nn.Sequential):
     """The ConvNorm block of the spec."""
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, out: int) -> None:
         super().__init__(
-            nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False),
-            nn.BatchNorm2d(out_channels, eps=0.001, momentum=0.01),
+            nn.Conv2d(in_channels, out, kernel_size=1, bias=False),
+            nn.BatchNorm2d(out, eps=0.001, momentum=0.01),
         )
 
 
 class Layers(nn.Sequential):
     """The Layers block of the spec."""
 
-    def __init__(self) -> None:
-        super().__init__(
-            ConvNormActivation2(
-                in_channels=16,
-                out_channels=16,
-                kernel_size=3,
-                stride=2,
-                padding=1,
-                groups=16,
-            ),
-            HardSqueezeExcitation(channels=16, channels_2=8),
-            ConvNorm(in_channels=16, out_channels=16),
+    def __init__(
+        self,
+        in_channels: int,
+        expanded: int,
+        out: int,
+        kernel: int,
+        se: bool,
+        act: type[nn.Module],
+        channels: int,
+        stride: int = 1,
+    ) -> None:
+        layers: list[nn.Module] = []
+        if expanded != in_channels:
+            layers.append(
+                ConvNormActivation(in_channels=in_channels, out=expanded, act=act)
+            )
+        layers.append(
+            ConvNormActivation(
+                in_channels=expanded,
+                out=expanded,
+                kernel=kernel,
+                stride=stride,
+                groups=expanded,
+                act=act,
+            )
         )
+        if se:
+            layers.append(
+                HardSqueezeExcitation(in_channels=expanded, channels=channels)
+            )
+        layers.append(ConvNorm(in_channels=expanded, out=out))
+        super().__init__(*layers)
 
 
 class InvertedResidual(nn.Module):
     """The InvertedResidual block of the spec."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.block = Layers()
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        block = self.block(input)
-        return block
-
-
-class Layers2(nn.Sequential):
-    """The Layers block of the spec."""
-
-    def __init__(self, in_channels: int, channels: int, stride: int) -> None:
-        super().__init__(
-            ConvNormActivation2(
-                in_channels=in_channels,
-                out_channels=channels,
-                kernel_size=1,
-                stride=1,
-                padding=0,
-                groups=1,
-            ),
-            ConvNormActivation2(
-                in_channels=channels,
-                out_channels=channels,
-                kernel_size=3,
-                stride=stride,
-                padding=1,
-                groups=channels,
-            ),
-            ConvNorm(in_channels=channels, out_channels=24),
-        )
-
-
-class InvertedResidual2(nn.Module):
-    """The InvertedResidual block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.block = Layers2(in_channels=16, channels=72, stride=2)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        block = self.block(input)
-        return block
-
-
-class InvertedResidual3(nn.Module):
-    """The InvertedResidual block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.block = Layers2(in_channels=24, channels=88, stride=1)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        block = self.block(input)
-        sum = block + input
-        return sum
-
-
-class Layers3(nn.Sequential):
-    """The Layers block of the spec."""
-
     def __init__(
         self,
         in_channels: int,
+        expanded: int,
+        out: int,
+        kernel: int,
+        se: bool,
+        act: type[nn.Module],
         channels: int,
-        stride: int,
-        channels_2: int,
-        out_channels: int,
-    ) -> None:
-        super().__init__(
-            ConvNormActivation(
-                in_channels=in_channels,
-                out_channels=channels,
-                kernel_size=1,
-                stride=1,
-                padding=0,
-                groups=1,
-            ),
-            ConvNormActivation(
-                in_channels=channels,
-                out_channels=channels,
-                kernel_size=5,
-                stride=stride,
-                padding=2,
-                groups=channels,
-            ),
-            HardSqueezeExcitation(channels=channels, channels_2=channels_2),
-            ConvNorm(in_channels=channels, out_channels=out_channels),
-        )
-
-
-class InvertedResidual4(nn.Module):
-    """The InvertedResidual block of the spec."""
-
-    def __init__(
-        self,
-        in_channels: int,
-        channels: int,
-        stride: int,
-        channels_2: int,
-        out_channels: int,
+        stride: int = 1,
     ) -> None:
         super().__init__()
-        self.block = Layers3(
+        self.use_sum = stride == 1 and in_channels == out
+        self.block = Layers(
             in_channels=in_channels,
+            expanded=expanded,
+            out=out,
+            kernel=kernel,
+            se=se,
+            act=act,
             channels=channels,
             stride=stride,
-            channels_2=channels_2,
-            out_channels=out_channels,
         )
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         block = self.block(input)
-        return block
-
-
-class InvertedResidual5(nn.Module):
-    """The InvertedResidual block of the spec."""
-
-    def __init__(self, channels: int, channels_2: int, channels_2_2: int) -> None:
-        super().__init__()
-        self.block = Layers3(
-            in_channels=channels,
-            channels=channels_2,
-            stride=1,
-            channels_2=channels_2_2,
-            out_channels=channels,
-        )
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        block = self.block(input)
-        sum = block + input
+        sum = block
+        if self.use_sum:
+            sum = block + input
         return sum
 
 
@@ -258,45 +150,117 @@ class MobilenetV3Small(nn.Sequential):
     def __init__(self) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            ConvNormActivation(
-                in_channels=3,
-                out_channels=16,
-                kernel_size=3,
+            ConvNormActivation(in_channels=3, out=16, kernel=3, stride=2),
+            InvertedResidual(
+                in_channels=16,
+                expanded=16,
+                out=16,
+                kernel=3,
+                se=True,
+                act=nn.ReLU,
+                channels=8,
                 stride=2,
-                padding=1,
-                groups=1,
             ),
-            InvertedResidual(),
-            InvertedResidual2(),
-            InvertedResidual3(),
-            InvertedResidual4(
-                in_channels=24, channels=96, stride=2, channels_2=24, out_channels=40
+            InvertedResidual(
+                in_channels=16,
+                expanded=72,
+                out=24,
+                kernel=3,
+                se=False,
+                act=nn.ReLU,
+                channels=8,
+                stride=2,
             ),
-            InvertedResidual5(channels=40, channels_2=240, channels_2_2=64),
-            InvertedResidual5(channels=40, channels_2=240, channels_2_2=64),
-            InvertedResidual4(
-                in_channels=40, channels=120, stride=1, channels_2=32, out_channels=48
+            InvertedResidual(
+                in_channels=24,
+                expanded=88,
+                out=24,
+                kernel=3,
+                se=False,
+                act=nn.ReLU,
+                channels=8,
             ),
-            InvertedResidual5(channels=48, channels_2=144, channels_2_2=40),
-            InvertedResidual4(
-                in_channels=48, channels=288, stride=2, channels_2=72, out_channels=96
+            InvertedResidual(
+                in_channels=24,
+                expanded=96,
+                out=40,
+                kernel=5,
+                se=True,
+                act=nn.Hardswish,
+                channels=24,
+                stride=2,
             ),
-            InvertedResidual5(channels=96, channels_2=576, channels_2_2=144),
-            InvertedResidual5(channels=96, channels_2=576, channels_2_2=144),
-            ConvNormActivation(
+            InvertedResidual(
+                in_channels=40,
+                expanded=240,
+                out=40,
+                kernel=5,
+                se=True,
+                act=nn.Hardswish,
+                channels=64,
+            ),
+            InvertedResidual(
+                in_channels=40,
+                expanded=240,
+                out=40,
+                kernel=5,
+                se=True,
+                act=nn.Hardswish,
+                channels=64,
+            ),
+            InvertedResidual(
+                in_channels=40,
+                expanded=120,
+                out=48,
+                kernel=5,
+                se=True,
+                act=nn.Hardswish,
+                channels=32,
+            ),
+            InvertedResidual(
+                in_channels=48,
+                expanded=144,
+                out=48,
+                kernel=5,
+                se=True,
+                act=nn.Hardswish,
+                channels=40,
+            ),
+            InvertedResidual(
+                in_channels=48,
+                expanded=288,
+                out=96,
+                kernel=5,
+                se=True,
+                act=nn.Hardswish,
+                channels=72,
+                stride=2,
+            ),
+            InvertedResidual(
                 in_channels=96,
-                out_channels=576,
-                kernel_size=1,
-                stride=1,
-                padding=0,
-                groups=1,
+                expanded=576,
+                out=96,
+                kernel=5,
+                se=True,
+                act=nn.Hardswish,
+                channels=144,
             ),
+            InvertedResidual(
+                in_channels=96,
+                expanded=576,
+                out=96,
+                kernel=5,
+                se=True,
+                act=nn.Hardswish,
+                channels=144,
+            ),
+            ConvNormActivation(in_channels=96, out=576),
         )
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.flatten = nn.Flatten()
         self.classifier = nn.Sequential(
-            nn.Linear(576, 1024),
+            nn.Linear(576, LAST_CHANNEL),
             nn.Hardswish(inplace=True),
-            nn.Dropout(p=0.2, inplace=True),
-            nn.Linear(1024, 1000),
+            nn.Dropout(p=DROPOUT, inplace=True),
+            nn.Linear(LAST_CHANNEL, NUM_CLASSES),
         )

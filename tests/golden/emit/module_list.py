@@ -8,6 +8,8 @@ sha256: d9a6ae71cd64021f7825b81a751f5b446d4edfabe92a0fb286b11a639740b95f
 import torch
 from torch import nn
 
+HIDDEN = 128
+
 
 class MlpModuleList(nn.ModuleList):
     """The mlp_module_list model, input [N, 784]."""
@@ -15,9 +17,9 @@ class MlpModuleList(nn.ModuleList):
     def __init__(self) -> None:
         super().__init__(
             [
-                nn.Linear(784, 128),
+                nn.Linear(784, HIDDEN),
                 nn.ReLU(),
-                nn.Linear(128, 10),
+                nn.Linear(HIDDEN, 10),
             ]
         )
 

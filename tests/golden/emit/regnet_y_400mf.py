@@ -15,37 +15,58 @@ import torch
 from torch import nn
 from torchvision.ops import Conv2dNormActivation, SqueezeExcitation
 
+NUM_CLASSES = 1000
+STEM_WIDTH = 32
+WIDTHS = (48, 104, 208, 440)
+GROUP_WIDTH = 8
+BOTTLENECK_MULTIPLIER = 1.0
+SE_RATIO = 0.25
+
 
 class ResBottleneckBlock(nn.Module):
     """The ResBottleneckBlock block of the spec."""
 
     def __init__(
-        self, in_channels: int, channels: int, groups: int, squeeze_channels: int
+        self,
+        in_channels: int,
+        width: int,
+        stride: int = 1,
+        bottleneck: int | None = None,
     ) -> None:
         super().__init__()
-        self.proj = nn.Sequential(
-            nn.Conv2d(in_channels, channels, kernel_size=1, stride=2, bias=False),
-            nn.BatchNorm2d(channels),
-        )
+        if bottleneck is None:
+            bottleneck = round(width * BOTTLENECK_MULTIPLIER)
+        self.use_proj = stride != 1 or in_channels != width
+        if self.use_proj:
+            self.proj = nn.Sequential(
+                nn.Conv2d(in_channels, width, kernel_size=1, stride=stride, bias=False),
+                nn.BatchNorm2d(width),
+            )
         self.f = nn.Sequential(
             OrderedDict(
                 [
-                    ("a", Conv2dNormActivation(in_channels, channels, kernel_size=1)),
+                    ("a", Conv2dNormActivation(in_channels, bottleneck, kernel_size=1)),
                     (
                         "b",
                         Conv2dNormActivation(
-                            channels, channels, kernel_size=3, stride=2, groups=groups
+                            bottleneck,
+                            bottleneck,
+                            kernel_size=3,
+                            stride=stride,
+                            groups=bottleneck // min(GROUP_WIDTH, bottleneck),
                         ),
                     ),
                     (
                         "se",
-                        SqueezeExcitation(channels, squeeze_channels=squeeze_channels),
+                        SqueezeExcitation(
+                            bottleneck, squeeze_channels=round(SE_RATIO * in_channels)
+                        ),
                     ),
                     (
                         "c",
                         nn.Sequential(
-                            nn.Conv2d(channels, channels, kernel_size=1, bias=False),
-                            nn.BatchNorm2d(channels),
+                            nn.Conv2d(bottleneck, width, kernel_size=1, bias=False),
+                            nn.BatchNorm2d(width),
                         ),
                     ),
                 ]
@@ -54,47 +75,11 @@ class ResBottleneckBlock(nn.Module):
         self.activation = nn.ReLU(inplace=True)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        proj = self.proj(input)
+        proj = input
+        if self.use_proj:
+            proj = self.proj(input)
         f = self.f(input)
         sum = proj + f
-        activation = self.activation(sum)
-        return activation
-
-
-class ResBottleneckBlock2(nn.Module):
-    """The ResBottleneckBlock block of the spec."""
-
-    def __init__(self, channels: int, groups: int, squeeze_channels: int) -> None:
-        super().__init__()
-        self.f = nn.Sequential(
-            OrderedDict(
-                [
-                    ("a", Conv2dNormActivation(channels, channels, kernel_size=1)),
-                    (
-                        "b",
-                        Conv2dNormActivation(
-                            channels, channels, kernel_size=3, stride=1, groups=groups
-                        ),
-                    ),
-                    (
-                        "se",
-                        SqueezeExcitation(channels, squeeze_channels=squeeze_channels),
-                    ),
-                    (
-                        "c",
-                        nn.Sequential(
-                            nn.Conv2d(channels, channels, kernel_size=1, bias=False),
-                            nn.BatchNorm2d(channels),
-                        ),
-                    ),
-                ]
-            )
-        )
-        self.activation = nn.ReLU(inplace=True)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        f = self.f(input)
-        sum = input + f
         activation = self.activation(sum)
         return activation
 
@@ -104,7 +89,7 @@ class RegnetY400mf(nn.Sequential):
 
     def __init__(self) -> None:
         super().__init__()
-        self.stem = Conv2dNormActivation(3, 32, kernel_size=3, stride=2)
+        self.stem = Conv2dNormActivation(3, STEM_WIDTH, kernel_size=3, stride=2)
         self.trunk_output = nn.Sequential(
             OrderedDict(
                 [
@@ -116,10 +101,9 @@ class RegnetY400mf(nn.Sequential):
                                     (
                                         "block1-0",
                                         ResBottleneckBlock(
-                                            in_channels=32,
-                                            channels=48,
-                                            groups=6,
-                                            squeeze_channels=8,
+                                            in_channels=STEM_WIDTH,
+                                            width=WIDTHS[0],
+                                            stride=2,
                                         ),
                                     ),
                                 ]
@@ -134,22 +118,25 @@ class RegnetY400mf(nn.Sequential):
                                     (
                                         "block2-0",
                                         ResBottleneckBlock(
-                                            in_channels=48,
-                                            channels=104,
-                                            groups=13,
-                                            squeeze_channels=12,
+                                            in_channels=WIDTHS[0],
+                                            width=WIDTHS[1],
+                                            stride=2,
                                         ),
                                     ),
                                     (
                                         "block2-1",
-                                        ResBottleneckBlock2(
-                                            channels=104, groups=13, squeeze_channels=26
+                                        ResBottleneckBlock(
+                                            in_channels=WIDTHS[1],
+                                            width=WIDTHS[1],
+                                            stride=1,
                                         ),
                                     ),
                                     (
                                         "block2-2",
-                                        ResBottleneckBlock2(
-                                            channels=104, groups=13, squeeze_channels=26
+                                        ResBottleneckBlock(
+                                            in_channels=WIDTHS[1],
+                                            width=WIDTHS[1],
+                                            stride=1,
                                         ),
                                     ),
                                 ]
@@ -164,40 +151,49 @@ class RegnetY400mf(nn.Sequential):
                                     (
                                         "block3-0",
                                         ResBottleneckBlock(
-                                            in_channels=104,
-                                            channels=208,
-                                            groups=26,
-                                            squeeze_channels=26,
+                                            in_channels=WIDTHS[1],
+                                            width=WIDTHS[2],
+                                            stride=2,
                                         ),
                                     ),
                                     (
                                         "block3-1",
-                                        ResBottleneckBlock2(
-                                            channels=208, groups=26, squeeze_channels=52
+                                        ResBottleneckBlock(
+                                            in_channels=WIDTHS[2],
+                                            width=WIDTHS[2],
+                                            stride=1,
                                         ),
                                     ),
                                     (
                                         "block3-2",
-                                        ResBottleneckBlock2(
-                                            channels=208, groups=26, squeeze_channels=52
+                                        ResBottleneckBlock(
+                                            in_channels=WIDTHS[2],
+                                            width=WIDTHS[2],
+                                            stride=1,
                                         ),
                                     ),
                                     (
                                         "block3-3",
-                                        ResBottleneckBlock2(
-                                            channels=208, groups=26, squeeze_channels=52
+                                        ResBottleneckBlock(
+                                            in_channels=WIDTHS[2],
+                                            width=WIDTHS[2],
+                                            stride=1,
                                         ),
                                     ),
                                     (
                                         "block3-4",
-                                        ResBottleneckBlock2(
-                                            channels=208, groups=26, squeeze_channels=52
+                                        ResBottleneckBlock(
+                                            in_channels=WIDTHS[2],
+                                            width=WIDTHS[2],
+                                            stride=1,
                                         ),
                                     ),
                                     (
                                         "block3-5",
-                                        ResBottleneckBlock2(
-                                            channels=208, groups=26, squeeze_channels=52
+                                        ResBottleneckBlock(
+                                            in_channels=WIDTHS[2],
+                                            width=WIDTHS[2],
+                                            stride=1,
                                         ),
                                     ),
                                 ]
@@ -212,50 +208,49 @@ class RegnetY400mf(nn.Sequential):
                                     (
                                         "block4-0",
                                         ResBottleneckBlock(
-                                            in_channels=208,
-                                            channels=440,
-                                            groups=55,
-                                            squeeze_channels=52,
+                                            in_channels=WIDTHS[2],
+                                            width=WIDTHS[3],
+                                            stride=2,
                                         ),
                                     ),
                                     (
                                         "block4-1",
-                                        ResBottleneckBlock2(
-                                            channels=440,
-                                            groups=55,
-                                            squeeze_channels=110,
+                                        ResBottleneckBlock(
+                                            in_channels=WIDTHS[3],
+                                            width=WIDTHS[3],
+                                            stride=1,
                                         ),
                                     ),
                                     (
                                         "block4-2",
-                                        ResBottleneckBlock2(
-                                            channels=440,
-                                            groups=55,
-                                            squeeze_channels=110,
+                                        ResBottleneckBlock(
+                                            in_channels=WIDTHS[3],
+                                            width=WIDTHS[3],
+                                            stride=1,
                                         ),
                                     ),
                                     (
                                         "block4-3",
-                                        ResBottleneckBlock2(
-                                            channels=440,
-                                            groups=55,
-                                            squeeze_channels=110,
+                                        ResBottleneckBlock(
+                                            in_channels=WIDTHS[3],
+                                            width=WIDTHS[3],
+                                            stride=1,
                                         ),
                                     ),
                                     (
                                         "block4-4",
-                                        ResBottleneckBlock2(
-                                            channels=440,
-                                            groups=55,
-                                            squeeze_channels=110,
+                                        ResBottleneckBlock(
+                                            in_channels=WIDTHS[3],
+                                            width=WIDTHS[3],
+                                            stride=1,
                                         ),
                                     ),
                                     (
                                         "block4-5",
-                                        ResBottleneckBlock2(
-                                            channels=440,
-                                            groups=55,
-                                            squeeze_channels=110,
+                                        ResBottleneckBlock(
+                                            in_channels=WIDTHS[3],
+                                            width=WIDTHS[3],
+                                            stride=1,
                                         ),
                                     ),
                                 ]
@@ -267,4 +262,4 @@ class RegnetY400mf(nn.Sequential):
         )
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=(1, 1))
         self.flatten = nn.Flatten()
-        self.fc = nn.Linear(440, 1000)
+        self.fc = nn.Linear(WIDTHS[3], NUM_CLASSES)

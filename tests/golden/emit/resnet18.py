@@ -9,19 +9,29 @@ sha256: 763d6d1412aa56a7ec7946e2ff607d6ad59b6953de0f7717358734a0b6851432
 import torch
 from torch import nn
 
+NUM_CLASSES = 1000
+
 
 class BasicBlock(nn.Module):
     """The BasicBlock block of the spec."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, in_channels: int, planes: int, stride: int = 1) -> None:
         super().__init__()
+        self.use_downsample = stride != 1 or in_channels != planes
         self.conv1 = nn.Conv2d(
-            channels, channels, kernel_size=3, stride=1, padding=1, bias=False
+            in_channels, planes, kernel_size=3, stride=stride, padding=1, bias=False
         )
-        self.bn1 = nn.BatchNorm2d(channels)
+        self.bn1 = nn.BatchNorm2d(planes)
         self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        if self.use_downsample:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(
+                    in_channels, planes, kernel_size=1, stride=stride, bias=False
+                ),
+                nn.BatchNorm2d(planes),
+            )
         self.out = nn.ReLU(inplace=True)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
@@ -30,36 +40,9 @@ class BasicBlock(nn.Module):
         relu = self.relu(bn1)
         conv2 = self.conv2(relu)
         bn2 = self.bn2(conv2)
-        sum = bn2 + input
-        out = self.out(sum)
-        return out
-
-
-class BasicBlock2(nn.Module):
-    """The BasicBlock block of the spec."""
-
-    def __init__(self, in_channels: int, channels: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(
-            in_channels, channels, kernel_size=3, stride=2, padding=1, bias=False
-        )
-        self.bn1 = nn.BatchNorm2d(channels)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(channels)
-        self.downsample = nn.Sequential(
-            nn.Conv2d(in_channels, channels, kernel_size=1, stride=2, bias=False),
-            nn.BatchNorm2d(channels),
-        )
-        self.out = nn.ReLU(inplace=True)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        conv1 = self.conv1(input)
-        bn1 = self.bn1(conv1)
-        relu = self.relu(bn1)
-        conv2 = self.conv2(relu)
-        bn2 = self.bn2(conv2)
-        downsample = self.downsample(input)
+        downsample = input
+        if self.use_downsample:
+            downsample = self.downsample(input)
         sum = bn2 + downsample
         out = self.out(sum)
         return out
@@ -74,16 +57,21 @@ class Resnet18(nn.Sequential):
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = nn.Sequential(BasicBlock(channels=64), BasicBlock(channels=64))
+        self.layer1 = nn.Sequential(
+            BasicBlock(in_channels=64, planes=64), BasicBlock(in_channels=64, planes=64)
+        )
         self.layer2 = nn.Sequential(
-            BasicBlock2(in_channels=64, channels=128), BasicBlock(channels=128)
+            BasicBlock(in_channels=64, planes=128, stride=2),
+            BasicBlock(in_channels=128, planes=128, stride=1),
         )
         self.layer3 = nn.Sequential(
-            BasicBlock2(in_channels=128, channels=256), BasicBlock(channels=256)
+            BasicBlock(in_channels=128, planes=256, stride=2),
+            BasicBlock(in_channels=256, planes=256, stride=1),
         )
         self.layer4 = nn.Sequential(
-            BasicBlock2(in_channels=256, channels=512), BasicBlock(channels=512)
+            BasicBlock(in_channels=256, planes=512, stride=2),
+            BasicBlock(in_channels=512, planes=512, stride=1),
         )
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=(1, 1))
         self.flatten = nn.Flatten()
-        self.fc = nn.Linear(512, 1000)
+        self.fc = nn.Linear(512, NUM_CLASSES)

@@ -11,36 +11,44 @@ sha256: 8b831b3cd0ed359f2f42c488de8819822d25155de2cc36b446cdf8739e3d102e
 import torch
 from torch import nn
 
+NUM_CLASSES = 1000
+GROUPS = 1
+WIDTH_PER_GROUP = 64
+
 
 class Bottleneck(nn.Module):
     """The Bottleneck block of the spec."""
 
     def __init__(
-        self, in_channels: int, channels: int, stride: int, out_channels: int
+        self, in_channels: int, planes: int, stride: int = 1, width: int | None = None
     ) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, channels, kernel_size=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(channels)
+        if width is None:
+            width = int(planes * (WIDTH_PER_GROUP / 64)) * GROUPS
+        self.use_downsample = stride != 1 or in_channels != planes * 4
+        self.conv1 = nn.Conv2d(in_channels, width, kernel_size=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(
-            channels,
-            channels,
+            width,
+            width,
             kernel_size=3,
             stride=stride,
             padding=1,
-            groups=1,
+            groups=GROUPS,
             bias=False,
         )
-        self.bn2 = nn.BatchNorm2d(channels)
+        self.bn2 = nn.BatchNorm2d(width)
         self.relu2 = nn.ReLU(inplace=True)
-        self.conv3 = nn.Conv2d(channels, out_channels, kernel_size=1, bias=False)
-        self.bn3 = nn.BatchNorm2d(out_channels)
-        self.downsample = nn.Sequential(
-            nn.Conv2d(
-                in_channels, out_channels, kernel_size=1, stride=stride, bias=False
-            ),
-            nn.BatchNorm2d(out_channels),
-        )
+        self.conv3 = nn.Conv2d(width, planes * 4, kernel_size=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        if self.use_downsample:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(
+                    in_channels, planes * 4, kernel_size=1, stride=stride, bias=False
+                ),
+                nn.BatchNorm2d(planes * 4),
+            )
         self.out = nn.ReLU(inplace=True)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
@@ -52,45 +60,10 @@ class Bottleneck(nn.Module):
         relu2 = self.relu2(bn2)
         conv3 = self.conv3(relu2)
         bn3 = self.bn3(conv3)
-        downsample = self.downsample(input)
+        downsample = input
+        if self.use_downsample:
+            downsample = self.downsample(input)
         sum = bn3 + downsample
-        out = self.out(sum)
-        return out
-
-
-class Bottleneck2(nn.Module):
-    """The Bottleneck block of the spec."""
-
-    def __init__(self, channels: int, channels_2: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels_2, kernel_size=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(channels_2)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(
-            channels_2,
-            channels_2,
-            kernel_size=3,
-            stride=1,
-            padding=1,
-            groups=1,
-            bias=False,
-        )
-        self.bn2 = nn.BatchNorm2d(channels_2)
-        self.relu2 = nn.ReLU(inplace=True)
-        self.conv3 = nn.Conv2d(channels_2, channels, kernel_size=1, bias=False)
-        self.bn3 = nn.BatchNorm2d(channels)
-        self.out = nn.ReLU(inplace=True)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        conv1 = self.conv1(input)
-        bn1 = self.bn1(conv1)
-        relu = self.relu(bn1)
-        conv2 = self.conv2(relu)
-        bn2 = self.bn2(conv2)
-        relu2 = self.relu2(bn2)
-        conv3 = self.conv3(relu2)
-        bn3 = self.bn3(conv3)
-        sum = bn3 + input
         out = self.out(sum)
         return out
 
@@ -105,29 +78,29 @@ class Resnet50(nn.Sequential):
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         self.layer1 = nn.Sequential(
-            Bottleneck(in_channels=64, channels=64, stride=1, out_channels=256),
-            Bottleneck2(channels=256, channels_2=64),
-            Bottleneck2(channels=256, channels_2=64),
+            Bottleneck(in_channels=64, planes=64),
+            Bottleneck(in_channels=256, planes=64),
+            Bottleneck(in_channels=256, planes=64),
         )
         self.layer2 = nn.Sequential(
-            Bottleneck(in_channels=256, channels=128, stride=2, out_channels=512),
-            Bottleneck2(channels=512, channels_2=128),
-            Bottleneck2(channels=512, channels_2=128),
-            Bottleneck2(channels=512, channels_2=128),
+            Bottleneck(in_channels=256, planes=128, stride=2),
+            Bottleneck(in_channels=512, planes=128, stride=1),
+            Bottleneck(in_channels=512, planes=128, stride=1),
+            Bottleneck(in_channels=512, planes=128, stride=1),
         )
         self.layer3 = nn.Sequential(
-            Bottleneck(in_channels=512, channels=256, stride=2, out_channels=1024),
-            Bottleneck2(channels=1024, channels_2=256),
-            Bottleneck2(channels=1024, channels_2=256),
-            Bottleneck2(channels=1024, channels_2=256),
-            Bottleneck2(channels=1024, channels_2=256),
-            Bottleneck2(channels=1024, channels_2=256),
+            Bottleneck(in_channels=512, planes=256, stride=2),
+            Bottleneck(in_channels=1024, planes=256, stride=1),
+            Bottleneck(in_channels=1024, planes=256, stride=1),
+            Bottleneck(in_channels=1024, planes=256, stride=1),
+            Bottleneck(in_channels=1024, planes=256, stride=1),
+            Bottleneck(in_channels=1024, planes=256, stride=1),
         )
         self.layer4 = nn.Sequential(
-            Bottleneck(in_channels=1024, channels=512, stride=2, out_channels=2048),
-            Bottleneck2(channels=2048, channels_2=512),
-            Bottleneck2(channels=2048, channels_2=512),
+            Bottleneck(in_channels=1024, planes=512, stride=2),
+            Bottleneck(in_channels=2048, planes=512, stride=1),
+            Bottleneck(in_channels=2048, planes=512, stride=1),
         )
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=(1, 1))
         self.flatten = nn.Flatten()
-        self.fc = nn.Linear(2048, 1000)
+        self.fc = nn.Linear(2048, NUM_CLASSES)

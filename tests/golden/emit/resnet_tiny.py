@@ -7,17 +7,21 @@ sha256: 6e4645b6b3315eb6ba622595229446842aa1cb275dfc9e8e3ccd44f95a77a40f
 import torch
 from torch import nn
 
+WIDTH = 16
+
 
 class BasicBlock(nn.Module):
     """The BasicBlock block of the spec."""
 
-    def __init__(self) -> None:
+    def __init__(self, in_channels: int, planes: int, stride: int = 1) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(16, 16, kernel_size=3, stride=1, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(16)
+        self.conv1 = nn.Conv2d(
+            in_channels, planes, kernel_size=3, stride=stride, padding=1, bias=False
+        )
+        self.bn1 = nn.BatchNorm2d(planes)
         self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(16, 16, kernel_size=3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(16)
+        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
         self.out = nn.ReLU()
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
@@ -36,8 +40,11 @@ class TinyResnet(nn.Sequential):
 
     def __init__(self) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 16, kernel_size=3, padding=1)
-        self.layer1 = nn.Sequential(BasicBlock(), BasicBlock())
+        self.conv1 = nn.Conv2d(3, WIDTH, kernel_size=3, padding=1)
+        self.layer1 = nn.Sequential(
+            BasicBlock(in_channels=WIDTH, planes=WIDTH),
+            BasicBlock(in_channels=WIDTH, planes=WIDTH),
+        )
         self.pool = nn.AdaptiveAvgPool2d(output_size=1)
         self.flat = nn.Flatten()
-        self.fc = nn.Linear(16, 8)
+        self.fc = nn.Linear(WIDTH, WIDTH // 2)

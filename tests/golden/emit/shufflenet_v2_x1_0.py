@@ -10,6 +10,12 @@ sha256: ee2ee8f76228b8ffb73e8edcf4bb73e9f659180aa98a1b9c722d260257813089
 import torch
 from torch import nn
 
+NUM_CLASSES = 1000
+STAGE2 = 116
+STAGE3 = 232
+STAGE4 = 464
+LAST_CHANNEL = 1024
+
 
 class Mean(nn.Module):
     """The mean op as a module, so that it can sit in a container."""
@@ -26,39 +32,39 @@ class Mean(nn.Module):
 class DownUnit(nn.Module):
     """The DownUnit block of the spec."""
 
-    def __init__(self, channels: int, channels_2: int) -> None:
+    def __init__(self, in_channels: int, inp: int, out: int) -> None:
         super().__init__()
         self.branch1 = nn.Sequential(
             nn.Conv2d(
-                channels,
-                channels,
+                in_channels,
+                inp,
                 kernel_size=3,
                 stride=2,
                 padding=1,
-                groups=channels,
+                groups=inp,
                 bias=False,
             ),
-            nn.BatchNorm2d(channels),
-            nn.Conv2d(channels, channels_2, kernel_size=1, bias=False),
-            nn.BatchNorm2d(channels_2),
+            nn.BatchNorm2d(inp),
+            nn.Conv2d(inp, out // 2, kernel_size=1, bias=False),
+            nn.BatchNorm2d(out // 2),
             nn.ReLU(inplace=True),
         )
         self.branch2 = nn.Sequential(
-            nn.Conv2d(channels, channels_2, kernel_size=1, bias=False),
-            nn.BatchNorm2d(channels_2),
+            nn.Conv2d(inp, out // 2, kernel_size=1, bias=False),
+            nn.BatchNorm2d(out // 2),
             nn.ReLU(inplace=True),
             nn.Conv2d(
-                channels_2,
-                channels_2,
+                out // 2,
+                out // 2,
                 kernel_size=3,
                 stride=2,
                 padding=1,
-                groups=channels_2,
+                groups=out // 2,
                 bias=False,
             ),
-            nn.BatchNorm2d(channels_2),
-            nn.Conv2d(channels_2, channels_2, kernel_size=1, bias=False),
-            nn.BatchNorm2d(channels_2),
+            nn.BatchNorm2d(out // 2),
+            nn.Conv2d(out // 2, out // 2, kernel_size=1, bias=False),
+            nn.BatchNorm2d(out // 2),
             nn.ReLU(inplace=True),
         )
         self.shuffle = nn.ChannelShuffle(groups=2)
@@ -74,23 +80,23 @@ class DownUnit(nn.Module):
 class Unit(nn.Module):
     """The Unit block of the spec."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, out: int, in_channels_2: int) -> None:
         super().__init__()
         self.branch2 = nn.Sequential(
-            nn.Conv2d(channels, channels, kernel_size=1, bias=False),
-            nn.BatchNorm2d(channels),
+            nn.Conv2d(in_channels_2, out // 2, kernel_size=1, bias=False),
+            nn.BatchNorm2d(out // 2),
             nn.ReLU(inplace=True),
             nn.Conv2d(
-                channels,
-                channels,
+                out // 2,
+                out // 2,
                 kernel_size=3,
                 padding=1,
-                groups=channels,
+                groups=out // 2,
                 bias=False,
             ),
-            nn.BatchNorm2d(channels),
-            nn.Conv2d(channels, channels, kernel_size=1, bias=False),
-            nn.BatchNorm2d(channels),
+            nn.BatchNorm2d(out // 2),
+            nn.Conv2d(out // 2, out // 2, kernel_size=1, bias=False),
+            nn.BatchNorm2d(out // 2),
             nn.ReLU(inplace=True),
         )
         self.shuffle = nn.ChannelShuffle(groups=2)
@@ -117,31 +123,31 @@ class ShufflenetV2X10(nn.Sequential):
         )
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         self.stage2 = nn.Sequential(
-            DownUnit(channels=24, channels_2=58),
-            Unit(channels=58),
-            Unit(channels=58),
-            Unit(channels=58),
+            DownUnit(in_channels=24, inp=24, out=STAGE2),
+            Unit(out=STAGE2, in_channels_2=58),
+            Unit(out=STAGE2, in_channels_2=58),
+            Unit(out=STAGE2, in_channels_2=58),
         )
         self.stage3 = nn.Sequential(
-            DownUnit(channels=116, channels_2=116),
-            Unit(channels=116),
-            Unit(channels=116),
-            Unit(channels=116),
-            Unit(channels=116),
-            Unit(channels=116),
-            Unit(channels=116),
-            Unit(channels=116),
+            DownUnit(in_channels=STAGE2, inp=STAGE2, out=STAGE3),
+            Unit(out=STAGE3, in_channels_2=116),
+            Unit(out=STAGE3, in_channels_2=116),
+            Unit(out=STAGE3, in_channels_2=116),
+            Unit(out=STAGE3, in_channels_2=116),
+            Unit(out=STAGE3, in_channels_2=116),
+            Unit(out=STAGE3, in_channels_2=116),
+            Unit(out=STAGE3, in_channels_2=116),
         )
         self.stage4 = nn.Sequential(
-            DownUnit(channels=232, channels_2=232),
-            Unit(channels=232),
-            Unit(channels=232),
-            Unit(channels=232),
+            DownUnit(in_channels=STAGE3, inp=STAGE3, out=STAGE4),
+            Unit(out=STAGE4, in_channels_2=232),
+            Unit(out=STAGE4, in_channels_2=232),
+            Unit(out=STAGE4, in_channels_2=232),
         )
         self.conv5 = nn.Sequential(
-            nn.Conv2d(464, 1024, kernel_size=1, bias=False),
-            nn.BatchNorm2d(1024),
+            nn.Conv2d(STAGE4, LAST_CHANNEL, kernel_size=1, bias=False),
+            nn.BatchNorm2d(LAST_CHANNEL),
             nn.ReLU(inplace=True),
         )
         self.pool = Mean(dim=(2, 3))
-        self.fc = nn.Linear(1024, 1000)
+        self.fc = nn.Linear(LAST_CHANNEL, NUM_CLASSES)

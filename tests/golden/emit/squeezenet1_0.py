@@ -10,17 +10,23 @@ sha256: ffce2974efcc4d417d01bcf7aaa742fbb998de28ddd78ae327da1a3d2d54bd42
 import torch
 from torch import nn
 
+NUM_CLASSES = 1000
+DROPOUT = 0.5
+VERSION = 1.0
+
 
 class Fire(nn.Module):
     """The Fire block of the spec."""
 
-    def __init__(self, in_channels: int, channels: int, out_channels: int) -> None:
+    def __init__(
+        self, in_channels: int, squeeze: int, expand1x1: int, expand3x3: int
+    ) -> None:
         super().__init__()
-        self.squeeze = nn.Conv2d(in_channels, channels, kernel_size=1)
+        self.squeeze = nn.Conv2d(in_channels, squeeze, kernel_size=1)
         self.squeeze_activation = nn.ReLU(inplace=True)
-        self.expand1x1 = nn.Conv2d(channels, out_channels, kernel_size=1)
+        self.expand1x1 = nn.Conv2d(squeeze, expand1x1, kernel_size=1)
         self.expand1x1_activation = nn.ReLU(inplace=True)
-        self.expand3x3 = nn.Conv2d(channels, out_channels, kernel_size=3, padding=1)
+        self.expand3x3 = nn.Conv2d(squeeze, expand3x3, kernel_size=3, padding=1)
         self.expand3x3_activation = nn.ReLU(inplace=True)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
@@ -40,23 +46,33 @@ class Squeezenet10(nn.Sequential):
     def __init__(self) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(3, 96, kernel_size=7, stride=2),
+            nn.Conv2d(
+                3,
+                96 if VERSION == 1.0 else 64,
+                kernel_size=7 if VERSION == 1.0 else 3,
+                stride=2,
+            ),
             nn.ReLU(inplace=True),
             nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True),
-            Fire(in_channels=96, channels=16, out_channels=64),
-            Fire(in_channels=128, channels=16, out_channels=64),
-            Fire(in_channels=128, channels=32, out_channels=128),
+            Fire(
+                in_channels=96 if VERSION == 1.0 else 64,
+                squeeze=16,
+                expand1x1=64,
+                expand3x3=64,
+            ),
+            Fire(in_channels=128, squeeze=16, expand1x1=64, expand3x3=64),
+            Fire(in_channels=128, squeeze=32, expand1x1=128, expand3x3=128),
             nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True),
-            Fire(in_channels=256, channels=32, out_channels=128),
-            Fire(in_channels=256, channels=48, out_channels=192),
-            Fire(in_channels=384, channels=48, out_channels=192),
-            Fire(in_channels=384, channels=64, out_channels=256),
+            Fire(in_channels=256, squeeze=32, expand1x1=128, expand3x3=128),
+            Fire(in_channels=256, squeeze=48, expand1x1=192, expand3x3=192),
+            Fire(in_channels=384, squeeze=48, expand1x1=192, expand3x3=192),
+            Fire(in_channels=384, squeeze=64, expand1x1=256, expand3x3=256),
             nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True),
-            Fire(in_channels=512, channels=64, out_channels=256),
+            Fire(in_channels=512, squeeze=64, expand1x1=256, expand3x3=256),
         )
         self.classifier = nn.Sequential(
-            nn.Dropout(p=0.5),
-            nn.Conv2d(512, 1000, kernel_size=1),
+            nn.Dropout(p=DROPOUT),
+            nn.Conv2d(512, NUM_CLASSES, kernel_size=1),
             nn.ReLU(inplace=True),
             nn.AdaptiveAvgPool2d(output_size=(1, 1)),
         )

@@ -15,105 +15,22 @@ import torch
 from torch import nn
 from torchvision.ops import Permute, StochasticDepth
 
-
-class ShiftedWindowAttention(nn.Module):
-    """The ShiftedWindowAttention block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.relative_position_bias_table = nn.Parameter(
-            nn.init.trunc_normal_(torch.empty((169, 3)), std=0.02)
-        )
-        self.register_buffer(
-            "relative_position_index",
-            torch.reshape(
-                torch.sub(
-                    torch.unsqueeze(
-                        torch.arange(49)
-                        + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
-                        1,
-                    ),
-                    torch.arange(49)
-                    + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
-                )
-                + 84,
-                (2401,),
-            ),
-        )
-        self.bias_grid = nn.Unflatten(dim=0, unflattened_size=(49, 49))
-        self.windows = nn.Flatten(start_dim=0, end_dim=2)
-        self.qkv = nn.Linear(96, 288)
-        self.proj = nn.Linear(96, 96)
-        self.images = nn.Unflatten(dim=0, unflattened_size=(-1, 8, 8))
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        relative_position_bias_table = self.relative_position_bias_table
-        relative_position_index = self.relative_position_index
-        bias_rows = relative_position_bias_table[relative_position_index]
-        bias_grid = self.bias_grid(bias_rows)
-        bias = bias_grid.permute(*(2, 0, 1))
-        grid = input.reshape(input.shape[0], *(8, 7, 8, 7, 96))
-        by_window = grid.permute(*(0, 1, 3, 2, 4, 5))
-        windows = self.windows(by_window)
-        tokens = windows.reshape(windows.shape[0], *(49, 96))
-        qkv = self.qkv(tokens)
-        parts = qkv.reshape(qkv.shape[0], *(49, 3, 3, 32))
-        by_head = parts.permute(*(0, 2, 3, 1, 4))
-        q = by_head.select(1, 0)
-        k = by_head.select(1, 1)
-        v = by_head.select(1, 2)
-        q_scaled = q * 0.1767766952966369
-        k_t = k.transpose(-2, -1)
-        scores = q_scaled @ k_t
-        biased = scores + bias
-        weights = biased.softmax(-1)
-        mixed = weights @ v
-        heads_last = mixed.transpose(1, 2)
-        merged = heads_last.reshape(heads_last.shape[0], *(49, 96))
-        proj = self.proj(merged)
-        window_grid = proj.reshape(proj.shape[0], *(7, 7, 96))
-        images = self.images(window_grid)
-        by_row = images.permute(*(0, 1, 3, 2, 4, 5))
-        image = by_row.reshape(by_row.shape[0], *(56, 56, 96))
-        return image
-
-
-class SwinTransformerBlock(nn.Module):
-    """The SwinTransformerBlock block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(96, eps=1e-05)
-        self.attn = ShiftedWindowAttention()
-        self.stochastic_depth = StochasticDepth(p=0.0, mode="row")
-        self.norm2 = nn.LayerNorm(96, eps=1e-05)
-        self.mlp = nn.Sequential(
-            nn.Linear(96, 384),
-            nn.GELU(),
-            nn.Dropout(p=0.0),
-            nn.Linear(384, 96),
-            nn.Dropout(p=0.0),
-        )
-        self.stochastic_depth_mlp = StochasticDepth(p=0.0, mode="row")
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        norm1 = self.norm1(input)
-        attn = self.attn(norm1)
-        stochastic_depth = self.stochastic_depth(attn)
-        attended = input + stochastic_depth
-        norm2 = self.norm2(attended)
-        mlp = self.mlp(norm2)
-        stochastic_depth_mlp = self.stochastic_depth_mlp(mlp)
-        out = attended + stochastic_depth_mlp
-        return out
+NUM_CLASSES = 1000
+PATCH_SIZE = 4
+EMBED_DIM = 96
+NUM_HEADS = (3, 6, 12, 24)
+WINDOW = 7
+STOCHASTIC_DEPTH_PROB = 0.2
+BLOCKS = 12
+FIRST = (0, 2, 4, 10)
 
 
 class WindowMask(nn.Module):
     """The WindowMask block of the spec."""
 
-    def __init__(self) -> None:
+    def __init__(self, windows: int, window: int) -> None:
         super().__init__()
-        self.images = nn.Unflatten(dim=0, unflattened_size=(-1, 64))
+        self.images = nn.Unflatten(dim=0, unflattened_size=(-1, windows))
         self.register_buffer(
             "attn_mask",
             torch.reshape(
@@ -193,7 +110,7 @@ class WindowMask(nn.Module):
                     -100.0,
                     0.0,
                 ),
-                (64, 1, 49, 49),
+                (windows, 1, window * window, window * window),
             ),
             persistent=False,
         )
@@ -205,219 +122,14 @@ class WindowMask(nn.Module):
         masked = images + attn_mask
         windows_again = self.windows_again(masked)
         return windows_again
-
-
-class ShiftedWindowAttention2(nn.Module):
-    """The ShiftedWindowAttention block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.relative_position_bias_table = nn.Parameter(
-            nn.init.trunc_normal_(torch.empty((169, 3)), std=0.02)
-        )
-        self.register_buffer(
-            "relative_position_index",
-            torch.reshape(
-                torch.sub(
-                    torch.unsqueeze(
-                        torch.arange(49)
-                        + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
-                        1,
-                    ),
-                    torch.arange(49)
-                    + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
-                )
-                + 84,
-                (2401,),
-            ),
-        )
-        self.bias_grid = nn.Unflatten(dim=0, unflattened_size=(49, 49))
-        self.windows = nn.Flatten(start_dim=0, end_dim=2)
-        self.qkv = nn.Linear(96, 288)
-        self.mask = WindowMask()
-        self.proj = nn.Linear(96, 96)
-        self.images = nn.Unflatten(dim=0, unflattened_size=(-1, 8, 8))
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        relative_position_bias_table = self.relative_position_bias_table
-        relative_position_index = self.relative_position_index
-        bias_rows = relative_position_bias_table[relative_position_index]
-        bias_grid = self.bias_grid(bias_rows)
-        bias = bias_grid.permute(*(2, 0, 1))
-        shifted = input.roll((-3, -3), (1, 2))
-        grid = shifted.reshape(shifted.shape[0], *(8, 7, 8, 7, 96))
-        by_window = grid.permute(*(0, 1, 3, 2, 4, 5))
-        windows = self.windows(by_window)
-        tokens = windows.reshape(windows.shape[0], *(49, 96))
-        qkv = self.qkv(tokens)
-        parts = qkv.reshape(qkv.shape[0], *(49, 3, 3, 32))
-        by_head = parts.permute(*(0, 2, 3, 1, 4))
-        q = by_head.select(1, 0)
-        k = by_head.select(1, 1)
-        v = by_head.select(1, 2)
-        q_scaled = q * 0.1767766952966369
-        k_t = k.transpose(-2, -1)
-        scores = q_scaled @ k_t
-        biased = scores + bias
-        mask = self.mask(biased)
-        weights = mask.softmax(-1)
-        mixed = weights @ v
-        heads_last = mixed.transpose(1, 2)
-        merged = heads_last.reshape(heads_last.shape[0], *(49, 96))
-        proj = self.proj(merged)
-        window_grid = proj.reshape(proj.shape[0], *(7, 7, 96))
-        images = self.images(window_grid)
-        by_row = images.permute(*(0, 1, 3, 2, 4, 5))
-        image = by_row.reshape(by_row.shape[0], *(56, 56, 96))
-        unshifted = image.roll((3, 3), (1, 2))
-        return unshifted
-
-
-class SwinTransformerBlock2(nn.Module):
-    """The SwinTransformerBlock block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(96, eps=1e-05)
-        self.attn = ShiftedWindowAttention2()
-        self.stochastic_depth = StochasticDepth(p=0.018181818181818184, mode="row")
-        self.norm2 = nn.LayerNorm(96, eps=1e-05)
-        self.mlp = nn.Sequential(
-            nn.Linear(96, 384),
-            nn.GELU(),
-            nn.Dropout(p=0.0),
-            nn.Linear(384, 96),
-            nn.Dropout(p=0.0),
-        )
-        self.stochastic_depth_mlp = StochasticDepth(p=0.018181818181818184, mode="row")
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        norm1 = self.norm1(input)
-        attn = self.attn(norm1)
-        stochastic_depth = self.stochastic_depth(attn)
-        attended = input + stochastic_depth
-        norm2 = self.norm2(attended)
-        mlp = self.mlp(norm2)
-        stochastic_depth_mlp = self.stochastic_depth_mlp(mlp)
-        out = attended + stochastic_depth_mlp
-        return out
-
-
-class PatchMerging(nn.Module):
-    """The PatchMerging block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.norm = nn.LayerNorm(384, eps=1e-05)
-        self.reduction = nn.Linear(384, 192, bias=False)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        pairs = input.reshape(input.shape[0], *(28, 2, 28, 2, 96))
-        quads = pairs.permute(*(0, 1, 3, 4, 2, 5))
-        merged = quads.reshape(quads.shape[0], *(28, 28, 384))
-        norm = self.norm(merged)
-        reduction = self.reduction(norm)
-        return reduction
-
-
-class ShiftedWindowAttention3(nn.Module):
-    """The ShiftedWindowAttention block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.relative_position_bias_table = nn.Parameter(
-            nn.init.trunc_normal_(torch.empty((169, 6)), std=0.02)
-        )
-        self.register_buffer(
-            "relative_position_index",
-            torch.reshape(
-                torch.sub(
-                    torch.unsqueeze(
-                        torch.arange(49)
-                        + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
-                        1,
-                    ),
-                    torch.arange(49)
-                    + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
-                )
-                + 84,
-                (2401,),
-            ),
-        )
-        self.bias_grid = nn.Unflatten(dim=0, unflattened_size=(49, 49))
-        self.windows = nn.Flatten(start_dim=0, end_dim=2)
-        self.qkv = nn.Linear(192, 576)
-        self.proj = nn.Linear(192, 192)
-        self.images = nn.Unflatten(dim=0, unflattened_size=(-1, 4, 4))
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        relative_position_bias_table = self.relative_position_bias_table
-        relative_position_index = self.relative_position_index
-        bias_rows = relative_position_bias_table[relative_position_index]
-        bias_grid = self.bias_grid(bias_rows)
-        bias = bias_grid.permute(*(2, 0, 1))
-        grid = input.reshape(input.shape[0], *(4, 7, 4, 7, 192))
-        by_window = grid.permute(*(0, 1, 3, 2, 4, 5))
-        windows = self.windows(by_window)
-        tokens = windows.reshape(windows.shape[0], *(49, 192))
-        qkv = self.qkv(tokens)
-        parts = qkv.reshape(qkv.shape[0], *(49, 3, 6, 32))
-        by_head = parts.permute(*(0, 2, 3, 1, 4))
-        q = by_head.select(1, 0)
-        k = by_head.select(1, 1)
-        v = by_head.select(1, 2)
-        q_scaled = q * 0.1767766952966369
-        k_t = k.transpose(-2, -1)
-        scores = q_scaled @ k_t
-        biased = scores + bias
-        weights = biased.softmax(-1)
-        mixed = weights @ v
-        heads_last = mixed.transpose(1, 2)
-        merged = heads_last.reshape(heads_last.shape[0], *(49, 192))
-        proj = self.proj(merged)
-        window_grid = proj.reshape(proj.shape[0], *(7, 7, 192))
-        images = self.images(window_grid)
-        by_row = images.permute(*(0, 1, 3, 2, 4, 5))
-        image = by_row.reshape(by_row.shape[0], *(28, 28, 192))
-        return image
-
-
-class SwinTransformerBlock3(nn.Module):
-    """The SwinTransformerBlock block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(192, eps=1e-05)
-        self.attn = ShiftedWindowAttention3()
-        self.stochastic_depth = StochasticDepth(p=0.03636363636363637, mode="row")
-        self.norm2 = nn.LayerNorm(192, eps=1e-05)
-        self.mlp = nn.Sequential(
-            nn.Linear(192, 768),
-            nn.GELU(),
-            nn.Dropout(p=0.0),
-            nn.Linear(768, 192),
-            nn.Dropout(p=0.0),
-        )
-        self.stochastic_depth_mlp = StochasticDepth(p=0.03636363636363637, mode="row")
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        norm1 = self.norm1(input)
-        attn = self.attn(norm1)
-        stochastic_depth = self.stochastic_depth(attn)
-        attended = input + stochastic_depth
-        norm2 = self.norm2(attended)
-        mlp = self.mlp(norm2)
-        stochastic_depth_mlp = self.stochastic_depth_mlp(mlp)
-        out = attended + stochastic_depth_mlp
-        return out
 
 
 class WindowMask2(nn.Module):
     """The WindowMask block of the spec."""
 
-    def __init__(self) -> None:
+    def __init__(self, windows: int, window: int) -> None:
         super().__init__()
-        self.images = nn.Unflatten(dim=0, unflattened_size=(-1, 16))
+        self.images = nn.Unflatten(dim=0, unflattened_size=(-1, windows))
         self.register_buffer(
             "attn_mask",
             torch.reshape(
@@ -497,7 +209,7 @@ class WindowMask2(nn.Module):
                     -100.0,
                     0.0,
                 ),
-                (16, 1, 49, 49),
+                (windows, 1, window * window, window * window),
             ),
             persistent=False,
         )
@@ -509,219 +221,14 @@ class WindowMask2(nn.Module):
         masked = images + attn_mask
         windows_again = self.windows_again(masked)
         return windows_again
-
-
-class ShiftedWindowAttention4(nn.Module):
-    """The ShiftedWindowAttention block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.relative_position_bias_table = nn.Parameter(
-            nn.init.trunc_normal_(torch.empty((169, 6)), std=0.02)
-        )
-        self.register_buffer(
-            "relative_position_index",
-            torch.reshape(
-                torch.sub(
-                    torch.unsqueeze(
-                        torch.arange(49)
-                        + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
-                        1,
-                    ),
-                    torch.arange(49)
-                    + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
-                )
-                + 84,
-                (2401,),
-            ),
-        )
-        self.bias_grid = nn.Unflatten(dim=0, unflattened_size=(49, 49))
-        self.windows = nn.Flatten(start_dim=0, end_dim=2)
-        self.qkv = nn.Linear(192, 576)
-        self.mask = WindowMask2()
-        self.proj = nn.Linear(192, 192)
-        self.images = nn.Unflatten(dim=0, unflattened_size=(-1, 4, 4))
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        relative_position_bias_table = self.relative_position_bias_table
-        relative_position_index = self.relative_position_index
-        bias_rows = relative_position_bias_table[relative_position_index]
-        bias_grid = self.bias_grid(bias_rows)
-        bias = bias_grid.permute(*(2, 0, 1))
-        shifted = input.roll((-3, -3), (1, 2))
-        grid = shifted.reshape(shifted.shape[0], *(4, 7, 4, 7, 192))
-        by_window = grid.permute(*(0, 1, 3, 2, 4, 5))
-        windows = self.windows(by_window)
-        tokens = windows.reshape(windows.shape[0], *(49, 192))
-        qkv = self.qkv(tokens)
-        parts = qkv.reshape(qkv.shape[0], *(49, 3, 6, 32))
-        by_head = parts.permute(*(0, 2, 3, 1, 4))
-        q = by_head.select(1, 0)
-        k = by_head.select(1, 1)
-        v = by_head.select(1, 2)
-        q_scaled = q * 0.1767766952966369
-        k_t = k.transpose(-2, -1)
-        scores = q_scaled @ k_t
-        biased = scores + bias
-        mask = self.mask(biased)
-        weights = mask.softmax(-1)
-        mixed = weights @ v
-        heads_last = mixed.transpose(1, 2)
-        merged = heads_last.reshape(heads_last.shape[0], *(49, 192))
-        proj = self.proj(merged)
-        window_grid = proj.reshape(proj.shape[0], *(7, 7, 192))
-        images = self.images(window_grid)
-        by_row = images.permute(*(0, 1, 3, 2, 4, 5))
-        image = by_row.reshape(by_row.shape[0], *(28, 28, 192))
-        unshifted = image.roll((3, 3), (1, 2))
-        return unshifted
-
-
-class SwinTransformerBlock4(nn.Module):
-    """The SwinTransformerBlock block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(192, eps=1e-05)
-        self.attn = ShiftedWindowAttention4()
-        self.stochastic_depth = StochasticDepth(p=0.05454545454545456, mode="row")
-        self.norm2 = nn.LayerNorm(192, eps=1e-05)
-        self.mlp = nn.Sequential(
-            nn.Linear(192, 768),
-            nn.GELU(),
-            nn.Dropout(p=0.0),
-            nn.Linear(768, 192),
-            nn.Dropout(p=0.0),
-        )
-        self.stochastic_depth_mlp = StochasticDepth(p=0.05454545454545456, mode="row")
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        norm1 = self.norm1(input)
-        attn = self.attn(norm1)
-        stochastic_depth = self.stochastic_depth(attn)
-        attended = input + stochastic_depth
-        norm2 = self.norm2(attended)
-        mlp = self.mlp(norm2)
-        stochastic_depth_mlp = self.stochastic_depth_mlp(mlp)
-        out = attended + stochastic_depth_mlp
-        return out
-
-
-class PatchMerging2(nn.Module):
-    """The PatchMerging block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.norm = nn.LayerNorm(768, eps=1e-05)
-        self.reduction = nn.Linear(768, 384, bias=False)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        pairs = input.reshape(input.shape[0], *(14, 2, 14, 2, 192))
-        quads = pairs.permute(*(0, 1, 3, 4, 2, 5))
-        merged = quads.reshape(quads.shape[0], *(14, 14, 768))
-        norm = self.norm(merged)
-        reduction = self.reduction(norm)
-        return reduction
-
-
-class ShiftedWindowAttention5(nn.Module):
-    """The ShiftedWindowAttention block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.relative_position_bias_table = nn.Parameter(
-            nn.init.trunc_normal_(torch.empty((169, 12)), std=0.02)
-        )
-        self.register_buffer(
-            "relative_position_index",
-            torch.reshape(
-                torch.sub(
-                    torch.unsqueeze(
-                        torch.arange(49)
-                        + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
-                        1,
-                    ),
-                    torch.arange(49)
-                    + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
-                )
-                + 84,
-                (2401,),
-            ),
-        )
-        self.bias_grid = nn.Unflatten(dim=0, unflattened_size=(49, 49))
-        self.windows = nn.Flatten(start_dim=0, end_dim=2)
-        self.qkv = nn.Linear(384, 1152)
-        self.proj = nn.Linear(384, 384)
-        self.images = nn.Unflatten(dim=0, unflattened_size=(-1, 2, 2))
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        relative_position_bias_table = self.relative_position_bias_table
-        relative_position_index = self.relative_position_index
-        bias_rows = relative_position_bias_table[relative_position_index]
-        bias_grid = self.bias_grid(bias_rows)
-        bias = bias_grid.permute(*(2, 0, 1))
-        grid = input.reshape(input.shape[0], *(2, 7, 2, 7, 384))
-        by_window = grid.permute(*(0, 1, 3, 2, 4, 5))
-        windows = self.windows(by_window)
-        tokens = windows.reshape(windows.shape[0], *(49, 384))
-        qkv = self.qkv(tokens)
-        parts = qkv.reshape(qkv.shape[0], *(49, 3, 12, 32))
-        by_head = parts.permute(*(0, 2, 3, 1, 4))
-        q = by_head.select(1, 0)
-        k = by_head.select(1, 1)
-        v = by_head.select(1, 2)
-        q_scaled = q * 0.1767766952966369
-        k_t = k.transpose(-2, -1)
-        scores = q_scaled @ k_t
-        biased = scores + bias
-        weights = biased.softmax(-1)
-        mixed = weights @ v
-        heads_last = mixed.transpose(1, 2)
-        merged = heads_last.reshape(heads_last.shape[0], *(49, 384))
-        proj = self.proj(merged)
-        window_grid = proj.reshape(proj.shape[0], *(7, 7, 384))
-        images = self.images(window_grid)
-        by_row = images.permute(*(0, 1, 3, 2, 4, 5))
-        image = by_row.reshape(by_row.shape[0], *(14, 14, 384))
-        return image
-
-
-class SwinTransformerBlock5(nn.Module):
-    """The SwinTransformerBlock block of the spec."""
-
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(384, eps=1e-05)
-        self.attn = ShiftedWindowAttention5()
-        self.stochastic_depth = StochasticDepth(p=p, mode="row")
-        self.norm2 = nn.LayerNorm(384, eps=1e-05)
-        self.mlp = nn.Sequential(
-            nn.Linear(384, 1536),
-            nn.GELU(),
-            nn.Dropout(p=0.0),
-            nn.Linear(1536, 384),
-            nn.Dropout(p=0.0),
-        )
-        self.stochastic_depth_mlp = StochasticDepth(p=p, mode="row")
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        norm1 = self.norm1(input)
-        attn = self.attn(norm1)
-        stochastic_depth = self.stochastic_depth(attn)
-        attended = input + stochastic_depth
-        norm2 = self.norm2(attended)
-        mlp = self.mlp(norm2)
-        stochastic_depth_mlp = self.stochastic_depth_mlp(mlp)
-        out = attended + stochastic_depth_mlp
-        return out
 
 
 class WindowMask3(nn.Module):
     """The WindowMask block of the spec."""
 
-    def __init__(self) -> None:
+    def __init__(self, windows: int, window: int) -> None:
         super().__init__()
-        self.images = nn.Unflatten(dim=0, unflattened_size=(-1, 4))
+        self.images = nn.Unflatten(dim=0, unflattened_size=(-1, windows))
         self.register_buffer(
             "attn_mask",
             torch.reshape(
@@ -801,7 +308,7 @@ class WindowMask3(nn.Module):
                     -100.0,
                     0.0,
                 ),
-                (4, 1, 49, 49),
+                (windows, 1, window * window, window * window),
             ),
             persistent=False,
         )
@@ -815,13 +322,46 @@ class WindowMask3(nn.Module):
         return windows_again
 
 
-class ShiftedWindowAttention6(nn.Module):
+class PatchMerging(nn.Module):
+    """The PatchMerging block of the spec."""
+
+    def __init__(
+        self, in_features: int, in_shape: tuple[int, ...], normalized_shape: int
+    ) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.in_shape = in_shape
+        self.norm = nn.LayerNorm(normalized_shape, eps=1e-05)
+        self.reduction = nn.Linear(normalized_shape, 2 * in_features, bias=False)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        pairs = input.reshape(
+            input.shape[0],
+            *(self.in_shape[0] // 2, 2, self.in_shape[1] // 2, 2, self.in_features),
+        )
+        quads = pairs.permute(*(0, 1, 3, 4, 2, 5))
+        merged = quads.reshape(
+            quads.shape[0],
+            *(self.in_shape[0] // 2, self.in_shape[1] // 2, 4 * self.in_features),
+        )
+        norm = self.norm(merged)
+        reduction = self.reduction(norm)
+        return reduction
+
+
+class ShiftedWindowAttention(nn.Module):
     """The ShiftedWindowAttention block of the spec."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, in_features: int, in_shape: tuple[int, ...], heads: int, window: int
+    ) -> None:
         super().__init__()
+        self.in_features = in_features
+        self.in_shape = in_shape
+        self.heads = heads
+        self.window = window
         self.relative_position_bias_table = nn.Parameter(
-            nn.init.trunc_normal_(torch.empty((169, 12)), std=0.02)
+            nn.init.trunc_normal_(torch.empty(((2 * window - 1) ** 2, heads)), std=0.02)
         )
         self.register_buffer(
             "relative_position_index",
@@ -836,15 +376,18 @@ class ShiftedWindowAttention6(nn.Module):
                     + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
                 )
                 + 84,
-                (2401,),
+                (window**4,),
             ),
         )
-        self.bias_grid = nn.Unflatten(dim=0, unflattened_size=(49, 49))
+        self.bias_grid = nn.Unflatten(
+            dim=0, unflattened_size=(window * window, window * window)
+        )
         self.windows = nn.Flatten(start_dim=0, end_dim=2)
-        self.qkv = nn.Linear(384, 1152)
-        self.mask = WindowMask3()
-        self.proj = nn.Linear(384, 384)
-        self.images = nn.Unflatten(dim=0, unflattened_size=(-1, 2, 2))
+        self.qkv = nn.Linear(in_features, 3 * in_features)
+        self.proj = nn.Linear(in_features, in_features)
+        self.images = nn.Unflatten(
+            dim=0, unflattened_size=(-1, in_shape[0] // window, in_shape[1] // window)
+        )
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         relative_position_bias_table = self.relative_position_bias_table
@@ -852,18 +395,138 @@ class ShiftedWindowAttention6(nn.Module):
         bias_rows = relative_position_bias_table[relative_position_index]
         bias_grid = self.bias_grid(bias_rows)
         bias = bias_grid.permute(*(2, 0, 1))
-        shifted = input.roll((-3, -3), (1, 2))
-        grid = shifted.reshape(shifted.shape[0], *(2, 7, 2, 7, 384))
+        grid = input.reshape(
+            input.shape[0],
+            *(
+                self.in_shape[0] // self.window,
+                self.window,
+                self.in_shape[1] // self.window,
+                self.window,
+                self.in_features,
+            ),
+        )
         by_window = grid.permute(*(0, 1, 3, 2, 4, 5))
         windows = self.windows(by_window)
-        tokens = windows.reshape(windows.shape[0], *(49, 384))
+        tokens = windows.reshape(
+            windows.shape[0], *(self.window * self.window, self.in_features)
+        )
         qkv = self.qkv(tokens)
-        parts = qkv.reshape(qkv.shape[0], *(49, 3, 12, 32))
+        parts = qkv.reshape(
+            qkv.shape[0],
+            *(self.window * self.window, 3, self.heads, self.in_features // self.heads),
+        )
         by_head = parts.permute(*(0, 2, 3, 1, 4))
         q = by_head.select(1, 0)
         k = by_head.select(1, 1)
         v = by_head.select(1, 2)
-        q_scaled = q * 0.1767766952966369
+        q_scaled = q * (self.in_features // self.heads) ** (-0.5)
+        k_t = k.transpose(-2, -1)
+        scores = q_scaled @ k_t
+        biased = scores + bias
+        weights = biased.softmax(-1)
+        mixed = weights @ v
+        heads_last = mixed.transpose(1, 2)
+        merged = heads_last.reshape(
+            heads_last.shape[0], *(self.window * self.window, self.in_features)
+        )
+        proj = self.proj(merged)
+        window_grid = proj.reshape(
+            proj.shape[0], *(self.window, self.window, self.in_features)
+        )
+        images = self.images(window_grid)
+        by_row = images.permute(*(0, 1, 3, 2, 4, 5))
+        image = by_row.reshape(by_row.shape[0], *self.in_shape)
+        return image
+
+
+class ShiftedWindowAttention2(nn.Module):
+    """The ShiftedWindowAttention block of the spec."""
+
+    def __init__(
+        self,
+        in_features: int,
+        in_shape: tuple[int, ...],
+        heads: int,
+        window: int,
+        shift: int = 0,
+        shift_h: int | None = None,
+        shift_w: int | None = None,
+    ) -> None:
+        super().__init__()
+        if shift_h is None:
+            shift_h = shift if in_shape[0] > window else 0
+        if shift_w is None:
+            shift_w = shift if in_shape[1] > window else 0
+        self.in_features = in_features
+        self.in_shape = in_shape
+        self.heads = heads
+        self.window = window
+        self.shift_h = shift_h
+        self.shift_w = shift_w
+        self.relative_position_bias_table = nn.Parameter(
+            nn.init.trunc_normal_(torch.empty(((2 * window - 1) ** 2, heads)), std=0.02)
+        )
+        self.register_buffer(
+            "relative_position_index",
+            torch.reshape(
+                torch.sub(
+                    torch.unsqueeze(
+                        torch.arange(49)
+                        + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
+                        1,
+                    ),
+                    torch.arange(49)
+                    + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
+                )
+                + 84,
+                (window**4,),
+            ),
+        )
+        self.bias_grid = nn.Unflatten(
+            dim=0, unflattened_size=(window * window, window * window)
+        )
+        self.windows = nn.Flatten(start_dim=0, end_dim=2)
+        self.qkv = nn.Linear(in_features, 3 * in_features)
+        self.mask = WindowMask(
+            windows=in_shape[0] // window * (in_shape[1] // window), window=window
+        )
+        self.proj = nn.Linear(in_features, in_features)
+        self.images = nn.Unflatten(
+            dim=0, unflattened_size=(-1, in_shape[0] // window, in_shape[1] // window)
+        )
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        relative_position_bias_table = self.relative_position_bias_table
+        relative_position_index = self.relative_position_index
+        bias_rows = relative_position_bias_table[relative_position_index]
+        bias_grid = self.bias_grid(bias_rows)
+        bias = bias_grid.permute(*(2, 0, 1))
+        shifted = input.roll((-self.shift_h, -self.shift_w), (1, 2))
+        grid = shifted.reshape(
+            shifted.shape[0],
+            *(
+                self.in_shape[0] // self.window,
+                self.window,
+                self.in_shape[1] // self.window,
+                self.window,
+                self.in_features,
+            ),
+        )
+        by_window = grid.permute(*(0, 1, 3, 2, 4, 5))
+        windows = self.windows(by_window)
+        tokens = windows.reshape(
+            windows.shape[0], *(self.window * self.window, self.in_features)
+        )
+        qkv = self.qkv(tokens)
+        parts = qkv.reshape(
+            qkv.shape[0],
+            *(self.window * self.window, 3, self.heads, self.in_features // self.heads),
+        )
+        by_head = parts.permute(*(0, 2, 3, 1, 4))
+        q = by_head.select(1, 0)
+        k = by_head.select(1, 1)
+        v = by_head.select(1, 2)
+        q_scaled = q * (self.in_features // self.heads) ** (-0.5)
         k_t = k.transpose(-2, -1)
         scores = q_scaled @ k_t
         biased = scores + bias
@@ -871,30 +534,266 @@ class ShiftedWindowAttention6(nn.Module):
         weights = mask.softmax(-1)
         mixed = weights @ v
         heads_last = mixed.transpose(1, 2)
-        merged = heads_last.reshape(heads_last.shape[0], *(49, 384))
+        merged = heads_last.reshape(
+            heads_last.shape[0], *(self.window * self.window, self.in_features)
+        )
         proj = self.proj(merged)
-        window_grid = proj.reshape(proj.shape[0], *(7, 7, 384))
+        window_grid = proj.reshape(
+            proj.shape[0], *(self.window, self.window, self.in_features)
+        )
         images = self.images(window_grid)
         by_row = images.permute(*(0, 1, 3, 2, 4, 5))
-        image = by_row.reshape(by_row.shape[0], *(14, 14, 384))
-        unshifted = image.roll((3, 3), (1, 2))
+        image = by_row.reshape(by_row.shape[0], *self.in_shape)
+        unshifted = image.roll((self.shift_h, self.shift_w), (1, 2))
         return unshifted
 
 
-class SwinTransformerBlock6(nn.Module):
+class ShiftedWindowAttention3(nn.Module):
+    """The ShiftedWindowAttention block of the spec."""
+
+    def __init__(
+        self,
+        in_features: int,
+        in_shape: tuple[int, ...],
+        heads: int,
+        window: int,
+        shift: int = 0,
+        shift_h: int | None = None,
+        shift_w: int | None = None,
+    ) -> None:
+        super().__init__()
+        if shift_h is None:
+            shift_h = shift if in_shape[0] > window else 0
+        if shift_w is None:
+            shift_w = shift if in_shape[1] > window else 0
+        self.in_features = in_features
+        self.in_shape = in_shape
+        self.heads = heads
+        self.window = window
+        self.shift_h = shift_h
+        self.shift_w = shift_w
+        self.relative_position_bias_table = nn.Parameter(
+            nn.init.trunc_normal_(torch.empty(((2 * window - 1) ** 2, heads)), std=0.02)
+        )
+        self.register_buffer(
+            "relative_position_index",
+            torch.reshape(
+                torch.sub(
+                    torch.unsqueeze(
+                        torch.arange(49)
+                        + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
+                        1,
+                    ),
+                    torch.arange(49)
+                    + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
+                )
+                + 84,
+                (window**4,),
+            ),
+        )
+        self.bias_grid = nn.Unflatten(
+            dim=0, unflattened_size=(window * window, window * window)
+        )
+        self.windows = nn.Flatten(start_dim=0, end_dim=2)
+        self.qkv = nn.Linear(in_features, 3 * in_features)
+        self.mask = WindowMask2(
+            windows=in_shape[0] // window * (in_shape[1] // window), window=window
+        )
+        self.proj = nn.Linear(in_features, in_features)
+        self.images = nn.Unflatten(
+            dim=0, unflattened_size=(-1, in_shape[0] // window, in_shape[1] // window)
+        )
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        relative_position_bias_table = self.relative_position_bias_table
+        relative_position_index = self.relative_position_index
+        bias_rows = relative_position_bias_table[relative_position_index]
+        bias_grid = self.bias_grid(bias_rows)
+        bias = bias_grid.permute(*(2, 0, 1))
+        shifted = input.roll((-self.shift_h, -self.shift_w), (1, 2))
+        grid = shifted.reshape(
+            shifted.shape[0],
+            *(
+                self.in_shape[0] // self.window,
+                self.window,
+                self.in_shape[1] // self.window,
+                self.window,
+                self.in_features,
+            ),
+        )
+        by_window = grid.permute(*(0, 1, 3, 2, 4, 5))
+        windows = self.windows(by_window)
+        tokens = windows.reshape(
+            windows.shape[0], *(self.window * self.window, self.in_features)
+        )
+        qkv = self.qkv(tokens)
+        parts = qkv.reshape(
+            qkv.shape[0],
+            *(self.window * self.window, 3, self.heads, self.in_features // self.heads),
+        )
+        by_head = parts.permute(*(0, 2, 3, 1, 4))
+        q = by_head.select(1, 0)
+        k = by_head.select(1, 1)
+        v = by_head.select(1, 2)
+        q_scaled = q * (self.in_features // self.heads) ** (-0.5)
+        k_t = k.transpose(-2, -1)
+        scores = q_scaled @ k_t
+        biased = scores + bias
+        mask = self.mask(biased)
+        weights = mask.softmax(-1)
+        mixed = weights @ v
+        heads_last = mixed.transpose(1, 2)
+        merged = heads_last.reshape(
+            heads_last.shape[0], *(self.window * self.window, self.in_features)
+        )
+        proj = self.proj(merged)
+        window_grid = proj.reshape(
+            proj.shape[0], *(self.window, self.window, self.in_features)
+        )
+        images = self.images(window_grid)
+        by_row = images.permute(*(0, 1, 3, 2, 4, 5))
+        image = by_row.reshape(by_row.shape[0], *self.in_shape)
+        unshifted = image.roll((self.shift_h, self.shift_w), (1, 2))
+        return unshifted
+
+
+class ShiftedWindowAttention4(nn.Module):
+    """The ShiftedWindowAttention block of the spec."""
+
+    def __init__(
+        self,
+        in_features: int,
+        in_shape: tuple[int, ...],
+        heads: int,
+        window: int,
+        shift: int = 0,
+        shift_h: int | None = None,
+        shift_w: int | None = None,
+    ) -> None:
+        super().__init__()
+        if shift_h is None:
+            shift_h = shift if in_shape[0] > window else 0
+        if shift_w is None:
+            shift_w = shift if in_shape[1] > window else 0
+        self.in_features = in_features
+        self.in_shape = in_shape
+        self.heads = heads
+        self.window = window
+        self.shift_h = shift_h
+        self.shift_w = shift_w
+        self.relative_position_bias_table = nn.Parameter(
+            nn.init.trunc_normal_(torch.empty(((2 * window - 1) ** 2, heads)), std=0.02)
+        )
+        self.register_buffer(
+            "relative_position_index",
+            torch.reshape(
+                torch.sub(
+                    torch.unsqueeze(
+                        torch.arange(49)
+                        + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
+                        1,
+                    ),
+                    torch.arange(49)
+                    + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
+                )
+                + 84,
+                (window**4,),
+            ),
+        )
+        self.bias_grid = nn.Unflatten(
+            dim=0, unflattened_size=(window * window, window * window)
+        )
+        self.windows = nn.Flatten(start_dim=0, end_dim=2)
+        self.qkv = nn.Linear(in_features, 3 * in_features)
+        self.mask = WindowMask3(
+            windows=in_shape[0] // window * (in_shape[1] // window), window=window
+        )
+        self.proj = nn.Linear(in_features, in_features)
+        self.images = nn.Unflatten(
+            dim=0, unflattened_size=(-1, in_shape[0] // window, in_shape[1] // window)
+        )
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        relative_position_bias_table = self.relative_position_bias_table
+        relative_position_index = self.relative_position_index
+        bias_rows = relative_position_bias_table[relative_position_index]
+        bias_grid = self.bias_grid(bias_rows)
+        bias = bias_grid.permute(*(2, 0, 1))
+        shifted = input.roll((-self.shift_h, -self.shift_w), (1, 2))
+        grid = shifted.reshape(
+            shifted.shape[0],
+            *(
+                self.in_shape[0] // self.window,
+                self.window,
+                self.in_shape[1] // self.window,
+                self.window,
+                self.in_features,
+            ),
+        )
+        by_window = grid.permute(*(0, 1, 3, 2, 4, 5))
+        windows = self.windows(by_window)
+        tokens = windows.reshape(
+            windows.shape[0], *(self.window * self.window, self.in_features)
+        )
+        qkv = self.qkv(tokens)
+        parts = qkv.reshape(
+            qkv.shape[0],
+            *(self.window * self.window, 3, self.heads, self.in_features // self.heads),
+        )
+        by_head = parts.permute(*(0, 2, 3, 1, 4))
+        q = by_head.select(1, 0)
+        k = by_head.select(1, 1)
+        v = by_head.select(1, 2)
+        q_scaled = q * (self.in_features // self.heads) ** (-0.5)
+        k_t = k.transpose(-2, -1)
+        scores = q_scaled @ k_t
+        biased = scores + bias
+        mask = self.mask(biased)
+        weights = mask.softmax(-1)
+        mixed = weights @ v
+        heads_last = mixed.transpose(1, 2)
+        merged = heads_last.reshape(
+            heads_last.shape[0], *(self.window * self.window, self.in_features)
+        )
+        proj = self.proj(merged)
+        window_grid = proj.reshape(
+            proj.shape[0], *(self.window, self.window, self.in_features)
+        )
+        images = self.images(window_grid)
+        by_row = images.permute(*(0, 1, 3, 2, 4, 5))
+        image = by_row.reshape(by_row.shape[0], *self.in_shape)
+        unshifted = image.roll((self.shift_h, self.shift_w), (1, 2))
+        return unshifted
+
+
+class SwinTransformerBlock(nn.Module):
     """The SwinTransformerBlock block of the spec."""
 
-    def __init__(self, p: float) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        in_shape: tuple[int, ...],
+        stage: int,
+        number: int,
+        heads: int | None = None,
+        p: float | None = None,
+    ) -> None:
         super().__init__()
-        self.norm1 = nn.LayerNorm(384, eps=1e-05)
-        self.attn = ShiftedWindowAttention6()
+        if heads is None:
+            heads = NUM_HEADS[stage]
+        if p is None:
+            p = STOCHASTIC_DEPTH_PROB * (FIRST[stage] + number) / (BLOCKS - 1)
+        self.norm1 = nn.LayerNorm(in_features, eps=1e-05)
+        self.attn = ShiftedWindowAttention(
+            in_features=in_features, in_shape=in_shape, heads=heads, window=WINDOW
+        )
         self.stochastic_depth = StochasticDepth(p=p, mode="row")
-        self.norm2 = nn.LayerNorm(384, eps=1e-05)
+        self.norm2 = nn.LayerNorm(in_features, eps=1e-05)
         self.mlp = nn.Sequential(
-            nn.Linear(384, 1536),
+            nn.Linear(in_features, 4 * in_features),
             nn.GELU(),
             nn.Dropout(p=0.0),
-            nn.Linear(1536, 384),
+            nn.Linear(4 * in_features, in_features),
             nn.Dropout(p=0.0),
         )
         self.stochastic_depth_mlp = StochasticDepth(p=p, mode="row")
@@ -911,99 +810,140 @@ class SwinTransformerBlock6(nn.Module):
         return out
 
 
-class PatchMerging3(nn.Module):
-    """The PatchMerging block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.norm = nn.LayerNorm(1536, eps=1e-05)
-        self.reduction = nn.Linear(1536, 768, bias=False)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        pairs = input.reshape(input.shape[0], *(7, 2, 7, 2, 384))
-        quads = pairs.permute(*(0, 1, 3, 4, 2, 5))
-        merged = quads.reshape(quads.shape[0], *(7, 7, 1536))
-        norm = self.norm(merged)
-        reduction = self.reduction(norm)
-        return reduction
-
-
-class ShiftedWindowAttention7(nn.Module):
-    """The ShiftedWindowAttention block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.relative_position_bias_table = nn.Parameter(
-            nn.init.trunc_normal_(torch.empty((169, 24)), std=0.02)
-        )
-        self.register_buffer(
-            "relative_position_index",
-            torch.reshape(
-                torch.sub(
-                    torch.unsqueeze(
-                        torch.arange(49)
-                        + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
-                        1,
-                    ),
-                    torch.arange(49)
-                    + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
-                )
-                + 84,
-                (2401,),
-            ),
-        )
-        self.bias_grid = nn.Unflatten(dim=0, unflattened_size=(49, 49))
-        self.windows = nn.Flatten(start_dim=0, end_dim=2)
-        self.qkv = nn.Linear(768, 2304)
-        self.proj = nn.Linear(768, 768)
-        self.images = nn.Unflatten(dim=0, unflattened_size=(-1, 1, 1))
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        relative_position_bias_table = self.relative_position_bias_table
-        relative_position_index = self.relative_position_index
-        bias_rows = relative_position_bias_table[relative_position_index]
-        bias_grid = self.bias_grid(bias_rows)
-        bias = bias_grid.permute(*(2, 0, 1))
-        grid = input.reshape(input.shape[0], *(1, 7, 1, 7, 768))
-        by_window = grid.permute(*(0, 1, 3, 2, 4, 5))
-        windows = self.windows(by_window)
-        tokens = windows.reshape(windows.shape[0], *(49, 768))
-        qkv = self.qkv(tokens)
-        parts = qkv.reshape(qkv.shape[0], *(49, 3, 24, 32))
-        by_head = parts.permute(*(0, 2, 3, 1, 4))
-        q = by_head.select(1, 0)
-        k = by_head.select(1, 1)
-        v = by_head.select(1, 2)
-        q_scaled = q * 0.1767766952966369
-        k_t = k.transpose(-2, -1)
-        scores = q_scaled @ k_t
-        biased = scores + bias
-        weights = biased.softmax(-1)
-        mixed = weights @ v
-        heads_last = mixed.transpose(1, 2)
-        merged = heads_last.reshape(heads_last.shape[0], *(49, 768))
-        proj = self.proj(merged)
-        window_grid = proj.reshape(proj.shape[0], *(7, 7, 768))
-        images = self.images(window_grid)
-        by_row = images.permute(*(0, 1, 3, 2, 4, 5))
-        image = by_row.reshape(by_row.shape[0], *(7, 7, 768))
-        return image
-
-
-class SwinTransformerBlock7(nn.Module):
+class SwinTransformerBlock2(nn.Module):
     """The SwinTransformerBlock block of the spec."""
 
-    def __init__(self, p: float) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        stage: int,
+        number: int,
+        heads: int | None = None,
+        shift: int | None = None,
+        p: float | None = None,
+    ) -> None:
         super().__init__()
-        self.norm1 = nn.LayerNorm(768, eps=1e-05)
-        self.attn = ShiftedWindowAttention7()
+        if heads is None:
+            heads = NUM_HEADS[stage]
+        if shift is None:
+            shift = 0 if number % 2 == 0 else WINDOW // 2
+        if p is None:
+            p = STOCHASTIC_DEPTH_PROB * (FIRST[stage] + number) / (BLOCKS - 1)
+        self.norm1 = nn.LayerNorm(in_features, eps=1e-05)
+        self.attn = ShiftedWindowAttention2(
+            in_features=in_features,
+            in_shape=(56, 56, 96),
+            heads=heads,
+            window=WINDOW,
+            shift=shift,
+        )
         self.stochastic_depth = StochasticDepth(p=p, mode="row")
-        self.norm2 = nn.LayerNorm(768, eps=1e-05)
+        self.norm2 = nn.LayerNorm(in_features, eps=1e-05)
         self.mlp = nn.Sequential(
-            nn.Linear(768, 3072),
+            nn.Linear(in_features, 4 * in_features),
             nn.GELU(),
             nn.Dropout(p=0.0),
-            nn.Linear(3072, 768),
+            nn.Linear(4 * in_features, in_features),
+            nn.Dropout(p=0.0),
+        )
+        self.stochastic_depth_mlp = StochasticDepth(p=p, mode="row")
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        norm1 = self.norm1(input)
+        attn = self.attn(norm1)
+        stochastic_depth = self.stochastic_depth(attn)
+        attended = input + stochastic_depth
+        norm2 = self.norm2(attended)
+        mlp = self.mlp(norm2)
+        stochastic_depth_mlp = self.stochastic_depth_mlp(mlp)
+        out = attended + stochastic_depth_mlp
+        return out
+
+
+class SwinTransformerBlock3(nn.Module):
+    """The SwinTransformerBlock block of the spec."""
+
+    def __init__(
+        self,
+        in_features: int,
+        stage: int,
+        number: int,
+        heads: int | None = None,
+        shift: int | None = None,
+        p: float | None = None,
+    ) -> None:
+        super().__init__()
+        if heads is None:
+            heads = NUM_HEADS[stage]
+        if shift is None:
+            shift = 0 if number % 2 == 0 else WINDOW // 2
+        if p is None:
+            p = STOCHASTIC_DEPTH_PROB * (FIRST[stage] + number) / (BLOCKS - 1)
+        self.norm1 = nn.LayerNorm(in_features, eps=1e-05)
+        self.attn = ShiftedWindowAttention3(
+            in_features=in_features,
+            in_shape=(28, 28, 192),
+            heads=heads,
+            window=WINDOW,
+            shift=shift,
+        )
+        self.stochastic_depth = StochasticDepth(p=p, mode="row")
+        self.norm2 = nn.LayerNorm(in_features, eps=1e-05)
+        self.mlp = nn.Sequential(
+            nn.Linear(in_features, 4 * in_features),
+            nn.GELU(),
+            nn.Dropout(p=0.0),
+            nn.Linear(4 * in_features, in_features),
+            nn.Dropout(p=0.0),
+        )
+        self.stochastic_depth_mlp = StochasticDepth(p=p, mode="row")
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        norm1 = self.norm1(input)
+        attn = self.attn(norm1)
+        stochastic_depth = self.stochastic_depth(attn)
+        attended = input + stochastic_depth
+        norm2 = self.norm2(attended)
+        mlp = self.mlp(norm2)
+        stochastic_depth_mlp = self.stochastic_depth_mlp(mlp)
+        out = attended + stochastic_depth_mlp
+        return out
+
+
+class SwinTransformerBlock4(nn.Module):
+    """The SwinTransformerBlock block of the spec."""
+
+    def __init__(
+        self,
+        in_features: int,
+        stage: int,
+        number: int,
+        heads: int | None = None,
+        shift: int | None = None,
+        p: float | None = None,
+    ) -> None:
+        super().__init__()
+        if heads is None:
+            heads = NUM_HEADS[stage]
+        if shift is None:
+            shift = 0 if number % 2 == 0 else WINDOW // 2
+        if p is None:
+            p = STOCHASTIC_DEPTH_PROB * (FIRST[stage] + number) / (BLOCKS - 1)
+        self.norm1 = nn.LayerNorm(in_features, eps=1e-05)
+        self.attn = ShiftedWindowAttention4(
+            in_features=in_features,
+            in_shape=(14, 14, 384),
+            heads=heads,
+            window=WINDOW,
+            shift=shift,
+        )
+        self.stochastic_depth = StochasticDepth(p=p, mode="row")
+        self.norm2 = nn.LayerNorm(in_features, eps=1e-05)
+        self.mlp = nn.Sequential(
+            nn.Linear(in_features, 4 * in_features),
+            nn.GELU(),
+            nn.Dropout(p=0.0),
+            nn.Linear(4 * in_features, in_features),
             nn.Dropout(p=0.0),
         )
         self.stochastic_depth_mlp = StochasticDepth(p=p, mode="row")
@@ -1027,30 +967,54 @@ class SwinT(nn.Sequential):
         super().__init__()
         self.features = nn.Sequential(
             nn.Sequential(
-                nn.Conv2d(3, 96, kernel_size=4, stride=4),
+                nn.Conv2d(3, EMBED_DIM, kernel_size=PATCH_SIZE, stride=PATCH_SIZE),
                 Permute(dims=(0, 2, 3, 1)),
-                nn.LayerNorm(96, eps=1e-05),
+                nn.LayerNorm(EMBED_DIM, eps=1e-05),
             ),
-            nn.Sequential(SwinTransformerBlock(), SwinTransformerBlock2()),
-            PatchMerging(),
-            nn.Sequential(SwinTransformerBlock3(), SwinTransformerBlock4()),
-            PatchMerging2(),
             nn.Sequential(
-                SwinTransformerBlock5(p=0.07272727272727274),
-                SwinTransformerBlock6(p=0.09090909090909091),
-                SwinTransformerBlock5(p=0.10909090909090911),
-                SwinTransformerBlock6(p=0.1272727272727273),
-                SwinTransformerBlock5(p=0.14545454545454548),
-                SwinTransformerBlock6(p=0.16363636363636364),
+                SwinTransformerBlock(
+                    in_features=EMBED_DIM, in_shape=(56, 56, 96), stage=0, number=0
+                ),
+                SwinTransformerBlock2(in_features=EMBED_DIM, stage=0, number=1),
             ),
-            PatchMerging3(),
+            PatchMerging(
+                in_features=EMBED_DIM, in_shape=(56, 56, 96), normalized_shape=384
+            ),
             nn.Sequential(
-                SwinTransformerBlock7(p=0.18181818181818182),
-                SwinTransformerBlock7(p=0.2),
+                SwinTransformerBlock(
+                    in_features=192, in_shape=(28, 28, 192), stage=1, number=0
+                ),
+                SwinTransformerBlock3(in_features=192, stage=1, number=1),
+            ),
+            PatchMerging(in_features=192, in_shape=(28, 28, 192), normalized_shape=768),
+            nn.Sequential(
+                SwinTransformerBlock(
+                    in_features=384, in_shape=(14, 14, 384), stage=2, number=0
+                ),
+                SwinTransformerBlock4(in_features=384, stage=2, number=1),
+                SwinTransformerBlock(
+                    in_features=384, in_shape=(14, 14, 384), stage=2, number=2
+                ),
+                SwinTransformerBlock4(in_features=384, stage=2, number=3),
+                SwinTransformerBlock(
+                    in_features=384, in_shape=(14, 14, 384), stage=2, number=4
+                ),
+                SwinTransformerBlock4(in_features=384, stage=2, number=5),
+            ),
+            PatchMerging(
+                in_features=384, in_shape=(14, 14, 384), normalized_shape=1536
+            ),
+            nn.Sequential(
+                SwinTransformerBlock(
+                    in_features=768, in_shape=(7, 7, 768), stage=3, number=0
+                ),
+                SwinTransformerBlock(
+                    in_features=768, in_shape=(7, 7, 768), stage=3, number=1
+                ),
             ),
         )
         self.norm = nn.LayerNorm(768, eps=1e-05)
         self.permute = Permute(dims=(0, 3, 1, 2))
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.flatten = nn.Flatten()
-        self.head = nn.Linear(768, 1000)
+        self.head = nn.Linear(768, NUM_CLASSES)

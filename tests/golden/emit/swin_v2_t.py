@@ -14,163 +14,22 @@ import torch
 from torch import nn
 from torchvision.ops import Permute, StochasticDepth
 
-
-class ShiftedWindowAttentionV2(nn.Module):
-    """The ShiftedWindowAttentionV2 block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.logit_scale = nn.Parameter(torch.full((3, 1, 1), 2.302585092994046))
-        self.register_buffer(
-            "relative_coords_table",
-            torch.reshape(
-                torch.permute(
-                    torch.stack(
-                        torch.meshgrid(
-                            torch.div(
-                                torch.mul(
-                                    torch.sign(
-                                        torch.mul(torch.div(torch.arange(-7, 8), 7), 8)
-                                    ),
-                                    torch.log2(
-                                        torch.abs(
-                                            torch.mul(
-                                                torch.div(torch.arange(-7, 8), 7), 8
-                                            )
-                                        )
-                                        + 1.0
-                                    ),
-                                ),
-                                3.0,
-                            ),
-                            torch.div(
-                                torch.mul(
-                                    torch.sign(
-                                        torch.mul(torch.div(torch.arange(-7, 8), 7), 8)
-                                    ),
-                                    torch.log2(
-                                        torch.abs(
-                                            torch.mul(
-                                                torch.div(torch.arange(-7, 8), 7), 8
-                                            )
-                                        )
-                                        + 1.0
-                                    ),
-                                ),
-                                3.0,
-                            ),
-                            indexing="ij",
-                        )
-                    ),
-                    (1, 2, 0),
-                ),
-                (1, 15, 15, 2),
-            ),
-        )
-        self.register_buffer(
-            "relative_position_index",
-            torch.reshape(
-                torch.sub(
-                    torch.unsqueeze(
-                        torch.arange(64)
-                        + torch.div(torch.arange(64), 8, rounding_mode="floor") * 7,
-                        1,
-                    ),
-                    torch.arange(64)
-                    + torch.div(torch.arange(64), 8, rounding_mode="floor") * 7,
-                )
-                + 112,
-                (4096,),
-            ),
-        )
-        self.cpb_mlp = nn.Sequential(
-            nn.Linear(2, 512), nn.ReLU(inplace=True), nn.Linear(512, 3, bias=False)
-        )
-        self.bias_table = nn.Flatten(start_dim=0, end_dim=2)
-        self.bias_grid = nn.Unflatten(dim=0, unflattened_size=(64, 64))
-        self.bias_sigmoid = nn.Sigmoid()
-        self.windows = nn.Flatten(start_dim=0, end_dim=2)
-        self.qkv = nn.Linear(96, 288)
-        self.proj = nn.Linear(96, 96)
-        self.images = nn.Unflatten(dim=0, unflattened_size=(-1, 7, 7))
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        logit_scale = self.logit_scale
-        relative_coords_table = self.relative_coords_table
-        relative_position_index = self.relative_position_index
-        cpb_mlp = self.cpb_mlp(relative_coords_table)
-        bias_table = self.bias_table(cpb_mlp)
-        bias_rows = bias_table[relative_position_index]
-        bias_grid = self.bias_grid(bias_rows)
-        bias_heads = bias_grid.permute(*(2, 0, 1))
-        bias_sigmoid = self.bias_sigmoid(bias_heads)
-        bias = bias_sigmoid * 16
-        grid = input.reshape(input.shape[0], *(7, 8, 7, 8, 96))
-        by_window = grid.permute(*(0, 1, 3, 2, 4, 5))
-        windows = self.windows(by_window)
-        tokens = windows.reshape(windows.shape[0], *(64, 96))
-        qkv = self.qkv(tokens)
-        parts = qkv.reshape(qkv.shape[0], *(64, 3, 3, 32))
-        by_head = parts.permute(*(0, 2, 3, 1, 4))
-        q = by_head.select(1, 0)
-        k = by_head.select(1, 1)
-        v = by_head.select(1, 2)
-        q_unit = nn.functional.normalize(q, dim=-1)
-        k_unit = nn.functional.normalize(k, dim=-1)
-        k_t = k_unit.transpose(-2, -1)
-        cosines = q_unit @ k_t
-        scale_clamped = logit_scale.clamp(max=4.605170185988092)
-        scale = scale_clamped.exp()
-        scores = cosines * scale
-        biased = scores + bias
-        weights = biased.softmax(-1)
-        mixed = weights @ v
-        heads_last = mixed.transpose(1, 2)
-        merged = heads_last.reshape(heads_last.shape[0], *(64, 96))
-        proj = self.proj(merged)
-        window_grid = proj.reshape(proj.shape[0], *(8, 8, 96))
-        images = self.images(window_grid)
-        by_row = images.permute(*(0, 1, 3, 2, 4, 5))
-        image = by_row.reshape(by_row.shape[0], *(56, 56, 96))
-        return image
-
-
-class SwinTransformerBlockV2(nn.Module):
-    """The SwinTransformerBlockV2 block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.attn = ShiftedWindowAttentionV2()
-        self.norm1 = nn.LayerNorm(96, eps=1e-05)
-        self.stochastic_depth = StochasticDepth(p=0.0, mode="row")
-        self.mlp = nn.Sequential(
-            nn.Linear(96, 384),
-            nn.GELU(),
-            nn.Dropout(p=0.0),
-            nn.Linear(384, 96),
-            nn.Dropout(p=0.0),
-        )
-        self.norm2 = nn.LayerNorm(96, eps=1e-05)
-        self.stochastic_depth_mlp = StochasticDepth(p=0.0, mode="row")
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        attn = self.attn(input)
-        norm1 = self.norm1(attn)
-        stochastic_depth = self.stochastic_depth(norm1)
-        attended = input + stochastic_depth
-        mlp = self.mlp(attended)
-        norm2 = self.norm2(mlp)
-        stochastic_depth_mlp = self.stochastic_depth_mlp(norm2)
-        out = attended + stochastic_depth_mlp
-        return out
+NUM_CLASSES = 1000
+PATCH_SIZE = 4
+EMBED_DIM = 96
+NUM_HEADS = (3, 6, 12, 24)
+WINDOW = 8
+STOCHASTIC_DEPTH_PROB = 0.2
+BLOCKS = 12
+FIRST = (0, 2, 4, 10)
 
 
 class WindowMask(nn.Module):
     """The WindowMask block of the spec."""
 
-    def __init__(self) -> None:
+    def __init__(self, windows: int, window: int) -> None:
         super().__init__()
-        self.images = nn.Unflatten(dim=0, unflattened_size=(-1, 49))
+        self.images = nn.Unflatten(dim=0, unflattened_size=(-1, windows))
         self.register_buffer(
             "attn_mask",
             torch.reshape(
@@ -250,7 +109,7 @@ class WindowMask(nn.Module):
                     -100.0,
                     0.0,
                 ),
-                (49, 1, 64, 64),
+                (windows, 1, window * window, window * window),
             ),
             persistent=False,
         )
@@ -262,339 +121,14 @@ class WindowMask(nn.Module):
         masked = images + attn_mask
         windows_again = self.windows_again(masked)
         return windows_again
-
-
-class ShiftedWindowAttentionV22(nn.Module):
-    """The ShiftedWindowAttentionV2 block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.logit_scale = nn.Parameter(torch.full((3, 1, 1), 2.302585092994046))
-        self.register_buffer(
-            "relative_coords_table",
-            torch.reshape(
-                torch.permute(
-                    torch.stack(
-                        torch.meshgrid(
-                            torch.div(
-                                torch.mul(
-                                    torch.sign(
-                                        torch.mul(torch.div(torch.arange(-7, 8), 7), 8)
-                                    ),
-                                    torch.log2(
-                                        torch.abs(
-                                            torch.mul(
-                                                torch.div(torch.arange(-7, 8), 7), 8
-                                            )
-                                        )
-                                        + 1.0
-                                    ),
-                                ),
-                                3.0,
-                            ),
-                            torch.div(
-                                torch.mul(
-                                    torch.sign(
-                                        torch.mul(torch.div(torch.arange(-7, 8), 7), 8)
-                                    ),
-                                    torch.log2(
-                                        torch.abs(
-                                            torch.mul(
-                                                torch.div(torch.arange(-7, 8), 7), 8
-                                            )
-                                        )
-                                        + 1.0
-                                    ),
-                                ),
-                                3.0,
-                            ),
-                            indexing="ij",
-                        )
-                    ),
-                    (1, 2, 0),
-                ),
-                (1, 15, 15, 2),
-            ),
-        )
-        self.register_buffer(
-            "relative_position_index",
-            torch.reshape(
-                torch.sub(
-                    torch.unsqueeze(
-                        torch.arange(64)
-                        + torch.div(torch.arange(64), 8, rounding_mode="floor") * 7,
-                        1,
-                    ),
-                    torch.arange(64)
-                    + torch.div(torch.arange(64), 8, rounding_mode="floor") * 7,
-                )
-                + 112,
-                (4096,),
-            ),
-        )
-        self.cpb_mlp = nn.Sequential(
-            nn.Linear(2, 512), nn.ReLU(inplace=True), nn.Linear(512, 3, bias=False)
-        )
-        self.bias_table = nn.Flatten(start_dim=0, end_dim=2)
-        self.bias_grid = nn.Unflatten(dim=0, unflattened_size=(64, 64))
-        self.bias_sigmoid = nn.Sigmoid()
-        self.windows = nn.Flatten(start_dim=0, end_dim=2)
-        self.qkv = nn.Linear(96, 288)
-        self.mask = WindowMask()
-        self.proj = nn.Linear(96, 96)
-        self.images = nn.Unflatten(dim=0, unflattened_size=(-1, 7, 7))
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        logit_scale = self.logit_scale
-        relative_coords_table = self.relative_coords_table
-        relative_position_index = self.relative_position_index
-        cpb_mlp = self.cpb_mlp(relative_coords_table)
-        bias_table = self.bias_table(cpb_mlp)
-        bias_rows = bias_table[relative_position_index]
-        bias_grid = self.bias_grid(bias_rows)
-        bias_heads = bias_grid.permute(*(2, 0, 1))
-        bias_sigmoid = self.bias_sigmoid(bias_heads)
-        bias = bias_sigmoid * 16
-        shifted = input.roll((-4, -4), (1, 2))
-        grid = shifted.reshape(shifted.shape[0], *(7, 8, 7, 8, 96))
-        by_window = grid.permute(*(0, 1, 3, 2, 4, 5))
-        windows = self.windows(by_window)
-        tokens = windows.reshape(windows.shape[0], *(64, 96))
-        qkv = self.qkv(tokens)
-        parts = qkv.reshape(qkv.shape[0], *(64, 3, 3, 32))
-        by_head = parts.permute(*(0, 2, 3, 1, 4))
-        q = by_head.select(1, 0)
-        k = by_head.select(1, 1)
-        v = by_head.select(1, 2)
-        q_unit = nn.functional.normalize(q, dim=-1)
-        k_unit = nn.functional.normalize(k, dim=-1)
-        k_t = k_unit.transpose(-2, -1)
-        cosines = q_unit @ k_t
-        scale_clamped = logit_scale.clamp(max=4.605170185988092)
-        scale = scale_clamped.exp()
-        scores = cosines * scale
-        biased = scores + bias
-        mask = self.mask(biased)
-        weights = mask.softmax(-1)
-        mixed = weights @ v
-        heads_last = mixed.transpose(1, 2)
-        merged = heads_last.reshape(heads_last.shape[0], *(64, 96))
-        proj = self.proj(merged)
-        window_grid = proj.reshape(proj.shape[0], *(8, 8, 96))
-        images = self.images(window_grid)
-        by_row = images.permute(*(0, 1, 3, 2, 4, 5))
-        image = by_row.reshape(by_row.shape[0], *(56, 56, 96))
-        unshifted = image.roll((4, 4), (1, 2))
-        return unshifted
-
-
-class SwinTransformerBlockV22(nn.Module):
-    """The SwinTransformerBlockV2 block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.attn = ShiftedWindowAttentionV22()
-        self.norm1 = nn.LayerNorm(96, eps=1e-05)
-        self.stochastic_depth = StochasticDepth(p=0.018181818181818184, mode="row")
-        self.mlp = nn.Sequential(
-            nn.Linear(96, 384),
-            nn.GELU(),
-            nn.Dropout(p=0.0),
-            nn.Linear(384, 96),
-            nn.Dropout(p=0.0),
-        )
-        self.norm2 = nn.LayerNorm(96, eps=1e-05)
-        self.stochastic_depth_mlp = StochasticDepth(p=0.018181818181818184, mode="row")
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        attn = self.attn(input)
-        norm1 = self.norm1(attn)
-        stochastic_depth = self.stochastic_depth(norm1)
-        attended = input + stochastic_depth
-        mlp = self.mlp(attended)
-        norm2 = self.norm2(mlp)
-        stochastic_depth_mlp = self.stochastic_depth_mlp(norm2)
-        out = attended + stochastic_depth_mlp
-        return out
-
-
-class PatchMergingV2(nn.Module):
-    """The PatchMergingV2 block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.reduction = nn.Linear(384, 192, bias=False)
-        self.norm = nn.LayerNorm(192, eps=1e-05)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        pairs = input.reshape(input.shape[0], *(28, 2, 28, 2, 96))
-        quads = pairs.permute(*(0, 1, 3, 4, 2, 5))
-        merged = quads.reshape(quads.shape[0], *(28, 28, 384))
-        reduction = self.reduction(merged)
-        norm = self.norm(reduction)
-        return norm
-
-
-class ShiftedWindowAttentionV23(nn.Module):
-    """The ShiftedWindowAttentionV2 block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.logit_scale = nn.Parameter(torch.full((6, 1, 1), 2.302585092994046))
-        self.register_buffer(
-            "relative_coords_table",
-            torch.reshape(
-                torch.permute(
-                    torch.stack(
-                        torch.meshgrid(
-                            torch.div(
-                                torch.mul(
-                                    torch.sign(
-                                        torch.mul(torch.div(torch.arange(-7, 8), 7), 8)
-                                    ),
-                                    torch.log2(
-                                        torch.abs(
-                                            torch.mul(
-                                                torch.div(torch.arange(-7, 8), 7), 8
-                                            )
-                                        )
-                                        + 1.0
-                                    ),
-                                ),
-                                3.0,
-                            ),
-                            torch.div(
-                                torch.mul(
-                                    torch.sign(
-                                        torch.mul(torch.div(torch.arange(-7, 8), 7), 8)
-                                    ),
-                                    torch.log2(
-                                        torch.abs(
-                                            torch.mul(
-                                                torch.div(torch.arange(-7, 8), 7), 8
-                                            )
-                                        )
-                                        + 1.0
-                                    ),
-                                ),
-                                3.0,
-                            ),
-                            indexing="ij",
-                        )
-                    ),
-                    (1, 2, 0),
-                ),
-                (1, 15, 15, 2),
-            ),
-        )
-        self.register_buffer(
-            "relative_position_index",
-            torch.reshape(
-                torch.sub(
-                    torch.unsqueeze(
-                        torch.arange(64)
-                        + torch.div(torch.arange(64), 8, rounding_mode="floor") * 7,
-                        1,
-                    ),
-                    torch.arange(64)
-                    + torch.div(torch.arange(64), 8, rounding_mode="floor") * 7,
-                )
-                + 112,
-                (4096,),
-            ),
-        )
-        self.cpb_mlp = nn.Sequential(
-            nn.Linear(2, 512), nn.ReLU(inplace=True), nn.Linear(512, 6, bias=False)
-        )
-        self.bias_table = nn.Flatten(start_dim=0, end_dim=2)
-        self.bias_grid = nn.Unflatten(dim=0, unflattened_size=(64, 64))
-        self.bias_sigmoid = nn.Sigmoid()
-        self.padded = nn.ZeroPad3d(padding=(0, 0, 0, 4, 0, 4))
-        self.windows = nn.Flatten(start_dim=0, end_dim=2)
-        self.qkv = nn.Linear(192, 576)
-        self.proj = nn.Linear(192, 192)
-        self.images = nn.Unflatten(dim=0, unflattened_size=(-1, 4, 4))
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        logit_scale = self.logit_scale
-        relative_coords_table = self.relative_coords_table
-        relative_position_index = self.relative_position_index
-        cpb_mlp = self.cpb_mlp(relative_coords_table)
-        bias_table = self.bias_table(cpb_mlp)
-        bias_rows = bias_table[relative_position_index]
-        bias_grid = self.bias_grid(bias_rows)
-        bias_heads = bias_grid.permute(*(2, 0, 1))
-        bias_sigmoid = self.bias_sigmoid(bias_heads)
-        bias = bias_sigmoid * 16
-        padded = self.padded(input)
-        grid = padded.reshape(padded.shape[0], *(4, 8, 4, 8, 192))
-        by_window = grid.permute(*(0, 1, 3, 2, 4, 5))
-        windows = self.windows(by_window)
-        tokens = windows.reshape(windows.shape[0], *(64, 192))
-        qkv = self.qkv(tokens)
-        parts = qkv.reshape(qkv.shape[0], *(64, 3, 6, 32))
-        by_head = parts.permute(*(0, 2, 3, 1, 4))
-        q = by_head.select(1, 0)
-        k = by_head.select(1, 1)
-        v = by_head.select(1, 2)
-        q_unit = nn.functional.normalize(q, dim=-1)
-        k_unit = nn.functional.normalize(k, dim=-1)
-        k_t = k_unit.transpose(-2, -1)
-        cosines = q_unit @ k_t
-        scale_clamped = logit_scale.clamp(max=4.605170185988092)
-        scale = scale_clamped.exp()
-        scores = cosines * scale
-        biased = scores + bias
-        weights = biased.softmax(-1)
-        mixed = weights @ v
-        heads_last = mixed.transpose(1, 2)
-        merged = heads_last.reshape(heads_last.shape[0], *(64, 192))
-        proj = self.proj(merged)
-        window_grid = proj.reshape(proj.shape[0], *(8, 8, 192))
-        images = self.images(window_grid)
-        by_row = images.permute(*(0, 1, 3, 2, 4, 5))
-        image = by_row.reshape(by_row.shape[0], *(32, 32, 192))
-        rows = image.narrow(1, 0, 28)
-        cropped = rows.narrow(2, 0, 28)
-        return cropped
-
-
-class SwinTransformerBlockV23(nn.Module):
-    """The SwinTransformerBlockV2 block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.attn = ShiftedWindowAttentionV23()
-        self.norm1 = nn.LayerNorm(192, eps=1e-05)
-        self.stochastic_depth = StochasticDepth(p=0.03636363636363637, mode="row")
-        self.mlp = nn.Sequential(
-            nn.Linear(192, 768),
-            nn.GELU(),
-            nn.Dropout(p=0.0),
-            nn.Linear(768, 192),
-            nn.Dropout(p=0.0),
-        )
-        self.norm2 = nn.LayerNorm(192, eps=1e-05)
-        self.stochastic_depth_mlp = StochasticDepth(p=0.03636363636363637, mode="row")
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        attn = self.attn(input)
-        norm1 = self.norm1(attn)
-        stochastic_depth = self.stochastic_depth(norm1)
-        attended = input + stochastic_depth
-        mlp = self.mlp(attended)
-        norm2 = self.norm2(mlp)
-        stochastic_depth_mlp = self.stochastic_depth_mlp(norm2)
-        out = attended + stochastic_depth_mlp
-        return out
 
 
 class WindowMask2(nn.Module):
     """The WindowMask block of the spec."""
 
-    def __init__(self) -> None:
+    def __init__(self, windows: int, window: int) -> None:
         super().__init__()
-        self.images = nn.Unflatten(dim=0, unflattened_size=(-1, 16))
+        self.images = nn.Unflatten(dim=0, unflattened_size=(-1, windows))
         self.register_buffer(
             "attn_mask",
             torch.reshape(
@@ -674,7 +208,7 @@ class WindowMask2(nn.Module):
                     -100.0,
                     0.0,
                 ),
-                (16, 1, 64, 64),
+                (windows, 1, window * window, window * window),
             ),
             persistent=False,
         )
@@ -686,343 +220,14 @@ class WindowMask2(nn.Module):
         masked = images + attn_mask
         windows_again = self.windows_again(masked)
         return windows_again
-
-
-class ShiftedWindowAttentionV24(nn.Module):
-    """The ShiftedWindowAttentionV2 block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.logit_scale = nn.Parameter(torch.full((6, 1, 1), 2.302585092994046))
-        self.register_buffer(
-            "relative_coords_table",
-            torch.reshape(
-                torch.permute(
-                    torch.stack(
-                        torch.meshgrid(
-                            torch.div(
-                                torch.mul(
-                                    torch.sign(
-                                        torch.mul(torch.div(torch.arange(-7, 8), 7), 8)
-                                    ),
-                                    torch.log2(
-                                        torch.abs(
-                                            torch.mul(
-                                                torch.div(torch.arange(-7, 8), 7), 8
-                                            )
-                                        )
-                                        + 1.0
-                                    ),
-                                ),
-                                3.0,
-                            ),
-                            torch.div(
-                                torch.mul(
-                                    torch.sign(
-                                        torch.mul(torch.div(torch.arange(-7, 8), 7), 8)
-                                    ),
-                                    torch.log2(
-                                        torch.abs(
-                                            torch.mul(
-                                                torch.div(torch.arange(-7, 8), 7), 8
-                                            )
-                                        )
-                                        + 1.0
-                                    ),
-                                ),
-                                3.0,
-                            ),
-                            indexing="ij",
-                        )
-                    ),
-                    (1, 2, 0),
-                ),
-                (1, 15, 15, 2),
-            ),
-        )
-        self.register_buffer(
-            "relative_position_index",
-            torch.reshape(
-                torch.sub(
-                    torch.unsqueeze(
-                        torch.arange(64)
-                        + torch.div(torch.arange(64), 8, rounding_mode="floor") * 7,
-                        1,
-                    ),
-                    torch.arange(64)
-                    + torch.div(torch.arange(64), 8, rounding_mode="floor") * 7,
-                )
-                + 112,
-                (4096,),
-            ),
-        )
-        self.cpb_mlp = nn.Sequential(
-            nn.Linear(2, 512), nn.ReLU(inplace=True), nn.Linear(512, 6, bias=False)
-        )
-        self.bias_table = nn.Flatten(start_dim=0, end_dim=2)
-        self.bias_grid = nn.Unflatten(dim=0, unflattened_size=(64, 64))
-        self.bias_sigmoid = nn.Sigmoid()
-        self.padded = nn.ZeroPad3d(padding=(0, 0, 0, 4, 0, 4))
-        self.windows = nn.Flatten(start_dim=0, end_dim=2)
-        self.qkv = nn.Linear(192, 576)
-        self.mask = WindowMask2()
-        self.proj = nn.Linear(192, 192)
-        self.images = nn.Unflatten(dim=0, unflattened_size=(-1, 4, 4))
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        logit_scale = self.logit_scale
-        relative_coords_table = self.relative_coords_table
-        relative_position_index = self.relative_position_index
-        cpb_mlp = self.cpb_mlp(relative_coords_table)
-        bias_table = self.bias_table(cpb_mlp)
-        bias_rows = bias_table[relative_position_index]
-        bias_grid = self.bias_grid(bias_rows)
-        bias_heads = bias_grid.permute(*(2, 0, 1))
-        bias_sigmoid = self.bias_sigmoid(bias_heads)
-        bias = bias_sigmoid * 16
-        padded = self.padded(input)
-        shifted = padded.roll((-4, -4), (1, 2))
-        grid = shifted.reshape(shifted.shape[0], *(4, 8, 4, 8, 192))
-        by_window = grid.permute(*(0, 1, 3, 2, 4, 5))
-        windows = self.windows(by_window)
-        tokens = windows.reshape(windows.shape[0], *(64, 192))
-        qkv = self.qkv(tokens)
-        parts = qkv.reshape(qkv.shape[0], *(64, 3, 6, 32))
-        by_head = parts.permute(*(0, 2, 3, 1, 4))
-        q = by_head.select(1, 0)
-        k = by_head.select(1, 1)
-        v = by_head.select(1, 2)
-        q_unit = nn.functional.normalize(q, dim=-1)
-        k_unit = nn.functional.normalize(k, dim=-1)
-        k_t = k_unit.transpose(-2, -1)
-        cosines = q_unit @ k_t
-        scale_clamped = logit_scale.clamp(max=4.605170185988092)
-        scale = scale_clamped.exp()
-        scores = cosines * scale
-        biased = scores + bias
-        mask = self.mask(biased)
-        weights = mask.softmax(-1)
-        mixed = weights @ v
-        heads_last = mixed.transpose(1, 2)
-        merged = heads_last.reshape(heads_last.shape[0], *(64, 192))
-        proj = self.proj(merged)
-        window_grid = proj.reshape(proj.shape[0], *(8, 8, 192))
-        images = self.images(window_grid)
-        by_row = images.permute(*(0, 1, 3, 2, 4, 5))
-        image = by_row.reshape(by_row.shape[0], *(32, 32, 192))
-        unshifted = image.roll((4, 4), (1, 2))
-        rows = unshifted.narrow(1, 0, 28)
-        cropped = rows.narrow(2, 0, 28)
-        return cropped
-
-
-class SwinTransformerBlockV24(nn.Module):
-    """The SwinTransformerBlockV2 block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.attn = ShiftedWindowAttentionV24()
-        self.norm1 = nn.LayerNorm(192, eps=1e-05)
-        self.stochastic_depth = StochasticDepth(p=0.05454545454545456, mode="row")
-        self.mlp = nn.Sequential(
-            nn.Linear(192, 768),
-            nn.GELU(),
-            nn.Dropout(p=0.0),
-            nn.Linear(768, 192),
-            nn.Dropout(p=0.0),
-        )
-        self.norm2 = nn.LayerNorm(192, eps=1e-05)
-        self.stochastic_depth_mlp = StochasticDepth(p=0.05454545454545456, mode="row")
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        attn = self.attn(input)
-        norm1 = self.norm1(attn)
-        stochastic_depth = self.stochastic_depth(norm1)
-        attended = input + stochastic_depth
-        mlp = self.mlp(attended)
-        norm2 = self.norm2(mlp)
-        stochastic_depth_mlp = self.stochastic_depth_mlp(norm2)
-        out = attended + stochastic_depth_mlp
-        return out
-
-
-class PatchMergingV22(nn.Module):
-    """The PatchMergingV2 block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.reduction = nn.Linear(768, 384, bias=False)
-        self.norm = nn.LayerNorm(384, eps=1e-05)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        pairs = input.reshape(input.shape[0], *(14, 2, 14, 2, 192))
-        quads = pairs.permute(*(0, 1, 3, 4, 2, 5))
-        merged = quads.reshape(quads.shape[0], *(14, 14, 768))
-        reduction = self.reduction(merged)
-        norm = self.norm(reduction)
-        return norm
-
-
-class ShiftedWindowAttentionV25(nn.Module):
-    """The ShiftedWindowAttentionV2 block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.logit_scale = nn.Parameter(torch.full((12, 1, 1), 2.302585092994046))
-        self.register_buffer(
-            "relative_coords_table",
-            torch.reshape(
-                torch.permute(
-                    torch.stack(
-                        torch.meshgrid(
-                            torch.div(
-                                torch.mul(
-                                    torch.sign(
-                                        torch.mul(torch.div(torch.arange(-7, 8), 7), 8)
-                                    ),
-                                    torch.log2(
-                                        torch.abs(
-                                            torch.mul(
-                                                torch.div(torch.arange(-7, 8), 7), 8
-                                            )
-                                        )
-                                        + 1.0
-                                    ),
-                                ),
-                                3.0,
-                            ),
-                            torch.div(
-                                torch.mul(
-                                    torch.sign(
-                                        torch.mul(torch.div(torch.arange(-7, 8), 7), 8)
-                                    ),
-                                    torch.log2(
-                                        torch.abs(
-                                            torch.mul(
-                                                torch.div(torch.arange(-7, 8), 7), 8
-                                            )
-                                        )
-                                        + 1.0
-                                    ),
-                                ),
-                                3.0,
-                            ),
-                            indexing="ij",
-                        )
-                    ),
-                    (1, 2, 0),
-                ),
-                (1, 15, 15, 2),
-            ),
-        )
-        self.register_buffer(
-            "relative_position_index",
-            torch.reshape(
-                torch.sub(
-                    torch.unsqueeze(
-                        torch.arange(64)
-                        + torch.div(torch.arange(64), 8, rounding_mode="floor") * 7,
-                        1,
-                    ),
-                    torch.arange(64)
-                    + torch.div(torch.arange(64), 8, rounding_mode="floor") * 7,
-                )
-                + 112,
-                (4096,),
-            ),
-        )
-        self.cpb_mlp = nn.Sequential(
-            nn.Linear(2, 512), nn.ReLU(inplace=True), nn.Linear(512, 12, bias=False)
-        )
-        self.bias_table = nn.Flatten(start_dim=0, end_dim=2)
-        self.bias_grid = nn.Unflatten(dim=0, unflattened_size=(64, 64))
-        self.bias_sigmoid = nn.Sigmoid()
-        self.padded = nn.ZeroPad3d(padding=(0, 0, 0, 2, 0, 2))
-        self.windows = nn.Flatten(start_dim=0, end_dim=2)
-        self.qkv = nn.Linear(384, 1152)
-        self.proj = nn.Linear(384, 384)
-        self.images = nn.Unflatten(dim=0, unflattened_size=(-1, 2, 2))
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        logit_scale = self.logit_scale
-        relative_coords_table = self.relative_coords_table
-        relative_position_index = self.relative_position_index
-        cpb_mlp = self.cpb_mlp(relative_coords_table)
-        bias_table = self.bias_table(cpb_mlp)
-        bias_rows = bias_table[relative_position_index]
-        bias_grid = self.bias_grid(bias_rows)
-        bias_heads = bias_grid.permute(*(2, 0, 1))
-        bias_sigmoid = self.bias_sigmoid(bias_heads)
-        bias = bias_sigmoid * 16
-        padded = self.padded(input)
-        grid = padded.reshape(padded.shape[0], *(2, 8, 2, 8, 384))
-        by_window = grid.permute(*(0, 1, 3, 2, 4, 5))
-        windows = self.windows(by_window)
-        tokens = windows.reshape(windows.shape[0], *(64, 384))
-        qkv = self.qkv(tokens)
-        parts = qkv.reshape(qkv.shape[0], *(64, 3, 12, 32))
-        by_head = parts.permute(*(0, 2, 3, 1, 4))
-        q = by_head.select(1, 0)
-        k = by_head.select(1, 1)
-        v = by_head.select(1, 2)
-        q_unit = nn.functional.normalize(q, dim=-1)
-        k_unit = nn.functional.normalize(k, dim=-1)
-        k_t = k_unit.transpose(-2, -1)
-        cosines = q_unit @ k_t
-        scale_clamped = logit_scale.clamp(max=4.605170185988092)
-        scale = scale_clamped.exp()
-        scores = cosines * scale
-        biased = scores + bias
-        weights = biased.softmax(-1)
-        mixed = weights @ v
-        heads_last = mixed.transpose(1, 2)
-        merged = heads_last.reshape(heads_last.shape[0], *(64, 384))
-        proj = self.proj(merged)
-        window_grid = proj.reshape(proj.shape[0], *(8, 8, 384))
-        images = self.images(window_grid)
-        by_row = images.permute(*(0, 1, 3, 2, 4, 5))
-        image = by_row.reshape(by_row.shape[0], *(16, 16, 384))
-        rows = image.narrow(1, 0, 14)
-        cropped = rows.narrow(2, 0, 14)
-        return cropped
-
-
-class SwinTransformerBlockV25(nn.Module):
-    """The SwinTransformerBlockV2 block of the spec."""
-
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        self.attn = ShiftedWindowAttentionV25()
-        self.norm1 = nn.LayerNorm(384, eps=1e-05)
-        self.stochastic_depth = StochasticDepth(p=p, mode="row")
-        self.mlp = nn.Sequential(
-            nn.Linear(384, 1536),
-            nn.GELU(),
-            nn.Dropout(p=0.0),
-            nn.Linear(1536, 384),
-            nn.Dropout(p=0.0),
-        )
-        self.norm2 = nn.LayerNorm(384, eps=1e-05)
-        self.stochastic_depth_mlp = StochasticDepth(p=p, mode="row")
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        attn = self.attn(input)
-        norm1 = self.norm1(attn)
-        stochastic_depth = self.stochastic_depth(norm1)
-        attended = input + stochastic_depth
-        mlp = self.mlp(attended)
-        norm2 = self.norm2(mlp)
-        stochastic_depth_mlp = self.stochastic_depth_mlp(norm2)
-        out = attended + stochastic_depth_mlp
-        return out
 
 
 class WindowMask3(nn.Module):
     """The WindowMask block of the spec."""
 
-    def __init__(self) -> None:
+    def __init__(self, windows: int, window: int) -> None:
         super().__init__()
-        self.images = nn.Unflatten(dim=0, unflattened_size=(-1, 4))
+        self.images = nn.Unflatten(dim=0, unflattened_size=(-1, windows))
         self.register_buffer(
             "attn_mask",
             torch.reshape(
@@ -1102,7 +307,7 @@ class WindowMask3(nn.Module):
                     -100.0,
                     0.0,
                 ),
-                (4, 1, 64, 64),
+                (windows, 1, window * window, window * window),
             ),
             persistent=False,
         )
@@ -1116,12 +321,62 @@ class WindowMask3(nn.Module):
         return windows_again
 
 
-class ShiftedWindowAttentionV26(nn.Module):
+class PatchMergingV2(nn.Module):
+    """The PatchMergingV2 block of the spec."""
+
+    def __init__(
+        self, in_features: int, in_shape: tuple[int, ...], in_features_2: int
+    ) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.in_shape = in_shape
+        self.reduction = nn.Linear(in_features_2, 2 * in_features, bias=False)
+        self.norm = nn.LayerNorm(2 * in_features, eps=1e-05)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        pairs = input.reshape(
+            input.shape[0],
+            *(self.in_shape[0] // 2, 2, self.in_shape[1] // 2, 2, self.in_features),
+        )
+        quads = pairs.permute(*(0, 1, 3, 4, 2, 5))
+        merged = quads.reshape(
+            quads.shape[0],
+            *(self.in_shape[0] // 2, self.in_shape[1] // 2, 4 * self.in_features),
+        )
+        reduction = self.reduction(merged)
+        norm = self.norm(reduction)
+        return norm
+
+
+class ShiftedWindowAttentionV2(nn.Module):
     """The ShiftedWindowAttentionV2 block of the spec."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        in_shape: tuple[int, ...],
+        heads: int,
+        window: int,
+        pad_h: int | None = None,
+        pad_w: int | None = None,
+        height: int | None = None,
+        width: int | None = None,
+    ) -> None:
         super().__init__()
-        self.logit_scale = nn.Parameter(torch.full((12, 1, 1), 2.302585092994046))
+        if pad_h is None:
+            pad_h = (window - in_shape[0] % window) % window
+        if pad_w is None:
+            pad_w = (window - in_shape[1] % window) % window
+        if height is None:
+            height = in_shape[0] + pad_h
+        if width is None:
+            width = in_shape[1] + pad_w
+        self.in_features = in_features
+        self.heads = heads
+        self.window = window
+        self.height = height
+        self.width = width
+        self.logit_scale = nn.Parameter(torch.full((heads, 1, 1), 2.302585092994046))
         self.register_buffer(
             "relative_coords_table",
             torch.reshape(
@@ -1165,7 +420,7 @@ class ShiftedWindowAttentionV26(nn.Module):
                     ),
                     (1, 2, 0),
                 ),
-                (1, 15, 15, 2),
+                (1, 2 * window - 1, 2 * window - 1, 2),
             ),
         )
         self.register_buffer(
@@ -1181,21 +436,23 @@ class ShiftedWindowAttentionV26(nn.Module):
                     + torch.div(torch.arange(64), 8, rounding_mode="floor") * 7,
                 )
                 + 112,
-                (4096,),
+                (window**4,),
             ),
         )
         self.cpb_mlp = nn.Sequential(
-            nn.Linear(2, 512), nn.ReLU(inplace=True), nn.Linear(512, 12, bias=False)
+            nn.Linear(2, 512), nn.ReLU(inplace=True), nn.Linear(512, heads, bias=False)
         )
         self.bias_table = nn.Flatten(start_dim=0, end_dim=2)
-        self.bias_grid = nn.Unflatten(dim=0, unflattened_size=(64, 64))
+        self.bias_grid = nn.Unflatten(
+            dim=0, unflattened_size=(window * window, window * window)
+        )
         self.bias_sigmoid = nn.Sigmoid()
-        self.padded = nn.ZeroPad3d(padding=(0, 0, 0, 2, 0, 2))
         self.windows = nn.Flatten(start_dim=0, end_dim=2)
-        self.qkv = nn.Linear(384, 1152)
-        self.mask = WindowMask3()
-        self.proj = nn.Linear(384, 384)
-        self.images = nn.Unflatten(dim=0, unflattened_size=(-1, 2, 2))
+        self.qkv = nn.Linear(in_features, 3 * in_features)
+        self.proj = nn.Linear(in_features, in_features)
+        self.images = nn.Unflatten(
+            dim=0, unflattened_size=(-1, height // window, width // window)
+        )
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         logit_scale = self.logit_scale
@@ -1208,14 +465,206 @@ class ShiftedWindowAttentionV26(nn.Module):
         bias_heads = bias_grid.permute(*(2, 0, 1))
         bias_sigmoid = self.bias_sigmoid(bias_heads)
         bias = bias_sigmoid * 16
-        padded = self.padded(input)
-        shifted = padded.roll((-4, -4), (1, 2))
-        grid = shifted.reshape(shifted.shape[0], *(2, 8, 2, 8, 384))
+        grid = input.reshape(
+            input.shape[0],
+            *(
+                self.height // self.window,
+                self.window,
+                self.width // self.window,
+                self.window,
+                self.in_features,
+            ),
+        )
         by_window = grid.permute(*(0, 1, 3, 2, 4, 5))
         windows = self.windows(by_window)
-        tokens = windows.reshape(windows.shape[0], *(64, 384))
+        tokens = windows.reshape(
+            windows.shape[0], *(self.window * self.window, self.in_features)
+        )
         qkv = self.qkv(tokens)
-        parts = qkv.reshape(qkv.shape[0], *(64, 3, 12, 32))
+        parts = qkv.reshape(
+            qkv.shape[0],
+            *(self.window * self.window, 3, self.heads, self.in_features // self.heads),
+        )
+        by_head = parts.permute(*(0, 2, 3, 1, 4))
+        q = by_head.select(1, 0)
+        k = by_head.select(1, 1)
+        v = by_head.select(1, 2)
+        q_unit = nn.functional.normalize(q, dim=-1)
+        k_unit = nn.functional.normalize(k, dim=-1)
+        k_t = k_unit.transpose(-2, -1)
+        cosines = q_unit @ k_t
+        scale_clamped = logit_scale.clamp(max=4.605170185988092)
+        scale = scale_clamped.exp()
+        scores = cosines * scale
+        biased = scores + bias
+        weights = biased.softmax(-1)
+        mixed = weights @ v
+        heads_last = mixed.transpose(1, 2)
+        merged = heads_last.reshape(
+            heads_last.shape[0], *(self.window * self.window, self.in_features)
+        )
+        proj = self.proj(merged)
+        window_grid = proj.reshape(
+            proj.shape[0], *(self.window, self.window, self.in_features)
+        )
+        images = self.images(window_grid)
+        by_row = images.permute(*(0, 1, 3, 2, 4, 5))
+        image = by_row.reshape(
+            by_row.shape[0], *(self.height, self.width, self.in_features)
+        )
+        return image
+
+
+class ShiftedWindowAttentionV22(nn.Module):
+    """The ShiftedWindowAttentionV2 block of the spec."""
+
+    def __init__(
+        self,
+        in_features: int,
+        in_shape: tuple[int, ...],
+        heads: int,
+        window: int,
+        shift: int = 0,
+        pad_h: int | None = None,
+        pad_w: int | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        shift_h: int | None = None,
+        shift_w: int | None = None,
+    ) -> None:
+        super().__init__()
+        if pad_h is None:
+            pad_h = (window - in_shape[0] % window) % window
+        if pad_w is None:
+            pad_w = (window - in_shape[1] % window) % window
+        if height is None:
+            height = in_shape[0] + pad_h
+        if width is None:
+            width = in_shape[1] + pad_w
+        if shift_h is None:
+            shift_h = shift if height > window else 0
+        if shift_w is None:
+            shift_w = shift if width > window else 0
+        self.in_features = in_features
+        self.heads = heads
+        self.window = window
+        self.height = height
+        self.width = width
+        self.shift_h = shift_h
+        self.shift_w = shift_w
+        self.logit_scale = nn.Parameter(torch.full((heads, 1, 1), 2.302585092994046))
+        self.register_buffer(
+            "relative_coords_table",
+            torch.reshape(
+                torch.permute(
+                    torch.stack(
+                        torch.meshgrid(
+                            torch.div(
+                                torch.mul(
+                                    torch.sign(
+                                        torch.mul(torch.div(torch.arange(-7, 8), 7), 8)
+                                    ),
+                                    torch.log2(
+                                        torch.abs(
+                                            torch.mul(
+                                                torch.div(torch.arange(-7, 8), 7), 8
+                                            )
+                                        )
+                                        + 1.0
+                                    ),
+                                ),
+                                3.0,
+                            ),
+                            torch.div(
+                                torch.mul(
+                                    torch.sign(
+                                        torch.mul(torch.div(torch.arange(-7, 8), 7), 8)
+                                    ),
+                                    torch.log2(
+                                        torch.abs(
+                                            torch.mul(
+                                                torch.div(torch.arange(-7, 8), 7), 8
+                                            )
+                                        )
+                                        + 1.0
+                                    ),
+                                ),
+                                3.0,
+                            ),
+                            indexing="ij",
+                        )
+                    ),
+                    (1, 2, 0),
+                ),
+                (1, 2 * window - 1, 2 * window - 1, 2),
+            ),
+        )
+        self.register_buffer(
+            "relative_position_index",
+            torch.reshape(
+                torch.sub(
+                    torch.unsqueeze(
+                        torch.arange(64)
+                        + torch.div(torch.arange(64), 8, rounding_mode="floor") * 7,
+                        1,
+                    ),
+                    torch.arange(64)
+                    + torch.div(torch.arange(64), 8, rounding_mode="floor") * 7,
+                )
+                + 112,
+                (window**4,),
+            ),
+        )
+        self.cpb_mlp = nn.Sequential(
+            nn.Linear(2, 512), nn.ReLU(inplace=True), nn.Linear(512, heads, bias=False)
+        )
+        self.bias_table = nn.Flatten(start_dim=0, end_dim=2)
+        self.bias_grid = nn.Unflatten(
+            dim=0, unflattened_size=(window * window, window * window)
+        )
+        self.bias_sigmoid = nn.Sigmoid()
+        self.windows = nn.Flatten(start_dim=0, end_dim=2)
+        self.qkv = nn.Linear(in_features, 3 * in_features)
+        self.mask = WindowMask(
+            windows=height // window * (width // window), window=window
+        )
+        self.proj = nn.Linear(in_features, in_features)
+        self.images = nn.Unflatten(
+            dim=0, unflattened_size=(-1, height // window, width // window)
+        )
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        logit_scale = self.logit_scale
+        relative_coords_table = self.relative_coords_table
+        relative_position_index = self.relative_position_index
+        cpb_mlp = self.cpb_mlp(relative_coords_table)
+        bias_table = self.bias_table(cpb_mlp)
+        bias_rows = bias_table[relative_position_index]
+        bias_grid = self.bias_grid(bias_rows)
+        bias_heads = bias_grid.permute(*(2, 0, 1))
+        bias_sigmoid = self.bias_sigmoid(bias_heads)
+        bias = bias_sigmoid * 16
+        shifted = input.roll((-self.shift_h, -self.shift_w), (1, 2))
+        grid = shifted.reshape(
+            shifted.shape[0],
+            *(
+                self.height // self.window,
+                self.window,
+                self.width // self.window,
+                self.window,
+                self.in_features,
+            ),
+        )
+        by_window = grid.permute(*(0, 1, 3, 2, 4, 5))
+        windows = self.windows(by_window)
+        tokens = windows.reshape(
+            windows.shape[0], *(self.window * self.window, self.in_features)
+        )
+        qkv = self.qkv(tokens)
+        parts = qkv.reshape(
+            qkv.shape[0],
+            *(self.window * self.window, 3, self.heads, self.in_features // self.heads),
+        )
         by_head = parts.permute(*(0, 2, 3, 1, 4))
         q = by_head.select(1, 0)
         k = by_head.select(1, 1)
@@ -1232,71 +681,52 @@ class ShiftedWindowAttentionV26(nn.Module):
         weights = mask.softmax(-1)
         mixed = weights @ v
         heads_last = mixed.transpose(1, 2)
-        merged = heads_last.reshape(heads_last.shape[0], *(64, 384))
+        merged = heads_last.reshape(
+            heads_last.shape[0], *(self.window * self.window, self.in_features)
+        )
         proj = self.proj(merged)
-        window_grid = proj.reshape(proj.shape[0], *(8, 8, 384))
+        window_grid = proj.reshape(
+            proj.shape[0], *(self.window, self.window, self.in_features)
+        )
         images = self.images(window_grid)
         by_row = images.permute(*(0, 1, 3, 2, 4, 5))
-        image = by_row.reshape(by_row.shape[0], *(16, 16, 384))
-        unshifted = image.roll((4, 4), (1, 2))
-        rows = unshifted.narrow(1, 0, 14)
-        cropped = rows.narrow(2, 0, 14)
-        return cropped
-
-
-class SwinTransformerBlockV26(nn.Module):
-    """The SwinTransformerBlockV2 block of the spec."""
-
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        self.attn = ShiftedWindowAttentionV26()
-        self.norm1 = nn.LayerNorm(384, eps=1e-05)
-        self.stochastic_depth = StochasticDepth(p=p, mode="row")
-        self.mlp = nn.Sequential(
-            nn.Linear(384, 1536),
-            nn.GELU(),
-            nn.Dropout(p=0.0),
-            nn.Linear(1536, 384),
-            nn.Dropout(p=0.0),
+        image = by_row.reshape(
+            by_row.shape[0], *(self.height, self.width, self.in_features)
         )
-        self.norm2 = nn.LayerNorm(384, eps=1e-05)
-        self.stochastic_depth_mlp = StochasticDepth(p=p, mode="row")
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        attn = self.attn(input)
-        norm1 = self.norm1(attn)
-        stochastic_depth = self.stochastic_depth(norm1)
-        attended = input + stochastic_depth
-        mlp = self.mlp(attended)
-        norm2 = self.norm2(mlp)
-        stochastic_depth_mlp = self.stochastic_depth_mlp(norm2)
-        out = attended + stochastic_depth_mlp
-        return out
+        unshifted = image.roll((self.shift_h, self.shift_w), (1, 2))
+        return unshifted
 
 
-class PatchMergingV23(nn.Module):
-    """The PatchMergingV2 block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.reduction = nn.Linear(1536, 768, bias=False)
-        self.norm = nn.LayerNorm(768, eps=1e-05)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        pairs = input.reshape(input.shape[0], *(7, 2, 7, 2, 384))
-        quads = pairs.permute(*(0, 1, 3, 4, 2, 5))
-        merged = quads.reshape(quads.shape[0], *(7, 7, 1536))
-        reduction = self.reduction(merged)
-        norm = self.norm(reduction)
-        return norm
-
-
-class ShiftedWindowAttentionV27(nn.Module):
+class ShiftedWindowAttentionV23(nn.Module):
     """The ShiftedWindowAttentionV2 block of the spec."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        in_shape: tuple[int, ...],
+        heads: int,
+        window: int,
+        pad_h: int | None = None,
+        pad_w: int | None = None,
+        height: int | None = None,
+        width: int | None = None,
+    ) -> None:
         super().__init__()
-        self.logit_scale = nn.Parameter(torch.full((24, 1, 1), 2.302585092994046))
+        if pad_h is None:
+            pad_h = (window - in_shape[0] % window) % window
+        if pad_w is None:
+            pad_w = (window - in_shape[1] % window) % window
+        if height is None:
+            height = in_shape[0] + pad_h
+        if width is None:
+            width = in_shape[1] + pad_w
+        self.in_features = in_features
+        self.in_shape = in_shape
+        self.heads = heads
+        self.window = window
+        self.height = height
+        self.width = width
+        self.logit_scale = nn.Parameter(torch.full((heads, 1, 1), 2.302585092994046))
         self.register_buffer(
             "relative_coords_table",
             torch.reshape(
@@ -1340,7 +770,7 @@ class ShiftedWindowAttentionV27(nn.Module):
                     ),
                     (1, 2, 0),
                 ),
-                (1, 15, 15, 2),
+                (1, 2 * window - 1, 2 * window - 1, 2),
             ),
         )
         self.register_buffer(
@@ -1356,20 +786,24 @@ class ShiftedWindowAttentionV27(nn.Module):
                     + torch.div(torch.arange(64), 8, rounding_mode="floor") * 7,
                 )
                 + 112,
-                (4096,),
+                (window**4,),
             ),
         )
         self.cpb_mlp = nn.Sequential(
-            nn.Linear(2, 512), nn.ReLU(inplace=True), nn.Linear(512, 24, bias=False)
+            nn.Linear(2, 512), nn.ReLU(inplace=True), nn.Linear(512, heads, bias=False)
         )
         self.bias_table = nn.Flatten(start_dim=0, end_dim=2)
-        self.bias_grid = nn.Unflatten(dim=0, unflattened_size=(64, 64))
+        self.bias_grid = nn.Unflatten(
+            dim=0, unflattened_size=(window * window, window * window)
+        )
         self.bias_sigmoid = nn.Sigmoid()
-        self.padded = nn.ZeroPad3d(padding=(0, 0, 0, 1, 0, 1))
+        self.padded = nn.ZeroPad3d(padding=(0, 0, 0, pad_w, 0, pad_h))
         self.windows = nn.Flatten(start_dim=0, end_dim=2)
-        self.qkv = nn.Linear(768, 2304)
-        self.proj = nn.Linear(768, 768)
-        self.images = nn.Unflatten(dim=0, unflattened_size=(-1, 1, 1))
+        self.qkv = nn.Linear(in_features, 3 * in_features)
+        self.proj = nn.Linear(in_features, in_features)
+        self.images = nn.Unflatten(
+            dim=0, unflattened_size=(-1, height // window, width // window)
+        )
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         logit_scale = self.logit_scale
@@ -1383,12 +817,26 @@ class ShiftedWindowAttentionV27(nn.Module):
         bias_sigmoid = self.bias_sigmoid(bias_heads)
         bias = bias_sigmoid * 16
         padded = self.padded(input)
-        grid = padded.reshape(padded.shape[0], *(1, 8, 1, 8, 768))
+        grid = padded.reshape(
+            padded.shape[0],
+            *(
+                self.height // self.window,
+                self.window,
+                self.width // self.window,
+                self.window,
+                self.in_features,
+            ),
+        )
         by_window = grid.permute(*(0, 1, 3, 2, 4, 5))
         windows = self.windows(by_window)
-        tokens = windows.reshape(windows.shape[0], *(64, 768))
+        tokens = windows.reshape(
+            windows.shape[0], *(self.window * self.window, self.in_features)
+        )
         qkv = self.qkv(tokens)
-        parts = qkv.reshape(qkv.shape[0], *(64, 3, 24, 32))
+        parts = qkv.reshape(
+            qkv.shape[0],
+            *(self.window * self.window, 3, self.heads, self.in_features // self.heads),
+        )
         by_head = parts.permute(*(0, 2, 3, 1, 4))
         q = by_head.select(1, 0)
         k = by_head.select(1, 1)
@@ -1404,33 +852,620 @@ class ShiftedWindowAttentionV27(nn.Module):
         weights = biased.softmax(-1)
         mixed = weights @ v
         heads_last = mixed.transpose(1, 2)
-        merged = heads_last.reshape(heads_last.shape[0], *(64, 768))
+        merged = heads_last.reshape(
+            heads_last.shape[0], *(self.window * self.window, self.in_features)
+        )
         proj = self.proj(merged)
-        window_grid = proj.reshape(proj.shape[0], *(8, 8, 768))
+        window_grid = proj.reshape(
+            proj.shape[0], *(self.window, self.window, self.in_features)
+        )
         images = self.images(window_grid)
         by_row = images.permute(*(0, 1, 3, 2, 4, 5))
-        image = by_row.reshape(by_row.shape[0], *(8, 8, 768))
-        rows = image.narrow(1, 0, 7)
-        cropped = rows.narrow(2, 0, 7)
+        image = by_row.reshape(
+            by_row.shape[0], *(self.height, self.width, self.in_features)
+        )
+        rows = image.narrow(1, 0, self.in_shape[0])
+        cropped = rows.narrow(2, 0, self.in_shape[1])
         return cropped
 
 
-class SwinTransformerBlockV27(nn.Module):
+class ShiftedWindowAttentionV24(nn.Module):
+    """The ShiftedWindowAttentionV2 block of the spec."""
+
+    def __init__(
+        self,
+        in_features: int,
+        in_shape: tuple[int, ...],
+        heads: int,
+        window: int,
+        shift: int = 0,
+        pad_h: int | None = None,
+        pad_w: int | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        shift_h: int | None = None,
+        shift_w: int | None = None,
+    ) -> None:
+        super().__init__()
+        if pad_h is None:
+            pad_h = (window - in_shape[0] % window) % window
+        if pad_w is None:
+            pad_w = (window - in_shape[1] % window) % window
+        if height is None:
+            height = in_shape[0] + pad_h
+        if width is None:
+            width = in_shape[1] + pad_w
+        if shift_h is None:
+            shift_h = shift if height > window else 0
+        if shift_w is None:
+            shift_w = shift if width > window else 0
+        self.in_features = in_features
+        self.in_shape = in_shape
+        self.heads = heads
+        self.window = window
+        self.height = height
+        self.width = width
+        self.shift_h = shift_h
+        self.shift_w = shift_w
+        self.logit_scale = nn.Parameter(torch.full((heads, 1, 1), 2.302585092994046))
+        self.register_buffer(
+            "relative_coords_table",
+            torch.reshape(
+                torch.permute(
+                    torch.stack(
+                        torch.meshgrid(
+                            torch.div(
+                                torch.mul(
+                                    torch.sign(
+                                        torch.mul(torch.div(torch.arange(-7, 8), 7), 8)
+                                    ),
+                                    torch.log2(
+                                        torch.abs(
+                                            torch.mul(
+                                                torch.div(torch.arange(-7, 8), 7), 8
+                                            )
+                                        )
+                                        + 1.0
+                                    ),
+                                ),
+                                3.0,
+                            ),
+                            torch.div(
+                                torch.mul(
+                                    torch.sign(
+                                        torch.mul(torch.div(torch.arange(-7, 8), 7), 8)
+                                    ),
+                                    torch.log2(
+                                        torch.abs(
+                                            torch.mul(
+                                                torch.div(torch.arange(-7, 8), 7), 8
+                                            )
+                                        )
+                                        + 1.0
+                                    ),
+                                ),
+                                3.0,
+                            ),
+                            indexing="ij",
+                        )
+                    ),
+                    (1, 2, 0),
+                ),
+                (1, 2 * window - 1, 2 * window - 1, 2),
+            ),
+        )
+        self.register_buffer(
+            "relative_position_index",
+            torch.reshape(
+                torch.sub(
+                    torch.unsqueeze(
+                        torch.arange(64)
+                        + torch.div(torch.arange(64), 8, rounding_mode="floor") * 7,
+                        1,
+                    ),
+                    torch.arange(64)
+                    + torch.div(torch.arange(64), 8, rounding_mode="floor") * 7,
+                )
+                + 112,
+                (window**4,),
+            ),
+        )
+        self.cpb_mlp = nn.Sequential(
+            nn.Linear(2, 512), nn.ReLU(inplace=True), nn.Linear(512, heads, bias=False)
+        )
+        self.bias_table = nn.Flatten(start_dim=0, end_dim=2)
+        self.bias_grid = nn.Unflatten(
+            dim=0, unflattened_size=(window * window, window * window)
+        )
+        self.bias_sigmoid = nn.Sigmoid()
+        self.padded = nn.ZeroPad3d(padding=(0, 0, 0, pad_w, 0, pad_h))
+        self.windows = nn.Flatten(start_dim=0, end_dim=2)
+        self.qkv = nn.Linear(in_features, 3 * in_features)
+        self.mask = WindowMask2(
+            windows=height // window * (width // window), window=window
+        )
+        self.proj = nn.Linear(in_features, in_features)
+        self.images = nn.Unflatten(
+            dim=0, unflattened_size=(-1, height // window, width // window)
+        )
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        logit_scale = self.logit_scale
+        relative_coords_table = self.relative_coords_table
+        relative_position_index = self.relative_position_index
+        cpb_mlp = self.cpb_mlp(relative_coords_table)
+        bias_table = self.bias_table(cpb_mlp)
+        bias_rows = bias_table[relative_position_index]
+        bias_grid = self.bias_grid(bias_rows)
+        bias_heads = bias_grid.permute(*(2, 0, 1))
+        bias_sigmoid = self.bias_sigmoid(bias_heads)
+        bias = bias_sigmoid * 16
+        padded = self.padded(input)
+        shifted = padded.roll((-self.shift_h, -self.shift_w), (1, 2))
+        grid = shifted.reshape(
+            shifted.shape[0],
+            *(
+                self.height // self.window,
+                self.window,
+                self.width // self.window,
+                self.window,
+                self.in_features,
+            ),
+        )
+        by_window = grid.permute(*(0, 1, 3, 2, 4, 5))
+        windows = self.windows(by_window)
+        tokens = windows.reshape(
+            windows.shape[0], *(self.window * self.window, self.in_features)
+        )
+        qkv = self.qkv(tokens)
+        parts = qkv.reshape(
+            qkv.shape[0],
+            *(self.window * self.window, 3, self.heads, self.in_features // self.heads),
+        )
+        by_head = parts.permute(*(0, 2, 3, 1, 4))
+        q = by_head.select(1, 0)
+        k = by_head.select(1, 1)
+        v = by_head.select(1, 2)
+        q_unit = nn.functional.normalize(q, dim=-1)
+        k_unit = nn.functional.normalize(k, dim=-1)
+        k_t = k_unit.transpose(-2, -1)
+        cosines = q_unit @ k_t
+        scale_clamped = logit_scale.clamp(max=4.605170185988092)
+        scale = scale_clamped.exp()
+        scores = cosines * scale
+        biased = scores + bias
+        mask = self.mask(biased)
+        weights = mask.softmax(-1)
+        mixed = weights @ v
+        heads_last = mixed.transpose(1, 2)
+        merged = heads_last.reshape(
+            heads_last.shape[0], *(self.window * self.window, self.in_features)
+        )
+        proj = self.proj(merged)
+        window_grid = proj.reshape(
+            proj.shape[0], *(self.window, self.window, self.in_features)
+        )
+        images = self.images(window_grid)
+        by_row = images.permute(*(0, 1, 3, 2, 4, 5))
+        image = by_row.reshape(
+            by_row.shape[0], *(self.height, self.width, self.in_features)
+        )
+        unshifted = image.roll((self.shift_h, self.shift_w), (1, 2))
+        rows = unshifted.narrow(1, 0, self.in_shape[0])
+        cropped = rows.narrow(2, 0, self.in_shape[1])
+        return cropped
+
+
+class ShiftedWindowAttentionV25(nn.Module):
+    """The ShiftedWindowAttentionV2 block of the spec."""
+
+    def __init__(
+        self,
+        in_features: int,
+        in_shape: tuple[int, ...],
+        heads: int,
+        window: int,
+        shift: int = 0,
+        pad_h: int | None = None,
+        pad_w: int | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        shift_h: int | None = None,
+        shift_w: int | None = None,
+    ) -> None:
+        super().__init__()
+        if pad_h is None:
+            pad_h = (window - in_shape[0] % window) % window
+        if pad_w is None:
+            pad_w = (window - in_shape[1] % window) % window
+        if height is None:
+            height = in_shape[0] + pad_h
+        if width is None:
+            width = in_shape[1] + pad_w
+        if shift_h is None:
+            shift_h = shift if height > window else 0
+        if shift_w is None:
+            shift_w = shift if width > window else 0
+        self.in_features = in_features
+        self.in_shape = in_shape
+        self.heads = heads
+        self.window = window
+        self.height = height
+        self.width = width
+        self.shift_h = shift_h
+        self.shift_w = shift_w
+        self.logit_scale = nn.Parameter(torch.full((heads, 1, 1), 2.302585092994046))
+        self.register_buffer(
+            "relative_coords_table",
+            torch.reshape(
+                torch.permute(
+                    torch.stack(
+                        torch.meshgrid(
+                            torch.div(
+                                torch.mul(
+                                    torch.sign(
+                                        torch.mul(torch.div(torch.arange(-7, 8), 7), 8)
+                                    ),
+                                    torch.log2(
+                                        torch.abs(
+                                            torch.mul(
+                                                torch.div(torch.arange(-7, 8), 7), 8
+                                            )
+                                        )
+                                        + 1.0
+                                    ),
+                                ),
+                                3.0,
+                            ),
+                            torch.div(
+                                torch.mul(
+                                    torch.sign(
+                                        torch.mul(torch.div(torch.arange(-7, 8), 7), 8)
+                                    ),
+                                    torch.log2(
+                                        torch.abs(
+                                            torch.mul(
+                                                torch.div(torch.arange(-7, 8), 7), 8
+                                            )
+                                        )
+                                        + 1.0
+                                    ),
+                                ),
+                                3.0,
+                            ),
+                            indexing="ij",
+                        )
+                    ),
+                    (1, 2, 0),
+                ),
+                (1, 2 * window - 1, 2 * window - 1, 2),
+            ),
+        )
+        self.register_buffer(
+            "relative_position_index",
+            torch.reshape(
+                torch.sub(
+                    torch.unsqueeze(
+                        torch.arange(64)
+                        + torch.div(torch.arange(64), 8, rounding_mode="floor") * 7,
+                        1,
+                    ),
+                    torch.arange(64)
+                    + torch.div(torch.arange(64), 8, rounding_mode="floor") * 7,
+                )
+                + 112,
+                (window**4,),
+            ),
+        )
+        self.cpb_mlp = nn.Sequential(
+            nn.Linear(2, 512), nn.ReLU(inplace=True), nn.Linear(512, heads, bias=False)
+        )
+        self.bias_table = nn.Flatten(start_dim=0, end_dim=2)
+        self.bias_grid = nn.Unflatten(
+            dim=0, unflattened_size=(window * window, window * window)
+        )
+        self.bias_sigmoid = nn.Sigmoid()
+        self.padded = nn.ZeroPad3d(padding=(0, 0, 0, pad_w, 0, pad_h))
+        self.windows = nn.Flatten(start_dim=0, end_dim=2)
+        self.qkv = nn.Linear(in_features, 3 * in_features)
+        self.mask = WindowMask3(
+            windows=height // window * (width // window), window=window
+        )
+        self.proj = nn.Linear(in_features, in_features)
+        self.images = nn.Unflatten(
+            dim=0, unflattened_size=(-1, height // window, width // window)
+        )
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        logit_scale = self.logit_scale
+        relative_coords_table = self.relative_coords_table
+        relative_position_index = self.relative_position_index
+        cpb_mlp = self.cpb_mlp(relative_coords_table)
+        bias_table = self.bias_table(cpb_mlp)
+        bias_rows = bias_table[relative_position_index]
+        bias_grid = self.bias_grid(bias_rows)
+        bias_heads = bias_grid.permute(*(2, 0, 1))
+        bias_sigmoid = self.bias_sigmoid(bias_heads)
+        bias = bias_sigmoid * 16
+        padded = self.padded(input)
+        shifted = padded.roll((-self.shift_h, -self.shift_w), (1, 2))
+        grid = shifted.reshape(
+            shifted.shape[0],
+            *(
+                self.height // self.window,
+                self.window,
+                self.width // self.window,
+                self.window,
+                self.in_features,
+            ),
+        )
+        by_window = grid.permute(*(0, 1, 3, 2, 4, 5))
+        windows = self.windows(by_window)
+        tokens = windows.reshape(
+            windows.shape[0], *(self.window * self.window, self.in_features)
+        )
+        qkv = self.qkv(tokens)
+        parts = qkv.reshape(
+            qkv.shape[0],
+            *(self.window * self.window, 3, self.heads, self.in_features // self.heads),
+        )
+        by_head = parts.permute(*(0, 2, 3, 1, 4))
+        q = by_head.select(1, 0)
+        k = by_head.select(1, 1)
+        v = by_head.select(1, 2)
+        q_unit = nn.functional.normalize(q, dim=-1)
+        k_unit = nn.functional.normalize(k, dim=-1)
+        k_t = k_unit.transpose(-2, -1)
+        cosines = q_unit @ k_t
+        scale_clamped = logit_scale.clamp(max=4.605170185988092)
+        scale = scale_clamped.exp()
+        scores = cosines * scale
+        biased = scores + bias
+        mask = self.mask(biased)
+        weights = mask.softmax(-1)
+        mixed = weights @ v
+        heads_last = mixed.transpose(1, 2)
+        merged = heads_last.reshape(
+            heads_last.shape[0], *(self.window * self.window, self.in_features)
+        )
+        proj = self.proj(merged)
+        window_grid = proj.reshape(
+            proj.shape[0], *(self.window, self.window, self.in_features)
+        )
+        images = self.images(window_grid)
+        by_row = images.permute(*(0, 1, 3, 2, 4, 5))
+        image = by_row.reshape(
+            by_row.shape[0], *(self.height, self.width, self.in_features)
+        )
+        unshifted = image.roll((self.shift_h, self.shift_w), (1, 2))
+        rows = unshifted.narrow(1, 0, self.in_shape[0])
+        cropped = rows.narrow(2, 0, self.in_shape[1])
+        return cropped
+
+
+class SwinTransformerBlockV2(nn.Module):
     """The SwinTransformerBlockV2 block of the spec."""
 
-    def __init__(self, p: float) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        stage: int,
+        number: int,
+        heads: int | None = None,
+        p: float | None = None,
+    ) -> None:
         super().__init__()
-        self.attn = ShiftedWindowAttentionV27()
-        self.norm1 = nn.LayerNorm(768, eps=1e-05)
+        if heads is None:
+            heads = NUM_HEADS[stage]
+        if p is None:
+            p = STOCHASTIC_DEPTH_PROB * (FIRST[stage] + number) / (BLOCKS - 1)
+        self.attn = ShiftedWindowAttentionV2(
+            in_features=in_features, in_shape=(56, 56, 96), heads=heads, window=WINDOW
+        )
+        self.norm1 = nn.LayerNorm(in_features, eps=1e-05)
         self.stochastic_depth = StochasticDepth(p=p, mode="row")
         self.mlp = nn.Sequential(
-            nn.Linear(768, 3072),
+            nn.Linear(in_features, 4 * in_features),
             nn.GELU(),
             nn.Dropout(p=0.0),
-            nn.Linear(3072, 768),
+            nn.Linear(4 * in_features, in_features),
             nn.Dropout(p=0.0),
         )
-        self.norm2 = nn.LayerNorm(768, eps=1e-05)
+        self.norm2 = nn.LayerNorm(in_features, eps=1e-05)
+        self.stochastic_depth_mlp = StochasticDepth(p=p, mode="row")
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        attn = self.attn(input)
+        norm1 = self.norm1(attn)
+        stochastic_depth = self.stochastic_depth(norm1)
+        attended = input + stochastic_depth
+        mlp = self.mlp(attended)
+        norm2 = self.norm2(mlp)
+        stochastic_depth_mlp = self.stochastic_depth_mlp(norm2)
+        out = attended + stochastic_depth_mlp
+        return out
+
+
+class SwinTransformerBlockV22(nn.Module):
+    """The SwinTransformerBlockV2 block of the spec."""
+
+    def __init__(
+        self,
+        in_features: int,
+        stage: int,
+        number: int,
+        heads: int | None = None,
+        shift: int | None = None,
+        p: float | None = None,
+    ) -> None:
+        super().__init__()
+        if heads is None:
+            heads = NUM_HEADS[stage]
+        if shift is None:
+            shift = 0 if number % 2 == 0 else WINDOW // 2
+        if p is None:
+            p = STOCHASTIC_DEPTH_PROB * (FIRST[stage] + number) / (BLOCKS - 1)
+        self.attn = ShiftedWindowAttentionV22(
+            in_features=in_features,
+            in_shape=(56, 56, 96),
+            heads=heads,
+            window=WINDOW,
+            shift=shift,
+        )
+        self.norm1 = nn.LayerNorm(in_features, eps=1e-05)
+        self.stochastic_depth = StochasticDepth(p=p, mode="row")
+        self.mlp = nn.Sequential(
+            nn.Linear(in_features, 4 * in_features),
+            nn.GELU(),
+            nn.Dropout(p=0.0),
+            nn.Linear(4 * in_features, in_features),
+            nn.Dropout(p=0.0),
+        )
+        self.norm2 = nn.LayerNorm(in_features, eps=1e-05)
+        self.stochastic_depth_mlp = StochasticDepth(p=p, mode="row")
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        attn = self.attn(input)
+        norm1 = self.norm1(attn)
+        stochastic_depth = self.stochastic_depth(norm1)
+        attended = input + stochastic_depth
+        mlp = self.mlp(attended)
+        norm2 = self.norm2(mlp)
+        stochastic_depth_mlp = self.stochastic_depth_mlp(norm2)
+        out = attended + stochastic_depth_mlp
+        return out
+
+
+class SwinTransformerBlockV23(nn.Module):
+    """The SwinTransformerBlockV2 block of the spec."""
+
+    def __init__(
+        self,
+        in_features: int,
+        in_shape: tuple[int, ...],
+        stage: int,
+        number: int,
+        heads: int | None = None,
+        p: float | None = None,
+    ) -> None:
+        super().__init__()
+        if heads is None:
+            heads = NUM_HEADS[stage]
+        if p is None:
+            p = STOCHASTIC_DEPTH_PROB * (FIRST[stage] + number) / (BLOCKS - 1)
+        self.attn = ShiftedWindowAttentionV23(
+            in_features=in_features, in_shape=in_shape, heads=heads, window=WINDOW
+        )
+        self.norm1 = nn.LayerNorm(in_features, eps=1e-05)
+        self.stochastic_depth = StochasticDepth(p=p, mode="row")
+        self.mlp = nn.Sequential(
+            nn.Linear(in_features, 4 * in_features),
+            nn.GELU(),
+            nn.Dropout(p=0.0),
+            nn.Linear(4 * in_features, in_features),
+            nn.Dropout(p=0.0),
+        )
+        self.norm2 = nn.LayerNorm(in_features, eps=1e-05)
+        self.stochastic_depth_mlp = StochasticDepth(p=p, mode="row")
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        attn = self.attn(input)
+        norm1 = self.norm1(attn)
+        stochastic_depth = self.stochastic_depth(norm1)
+        attended = input + stochastic_depth
+        mlp = self.mlp(attended)
+        norm2 = self.norm2(mlp)
+        stochastic_depth_mlp = self.stochastic_depth_mlp(norm2)
+        out = attended + stochastic_depth_mlp
+        return out
+
+
+class SwinTransformerBlockV24(nn.Module):
+    """The SwinTransformerBlockV2 block of the spec."""
+
+    def __init__(
+        self,
+        in_features: int,
+        stage: int,
+        number: int,
+        heads: int | None = None,
+        shift: int | None = None,
+        p: float | None = None,
+    ) -> None:
+        super().__init__()
+        if heads is None:
+            heads = NUM_HEADS[stage]
+        if shift is None:
+            shift = 0 if number % 2 == 0 else WINDOW // 2
+        if p is None:
+            p = STOCHASTIC_DEPTH_PROB * (FIRST[stage] + number) / (BLOCKS - 1)
+        self.attn = ShiftedWindowAttentionV24(
+            in_features=in_features,
+            in_shape=(28, 28, 192),
+            heads=heads,
+            window=WINDOW,
+            shift=shift,
+        )
+        self.norm1 = nn.LayerNorm(in_features, eps=1e-05)
+        self.stochastic_depth = StochasticDepth(p=p, mode="row")
+        self.mlp = nn.Sequential(
+            nn.Linear(in_features, 4 * in_features),
+            nn.GELU(),
+            nn.Dropout(p=0.0),
+            nn.Linear(4 * in_features, in_features),
+            nn.Dropout(p=0.0),
+        )
+        self.norm2 = nn.LayerNorm(in_features, eps=1e-05)
+        self.stochastic_depth_mlp = StochasticDepth(p=p, mode="row")
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        attn = self.attn(input)
+        norm1 = self.norm1(attn)
+        stochastic_depth = self.stochastic_depth(norm1)
+        attended = input + stochastic_depth
+        mlp = self.mlp(attended)
+        norm2 = self.norm2(mlp)
+        stochastic_depth_mlp = self.stochastic_depth_mlp(norm2)
+        out = attended + stochastic_depth_mlp
+        return out
+
+
+class SwinTransformerBlockV25(nn.Module):
+    """The SwinTransformerBlockV2 block of the spec."""
+
+    def __init__(
+        self,
+        in_features: int,
+        stage: int,
+        number: int,
+        heads: int | None = None,
+        shift: int | None = None,
+        p: float | None = None,
+    ) -> None:
+        super().__init__()
+        if heads is None:
+            heads = NUM_HEADS[stage]
+        if shift is None:
+            shift = 0 if number % 2 == 0 else WINDOW // 2
+        if p is None:
+            p = STOCHASTIC_DEPTH_PROB * (FIRST[stage] + number) / (BLOCKS - 1)
+        self.attn = ShiftedWindowAttentionV25(
+            in_features=in_features,
+            in_shape=(14, 14, 384),
+            heads=heads,
+            window=WINDOW,
+            shift=shift,
+        )
+        self.norm1 = nn.LayerNorm(in_features, eps=1e-05)
+        self.stochastic_depth = StochasticDepth(p=p, mode="row")
+        self.mlp = nn.Sequential(
+            nn.Linear(in_features, 4 * in_features),
+            nn.GELU(),
+            nn.Dropout(p=0.0),
+            nn.Linear(4 * in_features, in_features),
+            nn.Dropout(p=0.0),
+        )
+        self.norm2 = nn.LayerNorm(in_features, eps=1e-05)
         self.stochastic_depth_mlp = StochasticDepth(p=p, mode="row")
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
@@ -1452,30 +1487,50 @@ class SwinV2T(nn.Sequential):
         super().__init__()
         self.features = nn.Sequential(
             nn.Sequential(
-                nn.Conv2d(3, 96, kernel_size=4, stride=4),
+                nn.Conv2d(3, EMBED_DIM, kernel_size=PATCH_SIZE, stride=PATCH_SIZE),
                 Permute(dims=(0, 2, 3, 1)),
-                nn.LayerNorm(96, eps=1e-05),
+                nn.LayerNorm(EMBED_DIM, eps=1e-05),
             ),
-            nn.Sequential(SwinTransformerBlockV2(), SwinTransformerBlockV22()),
-            PatchMergingV2(),
-            nn.Sequential(SwinTransformerBlockV23(), SwinTransformerBlockV24()),
-            PatchMergingV22(),
             nn.Sequential(
-                SwinTransformerBlockV25(p=0.07272727272727274),
-                SwinTransformerBlockV26(p=0.09090909090909091),
-                SwinTransformerBlockV25(p=0.10909090909090911),
-                SwinTransformerBlockV26(p=0.1272727272727273),
-                SwinTransformerBlockV25(p=0.14545454545454548),
-                SwinTransformerBlockV26(p=0.16363636363636364),
+                SwinTransformerBlockV2(in_features=EMBED_DIM, stage=0, number=0),
+                SwinTransformerBlockV22(in_features=EMBED_DIM, stage=0, number=1),
             ),
-            PatchMergingV23(),
+            PatchMergingV2(
+                in_features=EMBED_DIM, in_shape=(56, 56, 96), in_features_2=384
+            ),
             nn.Sequential(
-                SwinTransformerBlockV27(p=0.18181818181818182),
-                SwinTransformerBlockV27(p=0.2),
+                SwinTransformerBlockV23(
+                    in_features=192, in_shape=(28, 28, 192), stage=1, number=0
+                ),
+                SwinTransformerBlockV24(in_features=192, stage=1, number=1),
+            ),
+            PatchMergingV2(in_features=192, in_shape=(28, 28, 192), in_features_2=768),
+            nn.Sequential(
+                SwinTransformerBlockV23(
+                    in_features=384, in_shape=(14, 14, 384), stage=2, number=0
+                ),
+                SwinTransformerBlockV25(in_features=384, stage=2, number=1),
+                SwinTransformerBlockV23(
+                    in_features=384, in_shape=(14, 14, 384), stage=2, number=2
+                ),
+                SwinTransformerBlockV25(in_features=384, stage=2, number=3),
+                SwinTransformerBlockV23(
+                    in_features=384, in_shape=(14, 14, 384), stage=2, number=4
+                ),
+                SwinTransformerBlockV25(in_features=384, stage=2, number=5),
+            ),
+            PatchMergingV2(in_features=384, in_shape=(14, 14, 384), in_features_2=1536),
+            nn.Sequential(
+                SwinTransformerBlockV23(
+                    in_features=768, in_shape=(7, 7, 768), stage=3, number=0
+                ),
+                SwinTransformerBlockV23(
+                    in_features=768, in_shape=(7, 7, 768), stage=3, number=1
+                ),
             ),
         )
         self.norm = nn.LayerNorm(768, eps=1e-05)
         self.permute = Permute(dims=(0, 3, 1, 2))
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.flatten = nn.Flatten()
-        self.head = nn.Linear(768, 1000)
+        self.head = nn.Linear(768, NUM_CLASSES)

@@ -11,6 +11,11 @@ sha256: e9ded4dd2b779203147483dbb3ccf14cdd4d2d806c37e8f0617cccfb1211cb7b
 import torch
 from torch import nn
 
+VOCAB = 1000
+D_MODEL = 64
+HEADS = 4
+NUM_CLASSES = 4
+
 
 class Mean(nn.Module):
     """The mean op as a module, so that it can sit in a container."""
@@ -29,24 +34,24 @@ class TransformerClassifier(nn.Sequential):
 
     def __init__(self) -> None:
         super().__init__()
-        self.embed = nn.Embedding(num_embeddings=1000, embedding_dim=64)
+        self.embed = nn.Embedding(num_embeddings=VOCAB, embedding_dim=D_MODEL)
         self.encoder = nn.Sequential(
             nn.TransformerEncoderLayer(
                 64,
-                nhead=4,
-                dim_feedforward=256,
+                nhead=HEADS,
+                dim_feedforward=D_MODEL * 4,
                 dropout=0.1,
                 batch_first=True,
                 norm_first=True,
             ),
             nn.TransformerEncoderLayer(
                 64,
-                nhead=4,
-                dim_feedforward=256,
+                nhead=HEADS,
+                dim_feedforward=D_MODEL * 4,
                 dropout=0.1,
                 batch_first=True,
                 norm_first=True,
             ),
         )
         self.pool = Mean(dim=1)
-        self.head = nn.Linear(64, 4)
+        self.head = nn.Linear(64, NUM_CLASSES)

@@ -11,17 +11,20 @@ sha256: 3b8434ab70439c1f80a5f891fe93f006d146b4460bbe292a8d11a2a7636b417a
 import torch
 from torch import nn
 
+WIDTH = 16
+NUM_CLASSES = 2
+
 
 class DoubleConv(nn.Sequential):
     """The DoubleConv block of the spec."""
 
-    def __init__(self, in_channels: int, channels: int) -> None:
+    def __init__(self, in_channels: int, out: int) -> None:
         super().__init__(
-            nn.Conv2d(in_channels, channels, kernel_size=3, padding=1, bias=False),
-            nn.BatchNorm2d(channels),
+            nn.Conv2d(in_channels, out, kernel_size=3, padding=1, bias=False),
+            nn.BatchNorm2d(out),
             nn.ReLU(inplace=True),
-            nn.Conv2d(channels, channels, kernel_size=3, padding=1, bias=False),
-            nn.BatchNorm2d(channels),
+            nn.Conv2d(out, out, kernel_size=3, padding=1, bias=False),
+            nn.BatchNorm2d(out),
             nn.ReLU(inplace=True),
         )
 
@@ -31,16 +34,16 @@ class UnetSmall(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.enc1 = DoubleConv(in_channels=1, channels=16)
+        self.enc1 = DoubleConv(in_channels=1, out=WIDTH)
         self.pool1 = nn.MaxPool2d(kernel_size=2)
-        self.enc2 = DoubleConv(in_channels=16, channels=32)
+        self.enc2 = DoubleConv(in_channels=WIDTH, out=WIDTH * 2)
         self.pool2 = nn.MaxPool2d(kernel_size=2)
-        self.bottleneck = DoubleConv(in_channels=32, channels=64)
-        self.up2 = nn.ConvTranspose2d(64, 32, kernel_size=2, stride=2)
-        self.dec2 = DoubleConv(in_channels=64, channels=32)
-        self.up1 = nn.ConvTranspose2d(32, 16, kernel_size=2, stride=2)
-        self.dec1 = DoubleConv(in_channels=32, channels=16)
-        self.head = nn.Conv2d(16, 2, kernel_size=1)
+        self.bottleneck = DoubleConv(in_channels=WIDTH * 2, out=WIDTH * 4)
+        self.up2 = nn.ConvTranspose2d(WIDTH * 4, WIDTH * 2, kernel_size=2, stride=2)
+        self.dec2 = DoubleConv(in_channels=WIDTH * 4, out=WIDTH * 2)
+        self.up1 = nn.ConvTranspose2d(WIDTH * 2, WIDTH, kernel_size=2, stride=2)
+        self.dec1 = DoubleConv(in_channels=WIDTH * 2, out=WIDTH)
+        self.head = nn.Conv2d(WIDTH, NUM_CLASSES, kernel_size=1)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         enc1 = self.enc1(input)

@@ -10,6 +10,9 @@ sha256: fd78316514f6ef3ef1ed53a842392d707448688bded8fb8de04409579ed90191
 
 from torch import nn
 
+NUM_CLASSES = 1000
+DROPOUT = 0.5
+
 
 class Vgg11(nn.Sequential):
     """The vgg11 model, input [N, 3, 224, 224]."""
@@ -44,9 +47,9 @@ class Vgg11(nn.Sequential):
         self.classifier = nn.Sequential(
             nn.Linear(25088, 4096),
             nn.ReLU(inplace=True),
-            nn.Dropout(p=0.5),
+            nn.Dropout(p=DROPOUT),
             nn.Linear(4096, 4096),
             nn.ReLU(inplace=True),
-            nn.Dropout(p=0.5),
-            nn.Linear(4096, 1000),
+            nn.Dropout(p=DROPOUT),
+            nn.Linear(4096, NUM_CLASSES),
         )

@@ -10,6 +10,9 @@ sha256: 76c8578f0d48078daf2fd03087ed3203d137eada66ddce47423a2e131e56fa83
 
 from torch import nn
 
+NUM_CLASSES = 1000
+DROPOUT = 0.5
+
 
 class Vgg16(nn.Sequential):
     """The vgg16 model, input [N, 3, 224, 224]."""
@@ -54,9 +57,9 @@ class Vgg16(nn.Sequential):
         self.classifier = nn.Sequential(
             nn.Linear(25088, 4096),
             nn.ReLU(inplace=True),
-            nn.Dropout(p=0.5),
+            nn.Dropout(p=DROPOUT),
             nn.Linear(4096, 4096),
             nn.ReLU(inplace=True),
-            nn.Dropout(p=0.5),
-            nn.Linear(4096, 1000),
+            nn.Dropout(p=DROPOUT),
+            nn.Linear(4096, NUM_CLASSES),
         )

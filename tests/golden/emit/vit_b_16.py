@@ -13,24 +13,37 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+NUM_CLASSES = 1000
+IMAGE_SIZE = 224
+PATCH_SIZE = 16
+HIDDEN_DIM = 768
+MLP_DIM = 3072
+NUM_HEADS = 12
+DROPOUT = 0.0
+ATTENTION_DROPOUT = 0.0
+SEQ_LENGTH = 197
+
 
 class EncoderBlock(nn.Module):
     """The EncoderBlock block of the spec."""
 
-    def __init__(self) -> None:
+    def __init__(self, in_features: int) -> None:
         super().__init__()
-        self.ln_1 = nn.LayerNorm(768, eps=1e-06)
+        self.ln_1 = nn.LayerNorm(in_features, eps=1e-06)
         self.self_attention = nn.MultiheadAttention(
-            768, num_heads=12, dropout=0.0, batch_first=True
+            in_features,
+            num_heads=NUM_HEADS,
+            dropout=ATTENTION_DROPOUT,
+            batch_first=True,
         )
-        self.dropout = nn.Dropout(p=0.0)
-        self.ln_2 = nn.LayerNorm(768, eps=1e-06)
+        self.dropout = nn.Dropout(p=DROPOUT)
+        self.ln_2 = nn.LayerNorm(in_features, eps=1e-06)
         self.mlp = nn.Sequential(
-            nn.Linear(768, 3072),
+            nn.Linear(in_features, MLP_DIM),
             nn.GELU(),
-            nn.Dropout(p=0.0),
-            nn.Linear(3072, 768),
-            nn.Dropout(p=0.0),
+            nn.Dropout(p=DROPOUT),
+            nn.Linear(MLP_DIM, HIDDEN_DIM),
+            nn.Dropout(p=DROPOUT),
         )
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
@@ -48,31 +61,31 @@ class EncoderBlock(nn.Module):
 class Encoder(nn.Module):
     """The encoder graph of the spec."""
 
-    def __init__(self) -> None:
+    def __init__(self, in_features: int) -> None:
         super().__init__()
         self.pos_embedding = nn.Parameter(
-            nn.init.normal_(torch.empty((1, 197, 768)), std=0.02)
+            nn.init.normal_(torch.empty((1, SEQ_LENGTH, HIDDEN_DIM)), std=0.02)
         )
-        self.dropout = nn.Dropout(p=0.0)
+        self.dropout = nn.Dropout(p=DROPOUT)
         self.layers = nn.Sequential(
             OrderedDict(
                 [
-                    ("encoder_layer_0", EncoderBlock()),
-                    ("encoder_layer_1", EncoderBlock()),
-                    ("encoder_layer_2", EncoderBlock()),
-                    ("encoder_layer_3", EncoderBlock()),
-                    ("encoder_layer_4", EncoderBlock()),
-                    ("encoder_layer_5", EncoderBlock()),
-                    ("encoder_layer_6", EncoderBlock()),
-                    ("encoder_layer_7", EncoderBlock()),
-                    ("encoder_layer_8", EncoderBlock()),
-                    ("encoder_layer_9", EncoderBlock()),
-                    ("encoder_layer_10", EncoderBlock()),
-                    ("encoder_layer_11", EncoderBlock()),
+                    ("encoder_layer_0", EncoderBlock(in_features=in_features)),
+                    ("encoder_layer_1", EncoderBlock(in_features=in_features)),
+                    ("encoder_layer_2", EncoderBlock(in_features=in_features)),
+                    ("encoder_layer_3", EncoderBlock(in_features=in_features)),
+                    ("encoder_layer_4", EncoderBlock(in_features=in_features)),
+                    ("encoder_layer_5", EncoderBlock(in_features=in_features)),
+                    ("encoder_layer_6", EncoderBlock(in_features=in_features)),
+                    ("encoder_layer_7", EncoderBlock(in_features=in_features)),
+                    ("encoder_layer_8", EncoderBlock(in_features=in_features)),
+                    ("encoder_layer_9", EncoderBlock(in_features=in_features)),
+                    ("encoder_layer_10", EncoderBlock(in_features=in_features)),
+                    ("encoder_layer_11", EncoderBlock(in_features=in_features)),
                 ]
             )
         )
-        self.ln = nn.LayerNorm(768, eps=1e-06)
+        self.ln = nn.LayerNorm(in_features, eps=1e-06)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         pos_embedding = self.pos_embedding
@@ -88,20 +101,24 @@ class VitB16(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.conv_proj = nn.Conv2d(3, 768, kernel_size=16, stride=16)
-        self.class_token = nn.Parameter(torch.zeros((1, 1, 768)))
-        self.encoder = Encoder()
+        self.conv_proj = nn.Conv2d(
+            3, HIDDEN_DIM, kernel_size=PATCH_SIZE, stride=PATCH_SIZE
+        )
+        self.class_token = nn.Parameter(torch.zeros((1, 1, HIDDEN_DIM)))
+        self.encoder = Encoder(in_features=HIDDEN_DIM)
         self.heads = nn.Sequential(
             OrderedDict(
                 [
-                    ("head", nn.Linear(768, 1000)),
+                    ("head", nn.Linear(HIDDEN_DIM, NUM_CLASSES)),
                 ]
             )
         )
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         conv_proj = self.conv_proj(input)
-        patches = conv_proj.reshape(conv_proj.shape[0], *(768, 196))
+        patches = conv_proj.reshape(
+            conv_proj.shape[0], *(HIDDEN_DIM, (IMAGE_SIZE // PATCH_SIZE) ** 2)
+        )
         tokens = patches.permute(*(0, 2, 1))
         class_token = self.class_token
         batch_class_token = class_token.expand(tokens.shape[0], *class_token.shape[1:])

@@ -1,0 +1,353 @@
+"""A class's constructor: which parameters it takes and what code each argument becomes.
+
+Every argument of every layer inside the class (and every argument passed to a child class, a
+layer's class, an item's ``if:``) is a position; across the uses of the class it takes one
+value per use.  Its code is, in this order: the spec's expression translated to Python over
+the class's parameters (``translate``), when that gives every use's value; the value, when all
+uses agree; a parameter that holds the same values (the block's own, or ``in_channels``,
+``in_features``, ``in_shape`` of its input); else a new parameter, named after the argument it
+feeds, shared by the positions whose values always vary together.  A block's parameters keep
+the spec's defaults: literal ones in the signature, computed ones (``${num_heads[stage]}``)
+in ``__init__`` when the argument is None.  Parameters no code reads are left out.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from nnspec import catalogue
+from nnspec.catalogue.layer_traits import INFERRED_ARGS
+from nnspec.compiler.emit.merge import CALL, CLASS, IF, Pos, needs_class
+from nnspec.compiler.emit.names import MODULE_NAMES, Namer, literal, module_attributes
+from nnspec.compiler.emit.translate import Code, translate
+from nnspec.compiler.ir import Layer, Net, Node, TensorInfo
+from nnspec.lang.exprs import is_expr
+
+if TYPE_CHECKING:
+    from nnspec.compiler.emit.plan import ClassPlan, Plan
+
+NORAW = object()  # the spec wrote nothing here (an inferred argument)
+DEFAULT = object()  # a child's parameter the call leaves to its default
+_ABSENT = ("", "<absent>")
+SIZES = frozenset({"out_channels", "out_features", *INFERRED_ARGS})  # what a later size reads
+LONGEST = 64  # a longer formula is passed as a value: it would not read as one line anyway
+TYPES = {"int": "int", "float": "float", "bool": "bool", "str": "str",
+         "layer": "type[nn.Module]"}
+
+
+def parametrise(plan: Plan, cls: ClassPlan, optional: list[str]) -> None:
+    rows = [leaves(plan, cls.net, use) for use in cls.uses]
+    by_name = {n.name: n for n in cls.net.nodes}
+    for name in optional:
+        for row, use in zip(rows, cls.uses, strict=True):
+            row[(name, IF)] = (name in use, by_name[name].condition or NORAW)
+    chooser = _Chooser(plan, cls, rows)
+    for pos in dict.fromkeys(p for row in rows for p in row):
+        chooser.choose(pos, [row.get(pos, _MISSING) for row in rows])
+    chooser.derive()
+    chooser.finish()
+    cls.optional = {name: code for name in optional
+                    if (code := cls.where[(name, IF)]) is not None}
+    _forward_attributes(cls)
+
+
+class _Missing:
+    pass
+
+
+_MISSING = _Missing()
+
+
+def leaves(plan: Plan, net: Net, use: Mapping[str, Node], prefix: Pos = ()
+           ) -> dict[Pos, tuple[Any, Any]]:
+    """Every argument value inside one use, by position, with what the spec wrote there."""
+    out: dict[Pos, tuple[Any, Any]] = {}
+    for tnode in net.nodes:
+        node = use.get(tnode.name)
+        if node is None or node.shares is not None:
+            continue  # a reuse's arguments are its target's
+        path, body = (*prefix, tnode.name), node.body
+        if isinstance(body, Layer):
+            out.update(_layer_leaves(body, path))
+        elif needs_class(body):
+            child = plan.of(body)
+            for p in child.params:
+                out[(*path, CALL, p)] = (child.args[id(body)][p], _given(body, child, p))
+        else:
+            assert isinstance(tnode.body, Net)
+            out.update(leaves(plan, tnode.body, {n.name: n for n in body.nodes}, path))
+    return out
+
+
+def _layer_leaves(body: Layer, path: Pos) -> dict[Pos, tuple[Any, Any]]:
+    if body.kind == "tensor":
+        return {(*path, "shape"): (body.kwargs["shape"], body.raw.get("shape", NORAW))}
+    out = {(*path, k): (body.kwargs[k], body.raw.get(k, NORAW)) for k in ordered_keys(body)}
+    if body.kind == "layer":
+        out[(*path, CLASS)] = (body.op, body.via or NORAW)
+    return out
+
+
+def _given(net: Net, child: ClassPlan, param: str) -> Any:
+    spec = child.spec_names.get(param)
+    if spec is None or net.call is None:
+        return NORAW
+    if spec in net.call.given:
+        return net.call.given[spec]
+    return DEFAULT if param in child.defaults else NORAW
+
+
+class _Chooser:
+    """Decides each position's code for one class (see the module's docstring)."""
+
+    def __init__(self, plan: Plan, cls: ClassPlan, rows: list[dict[Pos, Any]]) -> None:
+        self.plan, self.cls, self.rows = plan, cls, rows
+        self.namer = Namer(MODULE_NAMES | {"input"} | set(plan.constant_values))
+        self.values: dict[str, list[Any]] = {}  # parameter -> its value in each use
+        self.mapping: dict[str, str] = {}  # what expressions name -> parameter
+        self.pending: dict[tuple[Any, ...], list[Pos]] = {}
+        self.block_params: list[str] = []
+        self.input_params: list[str] = []
+        self.derived: list[str] = []
+        self.recent: list[tuple[tuple[Any, ...], Code]] = []
+        self.candidates()
+
+    def candidates(self) -> None:
+        uses = self.cls.instances
+        calls = [net.call for net in uses]
+        if all(c is not None for c in calls) and len({tuple(c.values) for c in calls
+                                                      if c is not None}) == 1:
+            first = calls[0]
+            assert first is not None
+            for spec in first.values:
+                name = self.namer.take(spec, "arg")
+                self.mapping[spec] = name
+                self.cls.spec_names[name] = spec
+                self.values[name] = [c.values[spec] for c in calls if c is not None]
+                self.block_params.append(name)
+        seen = [self.plan.inputs.get(id(net)) for net in uses]
+        root = any(net is self.plan.graph.root for net in uses)  # the model takes no argument
+        if not root and all(isinstance(v, TensorInfo) and v.shape for v in seen):
+            shapes = [v.shape for v in seen if isinstance(v, TensorInfo)]
+            for attribute, pick in (("channels", lambda s: s[0]), ("features", lambda s: s[-1]),
+                                    ("shape", list)):
+                name = self.namer.take(f"in_{attribute}")
+                self.mapping[f"input.{attribute}"] = name
+                self.values[name] = [pick(s) for s in shapes]
+                self.input_params.append(name)
+
+    def names(self, use: int) -> dict[str, Any]:
+        return {**self.plan.constant_values,
+                **{name: values[use] for name, values in self.values.items()}}
+
+    def choose(self, pos: Pos, row: list[Any]) -> None:
+        present = [(i, cell) for i, cell in enumerate(row) if cell is not _MISSING]
+        values = [cell[0] for _, cell in present]
+        raw = present[0][1][1]
+        if raw is DEFAULT and all(cell[1] is DEFAULT for _, cell in present):
+            self.cls.where[pos] = None
+            return
+        code = self.translated(pos, raw, present)
+        vector = tuple(_identity(c[0]) if c is not _MISSING else _ABSENT for c in row)
+        if code is None and raw is NORAW and pos[-1] in INFERRED_ARGS:
+            code = self.matched(pos, vector, present, self.input_params)  # a size before
+        if code is None and all(_identity(v) == _identity(values[0]) for v in values):
+            code = Code(self.literal(pos, values[0]))
+        if code is None:
+            code = self.matched(pos, vector, present, list(self.values))
+        if code is not None:
+            self.cls.where[pos] = code
+            if code.names and (pos[-1] in SIZES or (len(pos) > 1 and pos[-2] == CALL)):
+                self.recent.append((vector, code))
+            return
+        self.pending.setdefault(vector, []).append(pos)
+
+    def matched(self, pos: Pos, vector: tuple[Any, ...], present: list[tuple[int, Any]],
+                names: list[str]) -> Code | None:
+        """The code of the latest size with the same values (an inferred size is the size
+        the layer before it made: ``nn.BatchNorm2d(width)`` after a conv to ``width``), else
+        one of ``names`` with the same values."""
+        if not self.takes_class(pos):
+            for seen, code in reversed(self.recent):
+                if all(seen[i] == vector[i] for i, _ in present):
+                    return code
+        named = sorted(names, key=lambda name: name != pos[-1])  # in_features first
+        return next((Code(name, frozenset({name})) for name in named
+                     if all(_identity(self.values[name][i]) == _identity(v)
+                            for i, (v, _) in present) and self.fits(pos, name)), None)
+
+    def translated(self, pos: Pos, raw: Any, present: list[tuple[int, Any]]) -> Code | None:
+        if raw is NORAW or raw is DEFAULT or (self.takes_class(pos) and not is_expr(raw)):
+            return None
+        code = translate(raw, present[0][1][0], self.mapping, self.plan.constant_names)
+        longest = max((len(t) for t, _ in code.parts), default=len(code.text)) if code else 0
+        if code is None or not code.names or longest > LONGEST or (
+                self.takes_class(pos) and ('"' in code.text or "'" in code.text)):
+            return None  # constant: the value reads better (8, not 16 // 2); or too long
+        if all(code.holds(self.names(i), cell[0]) for i, cell in present):
+            return code
+        return None
+
+    def fits(self, pos: Pos, name: str) -> bool:
+        """Where a class is taken, only a parameter that holds layer names may stand."""
+        return not self.takes_class(pos) or all(isinstance(v, str) for v in self.values[name])
+
+    def takes_class(self, pos: Pos) -> bool:
+        if pos[-1] == CLASS:
+            return True
+        if len(pos) >= 2 and pos[-2] == CALL:
+            return pos[-1] in self.child_at(pos[:-2]).classes
+        return False
+
+    def child_at(self, path: Pos) -> ClassPlan:
+        net: Net = self.cls.net
+        body: Any = None
+        for name in path:
+            body = next(n.body for n in net.nodes if n.name == name)
+            if isinstance(body, Net):
+                net = body
+        assert isinstance(body, Net)
+        return self.plan.of(body)
+
+    def literal(self, pos: Pos, value: Any) -> str:
+        if self.takes_class(pos):
+            return self.plan.class_ref(str(value))
+        return literal(value)
+
+    def derive(self) -> None:
+        """New parameters for what nothing else explains, one per group of positions whose
+        values always vary together."""
+        for vector, positions in self.pending.items():
+            first = positions[0]
+            wanted = ("layer" if first[-1] == CLASS else f"use_{first[-2]}" if first[-1] == IF
+                      else _parameter_name(positions))
+            name = self.namer.take(wanted, "arg")
+            cells = [row.get(first, _MISSING) for row in self.rows]
+            fill = next(c[0] for c in cells if not isinstance(c, _Missing))
+            self.values[name] = [fill if isinstance(c, _Missing) else c[0] for c in cells]
+            del vector
+            self.derived.append(name)
+            if self.takes_class(first):
+                self.cls.classes.add(name)
+            for pos in positions:
+                self.cls.where[pos] = Code(name, frozenset({name}))
+
+    def finish(self) -> None:
+        """The signature: the parameters some code reads, with their defaults."""
+        cls = self.cls
+        used = {n for code in cls.where.values() if code is not None for n in code.names}
+        for pos, code in cls.where.items():
+            if code is not None and self.takes_class(pos):
+                cls.classes.update(code.names)
+        calls = [net.call for net in cls.instances]
+        first = calls[0]
+        if first is not None:
+            self.defaults(first.defaults, first.types, used)
+        order = [*self.input_params,
+                 *(p for p in self.block_params if p not in cls.defaults),
+                 *self.derived,
+                 *(p for p in self.block_params if p in cls.defaults)]
+        cls.params = [p for p in order if p in used]
+        for p in cls.params:
+            spec = cls.spec_names.get(p)
+            kind = first.types.get(spec, "") if first is not None and spec else ""
+            ann = "type[nn.Module]" if p in cls.classes else TYPES.get(kind) or _annotation(
+                self.values[p])
+            cls.annotations[p] = f"{ann} | None" if p in cls.computed and ann else ann
+        for i, net in enumerate(cls.instances):
+            cls.args[id(net)] = {p: self.values[p][i] for p in cls.params}
+
+    def defaults(self, declared: Mapping[str, Any], types: Mapping[str, str],
+                 used: set[str]) -> None:
+        cls = self.cls
+        earlier: dict[str, str] = {f"input.{a}": self.mapping[f"input.{a}"]
+                                   for a in ("channels", "features", "shape")
+                                   if f"input.{a}" in self.mapping}
+        todo = True
+        while todo:
+            todo = False
+            for name in self.block_params:
+                spec = cls.spec_names[name]
+                if name not in used or name in cls.defaults or spec not in declared:
+                    earlier[spec] = name
+                    continue
+                default = declared[spec]
+                if not is_expr(default):
+                    cls.defaults[name] = self.default_literal(name, types.get(spec), default)
+                else:
+                    code = self.computed(name, spec, default, earlier)
+                    if code is not None:
+                        cls.computed[name] = code
+                        cls.defaults[name] = "None"
+                        todo = todo or not code.names <= used
+                        used |= code.names
+                earlier[spec] = name
+
+    def default_literal(self, name: str, kind: str | None, value: Any) -> str:
+        if kind == "layer" or name in self.cls.classes:
+            return self.plan.class_ref(str(value))
+        return literal(value)
+
+    def computed(self, name: str, spec: str, default: str, earlier: Mapping[str, str]
+                 ) -> Code | None:
+        code = translate(default, self.values[name][0], earlier, self.plan.constant_names)
+        if code is None:
+            return None
+        for i, net in enumerate(self.cls.instances):
+            given = net.call is not None and spec in net.call.given
+            if not given and not code.holds(self.names(i), self.values[name][i]):
+                return None
+        return code
+
+
+def _forward_attributes(cls: ClassPlan) -> None:
+    """What a graph's forward reads besides its children: each parameter an op's argument
+    reads (``self.window``), and each condition (``self.use_sum``)."""
+    if cls.net.kind != "graph":
+        return
+    taken = {n.name for n in cls.net.nodes} | module_attributes() | MODULE_NAMES
+    namer = Namer(taken)
+    ops = {n.name for n in cls.net.nodes
+           if isinstance(n.body, Layer) and n.body.kind == "op"}
+    read = {name for pos, code in cls.where.items() if code is not None and pos[0] in ops
+            and pos[-1] != IF for name in code.names}
+    for name in cls.params:
+        if name in read:
+            cls.stored[name] = namer.take(name if name not in taken else f"{name}_value")
+    for node, code in cls.optional.items():
+        same = next((n for n, c in cls.optional.items() if c.text == code.text
+                     and n in cls.flags), None)
+        cls.flags[node] = cls.flags[same] if same else namer.take(f"use_{node}")
+
+
+def _parameter_name(positions: list[Pos]) -> str:
+    """The argument these positions feed most often, or ``channels`` when they feed both a
+    layer's in_channels and another's out_channels: a size the block keeps, as ResNet's planes."""
+    counts = Counter(p[-1] for p in positions)
+    for name in counts:
+        if name.startswith("out_") and f"in_{name[4:]}" in counts:
+            return name[4:]
+    return counts.most_common(1)[0][0]
+
+
+def ordered_keys(layer: Layer) -> list[str]:
+    """A layer's argument names in the order of its signature (in_channels first again)."""
+    return catalogue.in_signature_order(layer.op, layer.kwargs)
+
+
+def _identity(value: Any) -> tuple[str, str]:
+    """Equal values of equal types (1, 1.0 and True differ here, as they do in the code)."""
+    if isinstance(value, tuple):
+        value = list(value)
+    return type(value).__name__, repr(value)
+
+
+def _annotation(values: list[Any]) -> str:
+    types = {type(v) for v in values}
+    if len(types) == 1 and (t := types.pop()) in (int, float, bool, str):
+        return t.__name__
+    if all(isinstance(v, list | tuple) and all(type(i) is int for i in v) for v in values):
+        return "tuple[int, ...]"
+    return ""
