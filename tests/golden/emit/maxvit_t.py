@@ -16,30 +16,37 @@ import torch
 from torch import nn
 from torchvision.ops import StochasticDepth
 
+NUM_CLASSES = 1000
+STEM_CHANNELS = 64
+BLOCK_CHANNELS = (64, 128, 256, 512)
+HEAD_DIM = 32
+PARTITION_SIZE = 7
+EXPANSION_RATIO = 4
+SQUEEZE_RATIO = 0.25
+MLP_RATIO = 4
+ATTENTION_DROPOUT = 0.0
+MLP_DROPOUT = 0.0
+BN_EPS = 0.001
+BN_MOMENTUM = 0.01
+
 
 class ConvNormGELU(nn.Sequential):
     """The ConvNormGELU block of the spec."""
 
     def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        stride: int,
-        padding: int,
-        groups: int,
+        self, in_channels: int, out: int, kernel: int, stride: int = 1, groups: int = 1
     ) -> None:
         super().__init__(
             nn.Conv2d(
                 in_channels,
-                out_channels,
-                kernel_size=kernel_size,
+                out,
+                kernel_size=kernel,
                 stride=stride,
-                padding=padding,
+                padding=(kernel - 1) // 2,
                 groups=groups,
                 bias=False,
             ),
-            nn.BatchNorm2d(out_channels, eps=0.001, momentum=0.01),
+            nn.BatchNorm2d(out, eps=BN_EPS, momentum=BN_MOMENTUM),
             nn.GELU(),
         )
 
@@ -47,12 +54,12 @@ class ConvNormGELU(nn.Sequential):
 class SqueezeExcitationSiLU(nn.Module):
     """The SqueezeExcitationSiLU block of the spec."""
 
-    def __init__(self, channels: int, channels_2: int) -> None:
+    def __init__(self, in_channels: int, squeeze: int) -> None:
         super().__init__()
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
-        self.fc1 = nn.Conv2d(channels, channels_2, kernel_size=1)
+        self.fc1 = nn.Conv2d(in_channels, squeeze, kernel_size=1)
         self.activation = nn.SiLU()
-        self.fc2 = nn.Conv2d(channels_2, channels, kernel_size=1)
+        self.fc2 = nn.Conv2d(squeeze, in_channels, kernel_size=1)
         self.scale_activation = nn.Sigmoid()
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
@@ -65,65 +72,18 @@ class SqueezeExcitationSiLU(nn.Module):
         return out
 
 
-class MBConv(nn.Module):
-    """The MBConv block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.proj = nn.Sequential(
-            nn.AvgPool2d(kernel_size=3, stride=2, padding=1),
-            nn.Conv2d(64, 64, kernel_size=1),
-        )
-        self.layers = nn.Sequential(
-            OrderedDict(
-                [
-                    ("pre_norm", nn.BatchNorm2d(64, eps=0.001, momentum=0.01)),
-                    (
-                        "conv_a",
-                        ConvNormGELU(
-                            in_channels=64,
-                            out_channels=256,
-                            kernel_size=1,
-                            stride=1,
-                            padding=0,
-                            groups=1,
-                        ),
-                    ),
-                    (
-                        "conv_b",
-                        ConvNormGELU(
-                            in_channels=256,
-                            out_channels=256,
-                            kernel_size=3,
-                            stride=2,
-                            padding=1,
-                            groups=256,
-                        ),
-                    ),
-                    (
-                        "squeeze_excitation",
-                        SqueezeExcitationSiLU(channels=256, channels_2=16),
-                    ),
-                    ("conv_c", nn.Conv2d(256, 64, kernel_size=1)),
-                ]
-            )
-        )
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        proj = self.proj(input)
-        layers = self.layers(input)
-        sum = proj + layers
-        return sum
-
-
 class RelativePositionalMultiHeadAttention(nn.Module):
     """The RelativePositionalMultiHeadAttention block of the spec."""
 
-    def __init__(self) -> None:
+    def __init__(self, in_features: int, in_shape: tuple[int, ...], size: int) -> None:
         super().__init__()
-        self.to_qkv = nn.Linear(64, 192)
+        self.in_features = in_features
+        self.in_shape = in_shape
+        self.to_qkv = nn.Linear(in_features, 3 * in_features)
         self.relative_position_bias_table = nn.Parameter(
-            nn.init.trunc_normal_(torch.empty((169, 2)), std=0.02)
+            nn.init.trunc_normal_(
+                torch.empty(((2 * size - 1) ** 2, in_features // HEAD_DIM)), std=0.02
+            )
         )
         self.register_buffer(
             "relative_position_index",
@@ -138,10 +98,10 @@ class RelativePositionalMultiHeadAttention(nn.Module):
                     + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
                 )
                 + 84,
-                (49, 49),
+                (size * size, size * size),
             ),
         )
-        self.merge = nn.Linear(64, 64)
+        self.merge = nn.Linear(in_features, in_features)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         to_qkv = self.to_qkv(input)
@@ -149,13 +109,37 @@ class RelativePositionalMultiHeadAttention(nn.Module):
         q = qkv[0]
         k = qkv[1]
         v = qkv[2]
-        q_heads = q.reshape(q.shape[0], *(64, 49, 2, 32))
+        q_heads = q.reshape(
+            q.shape[0],
+            *(
+                self.in_shape[0],
+                self.in_shape[1],
+                self.in_features // HEAD_DIM,
+                HEAD_DIM,
+            ),
+        )
         q_by_head = q_heads.permute(*(0, 1, 3, 2, 4))
-        k_heads = k.reshape(k.shape[0], *(64, 49, 2, 32))
+        k_heads = k.reshape(
+            k.shape[0],
+            *(
+                self.in_shape[0],
+                self.in_shape[1],
+                self.in_features // HEAD_DIM,
+                HEAD_DIM,
+            ),
+        )
         k_by_head = k_heads.permute(*(0, 1, 3, 2, 4))
-        v_heads = v.reshape(v.shape[0], *(64, 49, 2, 32))
+        v_heads = v.reshape(
+            v.shape[0],
+            *(
+                self.in_shape[0],
+                self.in_shape[1],
+                self.in_features // HEAD_DIM,
+                HEAD_DIM,
+            ),
+        )
         v_by_head = v_heads.permute(*(0, 1, 3, 2, 4))
-        k_scaled = k_by_head * 0.125
+        k_scaled = k_by_head * self.in_features**-0.5
         dot_prod = torch.einsum("bghid,bghjd->bghij", q_by_head, k_scaled)
         relative_position_bias_table = self.relative_position_bias_table
         relative_position_index = self.relative_position_index
@@ -165,165 +149,187 @@ class RelativePositionalMultiHeadAttention(nn.Module):
         weights = biased.softmax(-1)
         mixed = torch.einsum("bghij,bghjd->bghid", weights, v_by_head)
         heads_last = mixed.permute(*(0, 1, 3, 2, 4))
-        merged = heads_last.reshape(heads_last.shape[0], *(64, 49, 64))
+        merged = heads_last.reshape(heads_last.shape[0], *self.in_shape)
         merge = self.merge(merged)
         return merge
+
+
+class MBConv(nn.Module):
+    """The MBConv block of the spec."""
+
+    def __init__(
+        self, in_channels: int, out: int, stride: int, p: float, mid: int | None = None
+    ) -> None:
+        super().__init__()
+        if mid is None:
+            mid = int(out * EXPANSION_RATIO)
+        self.use_proj = stride != 1 or in_channels != out
+        self.use_stochastic_depth = p > 0
+        if self.use_proj:
+            self.proj = nn.Sequential(
+                nn.AvgPool2d(kernel_size=3, stride=stride, padding=1),
+                nn.Conv2d(in_channels, out, kernel_size=1),
+            )
+        self.layers = nn.Sequential(
+            OrderedDict(
+                [
+                    (
+                        "pre_norm",
+                        nn.BatchNorm2d(in_channels, eps=BN_EPS, momentum=BN_MOMENTUM),
+                    ),
+                    (
+                        "conv_a",
+                        ConvNormGELU(in_channels=in_channels, out=mid, kernel=1),
+                    ),
+                    (
+                        "conv_b",
+                        ConvNormGELU(
+                            in_channels=mid,
+                            out=mid,
+                            kernel=3,
+                            stride=stride,
+                            groups=mid,
+                        ),
+                    ),
+                    (
+                        "squeeze_excitation",
+                        SqueezeExcitationSiLU(
+                            in_channels=mid, squeeze=int(out * SQUEEZE_RATIO)
+                        ),
+                    ),
+                    ("conv_c", nn.Conv2d(mid, out, kernel_size=1)),
+                ]
+            )
+        )
+        if self.use_stochastic_depth:
+            self.stochastic_depth = StochasticDepth(p=p, mode="row")
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        proj = input
+        if self.use_proj:
+            proj = self.proj(input)
+        layers = self.layers(input)
+        stochastic_depth = layers
+        if self.use_stochastic_depth:
+            stochastic_depth = self.stochastic_depth(layers)
+        sum = proj + stochastic_depth
+        return sum
 
 
 class PartitionAttentionLayer(nn.Module):
     """The PartitionAttentionLayer block of the spec."""
 
-    def __init__(self, p: float) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        in_shape: tuple[int, ...],
+        grid: bool,
+        p: float,
+        in_shape_2: tuple[int, ...],
+        side: int | None = None,
+        rows: int | None = None,
+        cols: int | None = None,
+    ) -> None:
         super().__init__()
+        if side is None:
+            side = in_shape[1] // PARTITION_SIZE if grid else PARTITION_SIZE
+        if rows is None:
+            rows = in_shape[1] // side
+        if cols is None:
+            cols = in_shape[2] // side
+        self.in_channels = in_channels
+        self.in_shape = in_shape
+        self.side = side
+        self.rows = rows
+        self.cols = cols
+        self.use_partition_swap = grid
         self.attn_layer = nn.Sequential(
-            nn.LayerNorm(64, eps=1e-05),
-            RelativePositionalMultiHeadAttention(),
-            nn.Dropout(p=0.0),
+            nn.LayerNorm(in_channels, eps=1e-05),
+            RelativePositionalMultiHeadAttention(
+                in_features=in_channels, in_shape=in_shape_2, size=PARTITION_SIZE
+            ),
+            nn.Dropout(p=ATTENTION_DROPOUT),
         )
         self.stochastic_dropout = StochasticDepth(p=p, mode="row")
         self.mlp_layer = nn.Sequential(
-            nn.LayerNorm(64, eps=1e-05),
-            nn.Linear(64, 256),
+            nn.LayerNorm(in_channels, eps=1e-05),
+            nn.Linear(in_channels, in_channels * MLP_RATIO),
             nn.GELU(),
-            nn.Linear(256, 64),
-            nn.Dropout(p=0.0),
+            nn.Linear(in_channels * MLP_RATIO, in_channels),
+            nn.Dropout(p=MLP_DROPOUT),
         )
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        partition_op = input.reshape(input.shape[0], *(64, 8, 7, 8, 7))
-        by_tile = partition_op.permute(*(0, 2, 4, 3, 5, 1))
-        tiles = by_tile.reshape(by_tile.shape[0], *(64, 49, 64))
-        attn_layer = self.attn_layer(tiles)
-        stochastic_dropout = self.stochastic_dropout(attn_layer)
-        attended = tiles + stochastic_dropout
-        mlp_layer = self.mlp_layer(attended)
-        mlp_dropped = self.stochastic_dropout(mlp_layer)
-        out = attended + mlp_dropped
-        untiled = out.reshape(out.shape[0], *(8, 8, 7, 7, 64))
-        by_channel = untiled.permute(*(0, 5, 1, 3, 2, 4))
-        departition_op = by_channel.reshape(by_channel.shape[0], *(64, 56, 56))
-        return departition_op
-
-
-class PartitionAttentionLayer2(nn.Module):
-    """The PartitionAttentionLayer block of the spec."""
-
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        self.attn_layer = nn.Sequential(
-            nn.LayerNorm(64, eps=1e-05),
-            RelativePositionalMultiHeadAttention(),
-            nn.Dropout(p=0.0),
+        partition_op = input.reshape(
+            input.shape[0],
+            *(self.in_channels, self.rows, self.side, self.cols, self.side),
         )
-        self.stochastic_dropout = StochasticDepth(p=p, mode="row")
-        self.mlp_layer = nn.Sequential(
-            nn.LayerNorm(64, eps=1e-05),
-            nn.Linear(64, 256),
-            nn.GELU(),
-            nn.Linear(256, 64),
-            nn.Dropout(p=0.0),
-        )
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        partition_op = input.reshape(input.shape[0], *(64, 7, 8, 7, 8))
         by_tile = partition_op.permute(*(0, 2, 4, 3, 5, 1))
-        tiles = by_tile.reshape(by_tile.shape[0], *(49, 64, 64))
-        partition_swap = tiles.transpose(-2, -3)
+        tiles = by_tile.reshape(
+            by_tile.shape[0],
+            *(self.rows * self.cols, self.side * self.side, self.in_channels),
+        )
+        partition_swap = tiles
+        if self.use_partition_swap:
+            partition_swap = tiles.transpose(-2, -3)
         attn_layer = self.attn_layer(partition_swap)
         stochastic_dropout = self.stochastic_dropout(attn_layer)
         attended = partition_swap + stochastic_dropout
         mlp_layer = self.mlp_layer(attended)
         mlp_dropped = self.stochastic_dropout(mlp_layer)
         out = attended + mlp_dropped
-        departition_swap = out.transpose(-2, -3)
-        untiled = departition_swap.reshape(departition_swap.shape[0], *(7, 7, 8, 8, 64))
+        departition_swap = out
+        if self.use_partition_swap:
+            departition_swap = out.transpose(-2, -3)
+        untiled = departition_swap.reshape(
+            departition_swap.shape[0],
+            *(self.rows, self.cols, self.side, self.side, self.in_channels),
+        )
         by_channel = untiled.permute(*(0, 5, 1, 3, 2, 4))
-        departition_op = by_channel.reshape(by_channel.shape[0], *(64, 56, 56))
+        departition_op = by_channel.reshape(by_channel.shape[0], *self.in_shape)
         return departition_op
 
 
 class MaxVitLayer(nn.Sequential):
     """The MaxVitLayer block of the spec."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.layers = nn.Sequential(
-            OrderedDict(
-                [
-                    ("MBconv", MBConv()),
-                    ("window_attention", PartitionAttentionLayer(p=0.0)),
-                    ("grid_attention", PartitionAttentionLayer2(p=0.0)),
-                ]
-            )
-        )
-
-
-class MBConv2(nn.Module):
-    """The MBConv block of the spec."""
-
     def __init__(
-        self, channels: int, channels_2: int, channels_2_2: int, p: float
+        self,
+        in_channels: int,
+        out: int,
+        stride: int,
+        p: float,
+        in_shape_2: tuple[int, ...],
+        in_shape_2_2: tuple[int, ...],
     ) -> None:
-        super().__init__()
-        self.layers = nn.Sequential(
-            OrderedDict(
-                [
-                    ("pre_norm", nn.BatchNorm2d(channels, eps=0.001, momentum=0.01)),
-                    (
-                        "conv_a",
-                        ConvNormGELU(
-                            in_channels=channels,
-                            out_channels=channels_2,
-                            kernel_size=1,
-                            stride=1,
-                            padding=0,
-                            groups=1,
-                        ),
-                    ),
-                    (
-                        "conv_b",
-                        ConvNormGELU(
-                            in_channels=channels_2,
-                            out_channels=channels_2,
-                            kernel_size=3,
-                            stride=1,
-                            padding=1,
-                            groups=channels_2,
-                        ),
-                    ),
-                    (
-                        "squeeze_excitation",
-                        SqueezeExcitationSiLU(
-                            channels=channels_2, channels_2=channels_2_2
-                        ),
-                    ),
-                    ("conv_c", nn.Conv2d(channels_2, channels, kernel_size=1)),
-                ]
-            )
-        )
-        self.stochastic_depth = StochasticDepth(p=p, mode="row")
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        layers = self.layers(input)
-        stochastic_depth = self.stochastic_depth(layers)
-        sum = input + stochastic_depth
-        return sum
-
-
-class MaxVitLayer2(nn.Sequential):
-    """The MaxVitLayer block of the spec."""
-
-    def __init__(self) -> None:
         super().__init__()
         self.layers = nn.Sequential(
             OrderedDict(
                 [
                     (
                         "MBconv",
-                        MBConv2(channels=64, channels_2=256, channels_2_2=16, p=0.02),
+                        MBConv(in_channels=in_channels, out=out, stride=stride, p=p),
                     ),
-                    ("window_attention", PartitionAttentionLayer(p=0.02)),
-                    ("grid_attention", PartitionAttentionLayer2(p=0.02)),
+                    (
+                        "window_attention",
+                        PartitionAttentionLayer(
+                            in_channels=out,
+                            in_shape=in_shape_2,
+                            grid=False,
+                            p=p,
+                            in_shape_2=in_shape_2_2,
+                        ),
+                    ),
+                    (
+                        "grid_attention",
+                        PartitionAttentionLayer(
+                            in_channels=out,
+                            in_shape=in_shape_2,
+                            grid=True,
+                            p=p,
+                            in_shape_2=in_shape_2_2,
+                        ),
+                    ),
                 ]
             )
         )
@@ -332,627 +338,116 @@ class MaxVitLayer2(nn.Sequential):
 class MaxVitBlock(nn.Sequential):
     """The MaxVitBlock block of the spec."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.layers = nn.Sequential(MaxVitLayer(), MaxVitLayer2())
-
-
-class MBConv3(nn.Module):
-    """The MBConv block of the spec."""
-
     def __init__(
         self,
         in_channels: int,
-        out_channels: int,
-        channels: int,
-        channels_2: int,
+        stage: int,
         p: float,
+        in_shape_2: tuple[int, ...],
+        in_shape_2_2: tuple[int, ...],
+        p_2: float,
     ) -> None:
         super().__init__()
-        self.proj = nn.Sequential(
-            nn.AvgPool2d(kernel_size=3, stride=2, padding=1),
-            nn.Conv2d(in_channels, out_channels, kernel_size=1),
-        )
         self.layers = nn.Sequential(
-            OrderedDict(
-                [
-                    ("pre_norm", nn.BatchNorm2d(in_channels, eps=0.001, momentum=0.01)),
-                    (
-                        "conv_a",
-                        ConvNormGELU(
-                            in_channels=in_channels,
-                            out_channels=channels,
-                            kernel_size=1,
-                            stride=1,
-                            padding=0,
-                            groups=1,
-                        ),
-                    ),
-                    (
-                        "conv_b",
-                        ConvNormGELU(
-                            in_channels=channels,
-                            out_channels=channels,
-                            kernel_size=3,
-                            stride=2,
-                            padding=1,
-                            groups=channels,
-                        ),
-                    ),
-                    (
-                        "squeeze_excitation",
-                        SqueezeExcitationSiLU(channels=channels, channels_2=channels_2),
-                    ),
-                    ("conv_c", nn.Conv2d(channels, out_channels, kernel_size=1)),
-                ]
-            )
-        )
-        self.stochastic_depth = StochasticDepth(p=p, mode="row")
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        proj = self.proj(input)
-        layers = self.layers(input)
-        stochastic_depth = self.stochastic_depth(layers)
-        sum = proj + stochastic_depth
-        return sum
-
-
-class RelativePositionalMultiHeadAttention2(nn.Module):
-    """The RelativePositionalMultiHeadAttention block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.to_qkv = nn.Linear(128, 384)
-        self.relative_position_bias_table = nn.Parameter(
-            nn.init.trunc_normal_(torch.empty((169, 4)), std=0.02)
-        )
-        self.register_buffer(
-            "relative_position_index",
-            torch.reshape(
-                torch.sub(
-                    torch.unsqueeze(
-                        torch.arange(49)
-                        + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
-                        1,
-                    ),
-                    torch.arange(49)
-                    + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
-                )
-                + 84,
-                (49, 49),
+            MaxVitLayer(
+                in_channels=in_channels,
+                out=BLOCK_CHANNELS[stage],
+                stride=2,
+                p=p,
+                in_shape_2=in_shape_2,
+                in_shape_2_2=in_shape_2_2,
             ),
-        )
-        self.merge = nn.Linear(128, 128)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        to_qkv = self.to_qkv(input)
-        qkv = to_qkv.chunk(3, dim=-1)
-        q = qkv[0]
-        k = qkv[1]
-        v = qkv[2]
-        q_heads = q.reshape(q.shape[0], *(16, 49, 4, 32))
-        q_by_head = q_heads.permute(*(0, 1, 3, 2, 4))
-        k_heads = k.reshape(k.shape[0], *(16, 49, 4, 32))
-        k_by_head = k_heads.permute(*(0, 1, 3, 2, 4))
-        v_heads = v.reshape(v.shape[0], *(16, 49, 4, 32))
-        v_by_head = v_heads.permute(*(0, 1, 3, 2, 4))
-        k_scaled = k_by_head * 0.08838834764831845
-        dot_prod = torch.einsum("bghid,bghjd->bghij", q_by_head, k_scaled)
-        relative_position_bias_table = self.relative_position_bias_table
-        relative_position_index = self.relative_position_index
-        bias_rows = relative_position_bias_table[relative_position_index]
-        pos_bias = bias_rows.permute(*(2, 0, 1))
-        biased = dot_prod + pos_bias
-        weights = biased.softmax(-1)
-        mixed = torch.einsum("bghij,bghjd->bghid", weights, v_by_head)
-        heads_last = mixed.permute(*(0, 1, 3, 2, 4))
-        merged = heads_last.reshape(heads_last.shape[0], *(16, 49, 128))
-        merge = self.merge(merged)
-        return merge
-
-
-class PartitionAttentionLayer3(nn.Module):
-    """The PartitionAttentionLayer block of the spec."""
-
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        self.attn_layer = nn.Sequential(
-            nn.LayerNorm(128, eps=1e-05),
-            RelativePositionalMultiHeadAttention2(),
-            nn.Dropout(p=0.0),
-        )
-        self.stochastic_dropout = StochasticDepth(p=p, mode="row")
-        self.mlp_layer = nn.Sequential(
-            nn.LayerNorm(128, eps=1e-05),
-            nn.Linear(128, 512),
-            nn.GELU(),
-            nn.Linear(512, 128),
-            nn.Dropout(p=0.0),
-        )
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        partition_op = input.reshape(input.shape[0], *(128, 4, 7, 4, 7))
-        by_tile = partition_op.permute(*(0, 2, 4, 3, 5, 1))
-        tiles = by_tile.reshape(by_tile.shape[0], *(16, 49, 128))
-        attn_layer = self.attn_layer(tiles)
-        stochastic_dropout = self.stochastic_dropout(attn_layer)
-        attended = tiles + stochastic_dropout
-        mlp_layer = self.mlp_layer(attended)
-        mlp_dropped = self.stochastic_dropout(mlp_layer)
-        out = attended + mlp_dropped
-        untiled = out.reshape(out.shape[0], *(4, 4, 7, 7, 128))
-        by_channel = untiled.permute(*(0, 5, 1, 3, 2, 4))
-        departition_op = by_channel.reshape(by_channel.shape[0], *(128, 28, 28))
-        return departition_op
-
-
-class PartitionAttentionLayer4(nn.Module):
-    """The PartitionAttentionLayer block of the spec."""
-
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        self.attn_layer = nn.Sequential(
-            nn.LayerNorm(128, eps=1e-05),
-            RelativePositionalMultiHeadAttention2(),
-            nn.Dropout(p=0.0),
-        )
-        self.stochastic_dropout = StochasticDepth(p=p, mode="row")
-        self.mlp_layer = nn.Sequential(
-            nn.LayerNorm(128, eps=1e-05),
-            nn.Linear(128, 512),
-            nn.GELU(),
-            nn.Linear(512, 128),
-            nn.Dropout(p=0.0),
-        )
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        partition_op = input.reshape(input.shape[0], *(128, 7, 4, 7, 4))
-        by_tile = partition_op.permute(*(0, 2, 4, 3, 5, 1))
-        tiles = by_tile.reshape(by_tile.shape[0], *(49, 16, 128))
-        partition_swap = tiles.transpose(-2, -3)
-        attn_layer = self.attn_layer(partition_swap)
-        stochastic_dropout = self.stochastic_dropout(attn_layer)
-        attended = partition_swap + stochastic_dropout
-        mlp_layer = self.mlp_layer(attended)
-        mlp_dropped = self.stochastic_dropout(mlp_layer)
-        out = attended + mlp_dropped
-        departition_swap = out.transpose(-2, -3)
-        untiled = departition_swap.reshape(
-            departition_swap.shape[0], *(7, 7, 4, 4, 128)
-        )
-        by_channel = untiled.permute(*(0, 5, 1, 3, 2, 4))
-        departition_op = by_channel.reshape(by_channel.shape[0], *(128, 28, 28))
-        return departition_op
-
-
-class MaxVitLayer3(nn.Sequential):
-    """The MaxVitLayer block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.layers = nn.Sequential(
-            OrderedDict(
-                [
-                    (
-                        "MBconv",
-                        MBConv3(
-                            in_channels=64,
-                            out_channels=128,
-                            channels=512,
-                            channels_2=32,
-                            p=0.04,
-                        ),
-                    ),
-                    ("window_attention", PartitionAttentionLayer3(p=0.04)),
-                    ("grid_attention", PartitionAttentionLayer4(p=0.04)),
-                ]
-            )
-        )
-
-
-class MaxVitLayer4(nn.Sequential):
-    """The MaxVitLayer block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.layers = nn.Sequential(
-            OrderedDict(
-                [
-                    (
-                        "MBconv",
-                        MBConv2(channels=128, channels_2=512, channels_2_2=32, p=0.06),
-                    ),
-                    ("window_attention", PartitionAttentionLayer3(p=0.06)),
-                    ("grid_attention", PartitionAttentionLayer4(p=0.06)),
-                ]
-            )
+            MaxVitLayer(
+                in_channels=BLOCK_CHANNELS[stage],
+                out=BLOCK_CHANNELS[stage],
+                stride=1,
+                p=p_2,
+                in_shape_2=in_shape_2,
+                in_shape_2_2=in_shape_2_2,
+            ),
         )
 
 
 class MaxVitBlock2(nn.Sequential):
     """The MaxVitBlock block of the spec."""
 
-    def __init__(self) -> None:
+    def __init__(self, in_channels: int, stage: int) -> None:
         super().__init__()
-        self.layers = nn.Sequential(MaxVitLayer3(), MaxVitLayer4())
-
-
-class RelativePositionalMultiHeadAttention3(nn.Module):
-    """The RelativePositionalMultiHeadAttention block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.to_qkv = nn.Linear(256, 768)
-        self.relative_position_bias_table = nn.Parameter(
-            nn.init.trunc_normal_(torch.empty((169, 8)), std=0.02)
-        )
-        self.register_buffer(
-            "relative_position_index",
-            torch.reshape(
-                torch.sub(
-                    torch.unsqueeze(
-                        torch.arange(49)
-                        + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
-                        1,
-                    ),
-                    torch.arange(49)
-                    + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
-                )
-                + 84,
-                (49, 49),
+        self.layers = nn.Sequential(
+            MaxVitLayer(
+                in_channels=in_channels,
+                out=BLOCK_CHANNELS[stage],
+                stride=2,
+                p=0.08,
+                in_shape_2=(256, 14, 14),
+                in_shape_2_2=(4, 49, 256),
+            ),
+            MaxVitLayer(
+                in_channels=BLOCK_CHANNELS[stage],
+                out=BLOCK_CHANNELS[stage],
+                stride=1,
+                p=0.1,
+                in_shape_2=(256, 14, 14),
+                in_shape_2_2=(4, 49, 256),
+            ),
+            MaxVitLayer(
+                in_channels=BLOCK_CHANNELS[stage],
+                out=BLOCK_CHANNELS[stage],
+                stride=1,
+                p=0.12,
+                in_shape_2=(256, 14, 14),
+                in_shape_2_2=(4, 49, 256),
+            ),
+            MaxVitLayer(
+                in_channels=BLOCK_CHANNELS[stage],
+                out=BLOCK_CHANNELS[stage],
+                stride=1,
+                p=0.14,
+                in_shape_2=(256, 14, 14),
+                in_shape_2_2=(4, 49, 256),
+            ),
+            MaxVitLayer(
+                in_channels=BLOCK_CHANNELS[stage],
+                out=BLOCK_CHANNELS[stage],
+                stride=1,
+                p=0.16,
+                in_shape_2=(256, 14, 14),
+                in_shape_2_2=(4, 49, 256),
             ),
         )
-        self.merge = nn.Linear(256, 256)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        to_qkv = self.to_qkv(input)
-        qkv = to_qkv.chunk(3, dim=-1)
-        q = qkv[0]
-        k = qkv[1]
-        v = qkv[2]
-        q_heads = q.reshape(q.shape[0], *(4, 49, 8, 32))
-        q_by_head = q_heads.permute(*(0, 1, 3, 2, 4))
-        k_heads = k.reshape(k.shape[0], *(4, 49, 8, 32))
-        k_by_head = k_heads.permute(*(0, 1, 3, 2, 4))
-        v_heads = v.reshape(v.shape[0], *(4, 49, 8, 32))
-        v_by_head = v_heads.permute(*(0, 1, 3, 2, 4))
-        k_scaled = k_by_head * 0.0625
-        dot_prod = torch.einsum("bghid,bghjd->bghij", q_by_head, k_scaled)
-        relative_position_bias_table = self.relative_position_bias_table
-        relative_position_index = self.relative_position_index
-        bias_rows = relative_position_bias_table[relative_position_index]
-        pos_bias = bias_rows.permute(*(2, 0, 1))
-        biased = dot_prod + pos_bias
-        weights = biased.softmax(-1)
-        mixed = torch.einsum("bghij,bghjd->bghid", weights, v_by_head)
-        heads_last = mixed.permute(*(0, 1, 3, 2, 4))
-        merged = heads_last.reshape(heads_last.shape[0], *(4, 49, 256))
-        merge = self.merge(merged)
-        return merge
-
-
-class PartitionAttentionLayer5(nn.Module):
-    """The PartitionAttentionLayer block of the spec."""
-
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        self.attn_layer = nn.Sequential(
-            nn.LayerNorm(256, eps=1e-05),
-            RelativePositionalMultiHeadAttention3(),
-            nn.Dropout(p=0.0),
-        )
-        self.stochastic_dropout = StochasticDepth(p=p, mode="row")
-        self.mlp_layer = nn.Sequential(
-            nn.LayerNorm(256, eps=1e-05),
-            nn.Linear(256, 1024),
-            nn.GELU(),
-            nn.Linear(1024, 256),
-            nn.Dropout(p=0.0),
-        )
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        partition_op = input.reshape(input.shape[0], *(256, 2, 7, 2, 7))
-        by_tile = partition_op.permute(*(0, 2, 4, 3, 5, 1))
-        tiles = by_tile.reshape(by_tile.shape[0], *(4, 49, 256))
-        attn_layer = self.attn_layer(tiles)
-        stochastic_dropout = self.stochastic_dropout(attn_layer)
-        attended = tiles + stochastic_dropout
-        mlp_layer = self.mlp_layer(attended)
-        mlp_dropped = self.stochastic_dropout(mlp_layer)
-        out = attended + mlp_dropped
-        untiled = out.reshape(out.shape[0], *(2, 2, 7, 7, 256))
-        by_channel = untiled.permute(*(0, 5, 1, 3, 2, 4))
-        departition_op = by_channel.reshape(by_channel.shape[0], *(256, 14, 14))
-        return departition_op
-
-
-class PartitionAttentionLayer6(nn.Module):
-    """The PartitionAttentionLayer block of the spec."""
-
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        self.attn_layer = nn.Sequential(
-            nn.LayerNorm(256, eps=1e-05),
-            RelativePositionalMultiHeadAttention3(),
-            nn.Dropout(p=0.0),
-        )
-        self.stochastic_dropout = StochasticDepth(p=p, mode="row")
-        self.mlp_layer = nn.Sequential(
-            nn.LayerNorm(256, eps=1e-05),
-            nn.Linear(256, 1024),
-            nn.GELU(),
-            nn.Linear(1024, 256),
-            nn.Dropout(p=0.0),
-        )
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        partition_op = input.reshape(input.shape[0], *(256, 7, 2, 7, 2))
-        by_tile = partition_op.permute(*(0, 2, 4, 3, 5, 1))
-        tiles = by_tile.reshape(by_tile.shape[0], *(49, 4, 256))
-        partition_swap = tiles.transpose(-2, -3)
-        attn_layer = self.attn_layer(partition_swap)
-        stochastic_dropout = self.stochastic_dropout(attn_layer)
-        attended = partition_swap + stochastic_dropout
-        mlp_layer = self.mlp_layer(attended)
-        mlp_dropped = self.stochastic_dropout(mlp_layer)
-        out = attended + mlp_dropped
-        departition_swap = out.transpose(-2, -3)
-        untiled = departition_swap.reshape(
-            departition_swap.shape[0], *(7, 7, 2, 2, 256)
-        )
-        by_channel = untiled.permute(*(0, 5, 1, 3, 2, 4))
-        departition_op = by_channel.reshape(by_channel.shape[0], *(256, 14, 14))
-        return departition_op
-
-
-class MaxVitLayer5(nn.Sequential):
-    """The MaxVitLayer block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.layers = nn.Sequential(
-            OrderedDict(
-                [
-                    (
-                        "MBconv",
-                        MBConv3(
-                            in_channels=128,
-                            out_channels=256,
-                            channels=1024,
-                            channels_2=64,
-                            p=0.08,
-                        ),
-                    ),
-                    ("window_attention", PartitionAttentionLayer5(p=0.08)),
-                    ("grid_attention", PartitionAttentionLayer6(p=0.08)),
-                ]
-            )
-        )
-
-
-class MaxVitLayer6(nn.Sequential):
-    """The MaxVitLayer block of the spec."""
-
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        self.layers = nn.Sequential(
-            OrderedDict(
-                [
-                    (
-                        "MBconv",
-                        MBConv2(channels=256, channels_2=1024, channels_2_2=64, p=p),
-                    ),
-                    ("window_attention", PartitionAttentionLayer5(p=p)),
-                    ("grid_attention", PartitionAttentionLayer6(p=p)),
-                ]
-            )
-        )
-
-
-class MaxVitBlock3(nn.Sequential):
-    """The MaxVitBlock block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.layers = nn.Sequential(
-            MaxVitLayer5(),
-            MaxVitLayer6(p=0.1),
-            MaxVitLayer6(p=0.12),
-            MaxVitLayer6(p=0.14),
-            MaxVitLayer6(p=0.16),
-        )
-
-
-class RelativePositionalMultiHeadAttention4(nn.Module):
-    """The RelativePositionalMultiHeadAttention block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.to_qkv = nn.Linear(512, 1536)
-        self.relative_position_bias_table = nn.Parameter(
-            nn.init.trunc_normal_(torch.empty((169, 16)), std=0.02)
-        )
-        self.register_buffer(
-            "relative_position_index",
-            torch.reshape(
-                torch.sub(
-                    torch.unsqueeze(
-                        torch.arange(49)
-                        + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
-                        1,
-                    ),
-                    torch.arange(49)
-                    + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
-                )
-                + 84,
-                (49, 49),
-            ),
-        )
-        self.merge = nn.Linear(512, 512)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        to_qkv = self.to_qkv(input)
-        qkv = to_qkv.chunk(3, dim=-1)
-        q = qkv[0]
-        k = qkv[1]
-        v = qkv[2]
-        q_heads = q.reshape(q.shape[0], *(1, 49, 16, 32))
-        q_by_head = q_heads.permute(*(0, 1, 3, 2, 4))
-        k_heads = k.reshape(k.shape[0], *(1, 49, 16, 32))
-        k_by_head = k_heads.permute(*(0, 1, 3, 2, 4))
-        v_heads = v.reshape(v.shape[0], *(1, 49, 16, 32))
-        v_by_head = v_heads.permute(*(0, 1, 3, 2, 4))
-        k_scaled = k_by_head * 0.04419417382415922
-        dot_prod = torch.einsum("bghid,bghjd->bghij", q_by_head, k_scaled)
-        relative_position_bias_table = self.relative_position_bias_table
-        relative_position_index = self.relative_position_index
-        bias_rows = relative_position_bias_table[relative_position_index]
-        pos_bias = bias_rows.permute(*(2, 0, 1))
-        biased = dot_prod + pos_bias
-        weights = biased.softmax(-1)
-        mixed = torch.einsum("bghij,bghjd->bghid", weights, v_by_head)
-        heads_last = mixed.permute(*(0, 1, 3, 2, 4))
-        merged = heads_last.reshape(heads_last.shape[0], *(1, 49, 512))
-        merge = self.merge(merged)
-        return merge
-
-
-class PartitionAttentionLayer7(nn.Module):
-    """The PartitionAttentionLayer block of the spec."""
-
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        self.attn_layer = nn.Sequential(
-            nn.LayerNorm(512, eps=1e-05),
-            RelativePositionalMultiHeadAttention4(),
-            nn.Dropout(p=0.0),
-        )
-        self.stochastic_dropout = StochasticDepth(p=p, mode="row")
-        self.mlp_layer = nn.Sequential(
-            nn.LayerNorm(512, eps=1e-05),
-            nn.Linear(512, 2048),
-            nn.GELU(),
-            nn.Linear(2048, 512),
-            nn.Dropout(p=0.0),
-        )
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        partition_op = input.reshape(input.shape[0], *(512, 1, 7, 1, 7))
-        by_tile = partition_op.permute(*(0, 2, 4, 3, 5, 1))
-        tiles = by_tile.reshape(by_tile.shape[0], *(1, 49, 512))
-        attn_layer = self.attn_layer(tiles)
-        stochastic_dropout = self.stochastic_dropout(attn_layer)
-        attended = tiles + stochastic_dropout
-        mlp_layer = self.mlp_layer(attended)
-        mlp_dropped = self.stochastic_dropout(mlp_layer)
-        out = attended + mlp_dropped
-        untiled = out.reshape(out.shape[0], *(1, 1, 7, 7, 512))
-        by_channel = untiled.permute(*(0, 5, 1, 3, 2, 4))
-        departition_op = by_channel.reshape(by_channel.shape[0], *(512, 7, 7))
-        return departition_op
-
-
-class PartitionAttentionLayer8(nn.Module):
-    """The PartitionAttentionLayer block of the spec."""
-
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        self.attn_layer = nn.Sequential(
-            nn.LayerNorm(512, eps=1e-05),
-            RelativePositionalMultiHeadAttention4(),
-            nn.Dropout(p=0.0),
-        )
-        self.stochastic_dropout = StochasticDepth(p=p, mode="row")
-        self.mlp_layer = nn.Sequential(
-            nn.LayerNorm(512, eps=1e-05),
-            nn.Linear(512, 2048),
-            nn.GELU(),
-            nn.Linear(2048, 512),
-            nn.Dropout(p=0.0),
-        )
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        partition_op = input.reshape(input.shape[0], *(512, 7, 1, 7, 1))
-        by_tile = partition_op.permute(*(0, 2, 4, 3, 5, 1))
-        tiles = by_tile.reshape(by_tile.shape[0], *(49, 1, 512))
-        partition_swap = tiles.transpose(-2, -3)
-        attn_layer = self.attn_layer(partition_swap)
-        stochastic_dropout = self.stochastic_dropout(attn_layer)
-        attended = partition_swap + stochastic_dropout
-        mlp_layer = self.mlp_layer(attended)
-        mlp_dropped = self.stochastic_dropout(mlp_layer)
-        out = attended + mlp_dropped
-        departition_swap = out.transpose(-2, -3)
-        untiled = departition_swap.reshape(
-            departition_swap.shape[0], *(7, 7, 1, 1, 512)
-        )
-        by_channel = untiled.permute(*(0, 5, 1, 3, 2, 4))
-        departition_op = by_channel.reshape(by_channel.shape[0], *(512, 7, 7))
-        return departition_op
-
-
-class MaxVitLayer7(nn.Sequential):
-    """The MaxVitLayer block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.layers = nn.Sequential(
-            OrderedDict(
-                [
-                    (
-                        "MBconv",
-                        MBConv3(
-                            in_channels=256,
-                            out_channels=512,
-                            channels=2048,
-                            channels_2=128,
-                            p=0.18,
-                        ),
-                    ),
-                    ("window_attention", PartitionAttentionLayer7(p=0.18)),
-                    ("grid_attention", PartitionAttentionLayer8(p=0.18)),
-                ]
-            )
-        )
-
-
-class MaxVitLayer8(nn.Sequential):
-    """The MaxVitLayer block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.layers = nn.Sequential(
-            OrderedDict(
-                [
-                    (
-                        "MBconv",
-                        MBConv2(channels=512, channels_2=2048, channels_2_2=128, p=0.2),
-                    ),
-                    ("window_attention", PartitionAttentionLayer7(p=0.2)),
-                    ("grid_attention", PartitionAttentionLayer8(p=0.2)),
-                ]
-            )
-        )
-
-
-class MaxVitBlock4(nn.Sequential):
-    """The MaxVitBlock block of the spec."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.layers = nn.Sequential(MaxVitLayer7(), MaxVitLayer8())
 
 
 class Blocks(nn.ModuleList):
     """The blocks module list of the spec."""
 
-    def __init__(self) -> None:
+    def __init__(self, in_channels: int) -> None:
         super().__init__(
             [
-                MaxVitBlock(),
-                MaxVitBlock2(),
-                MaxVitBlock3(),
-                MaxVitBlock4(),
+                MaxVitBlock(
+                    in_channels=in_channels,
+                    stage=0,
+                    p=0.0,
+                    in_shape_2=(64, 56, 56),
+                    in_shape_2_2=(64, 49, 64),
+                    p_2=0.02,
+                ),
+                MaxVitBlock(
+                    in_channels=in_channels,
+                    stage=1,
+                    p=0.04,
+                    in_shape_2=(128, 28, 28),
+                    in_shape_2_2=(16, 49, 128),
+                    p_2=0.06,
+                ),
+                MaxVitBlock2(in_channels=128, stage=2),
+                MaxVitBlock(
+                    in_channels=256,
+                    stage=3,
+                    p=0.18,
+                    in_shape_2=(512, 7, 7),
+                    in_shape_2_2=(1, 49, 512),
+                    p_2=0.2,
+                ),
             ]
         )
 
@@ -970,22 +465,17 @@ class MaxvitT(nn.Sequential):
     def __init__(self) -> None:
         super().__init__()
         self.stem = nn.Sequential(
-            ConvNormGELU(
-                in_channels=3,
-                out_channels=64,
-                kernel_size=3,
-                stride=2,
-                padding=1,
-                groups=1,
+            ConvNormGELU(in_channels=3, out=STEM_CHANNELS, kernel=3, stride=2),
+            nn.Sequential(
+                nn.Conv2d(STEM_CHANNELS, STEM_CHANNELS, kernel_size=3, padding=1)
             ),
-            nn.Sequential(nn.Conv2d(64, 64, kernel_size=3, padding=1)),
         )
-        self.blocks = Blocks()
+        self.blocks = Blocks(in_channels=STEM_CHANNELS)
         self.classifier = nn.Sequential(
             nn.AdaptiveAvgPool2d(output_size=1),
             nn.Flatten(),
             nn.LayerNorm(512, eps=1e-05),
-            nn.Linear(512, 512),
+            nn.Linear(512, BLOCK_CHANNELS[3]),
             nn.Tanh(),
-            nn.Linear(512, 1000, bias=False),
+            nn.Linear(BLOCK_CHANNELS[3], NUM_CLASSES, bias=False),
         )
