@@ -22,7 +22,9 @@ import argparse
 import os
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -44,6 +46,8 @@ def main() -> None:
                         help="the example's own init, optimizer and accuracy metric")
     parser.add_argument("--spec", choices=["lenet", "resnet18"], default="lenet")
     parser.add_argument("--samples", type=int, default=128, help="resnet18: images an epoch")
+    parser.add_argument("--per-batch", action="store_true",
+                        help="alternate every batch (hand, nnspec, hand, ...), not every round")
     args = parser.parse_args()
     torch.set_flush_denormal(args.flush)
     if args.spec == "lenet":
@@ -65,21 +69,31 @@ def main() -> None:
 
     metric = bool(spec.train.metrics)
 
+    correct = torch.zeros((), dtype=torch.long)
+
+    def hand_step(b: dict[str, torch.Tensor]) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        out = model(b["input"])
+        loss_fn(out, b["target"]).backward()
+        optimizer.step()
+        if metric:
+            correct.add_((out.detach().argmax(1) == b["target"]).sum())
+
     def hand() -> None:
-        correct = torch.zeros((), dtype=torch.long)
         for b in batches:
-            optimizer.zero_grad(set_to_none=True)
-            out = model(b["input"])
-            loss_fn(out, b["target"]).backward()
-            optimizer.step()
-            if metric:
-                correct += (out.detach().argmax(1) == b["target"]).sum()
+            hand_step(b)
 
     def nnspec_step() -> None:
         meter = Meter(spec.train.metrics, spec.loss.name if spec.loss else "", parts.device)
         for i, b in enumerate(batches):
             stepper.train_batch(b, meter, i)
         meter.read()
+
+    if args.per_batch:
+        per_batch(batches, hand_step, stepper, Meter(spec.train.metrics, spec.loss.name
+                                                      if spec.loss else "", parts.device),
+                  args.rounds)
+        return
 
     print(f"# {spec.name}, load {os.getloadavg()[0]:.2f}, {torch.get_num_threads()} threads, batch "
           f"{args.batch_size}, {'as shipped' if args.as_shipped else 'same work as the hand loop'}"
@@ -100,6 +114,32 @@ def main() -> None:
               f"| {ratios[-1]:.3f} |")
     print(f"median CPU time ratio {statistics.median(ratios):.3f}: nnspec at "
           f"{1 / statistics.median(ratios):.2f}x the hand loop's speed; load after "
+          f"{os.getloadavg()[0]:.2f}")
+
+
+def per_batch(batches: list[dict[str, torch.Tensor]], hand_step: Callable[[Any], None],
+              stepper: Stepper, meter: Meter, rounds: int) -> None:
+    """Hand step, nnspec step, next batch (which goes first alternates): each pair runs under
+    the same load; the main thread's CPU time summed per contender, per round and overall."""
+    print(f"# per batch, {len(batches)} pairs a round, load {os.getloadavg()[0]:.2f}")
+    print("| round | hand, CPU s | nnspec, CPU s | nnspec / hand |")
+    print("| --- | --- | --- | --- |")
+    totals = [0.0, 0.0]
+    for r in range(rounds):
+        used = [0.0, 0.0]
+        for i, b in enumerate(batches):
+            for k in ((1, 0) if (i + r) % 2 else (0, 1)):  # each goes first half the time
+                t = time.thread_time()
+                if k == 0:
+                    hand_step(b)
+                else:
+                    stepper.train_batch(b, meter, i)
+                used[k] += time.thread_time() - t
+        meter.read()
+        totals = [totals[0] + used[0], totals[1] + used[1]]
+        print(f"| {r + 1} | {used[0]:.2f} | {used[1]:.2f} | {used[1] / used[0]:.3f} |")
+    print(f"all rounds: nnspec / hand CPU time {totals[1] / totals[0]:.3f}: nnspec at "
+          f"{totals[0] / totals[1]:.2f}x the hand loop's speed; load after "
           f"{os.getloadavg()[0]:.2f}")
 
 
