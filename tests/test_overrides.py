@@ -125,3 +125,65 @@ def test_overrides_leave_the_document_untouched() -> None:
     doc = loads(BASE)
     apply_overrides(doc, ["train.epochs=9", "optimizer.lr=1.0"])
     assert doc.data["train"]["epochs"] == 2 and doc.data["optimizer"]["SGD"]["lr"] == 0.1
+
+
+NAMED = """\
+nnspec: 1
+input: [4]
+vars: {width: 8}
+blocks:
+  Mix:
+    graph:
+      fc1: {Linear: {out_features: $width}}
+model:
+  body: Mix
+  fc: {Linear: {out_features: 3}}
+"""
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("vars.widht=16", "vars.widht: the spec has no var 'widht': setting it would change "
+     "nothing (did you mean 'width'?)"),
+    ("model.fcc.Linear.out_features=5", "model.fcc: model has no item 'fcc' (did you mean "
+     "'fc'?)"),
+    ("model.0.out_features=5", "model.0: model has no item '0' (an override changes the "
+     "spec's own items: body, fc)"),
+    ("blocks.Mx.graph.fc1.Linear.out_features=2", "blocks.Mx: blocks has no block 'Mx' (did "
+     "you mean 'Mix'?)"),
+    ("blocks.Mix.graph.fc2.Linear.out_features=2", "has no item 'fc2' (did you mean 'fc1'?)"),
+    ("train..epochs=3", "the key 'train..epochs' has an empty part"),
+], ids=["misspelt-var", "misspelt-layer", "index-of-a-mapping", "misspelt-block",
+        "misspelt-node", "empty-part"])
+def test_an_override_that_would_add_instead_of_change_is_refused(override: str,
+                                                                 message: str) -> None:
+    """A typo in a name once added a layer, a var or a block that changed nothing (or the
+    model) silently."""
+    with pytest.raises(SpecError) as info:
+        load_spec(NAMED, [override])
+    rendered = info.value.render()
+    assert rendered.startswith(f"<override 1: {override}>:1:1: error: ") and message in rendered
+
+
+@pytest.mark.parametrize(("override", "where", "expected"), [
+    ("vars.width=16", ("vars", "width"), 16),
+    ("model.fc.Linear.bias=false", ("model", "fc", "Linear", "bias"), False),  # a new argument
+    ("blocks.Mix.graph.fc1.out_features=2", ("blocks", "Mix", "graph", "fc1", "Linear",
+                                             "out_features"), 2),
+], ids=["var", "new-argument", "in-a-block"])
+def test_changes_to_what_the_spec_has_still_land(override: str, where: tuple[str, ...],
+                                                 expected: object) -> None:
+    from nnspec.lang.loader import loads
+    from nnspec.lang.overrides import apply_overrides
+
+    data = apply_overrides(loads(NAMED), [override]).data
+    for key in where:
+        data = data[key]
+    assert data == expected
+
+
+def test_a_list_item_is_reached_as_errors_write_it() -> None:
+    from nnspec.lang.loader import loads
+    from nnspec.lang.overrides import apply_overrides
+
+    data = apply_overrides(loads(BASE), ["model[0].out_features=5"]).data
+    assert data["model"][0]["Linear"]["out_features"] == 5

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,7 +35,17 @@ def apply_overrides(doc: Document, overrides: Sequence[str]) -> Document:
         except SpecError as exc:
             problems.extend(Problem(where, (key,), p.message, p.hint) for p in exc.problems)
             continue
-        result = _set(data, key.strip().split("."), value, where)
+        parts = _INDEX.sub(r".\1", key.strip()).split(".")  # model[3].x: as errors write it
+        if not all(parts):
+            problems.append(Problem(where, (), f"the key '{key.strip()}' has an empty part",
+                                    "keys are names joined by single dots, e.g. "
+                                    "train.epochs=3 or model.3.out_features=10"))
+            continue
+        unknown = _unknown_var(data, parts)
+        if unknown is not None:
+            problems.append(Problem(where, ("vars", parts[1]), *unknown))
+            continue
+        result = _set(data, parts, value, where)
         if isinstance(result, Problem):
             problems.append(result)
         else:
@@ -42,6 +53,22 @@ def apply_overrides(doc: Document, overrides: Sequence[str]) -> Document:
     if problems:
         raise SpecError(problems)
     return Document(data, doc.file, values, keys, doc.text, (*doc.overrides, *overrides))
+
+
+_INDEX = re.compile(r"\[(\d+)\]")
+
+
+def _unknown_var(data: Any, parts: list[str]) -> tuple[str, str] | None:
+    """``vars.X=...`` where the spec has no var X: it would change nothing (a misspelling)."""
+    if len(parts) < 2 or parts[0] != "vars":
+        return None
+    known = data.get("vars") if isinstance(data, dict) else None
+    names = [str(k) for k in known] if isinstance(known, dict) else []
+    if parts[1] in names:
+        return None
+    return (f"the spec has no var '{parts[1]}': setting it would change nothing",
+            did_you_mean(parts[1], names) or (f"its vars: {', '.join(names)}" if names else
+                                              "this spec has no vars"))
 
 
 # Sections written {Name: {args}}: a key may skip the name (optimizer.lr=0.1).
@@ -59,6 +86,12 @@ _LAYER_SIBLINGS = ("in", "repeat", "if")
 
 def _in_model(path: list[str | int]) -> bool:
     return bool(path) and path[0] in ("model", "blocks")
+
+
+def _container(path: list[str | int]) -> bool:
+    """Whether the mapping at ``path`` holds named layers or blocks (not a layer's arguments)."""
+    return path in (["model"], ["blocks"]) or (
+        _in_model(path) and path[-1] in ("graph", "sequential", "module_dict"))
 
 
 def _layer_name(value: Any, path: list[str | int]) -> bool:
@@ -105,6 +138,12 @@ def _set(data: Any, parts: list[str], value: Any, where: Location) -> Problem | 
             continue
         if not isinstance(node, dict):
             return Problem(where, tuple(path), f"cannot set '{part}' inside a plain value")
+        if part not in node and _container(path):  # a typo would add a layer silently
+            named, kind = [str(k) for k in node], "block" if path == ["blocks"] else "item"
+            shown = ", ".join(named[:8]) + (", ..." if len(named) > 8 else "")
+            return Problem(where, (*path, part), f"{'.'.join(map(str, path))} has no {kind} "
+                           f"'{part}'", did_you_mean(part, named) or
+                           f"an override changes the spec's own {kind}s: {shown}")
         layer = _layer_key(node, path, part)
         if layer is not None:  # model.0.out_features -> model.0.Linear.out_features
             if node[layer] is None:
