@@ -128,6 +128,16 @@ def test_bad_paths_are_spec_errors(tmp_path: Path, make: Any, message: str) -> N
         loader.load(make(tmp_path))
 
 
+@pytest.mark.parametrize(("given", "hint"), [
+    ("train.epochs", "an override needs its value: train.epochs=VALUE"),
+    ("train.epochs=3", "the spec file comes first, then the override: SPEC train.epochs=3"),
+    ("specs/lenet2.yaml", "check the path")])
+def test_a_missing_file_that_looks_like_an_override_says_so(given: str, hint: str) -> None:
+    with pytest.raises(SpecError) as info:
+        loader.load(given)
+    assert info.value.problems[0].hint == hint
+
+
 def test_size_limit_can_be_raised_by_the_caller(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
     path.write_text(SPEC + "#" + "x" * 200 + "\n")

@@ -84,6 +84,15 @@ def load(source: str | Path, *, max_bytes: int | None = None) -> Document:
     return loads(text, name, max_bytes=max_bytes)
 
 
+def _missing_hint(name: str) -> str:
+    """``train.epochs`` given where a spec file goes: an override that lost its ``=``."""
+    looks_like_key = "." in name and "/" not in name and "\\" not in name and \
+        not name.endswith((".yaml", ".yml", ".json"))
+    if "=" in name and "/" not in name.partition("=")[0]:
+        return f"the spec file comes first, then the override: SPEC {name}"
+    return f"an override needs its value: {name}=VALUE" if looks_like_key else "check the path"
+
+
 def _read(source: str | Path, max_bytes: int) -> tuple[str, str]:
     if isinstance(source, str) and source == "-":
         data = sys.stdin.buffer.read(max_bytes + 1)
@@ -93,7 +102,7 @@ def _read(source: str | Path, max_bytes: int) -> tuple[str, str]:
     path = Path(source)
     name = str(source)
     if not path.exists():
-        raise _fail(name, 0, 0, (), "no such file", "check the path")
+        raise _fail(name, 0, 0, (), "no such file", _missing_hint(name))
     if path.is_dir():
         raise _fail(name, 0, 0, (), "is a directory, not a spec file")
     size = path.stat().st_size
