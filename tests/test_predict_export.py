@@ -124,15 +124,29 @@ def test_predict_reads_csv_rows_with_the_training_statistics(tmp_path: Path) -> 
 @pytest.mark.parametrize(("args", "code", "words"), [
     (["nowhere.png"], 3, "input nowhere.png does not exist"),
     (["spec.txt"], 2, "unknown kind of file"),
-])
+    (["rgb.npy"], 3, "the inputs are samples of [3, 28, 28] after the evaluation transforms; "
+     "the model reads [1, 28, 28]"),
+    (["ints.npy"], 3, "cannot prepare ints.npy ([2, 1, 8, 8], int64) with the evaluation "
+     "transforms"),
+    (["flat.npy"], 3, "cannot prepare flat.npy ([8, 8], float32)"),
+    (["noise.png"], 3, "cannot decode image noise.png: Unsupported image file"),
+    (["folder"], 3, "input folder is a folder"),
+], ids=["missing", "unknown-kind", "three-channels", "integers", "no-channel", "not-an-image",
+        "folder"])
 def test_predict_mistakes_are_located_errors(lenet: tuple[Path, Path], tmp_path: Path,
                                              args: list[str], code: int, words: str,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     spec, best = lenet
     monkeypatch.chdir(tmp_path)
     (tmp_path / "spec.txt").write_text("x")
+    np.save(tmp_path / "rgb.npy", np.zeros((2, 3, 5, 5), dtype=np.float32))
+    np.save(tmp_path / "ints.npy", np.zeros((2, 1, 8, 8), dtype=np.int64))
+    np.save(tmp_path / "flat.npy", np.zeros((8, 8), dtype=np.float32))
+    (tmp_path / "noise.png").write_bytes(bytes(range(256)))
+    (tmp_path / "folder").mkdir()
     got, _, err = cli("predict", str(spec), "--checkpoint", str(best), *args)
-    assert got == code and words in err and "Traceback" not in err
+    assert got == code and words in err and "Traceback" not in err, err
+    assert code == 2 or "hint: " in err or "does not exist" in err
 
 
 # -- export -------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ any other output is returned as it is (un-standardised when the target was stand
 from __future__ import annotations
 
 import csv
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,7 +125,7 @@ def read_inputs(spec: Spec, meta: dict[str, Any], files: list[str]) -> Inputs:
             labels.append(name)
         else:
             labels += [f"{name}[{i}]" for i in range(len(raw))]
-        batches.append(_evaluation_form(spec, meta, raw, name))
+        batches.append(_prepared(spec, meta, raw, name))
     if not batches:
         raise SpecError([_usage("no inputs given", "name image, tensor or CSV files")])
     try:
@@ -135,10 +136,36 @@ def read_inputs(spec: Spec, meta: dict[str, Any], files: list[str]) -> Inputs:
                                                                                 strict=True)),
                        hint=f"give samples of the dataset's shape {meta.get('input', {})}") \
             from None
+    if list(batch.shape[1:]) != shape:
+        raise RunError(f"the inputs are samples of {list(batch.shape[1:])} after the evaluation "
+                       f"transforms; the model reads {shape}",
+                       hint=_shape_hint(meta, shape))
     return Inputs(labels, _standardized(batch, meta))
 
 
+def _shape_hint(meta: dict[str, Any], shape: list[int]) -> str:
+    raw = meta.get("input", {})
+    given = f"{raw.get('shape')} ({raw.get('dtype') or 'as the dataset has them'})" \
+        if raw.get("shape") else str(shape)
+    return f"give samples as the dataset's: {given}, one per file or a batch of them"
+
+
+def _prepared(spec: Spec, meta: dict[str, Any], raw: Tensor, name: str) -> Tensor:
+    """``_evaluation_form``, a refusal of the transforms said as the input's problem."""
+    try:
+        return _evaluation_form(spec, meta, raw, name)
+    except (TypeError, ValueError, RuntimeError, IndexError) as exc:
+        shape = list(next(iter(spec.inputs.values())).shape)
+        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise RunError(f"cannot prepare {name} ({list(raw.shape)}, {str(raw.dtype)[6:]}) with "
+                       f"the evaluation transforms: {text}",
+                       hint=_shape_hint(meta, shape)) from None
+
+
 def _read(path: Path, shape: list[int], meta: dict[str, Any]) -> Tensor:
+    if path.is_dir():
+        raise RunError(f"input {path} is a folder", hint=f"give the files in it, e.g. "
+                       f"{path / '*.png'} (the shell expands the pattern)")
     if not path.is_file():
         raise RunError(f"input {path} does not exist")
     suffix = path.suffix.lower()
@@ -163,8 +190,9 @@ def read_image(path: Path, shape: list[int], meta: dict[str, Any]) -> Tensor:
             warnings.simplefilter("ignore", DeprecationWarning)
             image = decode_image(str(path), mode=mode)
     except (RuntimeError, ValueError) as exc:
-        raise RunError(f"cannot decode image {path}: {str(exc).splitlines()[0][:200]}") \
-            from None
+        text = re.sub(r"^\w+, \S+:\d+, ", "", str(exc).splitlines()[0])  # torch's C++ place
+        raise RunError(f"cannot decode image {path}: {text[:200]}",
+                       hint="give PNG, JPEG, WebP or GIF files") from None
     raw = meta.get("input", {})
     size = raw.get("shape")
     if isinstance(size, list) and len(size) == 3 and list(image.shape[1:]) != size[1:]:
