@@ -63,13 +63,21 @@ def export(spec: Spec, model: nn.Module, fmt: str, output: Path) -> None:
     """Write ``model`` (in eval mode, its weights loaded) as ``fmt`` to ``output`` atomically."""
     check_packages(fmt)
     model = model.eval()
-    tmp = output.with_name(f".{output.name}.tmp{os.getpid()}")
+    # the temporary keeps the suffix: torch.export.save warns about an archive name without .pt2
+    tmp = output.with_name(f".{output.name}.tmp{os.getpid()}{output.suffix}")
     try:
         {"onnx": _onnx, "pt2": _pt2, "safetensors": _safetensors}[fmt](spec, model, tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # safetensors writes 0600; the user's umask decides
         os.replace(tmp, output)
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _onnx(spec: Spec, model: nn.Module, path: Path) -> None:
