@@ -381,6 +381,19 @@ def test_resume_of_a_corrupt_checkpoint_says_it_is_not_readable(
         "  hint: only checkpoints written by nnspec (plain tensors) are accepted"]
 
 
+def test_a_safetensors_export_given_as_a_checkpoint_says_what_it_is(
+        trained: tuple[Path, Path], tmp_path: Path) -> None:
+    """It said 'not a readable checkpoint (... or not written by nnspec)' of nnspec's export."""
+    spec, best = trained
+    weights = tmp_path / "model.safetensors"
+    code, _, err = cli("export", str(spec), "--checkpoint", str(best), "--format",
+                       "safetensors", "-o", str(weights))
+    assert code == 0, err
+    code, _, err = cli("eval", str(spec), "--checkpoint", str(weights))
+    assert code == 3 and f"cannot load checkpoint {weights}: it is a safetensors file" in err
+    assert "checkpoints/best.pt" in err
+
+
 # -- top-K with K classes or fewer ----------------------------------------------------------
 
 @pytest.mark.parametrize("metric", ["top5", "top3"])

@@ -150,6 +150,11 @@ def load_file(path: Path) -> dict[str, Any]:
     """A checkpoint file's entries, read with ``weights_only=True``, its format checked."""
     if not path.is_file():
         raise RunError(f"checkpoint {path} does not exist")
+    if _is_safetensors(path):  # torch.load may even read one, as something else
+        raise RunError(f"cannot load checkpoint {path}: it is a safetensors file (weights "
+                       "only, as nnspec export writes them), not a checkpoint",
+                       hint="give the run's checkpoints/best.pt, or start a run from these "
+                       "weights with the spec's weights: section")
     try:
         state: Any = torch.load(path, map_location="cpu", weights_only=True)
     except OSError as exc:
@@ -165,6 +170,17 @@ def load_file(path: Path) -> dict[str, Any]:
         raise RunError(f"{path} is not an nnspec checkpoint (no model weights)")
     _check_format(state, path)
     return state
+
+
+def _is_safetensors(path: Path) -> bool:
+    """A safetensors file: an 8-byte little-endian header length, then the JSON header."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(9)
+    except OSError:
+        return False
+    return len(head) == 9 and head[8:9] == b"{" and \
+        int.from_bytes(head[:8], "little") < path.stat().st_size
 
 
 def last_of(run_dir: Path) -> Path:
