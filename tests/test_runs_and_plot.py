@@ -52,6 +52,29 @@ def test_runs_of_one_run_folder_and_of_a_missing_folder(runs: Path, tmp_path: Pa
     assert code == 0 and out.strip() == "no runs"
 
 
+@pytest.mark.parametrize(("summary", "resolved", "metrics"), [
+    ("[1, 2]", "{}", ""),
+    ('{"started": "x", "epochs": "a", "best": "b", "best_epoch": [], "name": 5, '
+     '"status": 3, "epochs_planned": {}, "seconds": "s"}', '{"train": [], "name": []}',
+     '{"epoch": "a", "split": "val", "loss": "x", "time": "t"}\n'),
+    ("{bad", "\u0000", '{"epoch": 1, "split": "val", "loss": 0.5, "time": 5, "seconds": 1}\n'),
+], ids=["a-list", "wrong-types", "damaged"])
+def test_runs_lists_a_run_whose_files_were_edited_or_damaged(
+        tmp_path: Path, summary: str, resolved: str, metrics: str) -> None:
+    """summary.json holding a list was an AttributeError traceback; strings where numbers go,
+    a TypeError when sorting the runs."""
+    run = tmp_path / "odd"
+    run.mkdir()
+    (run / "summary.json").write_text(summary)
+    (run / "resolved.json").write_text(resolved)
+    (run / "metrics.jsonl").write_text(metrics)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "summary.json").write_text('{"started": 5, "status": "completed"}')
+    code, out, err = cli("runs", str(tmp_path))
+    assert code == 0 and "Traceback" not in err, err
+    assert out.splitlines()[1].split()[0] in ("odd", "other") and len(out.splitlines()) == 3
+
+
 def test_runs_imports_no_torch(runs: Path) -> None:
     code = ("import sys; from nnspec.cli import main; sys.argv = ['nnspec', 'runs', "
             f"{str(runs)!r}]\ntry:\n    main()\nexcept SystemExit:\n    pass\n"

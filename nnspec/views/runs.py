@@ -48,11 +48,13 @@ class Run:
 _NOT_METRICS = frozenset({"epoch", "split", "samples", "samples_per_s", "seconds", "time", "lr"})
 
 
-def _json(path: Path) -> Any:
+def _json(path: Path) -> dict[str, Any]:
+    """A JSON object's entries; {} for a file that is missing, damaged or not an object."""
     try:
-        return json.loads(path.read_text())
+        value = json.loads(path.read_text())
     except (OSError, ValueError):
-        return None
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _records(path: Path) -> list[dict[str, Any]]:
@@ -66,28 +68,47 @@ def _records(path: Path) -> list[dict[str, Any]]:
             record = json.loads(line)
         except ValueError:
             continue  # a line cut short by a kill
-        if isinstance(record, dict):
-            out.append(record)
+        if isinstance(record, dict) and _number(record.get("epoch"), int) is not None and \
+                _number(record.get("time", 0)) is not None and \
+                _number(record.get("seconds", 0)) is not None:
+            out.append(record)  # a record of other types was written by something else
     return out
+
+
+def _number(value: Any, kind: type | tuple[type, ...] = (int, float)) -> Any:
+    """``value`` if it is a number of ``kind`` (never a bool), else None."""
+    return value if isinstance(value, kind) and not isinstance(value, bool) else None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def read_run(path: Path) -> Run:
     """One run folder, described from summary.json, else from metrics.jsonl and resolved.json."""
     records = _records(path)
-    summary = _json(path / "summary.json") or {}
-    resolved = _json(path / "resolved.json") or {}
-    train = resolved.get("train") or {}
-    monitor = summary.get("monitor") or train.get("monitor") or "val.loss"
+    summary = _json(path / "summary.json")
+    resolved = _json(path / "resolved.json")
+    train: dict[str, Any] = resolved["train"] if isinstance(resolved.get("train"), dict) \
+        else {}
+    monitor = _text(summary.get("monitor")) or _text(train.get("monitor")) or "val.loss"
     best, best_epoch = _best(records, monitor, train.get("mode", "auto"))
     epochs = max((r["epoch"] for r in records if "split" in r), default=0)
     first = min((r["time"] - r.get("seconds", 0) for r in records if "time" in r), default=None)
-    status = summary.get("status") or ("completed" if epochs and epochs == train.get("epochs")
-                                       else "unknown")
-    return Run(path, summary.get("name") or resolved.get("name") or path.name,
-               summary.get("started", first), summary.get("epochs", epochs),
-               summary.get("epochs_planned", train.get("epochs")), monitor,
-               summary.get("best", best), summary.get("best_epoch", best_epoch),
-               summary.get("seconds"), status, records)
+    planned = _number(train.get("epochs"), int)
+    status = _text(summary.get("status")) or ("completed" if epochs and epochs == planned
+                                              else "unknown")
+    return Run(path, _text(summary.get("name")) or _text(resolved.get("name")) or path.name,
+               _or(_number(summary.get("started")), first),
+               _or(_number(summary.get("epochs"), int), epochs),
+               _or(_number(summary.get("epochs_planned"), int), planned), monitor,
+               _or(_number(summary.get("best")), best),
+               _or(_number(summary.get("best_epoch"), int), best_epoch),
+               _number(summary.get("seconds")), status, records)
+
+
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
 
 
 def _best(records: list[dict[str, Any]], monitor: str, mode: str) -> tuple[float | None,
