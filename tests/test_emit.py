@@ -195,10 +195,25 @@ def test_a_block_whose_structure_depends_on_its_arguments_is_one_class() -> None
 
 
 def test_the_zoo_emits_one_class_per_block() -> None:
-    for stem, block in [("mobilenet_v3_large", "InvertedResidual"), ("resnet50", "Bottleneck"),
-                        ("regnet_y_400mf", "ResBottleneckBlock")]:
+    for stem, blocks in [("mobilenet_v3_large", ["InvertedResidual", "Layers"]),
+                         ("resnet50", ["Bottleneck"]), ("regnet_y_400mf", ["ResBottleneckBlock"]),
+                         ("efficientnet_b0", ["MBConv"]),  # an if: item in a nested list
+                         ("swin_t", ["WindowMask", "ShiftedWindowAttention",
+                                     "SwinTransformerBlock"])]:
         source = emit(inferred(SPECS / f"{stem}.yaml"))
-        assert source.count(f"class {block}(") == 1 and f"class {block}2(" not in source
+        for block in blocks:
+            assert source.count(f"class {block}(") == 1 and f"class {block}2(" not in source
+
+
+@pytest.mark.parametrize("stem", ["swin_t", "swin_v2_t"])
+def test_a_computed_mask_is_written_from_the_class_arguments(stem: str) -> None:
+    """Swin's attention mask, computed from the image size, at three sizes in one class (the
+    parity run on small inputs has no shifted windows: here windows of 4 on 32, 16, 8)."""
+    graph = inferred(SPECS / f"{stem}.yaml", ("input=[3, 128, 128]", "vars.window=4"))
+    source = emit(graph)
+    assert source.count("class WindowMask(") == 1 and "torch.arange(size[0])" in source
+    assert_same_model(build(graph), instantiate_emitted(source, meta=False),
+                      sample_inputs(graph))
 
 
 NESTED = """nnspec: 1

@@ -12,6 +12,7 @@ which must hold exactly ``size(args)`` elements.
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -63,8 +64,71 @@ class _Code:
         return self._op("*", other, flip=True)
 
 
+class Sym:
+    """An integer argument written as code (``size[0]``) that still has its value in one use,
+    so that a constant's function takes the branches it would (``if not shift``) while the
+    code it writes reads the argument, not the number: one emitted class serves every use
+    whose branches are the same (``skeleton``)."""
+
+    def __init__(self, text: str, value: Any) -> None:
+        self.text, self.value = text, value
+
+    def _op(self, sign: str, other: Any, fn: Callable[[Any, Any], Any],
+            flip: bool = False) -> Any:
+        known = other.value if isinstance(other, Sym) else other
+        if isinstance(known, _Code):
+            return NotImplemented
+        left, right = (_write(other), self.text) if flip else (self.text, _write(other))
+        value = fn(known, self.value) if flip else fn(self.value, known)
+        return Sym(f"({left} {sign} {right})", value)
+
+    def __add__(self, other: Any) -> Any:
+        return self._op("+", other, operator.add)
+
+    def __radd__(self, other: Any) -> Any:
+        return self._op("+", other, operator.add, flip=True)
+
+    def __sub__(self, other: Any) -> Any:
+        return self._op("-", other, operator.sub)
+
+    def __rsub__(self, other: Any) -> Any:
+        return self._op("-", other, operator.sub, flip=True)
+
+    def __mul__(self, other: Any) -> Any:
+        return self._op("*", other, operator.mul)
+
+    def __rmul__(self, other: Any) -> Any:
+        return self._op("*", other, operator.mul, flip=True)
+
+    def __floordiv__(self, other: Any) -> Any:
+        return self._op("//", other, operator.floordiv)
+
+    def __rfloordiv__(self, other: Any) -> Any:
+        return self._op("//", other, operator.floordiv, flip=True)
+
+    def __neg__(self) -> Sym:
+        return Sym(f"(-{self.text})", -self.value)
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
+
+    def __eq__(self, other: object) -> bool:
+        return bool(self.value == (other.value if isinstance(other, Sym) else other))
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __lt__(self, other: Any) -> bool:
+        return bool(self.value < (other.value if isinstance(other, Sym) else other))
+
+    def __gt__(self, other: Any) -> bool:
+        return bool(self.value > (other.value if isinstance(other, Sym) else other))
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 def _write(value: Any) -> str:
-    if isinstance(value, _Code):
+    if isinstance(value, _Code | Sym):
         return value.text
     if isinstance(value, tuple):
         return "(" + ", ".join(map(_write, value)) + ("," if len(value) == 1 else "") + ")"
@@ -177,3 +241,16 @@ def make(name: str, args: dict[str, Any], shape: tuple[int, ...]) -> Any:
 
 def source(name: str, args: dict[str, Any], shape_code: str) -> str:
     return f"torch.reshape({CONSTANTS[name].values(SOURCE, args).text}, {shape_code})"
+
+
+def skeleton(name: str, args: dict[str, Any]) -> str:
+    """The code of ``name`` with every integer argument written as a name: equal for two
+    uses exactly when the constant's function takes the same branches for both."""
+    count = iter(range(10**6))
+
+    def named(value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return [named(v) for v in value]
+        return Sym(f"a{next(count)}", value) if isinstance(value, int) else value
+
+    return CONSTANTS[name].values(SOURCE, {k: named(v) for k, v in args.items()}).text

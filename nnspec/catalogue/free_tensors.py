@@ -145,9 +145,12 @@ def _torch_dtype(kwargs: dict[str, Any]) -> Any:
     return torch_dtype(dtype_of(kwargs))
 
 
-def source(kwargs: dict[str, Any], shape_code: str, literal: Callable[[Any], str]) -> str:
-    """The Python expression that makes the tensor (its shape written as ``shape_code``)."""
+def source(kwargs: dict[str, Any], shape_code: str, literal: Callable[[Any], str],
+           written: dict[str, Any] | None = None) -> str:
+    """The Python expression that makes the tensor (its shape written as ``shape_code``);
+    ``written``: a computed constant's arguments as ``constants.Sym`` (code, not numbers)."""
     name, args = parse_init(kwargs.get("init", "zeros"))
+    args = {**args, **(written or {})}
     dtype = {"long": "int64"}.get(dtype_of(kwargs), dtype_of(kwargs))
     if name in constants.CONSTANTS:
         made = constants.source(name, args, shape_code)

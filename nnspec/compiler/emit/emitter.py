@@ -144,6 +144,9 @@ class _Writer:
 
     def __init__(self, plan: Plan, cls: ClassPlan, graph: Graph) -> None:
         self.plan, self.cls, self.graph = plan, cls, graph
+        self.local = Namer(plan.names.taken | set(cls.params) | AMBIGUOUS)  # __init__'s
+        self.before: list[str] = []  # lines that build a list the next statement reads
+        self.depth = 2
 
     def render(self) -> str:
         net = self.cls.net
@@ -199,26 +202,33 @@ class _Writer:
         if net.kind == "ordered" and all(is_attribute(n.name) for n in net.nodes):
             return lines + self.assignments(list(net.nodes))  # as torchvision's _Transition
         lines += self.computed()
-        if self.cls.optional:
-            return lines + self.appended(net)
+        if any(len(path) == 1 for path in self.cls.optional):
+            name = self.local.take("layers")
+            return [*lines, *self.listed(net, (), name, 2),
+                    f"{INDENT * 2}super().__init__(*{name})"]
+        self.depth = 2
         args = self.container(net, ())
-        return lines + _lines(call("super().__init__", *args, explode=net.kind == "sequential"))
+        return lines + self.flush() + _lines(call("super().__init__", *args,
+                                                  explode=net.kind == "sequential"))
 
-    def appended(self, net: Net) -> list[str]:
+    def listed(self, net: Net, prefix: Pos, name: str, depth: int) -> list[str]:
         """A list some of whose items are there only for some arguments, as torchvision
-        builds one: ``layers.append(...)`` under ``if``, then ``super().__init__(*layers)``."""
-        local = Namer(self.plan.names.taken | set(self.cls.params))
-        name = local.take("layers")
-        lines = [f"{INDENT * 2}{name}: list[nn.Module] = []"]
+        builds one: ``layers.append(...)``, under ``if`` where the spec says ``if:``."""
+        lines = [f"{INDENT * depth}{name}: list[nn.Module] = []"]
         for node in net.nodes:
             check_key(node.name, node.source)
-            condition = self.cls.optional.get(node.name)
-            depth = 2 if condition is None else 3
+            condition = self.cls.optional.get((*prefix, node.name))
+            self.depth = depth if condition is None else depth + 1
+            item = self.child(node, (*prefix, node.name))
             if condition is not None:
-                lines += statement(Atom(condition.text), 2, "if ", ":")
-            lines += statement(call(f"{name}.append", self.child(node, (node.name,))), depth,
-                               "")
-        return [*lines, f"{INDENT * 2}super().__init__(*{name})"]
+                lines += statement(Atom(condition.text), depth, "if ", ":")
+            lines += [*self.flush(), *statement(call(f"{name}.append", item), self.depth, "")]
+        return lines
+
+    def flush(self) -> list[str]:
+        """The lines that build a list an expression about to be written reads."""
+        lines, self.before = self.before, []
+        return lines
 
     def assignments(self, children: list[Node]) -> list[str]:
         """``super().__init__()`` then ``self.conv1 = nn.Conv2d(...)``: children in order."""
@@ -229,26 +239,28 @@ class _Writer:
         for name, attribute in cls.flags.items():
             if attribute not in flagged:
                 flagged.add(attribute)
-                lines += statement(Atom(cls.optional[name].text), 2, f"self.{attribute} = ")
+                lines += statement(Atom(cls.optional[(name,)].text), 2, f"self.{attribute} = ")
         for flag, run in _runs(children, cls.flags):
             if flag is not None:
                 lines.append(f"{INDENT * 2}if self.{flag}:")
             for node in run:
-                if flag is None and node.name in cls.optional:  # a named list's item
-                    lines += statement(Atom(cls.optional[node.name].text), 2, "if ", ":")
-                lines += self.assignment(node, 2 if flag is None and node.name not in
-                                         cls.optional else 3)
+                condition = cls.optional.get((node.name,))
+                if flag is None and condition is not None:  # a named list's item
+                    lines += statement(Atom(condition.text), 2, "if ", ":")
+                lines += self.assignment(node, 2 if flag is None and condition is None else 3)
         return lines
 
     def assignment(self, node: Node, depth: int) -> list[str]:
         if isinstance(node.body, Layer) and node.body.kind == "tensor":
             return self.free_tensor(node, node.body, depth)
+        self.depth = depth
+        child = self.child(node, (node.name,))
         if is_child_name(node.name):  # block1-0: a name, not an identifier
             check_key(node.name, node.source)
-            return statement(call("self.add_module", Atom(literal(node.name)),
-                                  self.child(node, (node.name,))), depth, "")
+            return [*self.flush(), *statement(call("self.add_module", Atom(literal(node.name)),
+                                                   child), depth, "")]
         check_attribute(node.name, node.source)
-        return statement(self.child(node, (node.name,)), depth, f"self.{node.name} = ")
+        return [*self.flush(), *statement(child, depth, f"self.{node.name} = ")]
 
     def free_tensor(self, node: Node, layer: Layer, depth: int = 2) -> list[str]:
         """``self.class_token = nn.Parameter(torch.zeros((1, 1, 768)))``, or a buffer."""
@@ -256,7 +268,7 @@ class _Writer:
 
         check_key(node.name, node.source)
         shape = self.value((node.name, "shape"), layer.kwargs["shape"])
-        tensor = from_source(source(layer.kwargs, flat(shape), literal))
+        tensor = from_source(source(layer.kwargs, flat(shape), literal, self.written(node)))
         name = Atom(literal(node.name))
         if layer.op == "buffer":
             extra = () if layer.kwargs.get("persistent", True) else (
@@ -269,6 +281,26 @@ class _Writer:
             return statement(call("self.register_parameter", name, parameter), depth, "")
         check_attribute(node.name, node.source)
         return statement(parameter, depth, f"self.{node.name} = ")
+
+    def written(self, node: Node) -> dict[str, Any]:
+        """A computed constant's arguments that the class computes, as ``constants.Sym``."""
+        from nnspec.catalogue.constants import Sym
+        from nnspec.catalogue.free_tensors import parse_init
+
+        assert isinstance(node.body, Layer)
+        _, args = parse_init(node.body.kwargs.get("init", "zeros"))
+        out: dict[str, Any] = {}
+        for key, value in args.items():
+            code = self.cls.where.get((node.name, "init", key))
+            if code is None or not code.names:
+                continue
+            if not isinstance(value, list):
+                out[key] = Sym(code.text, value)
+                continue
+            parts = dict((where, text) for text, where in code.parts)
+            whole = code.text if plain_identifier(code.text) else f"({code.text})"
+            out[key] = [Sym(parts.get((i,), f"{whole}[{i}]"), v) for i, v in enumerate(value)]
+        return out
 
     def container(self, net: Net, prefix: Pos) -> tuple[Expr, ...]:
         """The constructor arguments of a sequential, module_list or module_dict."""
@@ -295,6 +327,12 @@ class _Writer:
             return call(target.name, *(Keyword(p, self.value((*path, CALL, p), v))
                                        for p, v in target.args[id(body)].items()
                                        if self.cls.where.get((*path, CALL, p), True)))
+        if any(p[:-1] == path for p in self.cls.optional):  # a list with if: items
+            name, depth = self.local.take(path[-1].lower()), self.depth
+            lines = self.listed(body, path, name, depth)
+            self.depth = depth
+            self.before += lines
+            return Atom(f"nn.Sequential(*{name})")
         return call("nn.Sequential", *self.container(body, path))
 
     def layer(self, layer: Layer, path: Pos) -> Expr:

@@ -13,7 +13,7 @@ writes one class per structure instead.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from nnspec.compiler.ir import Layer, Net, Node
@@ -35,6 +35,30 @@ class Template:
     net: Net
     uses: list[dict[str, Node]]
     optional: list[str]  # template names some uses leave out
+    # a nested list's own template, and the uses (their numbers here) that have it
+    inline: dict[str, tuple[Template, list[int]]] = field(default_factory=dict)
+
+    def optional_paths(self, prefix: Pos = ()) -> list[Pos]:
+        """Every item some uses leave out, by its path (a nested list's items included)."""
+        out = [(*prefix, name) for name in self.optional]
+        for name, (sub, _) in self.inline.items():
+            out += sub.optional_paths((*prefix, name))
+        return out
+
+    def inline_uses(self, prefix: Pos = (), numbers: list[int] | None = None,
+                    count: int | None = None) -> dict[Pos, list[dict[str, Node] | None]]:
+        """For each nested list, by path: each use's nodes in it (None: the use has none)."""
+        count = len(self.uses) if count is None else count
+        numbers = list(range(len(self.uses))) if numbers is None else numbers
+        out: dict[Pos, list[dict[str, Node] | None]] = {}
+        for name, (sub, present) in self.inline.items():
+            rows: list[dict[str, Node] | None] = [None] * count
+            for j, i in enumerate(present):
+                rows[numbers[i]] = sub.uses[j]
+            path = (*prefix, name)
+            out[path] = rows
+            out |= sub.inline_uses(path, [numbers[i] for i in present], count)
+        return out
 
 
 def template(instances: Sequence[Net], same_class: Callable[[Net, Net], bool],
@@ -51,18 +75,30 @@ def template(instances: Sequence[Net], same_class: Callable[[Net, Net], bool],
     optional_keys = [key for key in order if any(key not in k for k in uses_by_key)]
     if optional_keys and not (allow_optional and first.kind in ("sequential", "graph")):
         return None
+    if any(k[key].condition is None for key in optional_keys for k in uses_by_key
+           if key in k):
+        return None  # not an if: item (a repeat's count that differs): one class each
     names = {key: _template_name(first, key, i) for i, key in enumerate(order)}
     nodes: list[Node] = []
+    inline: dict[str, tuple[Template, list[int]]] = {}
     for key in order:
         present = [k[key] for k in uses_by_key if key in k]
         if not all(_compatible(present[0], n, same_class) for n in present[1:]):
             return None
         best = max((k for k in uses_by_key if key in k), key=len)[key]
-        nodes.append(best.with_(name=names[key]))
+        body = best.body
+        if isinstance(body, Net) and not needs_class(body) and best.shares is None:
+            sub = template([n.body for n in present if isinstance(n.body, Net)], same_class,
+                           allow_optional and body.kind == "sequential")
+            if sub is None:
+                return None
+            inline[names[key]] = (sub, [i for i, k in enumerate(uses_by_key) if key in k])
+            body = sub.net
+        nodes.append(best.with_(name=names[key], body=body))
     uses = [{names[key]: node for key, node in k.items()} for k in uses_by_key]
     net = Net(first.kind, tuple(nodes), first.source, first.inputs,
               _outputs(instances, uses_by_key), first.order, first.block)
-    found = Template(net, uses, [names[k] for k in optional_keys])
+    found = Template(net, uses, [names[k] for k in optional_keys], inline)
     if first.kind == "graph" and not _same_wiring(found, instances):
         return None
     if any(isinstance(n.body, Layer) and n.body.kind == "tensor" for n in nodes
@@ -114,23 +150,30 @@ def _compatible(a: Node, b: Node, same_class: Callable[[Net, Net], bool]) -> boo
     if isinstance(x, Layer) and isinstance(y, Layer):
         return _same_layer_form(x, y)
     if isinstance(x, Net) and isinstance(y, Net):
-        if needs_class(x):
-            return same_class(x, y)
-        return (x.kind == y.kind and x.block is None and y.block is None
-                and y.container.forward is None
-                and [n.name for n in x.nodes] == [n.name for n in y.nodes]
-                and all(_compatible(m, n, same_class) for m, n in zip(x.nodes, y.nodes,
-                                                                     strict=True)))
+        if needs_class(x) or needs_class(y):
+            return needs_class(x) and needs_class(y) and same_class(x, y)
+        return x.kind == y.kind  # laid over each other by its own template
     return False
 
 
 def _same_layer_form(x: Layer, y: Layer) -> bool:
     if x.kind != y.kind or sorted(x.kwargs) != sorted(y.kwargs):
         return False
-    if x.kind == "tensor":  # only its shape may vary: its values are computed from the rest
-        return repr({k: v for k, v in x.kwargs.items() if k != "shape"}) == repr(
-            {k: v for k, v in y.kwargs.items() if k != "shape"})
+    if x.kind == "tensor":  # its shape, and a computed constant's arguments, may vary
+        return _tensor_form(x) == _tensor_form(y)
     return x.op == y.op or (x.kind == "layer" and x.via == y.via)
+
+
+def _tensor_form(layer: Layer) -> str:
+    """What must be the same for two uses of a free tensor: all but its shape, and of a
+    computed constant, the calls its arguments lead to (``constants.skeleton``)."""
+    from nnspec.catalogue import constants
+    from nnspec.catalogue.free_tensors import parse_init
+
+    rest = {k: v for k, v in layer.kwargs.items() if k not in ("shape", "init")}
+    name, args = parse_init(layer.kwargs.get("init", "zeros"))
+    init = constants.skeleton(name, args) if name in constants.CONSTANTS else repr(args)
+    return repr((rest, name, init))
 
 
 def _same_wiring(found: Template, instances: Sequence[Net]) -> bool:

@@ -37,19 +37,23 @@ TYPES = {"int": "int", "float": "float", "bool": "bool", "str": "str",
          "layer": "type[nn.Module]"}
 
 
-def parametrise(plan: Plan, cls: ClassPlan, optional: list[str]) -> None:
-    rows = [leaves(plan, cls.net, use) for use in cls.uses]
-    by_name = {n.name: n for n in cls.net.nodes}
-    for name in optional:
-        for row, use in zip(rows, cls.uses, strict=True):
-            row[(name, IF)] = (name in use, by_name[name].condition or NORAW)
+def parametrise(plan: Plan, cls: ClassPlan, optional: list[Pos]) -> None:
+    rows = [leaves(plan, cls.net, use, (), {p: u[i] for p, u in cls.inline_uses.items()})
+            for i, use in enumerate(cls.uses)]
+    for path in optional:
+        node = _node_at(cls.net, path)
+        for i, (row, use) in enumerate(zip(rows, cls.uses, strict=True)):
+            there = use if len(path) == 1 else cls.inline_uses[path[:-1]][i]
+            if there is not None:
+                row[(*path, IF)] = (path[-1] in there, node.condition or NORAW)
     chooser = _Chooser(plan, cls, rows)
-    for pos in dict.fromkeys(p for row in rows for p in row):
+    seen = list(dict.fromkeys(p for row in rows for p in row))
+    for pos in sorted(seen, key=lambda p: _rank(cls.net, p)):  # in the template's order
         chooser.choose(pos, [row.get(pos, _MISSING) for row in rows])
     chooser.derive()
     chooser.finish()
-    cls.optional = {name: code for name in optional
-                    if (code := cls.where[(name, IF)]) is not None}
+    cls.optional = {path: code for path in optional
+                    if (code := cls.where[(*path, IF)]) is not None}
     _forward_attributes(cls)
 
 
@@ -60,9 +64,29 @@ class _Missing:
 _MISSING = _Missing()
 
 
-def leaves(plan: Plan, net: Net, use: Mapping[str, Node], prefix: Pos = ()
+def _rank(net: Net, pos: Pos) -> tuple[int, ...]:
+    """Where a position's node sits in the template: node by node down its path."""
+    names = [n.name for n in net.nodes]
+    if not pos or pos[0] not in names:
+        return ()
+    node = net.nodes[names.index(pos[0])]
+    inner = _rank(node.body, pos[1:]) if isinstance(node.body, Net) else ()
+    return (names.index(pos[0]), *inner)
+
+
+def _node_at(net: Net, path: Pos) -> Node:
+    node = next(n for n in net.nodes if n.name == path[0])
+    if len(path) == 1:
+        return node
+    assert isinstance(node.body, Net)
+    return _node_at(node.body, path[1:])
+
+
+def leaves(plan: Plan, net: Net, use: Mapping[str, Node], prefix: Pos = (),
+           inline: Mapping[Pos, Mapping[str, Node] | None] | None = None
            ) -> dict[Pos, tuple[Any, Any]]:
-    """Every argument value inside one use, by position, with what the spec wrote there."""
+    """Every argument value inside one use, by position, with what the spec wrote there;
+    ``inline``: the use's nodes in each nested list, by path."""
     out: dict[Pos, tuple[Any, Any]] = {}
     for tnode in net.nodes:
         node = use.get(tnode.name)
@@ -77,17 +101,34 @@ def leaves(plan: Plan, net: Net, use: Mapping[str, Node], prefix: Pos = ()
                 out[(*path, CALL, p)] = (child.args[id(body)][p], _given(body, child, p))
         else:
             assert isinstance(tnode.body, Net)
-            out.update(leaves(plan, tnode.body, {n.name: n for n in body.nodes}, path))
+            nested = (inline or {}).get(path) or {n.name: n for n in body.nodes}
+            out.update(leaves(plan, tnode.body, nested, path, inline))
     return out
 
 
 def _layer_leaves(body: Layer, path: Pos) -> dict[Pos, tuple[Any, Any]]:
     if body.kind == "tensor":
-        return {(*path, "shape"): (body.kwargs["shape"], body.raw.get("shape", NORAW))}
+        out = {(*path, "shape"): (body.kwargs["shape"], body.raw.get("shape", NORAW))}
+        return out | {(*path, "init", k): v for k, v in _constant_args(body).items()}
     out = {(*path, k): (body.kwargs[k], body.raw.get(k, NORAW)) for k in ordered_keys(body)}
     if body.kind == "layer":
         out[(*path, CLASS)] = (body.op, body.via or NORAW)
     return out
+
+
+def _constant_args(body: Layer) -> dict[str, tuple[Any, Any]]:
+    """A computed constant's arguments (``{shifted_window_mask: {size: $size, ...}}``), each
+    with what the spec wrote."""
+    from nnspec.catalogue import constants
+    from nnspec.catalogue.free_tensors import parse_init
+
+    name, args = parse_init(body.kwargs.get("init", "zeros"))
+    if name not in constants.CONSTANTS:
+        return {}
+    raw = body.raw.get("init")
+    written = raw.get(name) if isinstance(raw, dict) else None
+    return {k: (v, written.get(k, NORAW) if isinstance(written, dict) else NORAW)
+            for k, v in args.items()}
 
 
 def _given(net: Net, child: ClassPlan, param: str) -> Any:
@@ -171,7 +212,8 @@ class _Chooser:
         one of ``names`` with the same values."""
         if not self.takes_class(pos):
             for seen, code in reversed(self.recent):
-                if all(seen[i] == vector[i] for i, _ in present):
+                if all(seen[i] == vector[i] or code.holds(self.names(i), v)
+                       for i, (v, _) in present):
                     return code
         named = sorted(names, key=lambda name: name != pos[-1])  # in_features first
         return next((Code(name, frozenset({name})) for name in named
@@ -316,10 +358,12 @@ def _forward_attributes(cls: ClassPlan) -> None:
     for name in cls.params:
         if name in read:
             cls.stored[name] = namer.take(name if name not in taken else f"{name}_value")
-    for node, code in cls.optional.items():
+    for path, code in cls.optional.items():
+        if len(path) > 1:
+            continue  # an item of a nested list: built under if, read by no forward
         same = next((n for n, c in cls.optional.items() if c.text == code.text
-                     and n in cls.flags), None)
-        cls.flags[node] = cls.flags[same] if same else namer.take(f"use_{node}")
+                     and n[0] in cls.flags and len(n) == 1), None)
+        cls.flags[path[0]] = cls.flags[same[0]] if same else namer.take(f"use_{path[0]}")
 
 
 def _parameter_name(positions: list[Pos]) -> str:

@@ -44,7 +44,9 @@ class ClassPlan:
     where: dict[Pos, Code | None] = field(default_factory=dict)  # None: the callee's default
     args: dict[int, dict[str, Any]] = field(default_factory=dict)  # id(instance) -> arguments
     uses: list[dict[str, Node]] = field(default_factory=list)  # per instance: its nodes
-    optional: dict[str, Code] = field(default_factory=dict)  # template node -> its condition
+    # a nested list's path -> per instance: its nodes there (None: the instance has none)
+    inline_uses: dict[Pos, list[dict[str, Node] | None]] = field(default_factory=dict)
+    optional: dict[Pos, Code] = field(default_factory=dict)  # an item's path -> condition
     flags: dict[str, str] = field(default_factory=dict)  # template node -> attribute (graph)
     stored: dict[str, str] = field(default_factory=dict)  # param -> attribute forward reads
 
@@ -124,10 +126,11 @@ class Plan:
                 part, self.same_class, allow_optional=False)
             if shaped is None:
                 raise ValueError(f"cannot emit the uses of {label!r} as one class")
-            plan = ClassPlan(label, part, shaped.net, uses=shaped.uses)
+            plan = ClassPlan(label, part, shaped.net, uses=shaped.uses,
+                             inline_uses=shaped.inline_uses())
             for net in part:
                 self.plan_of[id(net)] = plan
-            params.parametrise(self, plan, shaped.optional)
+            params.parametrise(self, plan, shaped.optional_paths())
             plans.append(plan)
         return plans
 

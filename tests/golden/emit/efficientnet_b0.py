@@ -87,59 +87,6 @@ class MBConv(nn.Module):
     """The MBConv block of the spec."""
 
     def __init__(
-        self, in_channels: int, out: int, expand: int, kernel: int, stride: int
-    ) -> None:
-        super().__init__()
-        self.block = nn.Sequential(
-            ConvBNSiLU(
-                in_channels=in_channels,
-                out=in_channels * expand,
-                kernel=kernel,
-                stride=stride,
-                groups=in_channels * expand,
-            ),
-            SqueezeExcitationSiLU(
-                in_channels=in_channels * expand, squeeze=max(1, in_channels // 4)
-            ),
-            ConvBN(in_channels=in_channels * expand, out=out),
-        )
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        block = self.block(input)
-        return block
-
-
-class MBConv2(nn.Module):
-    """The MBConv block of the spec."""
-
-    def __init__(
-        self, in_channels: int, out: int, expand: int, kernel: int, stride: int
-    ) -> None:
-        super().__init__()
-        self.block = nn.Sequential(
-            ConvBNSiLU(in_channels=in_channels, out=in_channels * expand),
-            ConvBNSiLU(
-                in_channels=in_channels * expand,
-                out=in_channels * expand,
-                kernel=kernel,
-                stride=stride,
-                groups=in_channels * expand,
-            ),
-            SqueezeExcitationSiLU(
-                in_channels=in_channels * expand, squeeze=max(1, in_channels // 4)
-            ),
-            ConvBN(in_channels=in_channels * expand, out=out),
-        )
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        block = self.block(input)
-        return block
-
-
-class MBConv3(nn.Module):
-    """The MBConv block of the spec."""
-
-    def __init__(
         self,
         in_channels: int,
         out: int,
@@ -149,26 +96,36 @@ class MBConv3(nn.Module):
         sd: float,
     ) -> None:
         super().__init__()
-        self.block = nn.Sequential(
-            ConvBNSiLU(in_channels=in_channels, out=in_channels * expand),
+        self.use_stochastic_depth = stride == 1 and in_channels == out
+        block: list[nn.Module] = []
+        if expand != 1:
+            block.append(ConvBNSiLU(in_channels=in_channels, out=in_channels * expand))
+        block.append(
             ConvBNSiLU(
                 in_channels=in_channels * expand,
                 out=in_channels * expand,
                 kernel=kernel,
                 stride=stride,
                 groups=in_channels * expand,
-            ),
+            )
+        )
+        block.append(
             SqueezeExcitationSiLU(
                 in_channels=in_channels * expand, squeeze=max(1, in_channels // 4)
-            ),
-            ConvBN(in_channels=in_channels * expand, out=out),
+            )
         )
-        self.stochastic_depth = StochasticDepth(p=sd, mode="row")
+        block.append(ConvBN(in_channels=in_channels * expand, out=out))
+        self.block = nn.Sequential(*block)
+        if self.use_stochastic_depth:
+            self.stochastic_depth = StochasticDepth(p=sd, mode="row")
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         block = self.block(input)
-        stochastic_depth = self.stochastic_depth(block)
-        sum = stochastic_depth + input
+        stochastic_depth = block
+        sum = stochastic_depth
+        if self.use_stochastic_depth:
+            stochastic_depth = self.stochastic_depth(block)
+            sum = stochastic_depth + input
         return sum
 
 
@@ -179,18 +136,27 @@ class EfficientnetB0(nn.Sequential):
         super().__init__()
         self.features = nn.Sequential(
             ConvBNSiLU(in_channels=3, out=C0, kernel=3, stride=2),
-            nn.Sequential(MBConv(in_channels=C0, out=C1, expand=1, kernel=3, stride=1)),
             nn.Sequential(
-                MBConv2(in_channels=C1, out=C2, expand=6, kernel=3, stride=2),
-                MBConv3(in_channels=C2, out=C2, expand=6, kernel=3, stride=1, sd=0.025),
+                MBConv(in_channels=C0, out=C1, expand=1, kernel=3, stride=1, sd=0.0)
             ),
             nn.Sequential(
-                MBConv2(in_channels=C2, out=C3, expand=6, kernel=5, stride=2),
-                MBConv3(in_channels=C3, out=C3, expand=6, kernel=5, stride=1, sd=0.05),
+                MBConv(in_channels=C1, out=C2, expand=6, kernel=3, stride=2, sd=0.0125),
+                MBConv(in_channels=C2, out=C2, expand=6, kernel=3, stride=1, sd=0.025),
             ),
             nn.Sequential(
-                MBConv2(in_channels=C3, out=C4, expand=6, kernel=3, stride=2),
-                MBConv3(
+                MBConv(
+                    in_channels=C2,
+                    out=C3,
+                    expand=6,
+                    kernel=5,
+                    stride=2,
+                    sd=0.037500000000000006,
+                ),
+                MBConv(in_channels=C3, out=C3, expand=6, kernel=5, stride=1, sd=0.05),
+            ),
+            nn.Sequential(
+                MBConv(in_channels=C3, out=C4, expand=6, kernel=3, stride=2, sd=0.0625),
+                MBConv(
                     in_channels=C4,
                     out=C4,
                     expand=6,
@@ -198,7 +164,7 @@ class EfficientnetB0(nn.Sequential):
                     stride=1,
                     sd=0.07500000000000001,
                 ),
-                MBConv3(
+                MBConv(
                     in_channels=C4,
                     out=C4,
                     expand=6,
@@ -208,15 +174,13 @@ class EfficientnetB0(nn.Sequential):
                 ),
             ),
             nn.Sequential(
-                MBConv2(in_channels=C4, out=C5, expand=6, kernel=5, stride=1),
-                MBConv3(
-                    in_channels=C5, out=C5, expand=6, kernel=5, stride=1, sd=0.1125
-                ),
-                MBConv3(in_channels=C5, out=C5, expand=6, kernel=5, stride=1, sd=0.125),
+                MBConv(in_channels=C4, out=C5, expand=6, kernel=5, stride=1, sd=0.1),
+                MBConv(in_channels=C5, out=C5, expand=6, kernel=5, stride=1, sd=0.1125),
+                MBConv(in_channels=C5, out=C5, expand=6, kernel=5, stride=1, sd=0.125),
             ),
             nn.Sequential(
-                MBConv2(in_channels=C5, out=C6, expand=6, kernel=5, stride=2),
-                MBConv3(
+                MBConv(in_channels=C5, out=C6, expand=6, kernel=5, stride=2, sd=0.1375),
+                MBConv(
                     in_channels=C6,
                     out=C6,
                     expand=6,
@@ -224,10 +188,8 @@ class EfficientnetB0(nn.Sequential):
                     stride=1,
                     sd=0.15000000000000002,
                 ),
-                MBConv3(
-                    in_channels=C6, out=C6, expand=6, kernel=5, stride=1, sd=0.1625
-                ),
-                MBConv3(
+                MBConv(in_channels=C6, out=C6, expand=6, kernel=5, stride=1, sd=0.1625),
+                MBConv(
                     in_channels=C6,
                     out=C6,
                     expand=6,
@@ -237,7 +199,7 @@ class EfficientnetB0(nn.Sequential):
                 ),
             ),
             nn.Sequential(
-                MBConv2(in_channels=C6, out=C7, expand=6, kernel=3, stride=1)
+                MBConv(in_channels=C6, out=C7, expand=6, kernel=3, stride=1, sd=0.1875)
             ),
             ConvBNSiLU(in_channels=C7, out=4 * C7),
         )

@@ -80,47 +80,6 @@ class FusedMBConv(nn.Module):
     """The FusedMBConv block of the spec."""
 
     def __init__(
-        self, in_channels: int, out: int, kernel: int, stride: int, sd: float
-    ) -> None:
-        super().__init__()
-        self.block = nn.Sequential(
-            ConvBNSiLU(in_channels=in_channels, out=out, kernel=kernel, stride=stride)
-        )
-        self.stochastic_depth = StochasticDepth(p=sd, mode="row")
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        block = self.block(input)
-        stochastic_depth = self.stochastic_depth(block)
-        sum = stochastic_depth + input
-        return sum
-
-
-class FusedMBConv2(nn.Module):
-    """The FusedMBConv block of the spec."""
-
-    def __init__(
-        self, in_channels: int, out: int, expand: int, kernel: int, stride: int
-    ) -> None:
-        super().__init__()
-        self.block = nn.Sequential(
-            ConvBNSiLU(
-                in_channels=in_channels,
-                out=in_channels * expand,
-                kernel=kernel,
-                stride=stride,
-            ),
-            ConvBN(in_channels=in_channels * expand, out=out),
-        )
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        block = self.block(input)
-        return block
-
-
-class FusedMBConv3(nn.Module):
-    """The FusedMBConv block of the spec."""
-
-    def __init__(
         self,
         in_channels: int,
         out: int,
@@ -130,21 +89,34 @@ class FusedMBConv3(nn.Module):
         sd: float,
     ) -> None:
         super().__init__()
-        self.block = nn.Sequential(
-            ConvBNSiLU(
-                in_channels=in_channels,
-                out=in_channels * expand,
-                kernel=kernel,
-                stride=stride,
-            ),
-            ConvBN(in_channels=in_channels * expand, out=out),
-        )
-        self.stochastic_depth = StochasticDepth(p=sd, mode="row")
+        self.use_stochastic_depth = stride == 1 and in_channels == out
+        block: list[nn.Module] = []
+        if expand != 1:
+            block.append(
+                ConvBNSiLU(
+                    in_channels=in_channels,
+                    out=in_channels * expand,
+                    kernel=kernel,
+                    stride=stride,
+                )
+            )
+        if expand != 1:
+            block.append(ConvBN(in_channels=in_channels * expand, out=out))
+        if expand == 1:
+            block.append(
+                ConvBNSiLU(in_channels=out, out=out, kernel=kernel, stride=stride)
+            )
+        self.block = nn.Sequential(*block)
+        if self.use_stochastic_depth:
+            self.stochastic_depth = StochasticDepth(p=sd, mode="row")
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         block = self.block(input)
-        stochastic_depth = self.stochastic_depth(block)
-        sum = stochastic_depth + input
+        stochastic_depth = block
+        sum = stochastic_depth
+        if self.use_stochastic_depth:
+            stochastic_depth = self.stochastic_depth(block)
+            sum = stochastic_depth + input
         return sum
 
 
@@ -198,25 +170,32 @@ class EfficientnetV2S(nn.Sequential):
             ConvBNSiLU(in_channels=3, out=CHANNELS[0], kernel=3, stride=2),
             nn.Sequential(
                 FusedMBConv(
-                    in_channels=CHANNELS[0], out=CHANNELS[1], kernel=3, stride=1, sd=0.0
+                    in_channels=CHANNELS[0],
+                    out=CHANNELS[1],
+                    expand=1,
+                    kernel=3,
+                    stride=1,
+                    sd=0.0,
                 ),
                 FusedMBConv(
                     in_channels=CHANNELS[1],
                     out=CHANNELS[1],
+                    expand=1,
                     kernel=3,
                     stride=1,
                     sd=0.005,
                 ),
             ),
             nn.Sequential(
-                FusedMBConv2(
+                FusedMBConv(
                     in_channels=CHANNELS[1],
                     out=CHANNELS[2],
                     expand=4,
                     kernel=3,
                     stride=2,
+                    sd=0.01,
                 ),
-                FusedMBConv3(
+                FusedMBConv(
                     in_channels=CHANNELS[2],
                     out=CHANNELS[2],
                     expand=4,
@@ -224,7 +203,7 @@ class EfficientnetV2S(nn.Sequential):
                     stride=1,
                     sd=0.015000000000000003,
                 ),
-                FusedMBConv3(
+                FusedMBConv(
                     in_channels=CHANNELS[2],
                     out=CHANNELS[2],
                     expand=4,
@@ -232,7 +211,7 @@ class EfficientnetV2S(nn.Sequential):
                     stride=1,
                     sd=0.02,
                 ),
-                FusedMBConv3(
+                FusedMBConv(
                     in_channels=CHANNELS[2],
                     out=CHANNELS[2],
                     expand=4,
@@ -242,14 +221,15 @@ class EfficientnetV2S(nn.Sequential):
                 ),
             ),
             nn.Sequential(
-                FusedMBConv2(
+                FusedMBConv(
                     in_channels=CHANNELS[2],
                     out=CHANNELS[3],
                     expand=4,
                     kernel=3,
                     stride=2,
+                    sd=0.030000000000000006,
                 ),
-                FusedMBConv3(
+                FusedMBConv(
                     in_channels=CHANNELS[3],
                     out=CHANNELS[3],
                     expand=4,
@@ -257,7 +237,7 @@ class EfficientnetV2S(nn.Sequential):
                     stride=1,
                     sd=0.035,
                 ),
-                FusedMBConv3(
+                FusedMBConv(
                     in_channels=CHANNELS[3],
                     out=CHANNELS[3],
                     expand=4,
@@ -265,7 +245,7 @@ class EfficientnetV2S(nn.Sequential):
                     stride=1,
                     sd=0.04,
                 ),
-                FusedMBConv3(
+                FusedMBConv(
                     in_channels=CHANNELS[3],
                     out=CHANNELS[3],
                     expand=4,

@@ -90,14 +90,18 @@ class RelativePositionalMultiHeadAttention(nn.Module):
             torch.reshape(
                 torch.sub(
                     torch.unsqueeze(
-                        torch.arange(49)
-                        + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
+                        torch.arange(size * size)
+                        + torch.div(
+                            torch.arange(size * size), size, rounding_mode="floor"
+                        )
+                        * (size - 1),
                         1,
                     ),
-                    torch.arange(49)
-                    + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
+                    torch.arange(size * size)
+                    + torch.div(torch.arange(size * size), size, rounding_mode="floor")
+                    * (size - 1),
                 )
-                + 84,
+                + ((size - 1) * (2 * size - 1) + size - 1),
                 (size * size, size * size),
             ),
         )

@@ -46,68 +46,29 @@ class InvertedResidual(nn.Module):
         self, in_channels: int, out: int, stride: int = 1, expand: int = 6
     ) -> None:
         super().__init__()
-        self.conv = nn.Sequential(
-            ConvBNReLU6(
-                in_channels=in_channels,
-                out=in_channels * expand,
-                stride=stride,
-                groups=in_channels * expand,
-            ),
-            nn.Conv2d(in_channels * expand, out, kernel_size=1, bias=False),
-            nn.BatchNorm2d(out),
-        )
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        conv = self.conv(input)
-        return conv
-
-
-class InvertedResidual2(nn.Module):
-    """The InvertedResidual block of the spec."""
-
-    def __init__(
-        self, in_channels: int, out: int, stride: int = 1, expand: int = 6
-    ) -> None:
-        super().__init__()
-        self.conv = nn.Sequential(
-            ConvBNReLU6(in_channels=in_channels, out=in_channels * expand, kernel=1),
+        self.use_sum = stride == 1 and in_channels == out
+        conv: list[nn.Module] = []
+        if expand != 1:
+            conv.append(
+                ConvBNReLU6(in_channels=in_channels, out=in_channels * expand, kernel=1)
+            )
+        conv.append(
             ConvBNReLU6(
                 in_channels=in_channels * expand,
                 out=in_channels * expand,
                 stride=stride,
                 groups=in_channels * expand,
-            ),
-            nn.Conv2d(in_channels * expand, out, kernel_size=1, bias=False),
-            nn.BatchNorm2d(out),
+            )
         )
+        conv.append(nn.Conv2d(in_channels * expand, out, kernel_size=1, bias=False))
+        conv.append(nn.BatchNorm2d(out))
+        self.conv = nn.Sequential(*conv)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         conv = self.conv(input)
-        return conv
-
-
-class InvertedResidual3(nn.Module):
-    """The InvertedResidual block of the spec."""
-
-    def __init__(
-        self, in_channels: int, out: int, stride: int = 1, expand: int = 6
-    ) -> None:
-        super().__init__()
-        self.conv = nn.Sequential(
-            ConvBNReLU6(in_channels=in_channels, out=in_channels * expand, kernel=1),
-            ConvBNReLU6(
-                in_channels=in_channels * expand,
-                out=in_channels * expand,
-                stride=stride,
-                groups=in_channels * expand,
-            ),
-            nn.Conv2d(in_channels * expand, out, kernel_size=1, bias=False),
-            nn.BatchNorm2d(out),
-        )
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        conv = self.conv(input)
-        sum = conv + input
+        sum = conv
+        if self.use_sum:
+            sum = conv + input
         return sum
 
 
@@ -119,22 +80,22 @@ class MobilenetV2(nn.Sequential):
         self.features = nn.Sequential(
             ConvBNReLU6(in_channels=3, out=32, stride=2),
             InvertedResidual(in_channels=32, out=16, expand=1),
-            InvertedResidual2(in_channels=16, out=24, stride=2),
-            InvertedResidual3(in_channels=24, out=24),
-            InvertedResidual2(in_channels=24, out=32, stride=2),
-            InvertedResidual3(in_channels=32, out=32),
-            InvertedResidual3(in_channels=32, out=32),
-            InvertedResidual2(in_channels=32, out=64, stride=2),
-            InvertedResidual3(in_channels=64, out=64),
-            InvertedResidual3(in_channels=64, out=64),
-            InvertedResidual3(in_channels=64, out=64),
-            InvertedResidual2(in_channels=64, out=96),
-            InvertedResidual3(in_channels=96, out=96),
-            InvertedResidual3(in_channels=96, out=96),
-            InvertedResidual2(in_channels=96, out=160, stride=2),
-            InvertedResidual3(in_channels=160, out=160),
-            InvertedResidual3(in_channels=160, out=160),
-            InvertedResidual2(in_channels=160, out=320),
+            InvertedResidual(in_channels=16, out=24, stride=2),
+            InvertedResidual(in_channels=24, out=24),
+            InvertedResidual(in_channels=24, out=32, stride=2),
+            InvertedResidual(in_channels=32, out=32),
+            InvertedResidual(in_channels=32, out=32),
+            InvertedResidual(in_channels=32, out=64, stride=2),
+            InvertedResidual(in_channels=64, out=64),
+            InvertedResidual(in_channels=64, out=64),
+            InvertedResidual(in_channels=64, out=64),
+            InvertedResidual(in_channels=64, out=96),
+            InvertedResidual(in_channels=96, out=96),
+            InvertedResidual(in_channels=96, out=96),
+            InvertedResidual(in_channels=96, out=160, stride=2),
+            InvertedResidual(in_channels=160, out=160),
+            InvertedResidual(in_channels=160, out=160),
+            InvertedResidual(in_channels=160, out=320),
             ConvBNReLU6(in_channels=320, out=1280, kernel=1),
         )
         self.pool = nn.AdaptiveAvgPool2d(output_size=(1, 1))

@@ -28,7 +28,9 @@ FIRST = (0, 2, 4, 10)
 class WindowMask(nn.Module):
     """The WindowMask block of the spec."""
 
-    def __init__(self, windows: int, window: int) -> None:
+    def __init__(
+        self, windows: int, size: tuple[int, ...], window: int, shift: tuple[int, ...]
+    ) -> None:
         super().__init__()
         self.images = nn.Unflatten(dim=0, unflattened_size=(-1, windows))
         self.register_buffer(
@@ -40,34 +42,54 @@ class WindowMask(nn.Module):
                             torch.reshape(
                                 torch.broadcast_to(
                                     torch.clamp(
-                                        torch.reshape(torch.arange(56), (8, 1, 7, 1))
-                                        + -48,
+                                        torch.reshape(
+                                            torch.arange(size[0]),
+                                            (size[0] // window, 1, window, 1),
+                                        )
+                                        + (window - size[0] + 1),
                                         0,
                                         1,
                                     )
                                     * 3
                                     + torch.clamp(
-                                        torch.reshape(torch.arange(56), (8, 1, 7, 1))
-                                        + -52,
+                                        torch.reshape(
+                                            torch.arange(size[0]),
+                                            (size[0] // window, 1, window, 1),
+                                        )
+                                        + (shift[0] - size[0] + 1),
                                         0,
                                         1,
                                     )
                                     * 3
                                     + torch.clamp(
-                                        torch.reshape(torch.arange(56), (1, 8, 1, 7))
-                                        + -48,
+                                        torch.reshape(
+                                            torch.arange(size[1]),
+                                            (1, size[1] // window, 1, window),
+                                        )
+                                        + (window - size[1] + 1),
                                         0,
                                         1,
                                     )
                                     + torch.clamp(
-                                        torch.reshape(torch.arange(56), (1, 8, 1, 7))
-                                        + -52,
+                                        torch.reshape(
+                                            torch.arange(size[1]),
+                                            (1, size[1] // window, 1, window),
+                                        )
+                                        + (shift[1] - size[1] + 1),
                                         0,
                                         1,
                                     ),
-                                    (8, 8, 7, 7),
+                                    (
+                                        size[0] // window,
+                                        size[1] // window,
+                                        window,
+                                        window,
+                                    ),
                                 ),
-                                (64, 49),
+                                (
+                                    size[0] // window * (size[1] // window),
+                                    window * window,
+                                ),
                             ),
                             1,
                         ),
@@ -75,232 +97,54 @@ class WindowMask(nn.Module):
                             torch.reshape(
                                 torch.broadcast_to(
                                     torch.clamp(
-                                        torch.reshape(torch.arange(56), (8, 1, 7, 1))
-                                        + -48,
+                                        torch.reshape(
+                                            torch.arange(size[0]),
+                                            (size[0] // window, 1, window, 1),
+                                        )
+                                        + (window - size[0] + 1),
                                         0,
                                         1,
                                     )
                                     * 3
                                     + torch.clamp(
-                                        torch.reshape(torch.arange(56), (8, 1, 7, 1))
-                                        + -52,
+                                        torch.reshape(
+                                            torch.arange(size[0]),
+                                            (size[0] // window, 1, window, 1),
+                                        )
+                                        + (shift[0] - size[0] + 1),
                                         0,
                                         1,
                                     )
                                     * 3
                                     + torch.clamp(
-                                        torch.reshape(torch.arange(56), (1, 8, 1, 7))
-                                        + -48,
+                                        torch.reshape(
+                                            torch.arange(size[1]),
+                                            (1, size[1] // window, 1, window),
+                                        )
+                                        + (window - size[1] + 1),
                                         0,
                                         1,
                                     )
                                     + torch.clamp(
-                                        torch.reshape(torch.arange(56), (1, 8, 1, 7))
-                                        + -52,
+                                        torch.reshape(
+                                            torch.arange(size[1]),
+                                            (1, size[1] // window, 1, window),
+                                        )
+                                        + (shift[1] - size[1] + 1),
                                         0,
                                         1,
                                     ),
-                                    (8, 8, 7, 7),
-                                ),
-                                (64, 49),
-                            ),
-                            2,
-                        ),
-                    ),
-                    -100.0,
-                    0.0,
-                ),
-                (windows, 1, window * window, window * window),
-            ),
-            persistent=False,
-        )
-        self.windows_again = nn.Flatten(start_dim=0, end_dim=1)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        images = self.images(input)
-        attn_mask = self.attn_mask
-        masked = images + attn_mask
-        windows_again = self.windows_again(masked)
-        return windows_again
-
-
-class WindowMask2(nn.Module):
-    """The WindowMask block of the spec."""
-
-    def __init__(self, windows: int, window: int) -> None:
-        super().__init__()
-        self.images = nn.Unflatten(dim=0, unflattened_size=(-1, windows))
-        self.register_buffer(
-            "attn_mask",
-            torch.reshape(
-                torch.where(
-                    torch.ne(
-                        torch.unsqueeze(
-                            torch.reshape(
-                                torch.broadcast_to(
-                                    torch.clamp(
-                                        torch.reshape(torch.arange(28), (4, 1, 7, 1))
-                                        + -20,
-                                        0,
-                                        1,
-                                    )
-                                    * 3
-                                    + torch.clamp(
-                                        torch.reshape(torch.arange(28), (4, 1, 7, 1))
-                                        + -24,
-                                        0,
-                                        1,
-                                    )
-                                    * 3
-                                    + torch.clamp(
-                                        torch.reshape(torch.arange(28), (1, 4, 1, 7))
-                                        + -20,
-                                        0,
-                                        1,
-                                    )
-                                    + torch.clamp(
-                                        torch.reshape(torch.arange(28), (1, 4, 1, 7))
-                                        + -24,
-                                        0,
-                                        1,
+                                    (
+                                        size[0] // window,
+                                        size[1] // window,
+                                        window,
+                                        window,
                                     ),
-                                    (4, 4, 7, 7),
                                 ),
-                                (16, 49),
-                            ),
-                            1,
-                        ),
-                        torch.unsqueeze(
-                            torch.reshape(
-                                torch.broadcast_to(
-                                    torch.clamp(
-                                        torch.reshape(torch.arange(28), (4, 1, 7, 1))
-                                        + -20,
-                                        0,
-                                        1,
-                                    )
-                                    * 3
-                                    + torch.clamp(
-                                        torch.reshape(torch.arange(28), (4, 1, 7, 1))
-                                        + -24,
-                                        0,
-                                        1,
-                                    )
-                                    * 3
-                                    + torch.clamp(
-                                        torch.reshape(torch.arange(28), (1, 4, 1, 7))
-                                        + -20,
-                                        0,
-                                        1,
-                                    )
-                                    + torch.clamp(
-                                        torch.reshape(torch.arange(28), (1, 4, 1, 7))
-                                        + -24,
-                                        0,
-                                        1,
-                                    ),
-                                    (4, 4, 7, 7),
+                                (
+                                    size[0] // window * (size[1] // window),
+                                    window * window,
                                 ),
-                                (16, 49),
-                            ),
-                            2,
-                        ),
-                    ),
-                    -100.0,
-                    0.0,
-                ),
-                (windows, 1, window * window, window * window),
-            ),
-            persistent=False,
-        )
-        self.windows_again = nn.Flatten(start_dim=0, end_dim=1)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        images = self.images(input)
-        attn_mask = self.attn_mask
-        masked = images + attn_mask
-        windows_again = self.windows_again(masked)
-        return windows_again
-
-
-class WindowMask3(nn.Module):
-    """The WindowMask block of the spec."""
-
-    def __init__(self, windows: int, window: int) -> None:
-        super().__init__()
-        self.images = nn.Unflatten(dim=0, unflattened_size=(-1, windows))
-        self.register_buffer(
-            "attn_mask",
-            torch.reshape(
-                torch.where(
-                    torch.ne(
-                        torch.unsqueeze(
-                            torch.reshape(
-                                torch.broadcast_to(
-                                    torch.clamp(
-                                        torch.reshape(torch.arange(14), (2, 1, 7, 1))
-                                        + -6,
-                                        0,
-                                        1,
-                                    )
-                                    * 3
-                                    + torch.clamp(
-                                        torch.reshape(torch.arange(14), (2, 1, 7, 1))
-                                        + -10,
-                                        0,
-                                        1,
-                                    )
-                                    * 3
-                                    + torch.clamp(
-                                        torch.reshape(torch.arange(14), (1, 2, 1, 7))
-                                        + -6,
-                                        0,
-                                        1,
-                                    )
-                                    + torch.clamp(
-                                        torch.reshape(torch.arange(14), (1, 2, 1, 7))
-                                        + -10,
-                                        0,
-                                        1,
-                                    ),
-                                    (2, 2, 7, 7),
-                                ),
-                                (4, 49),
-                            ),
-                            1,
-                        ),
-                        torch.unsqueeze(
-                            torch.reshape(
-                                torch.broadcast_to(
-                                    torch.clamp(
-                                        torch.reshape(torch.arange(14), (2, 1, 7, 1))
-                                        + -6,
-                                        0,
-                                        1,
-                                    )
-                                    * 3
-                                    + torch.clamp(
-                                        torch.reshape(torch.arange(14), (2, 1, 7, 1))
-                                        + -10,
-                                        0,
-                                        1,
-                                    )
-                                    * 3
-                                    + torch.clamp(
-                                        torch.reshape(torch.arange(14), (1, 2, 1, 7))
-                                        + -6,
-                                        0,
-                                        1,
-                                    )
-                                    + torch.clamp(
-                                        torch.reshape(torch.arange(14), (1, 2, 1, 7))
-                                        + -10,
-                                        0,
-                                        1,
-                                    ),
-                                    (2, 2, 7, 7),
-                                ),
-                                (4, 49),
                             ),
                             2,
                         ),
@@ -353,96 +197,6 @@ class ShiftedWindowAttention(nn.Module):
     """The ShiftedWindowAttention block of the spec."""
 
     def __init__(
-        self, in_features: int, in_shape: tuple[int, ...], heads: int, window: int
-    ) -> None:
-        super().__init__()
-        self.in_features = in_features
-        self.in_shape = in_shape
-        self.heads = heads
-        self.window = window
-        self.relative_position_bias_table = nn.Parameter(
-            nn.init.trunc_normal_(torch.empty(((2 * window - 1) ** 2, heads)), std=0.02)
-        )
-        self.register_buffer(
-            "relative_position_index",
-            torch.reshape(
-                torch.sub(
-                    torch.unsqueeze(
-                        torch.arange(49)
-                        + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
-                        1,
-                    ),
-                    torch.arange(49)
-                    + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
-                )
-                + 84,
-                (window**4,),
-            ),
-        )
-        self.bias_grid = nn.Unflatten(
-            dim=0, unflattened_size=(window * window, window * window)
-        )
-        self.windows = nn.Flatten(start_dim=0, end_dim=2)
-        self.qkv = nn.Linear(in_features, 3 * in_features)
-        self.proj = nn.Linear(in_features, in_features)
-        self.images = nn.Unflatten(
-            dim=0, unflattened_size=(-1, in_shape[0] // window, in_shape[1] // window)
-        )
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        relative_position_bias_table = self.relative_position_bias_table
-        relative_position_index = self.relative_position_index
-        bias_rows = relative_position_bias_table[relative_position_index]
-        bias_grid = self.bias_grid(bias_rows)
-        bias = bias_grid.permute(*(2, 0, 1))
-        grid = input.reshape(
-            input.shape[0],
-            *(
-                self.in_shape[0] // self.window,
-                self.window,
-                self.in_shape[1] // self.window,
-                self.window,
-                self.in_features,
-            ),
-        )
-        by_window = grid.permute(*(0, 1, 3, 2, 4, 5))
-        windows = self.windows(by_window)
-        tokens = windows.reshape(
-            windows.shape[0], *(self.window * self.window, self.in_features)
-        )
-        qkv = self.qkv(tokens)
-        parts = qkv.reshape(
-            qkv.shape[0],
-            *(self.window * self.window, 3, self.heads, self.in_features // self.heads),
-        )
-        by_head = parts.permute(*(0, 2, 3, 1, 4))
-        q = by_head.select(1, 0)
-        k = by_head.select(1, 1)
-        v = by_head.select(1, 2)
-        q_scaled = q * (self.in_features // self.heads) ** (-0.5)
-        k_t = k.transpose(-2, -1)
-        scores = q_scaled @ k_t
-        biased = scores + bias
-        weights = biased.softmax(-1)
-        mixed = weights @ v
-        heads_last = mixed.transpose(1, 2)
-        merged = heads_last.reshape(
-            heads_last.shape[0], *(self.window * self.window, self.in_features)
-        )
-        proj = self.proj(merged)
-        window_grid = proj.reshape(
-            proj.shape[0], *(self.window, self.window, self.in_features)
-        )
-        images = self.images(window_grid)
-        by_row = images.permute(*(0, 1, 3, 2, 4, 5))
-        image = by_row.reshape(by_row.shape[0], *self.in_shape)
-        return image
-
-
-class ShiftedWindowAttention2(nn.Module):
-    """The ShiftedWindowAttention block of the spec."""
-
-    def __init__(
         self,
         in_features: int,
         in_shape: tuple[int, ...],
@@ -463,6 +217,7 @@ class ShiftedWindowAttention2(nn.Module):
         self.window = window
         self.shift_h = shift_h
         self.shift_w = shift_w
+        self.use_shifted = shift_h + shift_w > 0
         self.relative_position_bias_table = nn.Parameter(
             nn.init.trunc_normal_(torch.empty(((2 * window - 1) ** 2, heads)), std=0.02)
         )
@@ -471,14 +226,20 @@ class ShiftedWindowAttention2(nn.Module):
             torch.reshape(
                 torch.sub(
                     torch.unsqueeze(
-                        torch.arange(49)
-                        + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
+                        torch.arange(window * window)
+                        + torch.div(
+                            torch.arange(window * window), window, rounding_mode="floor"
+                        )
+                        * (window - 1),
                         1,
                     ),
-                    torch.arange(49)
-                    + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
+                    torch.arange(window * window)
+                    + torch.div(
+                        torch.arange(window * window), window, rounding_mode="floor"
+                    )
+                    * (window - 1),
                 )
-                + 84,
+                + ((window - 1) * (2 * window - 1) + window - 1),
                 (window**4,),
             ),
         )
@@ -487,9 +248,13 @@ class ShiftedWindowAttention2(nn.Module):
         )
         self.windows = nn.Flatten(start_dim=0, end_dim=2)
         self.qkv = nn.Linear(in_features, 3 * in_features)
-        self.mask = WindowMask(
-            windows=in_shape[0] // window * (in_shape[1] // window), window=window
-        )
+        if self.use_shifted:
+            self.mask = WindowMask(
+                windows=in_shape[0] // window * (in_shape[1] // window),
+                size=(in_shape[0], in_shape[1]),
+                window=window,
+                shift=(shift_h, shift_w),
+            )
         self.proj = nn.Linear(in_features, in_features)
         self.images = nn.Unflatten(
             dim=0, unflattened_size=(-1, in_shape[0] // window, in_shape[1] // window)
@@ -501,7 +266,9 @@ class ShiftedWindowAttention2(nn.Module):
         bias_rows = relative_position_bias_table[relative_position_index]
         bias_grid = self.bias_grid(bias_rows)
         bias = bias_grid.permute(*(2, 0, 1))
-        shifted = input.roll((-self.shift_h, -self.shift_w), (1, 2))
+        shifted = input
+        if self.use_shifted:
+            shifted = input.roll((-self.shift_h, -self.shift_w), (1, 2))
         grid = shifted.reshape(
             shifted.shape[0],
             *(
@@ -530,7 +297,9 @@ class ShiftedWindowAttention2(nn.Module):
         k_t = k.transpose(-2, -1)
         scores = q_scaled @ k_t
         biased = scores + bias
-        mask = self.mask(biased)
+        mask = biased
+        if self.use_shifted:
+            mask = self.mask(biased)
         weights = mask.softmax(-1)
         mixed = weights @ v
         heads_last = mixed.transpose(1, 2)
@@ -544,225 +313,9 @@ class ShiftedWindowAttention2(nn.Module):
         images = self.images(window_grid)
         by_row = images.permute(*(0, 1, 3, 2, 4, 5))
         image = by_row.reshape(by_row.shape[0], *self.in_shape)
-        unshifted = image.roll((self.shift_h, self.shift_w), (1, 2))
-        return unshifted
-
-
-class ShiftedWindowAttention3(nn.Module):
-    """The ShiftedWindowAttention block of the spec."""
-
-    def __init__(
-        self,
-        in_features: int,
-        in_shape: tuple[int, ...],
-        heads: int,
-        window: int,
-        shift: int = 0,
-        shift_h: int | None = None,
-        shift_w: int | None = None,
-    ) -> None:
-        super().__init__()
-        if shift_h is None:
-            shift_h = shift if in_shape[0] > window else 0
-        if shift_w is None:
-            shift_w = shift if in_shape[1] > window else 0
-        self.in_features = in_features
-        self.in_shape = in_shape
-        self.heads = heads
-        self.window = window
-        self.shift_h = shift_h
-        self.shift_w = shift_w
-        self.relative_position_bias_table = nn.Parameter(
-            nn.init.trunc_normal_(torch.empty(((2 * window - 1) ** 2, heads)), std=0.02)
-        )
-        self.register_buffer(
-            "relative_position_index",
-            torch.reshape(
-                torch.sub(
-                    torch.unsqueeze(
-                        torch.arange(49)
-                        + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
-                        1,
-                    ),
-                    torch.arange(49)
-                    + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
-                )
-                + 84,
-                (window**4,),
-            ),
-        )
-        self.bias_grid = nn.Unflatten(
-            dim=0, unflattened_size=(window * window, window * window)
-        )
-        self.windows = nn.Flatten(start_dim=0, end_dim=2)
-        self.qkv = nn.Linear(in_features, 3 * in_features)
-        self.mask = WindowMask2(
-            windows=in_shape[0] // window * (in_shape[1] // window), window=window
-        )
-        self.proj = nn.Linear(in_features, in_features)
-        self.images = nn.Unflatten(
-            dim=0, unflattened_size=(-1, in_shape[0] // window, in_shape[1] // window)
-        )
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        relative_position_bias_table = self.relative_position_bias_table
-        relative_position_index = self.relative_position_index
-        bias_rows = relative_position_bias_table[relative_position_index]
-        bias_grid = self.bias_grid(bias_rows)
-        bias = bias_grid.permute(*(2, 0, 1))
-        shifted = input.roll((-self.shift_h, -self.shift_w), (1, 2))
-        grid = shifted.reshape(
-            shifted.shape[0],
-            *(
-                self.in_shape[0] // self.window,
-                self.window,
-                self.in_shape[1] // self.window,
-                self.window,
-                self.in_features,
-            ),
-        )
-        by_window = grid.permute(*(0, 1, 3, 2, 4, 5))
-        windows = self.windows(by_window)
-        tokens = windows.reshape(
-            windows.shape[0], *(self.window * self.window, self.in_features)
-        )
-        qkv = self.qkv(tokens)
-        parts = qkv.reshape(
-            qkv.shape[0],
-            *(self.window * self.window, 3, self.heads, self.in_features // self.heads),
-        )
-        by_head = parts.permute(*(0, 2, 3, 1, 4))
-        q = by_head.select(1, 0)
-        k = by_head.select(1, 1)
-        v = by_head.select(1, 2)
-        q_scaled = q * (self.in_features // self.heads) ** (-0.5)
-        k_t = k.transpose(-2, -1)
-        scores = q_scaled @ k_t
-        biased = scores + bias
-        mask = self.mask(biased)
-        weights = mask.softmax(-1)
-        mixed = weights @ v
-        heads_last = mixed.transpose(1, 2)
-        merged = heads_last.reshape(
-            heads_last.shape[0], *(self.window * self.window, self.in_features)
-        )
-        proj = self.proj(merged)
-        window_grid = proj.reshape(
-            proj.shape[0], *(self.window, self.window, self.in_features)
-        )
-        images = self.images(window_grid)
-        by_row = images.permute(*(0, 1, 3, 2, 4, 5))
-        image = by_row.reshape(by_row.shape[0], *self.in_shape)
-        unshifted = image.roll((self.shift_h, self.shift_w), (1, 2))
-        return unshifted
-
-
-class ShiftedWindowAttention4(nn.Module):
-    """The ShiftedWindowAttention block of the spec."""
-
-    def __init__(
-        self,
-        in_features: int,
-        in_shape: tuple[int, ...],
-        heads: int,
-        window: int,
-        shift: int = 0,
-        shift_h: int | None = None,
-        shift_w: int | None = None,
-    ) -> None:
-        super().__init__()
-        if shift_h is None:
-            shift_h = shift if in_shape[0] > window else 0
-        if shift_w is None:
-            shift_w = shift if in_shape[1] > window else 0
-        self.in_features = in_features
-        self.in_shape = in_shape
-        self.heads = heads
-        self.window = window
-        self.shift_h = shift_h
-        self.shift_w = shift_w
-        self.relative_position_bias_table = nn.Parameter(
-            nn.init.trunc_normal_(torch.empty(((2 * window - 1) ** 2, heads)), std=0.02)
-        )
-        self.register_buffer(
-            "relative_position_index",
-            torch.reshape(
-                torch.sub(
-                    torch.unsqueeze(
-                        torch.arange(49)
-                        + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
-                        1,
-                    ),
-                    torch.arange(49)
-                    + torch.div(torch.arange(49), 7, rounding_mode="floor") * 6,
-                )
-                + 84,
-                (window**4,),
-            ),
-        )
-        self.bias_grid = nn.Unflatten(
-            dim=0, unflattened_size=(window * window, window * window)
-        )
-        self.windows = nn.Flatten(start_dim=0, end_dim=2)
-        self.qkv = nn.Linear(in_features, 3 * in_features)
-        self.mask = WindowMask3(
-            windows=in_shape[0] // window * (in_shape[1] // window), window=window
-        )
-        self.proj = nn.Linear(in_features, in_features)
-        self.images = nn.Unflatten(
-            dim=0, unflattened_size=(-1, in_shape[0] // window, in_shape[1] // window)
-        )
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        relative_position_bias_table = self.relative_position_bias_table
-        relative_position_index = self.relative_position_index
-        bias_rows = relative_position_bias_table[relative_position_index]
-        bias_grid = self.bias_grid(bias_rows)
-        bias = bias_grid.permute(*(2, 0, 1))
-        shifted = input.roll((-self.shift_h, -self.shift_w), (1, 2))
-        grid = shifted.reshape(
-            shifted.shape[0],
-            *(
-                self.in_shape[0] // self.window,
-                self.window,
-                self.in_shape[1] // self.window,
-                self.window,
-                self.in_features,
-            ),
-        )
-        by_window = grid.permute(*(0, 1, 3, 2, 4, 5))
-        windows = self.windows(by_window)
-        tokens = windows.reshape(
-            windows.shape[0], *(self.window * self.window, self.in_features)
-        )
-        qkv = self.qkv(tokens)
-        parts = qkv.reshape(
-            qkv.shape[0],
-            *(self.window * self.window, 3, self.heads, self.in_features // self.heads),
-        )
-        by_head = parts.permute(*(0, 2, 3, 1, 4))
-        q = by_head.select(1, 0)
-        k = by_head.select(1, 1)
-        v = by_head.select(1, 2)
-        q_scaled = q * (self.in_features // self.heads) ** (-0.5)
-        k_t = k.transpose(-2, -1)
-        scores = q_scaled @ k_t
-        biased = scores + bias
-        mask = self.mask(biased)
-        weights = mask.softmax(-1)
-        mixed = weights @ v
-        heads_last = mixed.transpose(1, 2)
-        merged = heads_last.reshape(
-            heads_last.shape[0], *(self.window * self.window, self.in_features)
-        )
-        proj = self.proj(merged)
-        window_grid = proj.reshape(
-            proj.shape[0], *(self.window, self.window, self.in_features)
-        )
-        images = self.images(window_grid)
-        by_row = images.permute(*(0, 1, 3, 2, 4, 5))
-        image = by_row.reshape(by_row.shape[0], *self.in_shape)
-        unshifted = image.roll((self.shift_h, self.shift_w), (1, 2))
+        unshifted = image
+        if self.use_shifted:
+            unshifted = image.roll((self.shift_h, self.shift_w), (1, 2))
         return unshifted
 
 
@@ -776,163 +329,20 @@ class SwinTransformerBlock(nn.Module):
         stage: int,
         number: int,
         heads: int | None = None,
+        shift: int | None = None,
         p: float | None = None,
     ) -> None:
         super().__init__()
         if heads is None:
             heads = NUM_HEADS[stage]
+        if shift is None:
+            shift = 0 if number % 2 == 0 else WINDOW // 2
         if p is None:
             p = STOCHASTIC_DEPTH_PROB * (FIRST[stage] + number) / (BLOCKS - 1)
         self.norm1 = nn.LayerNorm(in_features, eps=1e-05)
         self.attn = ShiftedWindowAttention(
-            in_features=in_features, in_shape=in_shape, heads=heads, window=WINDOW
-        )
-        self.stochastic_depth = StochasticDepth(p=p, mode="row")
-        self.norm2 = nn.LayerNorm(in_features, eps=1e-05)
-        self.mlp = nn.Sequential(
-            nn.Linear(in_features, 4 * in_features),
-            nn.GELU(),
-            nn.Dropout(p=0.0),
-            nn.Linear(4 * in_features, in_features),
-            nn.Dropout(p=0.0),
-        )
-        self.stochastic_depth_mlp = StochasticDepth(p=p, mode="row")
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        norm1 = self.norm1(input)
-        attn = self.attn(norm1)
-        stochastic_depth = self.stochastic_depth(attn)
-        attended = input + stochastic_depth
-        norm2 = self.norm2(attended)
-        mlp = self.mlp(norm2)
-        stochastic_depth_mlp = self.stochastic_depth_mlp(mlp)
-        out = attended + stochastic_depth_mlp
-        return out
-
-
-class SwinTransformerBlock2(nn.Module):
-    """The SwinTransformerBlock block of the spec."""
-
-    def __init__(
-        self,
-        in_features: int,
-        stage: int,
-        number: int,
-        heads: int | None = None,
-        shift: int | None = None,
-        p: float | None = None,
-    ) -> None:
-        super().__init__()
-        if heads is None:
-            heads = NUM_HEADS[stage]
-        if shift is None:
-            shift = 0 if number % 2 == 0 else WINDOW // 2
-        if p is None:
-            p = STOCHASTIC_DEPTH_PROB * (FIRST[stage] + number) / (BLOCKS - 1)
-        self.norm1 = nn.LayerNorm(in_features, eps=1e-05)
-        self.attn = ShiftedWindowAttention2(
             in_features=in_features,
-            in_shape=(56, 56, 96),
-            heads=heads,
-            window=WINDOW,
-            shift=shift,
-        )
-        self.stochastic_depth = StochasticDepth(p=p, mode="row")
-        self.norm2 = nn.LayerNorm(in_features, eps=1e-05)
-        self.mlp = nn.Sequential(
-            nn.Linear(in_features, 4 * in_features),
-            nn.GELU(),
-            nn.Dropout(p=0.0),
-            nn.Linear(4 * in_features, in_features),
-            nn.Dropout(p=0.0),
-        )
-        self.stochastic_depth_mlp = StochasticDepth(p=p, mode="row")
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        norm1 = self.norm1(input)
-        attn = self.attn(norm1)
-        stochastic_depth = self.stochastic_depth(attn)
-        attended = input + stochastic_depth
-        norm2 = self.norm2(attended)
-        mlp = self.mlp(norm2)
-        stochastic_depth_mlp = self.stochastic_depth_mlp(mlp)
-        out = attended + stochastic_depth_mlp
-        return out
-
-
-class SwinTransformerBlock3(nn.Module):
-    """The SwinTransformerBlock block of the spec."""
-
-    def __init__(
-        self,
-        in_features: int,
-        stage: int,
-        number: int,
-        heads: int | None = None,
-        shift: int | None = None,
-        p: float | None = None,
-    ) -> None:
-        super().__init__()
-        if heads is None:
-            heads = NUM_HEADS[stage]
-        if shift is None:
-            shift = 0 if number % 2 == 0 else WINDOW // 2
-        if p is None:
-            p = STOCHASTIC_DEPTH_PROB * (FIRST[stage] + number) / (BLOCKS - 1)
-        self.norm1 = nn.LayerNorm(in_features, eps=1e-05)
-        self.attn = ShiftedWindowAttention3(
-            in_features=in_features,
-            in_shape=(28, 28, 192),
-            heads=heads,
-            window=WINDOW,
-            shift=shift,
-        )
-        self.stochastic_depth = StochasticDepth(p=p, mode="row")
-        self.norm2 = nn.LayerNorm(in_features, eps=1e-05)
-        self.mlp = nn.Sequential(
-            nn.Linear(in_features, 4 * in_features),
-            nn.GELU(),
-            nn.Dropout(p=0.0),
-            nn.Linear(4 * in_features, in_features),
-            nn.Dropout(p=0.0),
-        )
-        self.stochastic_depth_mlp = StochasticDepth(p=p, mode="row")
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        norm1 = self.norm1(input)
-        attn = self.attn(norm1)
-        stochastic_depth = self.stochastic_depth(attn)
-        attended = input + stochastic_depth
-        norm2 = self.norm2(attended)
-        mlp = self.mlp(norm2)
-        stochastic_depth_mlp = self.stochastic_depth_mlp(mlp)
-        out = attended + stochastic_depth_mlp
-        return out
-
-
-class SwinTransformerBlock4(nn.Module):
-    """The SwinTransformerBlock block of the spec."""
-
-    def __init__(
-        self,
-        in_features: int,
-        stage: int,
-        number: int,
-        heads: int | None = None,
-        shift: int | None = None,
-        p: float | None = None,
-    ) -> None:
-        super().__init__()
-        if heads is None:
-            heads = NUM_HEADS[stage]
-        if shift is None:
-            shift = 0 if number % 2 == 0 else WINDOW // 2
-        if p is None:
-            p = STOCHASTIC_DEPTH_PROB * (FIRST[stage] + number) / (BLOCKS - 1)
-        self.norm1 = nn.LayerNorm(in_features, eps=1e-05)
-        self.attn = ShiftedWindowAttention4(
-            in_features=in_features,
-            in_shape=(14, 14, 384),
+            in_shape=in_shape,
             heads=heads,
             window=WINDOW,
             shift=shift,
@@ -975,7 +385,9 @@ class SwinT(nn.Sequential):
                 SwinTransformerBlock(
                     in_features=EMBED_DIM, in_shape=(56, 56, 96), stage=0, number=0
                 ),
-                SwinTransformerBlock2(in_features=EMBED_DIM, stage=0, number=1),
+                SwinTransformerBlock(
+                    in_features=EMBED_DIM, in_shape=(56, 56, 96), stage=0, number=1
+                ),
             ),
             PatchMerging(
                 in_features=EMBED_DIM, in_shape=(56, 56, 96), normalized_shape=384
@@ -984,22 +396,30 @@ class SwinT(nn.Sequential):
                 SwinTransformerBlock(
                     in_features=192, in_shape=(28, 28, 192), stage=1, number=0
                 ),
-                SwinTransformerBlock3(in_features=192, stage=1, number=1),
+                SwinTransformerBlock(
+                    in_features=192, in_shape=(28, 28, 192), stage=1, number=1
+                ),
             ),
             PatchMerging(in_features=192, in_shape=(28, 28, 192), normalized_shape=768),
             nn.Sequential(
                 SwinTransformerBlock(
                     in_features=384, in_shape=(14, 14, 384), stage=2, number=0
                 ),
-                SwinTransformerBlock4(in_features=384, stage=2, number=1),
+                SwinTransformerBlock(
+                    in_features=384, in_shape=(14, 14, 384), stage=2, number=1
+                ),
                 SwinTransformerBlock(
                     in_features=384, in_shape=(14, 14, 384), stage=2, number=2
                 ),
-                SwinTransformerBlock4(in_features=384, stage=2, number=3),
+                SwinTransformerBlock(
+                    in_features=384, in_shape=(14, 14, 384), stage=2, number=3
+                ),
                 SwinTransformerBlock(
                     in_features=384, in_shape=(14, 14, 384), stage=2, number=4
                 ),
-                SwinTransformerBlock4(in_features=384, stage=2, number=5),
+                SwinTransformerBlock(
+                    in_features=384, in_shape=(14, 14, 384), stage=2, number=5
+                ),
             ),
             PatchMerging(
                 in_features=384, in_shape=(14, 14, 384), normalized_shape=1536

@@ -27,7 +27,9 @@ FIRST = (0, 2, 4, 10)
 class WindowMask(nn.Module):
     """The WindowMask block of the spec."""
 
-    def __init__(self, windows: int, window: int) -> None:
+    def __init__(
+        self, windows: int, size: tuple[int, ...], window: int, shift: tuple[int, ...]
+    ) -> None:
         super().__init__()
         self.images = nn.Unflatten(dim=0, unflattened_size=(-1, windows))
         self.register_buffer(
@@ -39,34 +41,54 @@ class WindowMask(nn.Module):
                             torch.reshape(
                                 torch.broadcast_to(
                                     torch.clamp(
-                                        torch.reshape(torch.arange(56), (7, 1, 8, 1))
-                                        + -47,
+                                        torch.reshape(
+                                            torch.arange(size[0]),
+                                            (size[0] // window, 1, window, 1),
+                                        )
+                                        + (window - size[0] + 1),
                                         0,
                                         1,
                                     )
                                     * 3
                                     + torch.clamp(
-                                        torch.reshape(torch.arange(56), (7, 1, 8, 1))
-                                        + -51,
+                                        torch.reshape(
+                                            torch.arange(size[0]),
+                                            (size[0] // window, 1, window, 1),
+                                        )
+                                        + (shift[0] - size[0] + 1),
                                         0,
                                         1,
                                     )
                                     * 3
                                     + torch.clamp(
-                                        torch.reshape(torch.arange(56), (1, 7, 1, 8))
-                                        + -47,
+                                        torch.reshape(
+                                            torch.arange(size[1]),
+                                            (1, size[1] // window, 1, window),
+                                        )
+                                        + (window - size[1] + 1),
                                         0,
                                         1,
                                     )
                                     + torch.clamp(
-                                        torch.reshape(torch.arange(56), (1, 7, 1, 8))
-                                        + -51,
+                                        torch.reshape(
+                                            torch.arange(size[1]),
+                                            (1, size[1] // window, 1, window),
+                                        )
+                                        + (shift[1] - size[1] + 1),
                                         0,
                                         1,
                                     ),
-                                    (7, 7, 8, 8),
+                                    (
+                                        size[0] // window,
+                                        size[1] // window,
+                                        window,
+                                        window,
+                                    ),
                                 ),
-                                (49, 64),
+                                (
+                                    size[0] // window * (size[1] // window),
+                                    window * window,
+                                ),
                             ),
                             1,
                         ),
@@ -74,232 +96,54 @@ class WindowMask(nn.Module):
                             torch.reshape(
                                 torch.broadcast_to(
                                     torch.clamp(
-                                        torch.reshape(torch.arange(56), (7, 1, 8, 1))
-                                        + -47,
+                                        torch.reshape(
+                                            torch.arange(size[0]),
+                                            (size[0] // window, 1, window, 1),
+                                        )
+                                        + (window - size[0] + 1),
                                         0,
                                         1,
                                     )
                                     * 3
                                     + torch.clamp(
-                                        torch.reshape(torch.arange(56), (7, 1, 8, 1))
-                                        + -51,
+                                        torch.reshape(
+                                            torch.arange(size[0]),
+                                            (size[0] // window, 1, window, 1),
+                                        )
+                                        + (shift[0] - size[0] + 1),
                                         0,
                                         1,
                                     )
                                     * 3
                                     + torch.clamp(
-                                        torch.reshape(torch.arange(56), (1, 7, 1, 8))
-                                        + -47,
+                                        torch.reshape(
+                                            torch.arange(size[1]),
+                                            (1, size[1] // window, 1, window),
+                                        )
+                                        + (window - size[1] + 1),
                                         0,
                                         1,
                                     )
                                     + torch.clamp(
-                                        torch.reshape(torch.arange(56), (1, 7, 1, 8))
-                                        + -51,
+                                        torch.reshape(
+                                            torch.arange(size[1]),
+                                            (1, size[1] // window, 1, window),
+                                        )
+                                        + (shift[1] - size[1] + 1),
                                         0,
                                         1,
                                     ),
-                                    (7, 7, 8, 8),
-                                ),
-                                (49, 64),
-                            ),
-                            2,
-                        ),
-                    ),
-                    -100.0,
-                    0.0,
-                ),
-                (windows, 1, window * window, window * window),
-            ),
-            persistent=False,
-        )
-        self.windows_again = nn.Flatten(start_dim=0, end_dim=1)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        images = self.images(input)
-        attn_mask = self.attn_mask
-        masked = images + attn_mask
-        windows_again = self.windows_again(masked)
-        return windows_again
-
-
-class WindowMask2(nn.Module):
-    """The WindowMask block of the spec."""
-
-    def __init__(self, windows: int, window: int) -> None:
-        super().__init__()
-        self.images = nn.Unflatten(dim=0, unflattened_size=(-1, windows))
-        self.register_buffer(
-            "attn_mask",
-            torch.reshape(
-                torch.where(
-                    torch.ne(
-                        torch.unsqueeze(
-                            torch.reshape(
-                                torch.broadcast_to(
-                                    torch.clamp(
-                                        torch.reshape(torch.arange(32), (4, 1, 8, 1))
-                                        + -23,
-                                        0,
-                                        1,
-                                    )
-                                    * 3
-                                    + torch.clamp(
-                                        torch.reshape(torch.arange(32), (4, 1, 8, 1))
-                                        + -27,
-                                        0,
-                                        1,
-                                    )
-                                    * 3
-                                    + torch.clamp(
-                                        torch.reshape(torch.arange(32), (1, 4, 1, 8))
-                                        + -23,
-                                        0,
-                                        1,
-                                    )
-                                    + torch.clamp(
-                                        torch.reshape(torch.arange(32), (1, 4, 1, 8))
-                                        + -27,
-                                        0,
-                                        1,
+                                    (
+                                        size[0] // window,
+                                        size[1] // window,
+                                        window,
+                                        window,
                                     ),
-                                    (4, 4, 8, 8),
                                 ),
-                                (16, 64),
-                            ),
-                            1,
-                        ),
-                        torch.unsqueeze(
-                            torch.reshape(
-                                torch.broadcast_to(
-                                    torch.clamp(
-                                        torch.reshape(torch.arange(32), (4, 1, 8, 1))
-                                        + -23,
-                                        0,
-                                        1,
-                                    )
-                                    * 3
-                                    + torch.clamp(
-                                        torch.reshape(torch.arange(32), (4, 1, 8, 1))
-                                        + -27,
-                                        0,
-                                        1,
-                                    )
-                                    * 3
-                                    + torch.clamp(
-                                        torch.reshape(torch.arange(32), (1, 4, 1, 8))
-                                        + -23,
-                                        0,
-                                        1,
-                                    )
-                                    + torch.clamp(
-                                        torch.reshape(torch.arange(32), (1, 4, 1, 8))
-                                        + -27,
-                                        0,
-                                        1,
-                                    ),
-                                    (4, 4, 8, 8),
+                                (
+                                    size[0] // window * (size[1] // window),
+                                    window * window,
                                 ),
-                                (16, 64),
-                            ),
-                            2,
-                        ),
-                    ),
-                    -100.0,
-                    0.0,
-                ),
-                (windows, 1, window * window, window * window),
-            ),
-            persistent=False,
-        )
-        self.windows_again = nn.Flatten(start_dim=0, end_dim=1)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        images = self.images(input)
-        attn_mask = self.attn_mask
-        masked = images + attn_mask
-        windows_again = self.windows_again(masked)
-        return windows_again
-
-
-class WindowMask3(nn.Module):
-    """The WindowMask block of the spec."""
-
-    def __init__(self, windows: int, window: int) -> None:
-        super().__init__()
-        self.images = nn.Unflatten(dim=0, unflattened_size=(-1, windows))
-        self.register_buffer(
-            "attn_mask",
-            torch.reshape(
-                torch.where(
-                    torch.ne(
-                        torch.unsqueeze(
-                            torch.reshape(
-                                torch.broadcast_to(
-                                    torch.clamp(
-                                        torch.reshape(torch.arange(16), (2, 1, 8, 1))
-                                        + -7,
-                                        0,
-                                        1,
-                                    )
-                                    * 3
-                                    + torch.clamp(
-                                        torch.reshape(torch.arange(16), (2, 1, 8, 1))
-                                        + -11,
-                                        0,
-                                        1,
-                                    )
-                                    * 3
-                                    + torch.clamp(
-                                        torch.reshape(torch.arange(16), (1, 2, 1, 8))
-                                        + -7,
-                                        0,
-                                        1,
-                                    )
-                                    + torch.clamp(
-                                        torch.reshape(torch.arange(16), (1, 2, 1, 8))
-                                        + -11,
-                                        0,
-                                        1,
-                                    ),
-                                    (2, 2, 8, 8),
-                                ),
-                                (4, 64),
-                            ),
-                            1,
-                        ),
-                        torch.unsqueeze(
-                            torch.reshape(
-                                torch.broadcast_to(
-                                    torch.clamp(
-                                        torch.reshape(torch.arange(16), (2, 1, 8, 1))
-                                        + -7,
-                                        0,
-                                        1,
-                                    )
-                                    * 3
-                                    + torch.clamp(
-                                        torch.reshape(torch.arange(16), (2, 1, 8, 1))
-                                        + -11,
-                                        0,
-                                        1,
-                                    )
-                                    * 3
-                                    + torch.clamp(
-                                        torch.reshape(torch.arange(16), (1, 2, 1, 8))
-                                        + -7,
-                                        0,
-                                        1,
-                                    )
-                                    + torch.clamp(
-                                        torch.reshape(torch.arange(16), (1, 2, 1, 8))
-                                        + -11,
-                                        0,
-                                        1,
-                                    ),
-                                    (2, 2, 8, 8),
-                                ),
-                                (4, 64),
                             ),
                             2,
                         ),
@@ -357,173 +201,6 @@ class ShiftedWindowAttentionV2(nn.Module):
         in_shape: tuple[int, ...],
         heads: int,
         window: int,
-        pad_h: int | None = None,
-        pad_w: int | None = None,
-        height: int | None = None,
-        width: int | None = None,
-    ) -> None:
-        super().__init__()
-        if pad_h is None:
-            pad_h = (window - in_shape[0] % window) % window
-        if pad_w is None:
-            pad_w = (window - in_shape[1] % window) % window
-        if height is None:
-            height = in_shape[0] + pad_h
-        if width is None:
-            width = in_shape[1] + pad_w
-        self.in_features = in_features
-        self.heads = heads
-        self.window = window
-        self.height = height
-        self.width = width
-        self.logit_scale = nn.Parameter(torch.full((heads, 1, 1), 2.302585092994046))
-        self.register_buffer(
-            "relative_coords_table",
-            torch.reshape(
-                torch.permute(
-                    torch.stack(
-                        torch.meshgrid(
-                            torch.div(
-                                torch.mul(
-                                    torch.sign(
-                                        torch.mul(torch.div(torch.arange(-7, 8), 7), 8)
-                                    ),
-                                    torch.log2(
-                                        torch.abs(
-                                            torch.mul(
-                                                torch.div(torch.arange(-7, 8), 7), 8
-                                            )
-                                        )
-                                        + 1.0
-                                    ),
-                                ),
-                                3.0,
-                            ),
-                            torch.div(
-                                torch.mul(
-                                    torch.sign(
-                                        torch.mul(torch.div(torch.arange(-7, 8), 7), 8)
-                                    ),
-                                    torch.log2(
-                                        torch.abs(
-                                            torch.mul(
-                                                torch.div(torch.arange(-7, 8), 7), 8
-                                            )
-                                        )
-                                        + 1.0
-                                    ),
-                                ),
-                                3.0,
-                            ),
-                            indexing="ij",
-                        )
-                    ),
-                    (1, 2, 0),
-                ),
-                (1, 2 * window - 1, 2 * window - 1, 2),
-            ),
-        )
-        self.register_buffer(
-            "relative_position_index",
-            torch.reshape(
-                torch.sub(
-                    torch.unsqueeze(
-                        torch.arange(64)
-                        + torch.div(torch.arange(64), 8, rounding_mode="floor") * 7,
-                        1,
-                    ),
-                    torch.arange(64)
-                    + torch.div(torch.arange(64), 8, rounding_mode="floor") * 7,
-                )
-                + 112,
-                (window**4,),
-            ),
-        )
-        self.cpb_mlp = nn.Sequential(
-            nn.Linear(2, 512), nn.ReLU(inplace=True), nn.Linear(512, heads, bias=False)
-        )
-        self.bias_table = nn.Flatten(start_dim=0, end_dim=2)
-        self.bias_grid = nn.Unflatten(
-            dim=0, unflattened_size=(window * window, window * window)
-        )
-        self.bias_sigmoid = nn.Sigmoid()
-        self.windows = nn.Flatten(start_dim=0, end_dim=2)
-        self.qkv = nn.Linear(in_features, 3 * in_features)
-        self.proj = nn.Linear(in_features, in_features)
-        self.images = nn.Unflatten(
-            dim=0, unflattened_size=(-1, height // window, width // window)
-        )
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        logit_scale = self.logit_scale
-        relative_coords_table = self.relative_coords_table
-        relative_position_index = self.relative_position_index
-        cpb_mlp = self.cpb_mlp(relative_coords_table)
-        bias_table = self.bias_table(cpb_mlp)
-        bias_rows = bias_table[relative_position_index]
-        bias_grid = self.bias_grid(bias_rows)
-        bias_heads = bias_grid.permute(*(2, 0, 1))
-        bias_sigmoid = self.bias_sigmoid(bias_heads)
-        bias = bias_sigmoid * 16
-        grid = input.reshape(
-            input.shape[0],
-            *(
-                self.height // self.window,
-                self.window,
-                self.width // self.window,
-                self.window,
-                self.in_features,
-            ),
-        )
-        by_window = grid.permute(*(0, 1, 3, 2, 4, 5))
-        windows = self.windows(by_window)
-        tokens = windows.reshape(
-            windows.shape[0], *(self.window * self.window, self.in_features)
-        )
-        qkv = self.qkv(tokens)
-        parts = qkv.reshape(
-            qkv.shape[0],
-            *(self.window * self.window, 3, self.heads, self.in_features // self.heads),
-        )
-        by_head = parts.permute(*(0, 2, 3, 1, 4))
-        q = by_head.select(1, 0)
-        k = by_head.select(1, 1)
-        v = by_head.select(1, 2)
-        q_unit = nn.functional.normalize(q, dim=-1)
-        k_unit = nn.functional.normalize(k, dim=-1)
-        k_t = k_unit.transpose(-2, -1)
-        cosines = q_unit @ k_t
-        scale_clamped = logit_scale.clamp(max=4.605170185988092)
-        scale = scale_clamped.exp()
-        scores = cosines * scale
-        biased = scores + bias
-        weights = biased.softmax(-1)
-        mixed = weights @ v
-        heads_last = mixed.transpose(1, 2)
-        merged = heads_last.reshape(
-            heads_last.shape[0], *(self.window * self.window, self.in_features)
-        )
-        proj = self.proj(merged)
-        window_grid = proj.reshape(
-            proj.shape[0], *(self.window, self.window, self.in_features)
-        )
-        images = self.images(window_grid)
-        by_row = images.permute(*(0, 1, 3, 2, 4, 5))
-        image = by_row.reshape(
-            by_row.shape[0], *(self.height, self.width, self.in_features)
-        )
-        return image
-
-
-class ShiftedWindowAttentionV22(nn.Module):
-    """The ShiftedWindowAttentionV2 block of the spec."""
-
-    def __init__(
-        self,
-        in_features: int,
-        in_shape: tuple[int, ...],
-        heads: int,
-        window: int,
         shift: int = 0,
         pad_h: int | None = None,
         pad_w: int | None = None,
@@ -546,12 +223,17 @@ class ShiftedWindowAttentionV22(nn.Module):
         if shift_w is None:
             shift_w = shift if width > window else 0
         self.in_features = in_features
+        self.in_shape = in_shape
         self.heads = heads
         self.window = window
         self.height = height
         self.width = width
         self.shift_h = shift_h
         self.shift_w = shift_w
+        self.use_padded = pad_h + pad_w > 0
+        self.use_shifted = shift_h + shift_w > 0
+        self.use_rows = pad_h > 0
+        self.use_cropped = pad_w > 0
         self.logit_scale = nn.Parameter(torch.full((heads, 1, 1), 2.302585092994046))
         self.register_buffer(
             "relative_coords_table",
@@ -562,12 +244,22 @@ class ShiftedWindowAttentionV22(nn.Module):
                             torch.div(
                                 torch.mul(
                                     torch.sign(
-                                        torch.mul(torch.div(torch.arange(-7, 8), 7), 8)
+                                        torch.mul(
+                                            torch.div(
+                                                torch.arange(-(window - 1), window),
+                                                window - 1,
+                                            ),
+                                            8,
+                                        )
                                     ),
                                     torch.log2(
                                         torch.abs(
                                             torch.mul(
-                                                torch.div(torch.arange(-7, 8), 7), 8
+                                                torch.div(
+                                                    torch.arange(-(window - 1), window),
+                                                    window - 1,
+                                                ),
+                                                8,
                                             )
                                         )
                                         + 1.0
@@ -578,12 +270,22 @@ class ShiftedWindowAttentionV22(nn.Module):
                             torch.div(
                                 torch.mul(
                                     torch.sign(
-                                        torch.mul(torch.div(torch.arange(-7, 8), 7), 8)
+                                        torch.mul(
+                                            torch.div(
+                                                torch.arange(-(window - 1), window),
+                                                window - 1,
+                                            ),
+                                            8,
+                                        )
                                     ),
                                     torch.log2(
                                         torch.abs(
                                             torch.mul(
-                                                torch.div(torch.arange(-7, 8), 7), 8
+                                                torch.div(
+                                                    torch.arange(-(window - 1), window),
+                                                    window - 1,
+                                                ),
+                                                8,
                                             )
                                         )
                                         + 1.0
@@ -604,14 +306,20 @@ class ShiftedWindowAttentionV22(nn.Module):
             torch.reshape(
                 torch.sub(
                     torch.unsqueeze(
-                        torch.arange(64)
-                        + torch.div(torch.arange(64), 8, rounding_mode="floor") * 7,
+                        torch.arange(window * window)
+                        + torch.div(
+                            torch.arange(window * window), window, rounding_mode="floor"
+                        )
+                        * (window - 1),
                         1,
                     ),
-                    torch.arange(64)
-                    + torch.div(torch.arange(64), 8, rounding_mode="floor") * 7,
+                    torch.arange(window * window)
+                    + torch.div(
+                        torch.arange(window * window), window, rounding_mode="floor"
+                    )
+                    * (window - 1),
                 )
-                + 112,
+                + ((window - 1) * (2 * window - 1) + window - 1),
                 (window**4,),
             ),
         )
@@ -623,11 +331,17 @@ class ShiftedWindowAttentionV22(nn.Module):
             dim=0, unflattened_size=(window * window, window * window)
         )
         self.bias_sigmoid = nn.Sigmoid()
+        if self.use_padded:
+            self.padded = nn.ZeroPad3d(padding=(0, 0, 0, pad_w, 0, pad_h))
         self.windows = nn.Flatten(start_dim=0, end_dim=2)
         self.qkv = nn.Linear(in_features, 3 * in_features)
-        self.mask = WindowMask(
-            windows=height // window * (width // window), window=window
-        )
+        if self.use_shifted:
+            self.mask = WindowMask(
+                windows=height // window * (width // window),
+                size=(height, width),
+                window=window,
+                shift=(shift_h, shift_w),
+            )
         self.proj = nn.Linear(in_features, in_features)
         self.images = nn.Unflatten(
             dim=0, unflattened_size=(-1, height // window, width // window)
@@ -644,7 +358,12 @@ class ShiftedWindowAttentionV22(nn.Module):
         bias_heads = bias_grid.permute(*(2, 0, 1))
         bias_sigmoid = self.bias_sigmoid(bias_heads)
         bias = bias_sigmoid * 16
-        shifted = input.roll((-self.shift_h, -self.shift_w), (1, 2))
+        padded = input
+        if self.use_padded:
+            padded = self.padded(input)
+        shifted = padded
+        if self.use_shifted:
+            shifted = padded.roll((-self.shift_h, -self.shift_w), (1, 2))
         grid = shifted.reshape(
             shifted.shape[0],
             *(
@@ -677,7 +396,9 @@ class ShiftedWindowAttentionV22(nn.Module):
         scale = scale_clamped.exp()
         scores = cosines * scale
         biased = scores + bias
-        mask = self.mask(biased)
+        mask = biased
+        if self.use_shifted:
+            mask = self.mask(biased)
         weights = mask.softmax(-1)
         mixed = weights @ v
         heads_last = mixed.transpose(1, 2)
@@ -693,553 +414,15 @@ class ShiftedWindowAttentionV22(nn.Module):
         image = by_row.reshape(
             by_row.shape[0], *(self.height, self.width, self.in_features)
         )
-        unshifted = image.roll((self.shift_h, self.shift_w), (1, 2))
-        return unshifted
-
-
-class ShiftedWindowAttentionV23(nn.Module):
-    """The ShiftedWindowAttentionV2 block of the spec."""
-
-    def __init__(
-        self,
-        in_features: int,
-        in_shape: tuple[int, ...],
-        heads: int,
-        window: int,
-        pad_h: int | None = None,
-        pad_w: int | None = None,
-        height: int | None = None,
-        width: int | None = None,
-    ) -> None:
-        super().__init__()
-        if pad_h is None:
-            pad_h = (window - in_shape[0] % window) % window
-        if pad_w is None:
-            pad_w = (window - in_shape[1] % window) % window
-        if height is None:
-            height = in_shape[0] + pad_h
-        if width is None:
-            width = in_shape[1] + pad_w
-        self.in_features = in_features
-        self.in_shape = in_shape
-        self.heads = heads
-        self.window = window
-        self.height = height
-        self.width = width
-        self.logit_scale = nn.Parameter(torch.full((heads, 1, 1), 2.302585092994046))
-        self.register_buffer(
-            "relative_coords_table",
-            torch.reshape(
-                torch.permute(
-                    torch.stack(
-                        torch.meshgrid(
-                            torch.div(
-                                torch.mul(
-                                    torch.sign(
-                                        torch.mul(torch.div(torch.arange(-7, 8), 7), 8)
-                                    ),
-                                    torch.log2(
-                                        torch.abs(
-                                            torch.mul(
-                                                torch.div(torch.arange(-7, 8), 7), 8
-                                            )
-                                        )
-                                        + 1.0
-                                    ),
-                                ),
-                                3.0,
-                            ),
-                            torch.div(
-                                torch.mul(
-                                    torch.sign(
-                                        torch.mul(torch.div(torch.arange(-7, 8), 7), 8)
-                                    ),
-                                    torch.log2(
-                                        torch.abs(
-                                            torch.mul(
-                                                torch.div(torch.arange(-7, 8), 7), 8
-                                            )
-                                        )
-                                        + 1.0
-                                    ),
-                                ),
-                                3.0,
-                            ),
-                            indexing="ij",
-                        )
-                    ),
-                    (1, 2, 0),
-                ),
-                (1, 2 * window - 1, 2 * window - 1, 2),
-            ),
-        )
-        self.register_buffer(
-            "relative_position_index",
-            torch.reshape(
-                torch.sub(
-                    torch.unsqueeze(
-                        torch.arange(64)
-                        + torch.div(torch.arange(64), 8, rounding_mode="floor") * 7,
-                        1,
-                    ),
-                    torch.arange(64)
-                    + torch.div(torch.arange(64), 8, rounding_mode="floor") * 7,
-                )
-                + 112,
-                (window**4,),
-            ),
-        )
-        self.cpb_mlp = nn.Sequential(
-            nn.Linear(2, 512), nn.ReLU(inplace=True), nn.Linear(512, heads, bias=False)
-        )
-        self.bias_table = nn.Flatten(start_dim=0, end_dim=2)
-        self.bias_grid = nn.Unflatten(
-            dim=0, unflattened_size=(window * window, window * window)
-        )
-        self.bias_sigmoid = nn.Sigmoid()
-        self.padded = nn.ZeroPad3d(padding=(0, 0, 0, pad_w, 0, pad_h))
-        self.windows = nn.Flatten(start_dim=0, end_dim=2)
-        self.qkv = nn.Linear(in_features, 3 * in_features)
-        self.proj = nn.Linear(in_features, in_features)
-        self.images = nn.Unflatten(
-            dim=0, unflattened_size=(-1, height // window, width // window)
-        )
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        logit_scale = self.logit_scale
-        relative_coords_table = self.relative_coords_table
-        relative_position_index = self.relative_position_index
-        cpb_mlp = self.cpb_mlp(relative_coords_table)
-        bias_table = self.bias_table(cpb_mlp)
-        bias_rows = bias_table[relative_position_index]
-        bias_grid = self.bias_grid(bias_rows)
-        bias_heads = bias_grid.permute(*(2, 0, 1))
-        bias_sigmoid = self.bias_sigmoid(bias_heads)
-        bias = bias_sigmoid * 16
-        padded = self.padded(input)
-        grid = padded.reshape(
-            padded.shape[0],
-            *(
-                self.height // self.window,
-                self.window,
-                self.width // self.window,
-                self.window,
-                self.in_features,
-            ),
-        )
-        by_window = grid.permute(*(0, 1, 3, 2, 4, 5))
-        windows = self.windows(by_window)
-        tokens = windows.reshape(
-            windows.shape[0], *(self.window * self.window, self.in_features)
-        )
-        qkv = self.qkv(tokens)
-        parts = qkv.reshape(
-            qkv.shape[0],
-            *(self.window * self.window, 3, self.heads, self.in_features // self.heads),
-        )
-        by_head = parts.permute(*(0, 2, 3, 1, 4))
-        q = by_head.select(1, 0)
-        k = by_head.select(1, 1)
-        v = by_head.select(1, 2)
-        q_unit = nn.functional.normalize(q, dim=-1)
-        k_unit = nn.functional.normalize(k, dim=-1)
-        k_t = k_unit.transpose(-2, -1)
-        cosines = q_unit @ k_t
-        scale_clamped = logit_scale.clamp(max=4.605170185988092)
-        scale = scale_clamped.exp()
-        scores = cosines * scale
-        biased = scores + bias
-        weights = biased.softmax(-1)
-        mixed = weights @ v
-        heads_last = mixed.transpose(1, 2)
-        merged = heads_last.reshape(
-            heads_last.shape[0], *(self.window * self.window, self.in_features)
-        )
-        proj = self.proj(merged)
-        window_grid = proj.reshape(
-            proj.shape[0], *(self.window, self.window, self.in_features)
-        )
-        images = self.images(window_grid)
-        by_row = images.permute(*(0, 1, 3, 2, 4, 5))
-        image = by_row.reshape(
-            by_row.shape[0], *(self.height, self.width, self.in_features)
-        )
-        rows = image.narrow(1, 0, self.in_shape[0])
-        cropped = rows.narrow(2, 0, self.in_shape[1])
-        return cropped
-
-
-class ShiftedWindowAttentionV24(nn.Module):
-    """The ShiftedWindowAttentionV2 block of the spec."""
-
-    def __init__(
-        self,
-        in_features: int,
-        in_shape: tuple[int, ...],
-        heads: int,
-        window: int,
-        shift: int = 0,
-        pad_h: int | None = None,
-        pad_w: int | None = None,
-        height: int | None = None,
-        width: int | None = None,
-        shift_h: int | None = None,
-        shift_w: int | None = None,
-    ) -> None:
-        super().__init__()
-        if pad_h is None:
-            pad_h = (window - in_shape[0] % window) % window
-        if pad_w is None:
-            pad_w = (window - in_shape[1] % window) % window
-        if height is None:
-            height = in_shape[0] + pad_h
-        if width is None:
-            width = in_shape[1] + pad_w
-        if shift_h is None:
-            shift_h = shift if height > window else 0
-        if shift_w is None:
-            shift_w = shift if width > window else 0
-        self.in_features = in_features
-        self.in_shape = in_shape
-        self.heads = heads
-        self.window = window
-        self.height = height
-        self.width = width
-        self.shift_h = shift_h
-        self.shift_w = shift_w
-        self.logit_scale = nn.Parameter(torch.full((heads, 1, 1), 2.302585092994046))
-        self.register_buffer(
-            "relative_coords_table",
-            torch.reshape(
-                torch.permute(
-                    torch.stack(
-                        torch.meshgrid(
-                            torch.div(
-                                torch.mul(
-                                    torch.sign(
-                                        torch.mul(torch.div(torch.arange(-7, 8), 7), 8)
-                                    ),
-                                    torch.log2(
-                                        torch.abs(
-                                            torch.mul(
-                                                torch.div(torch.arange(-7, 8), 7), 8
-                                            )
-                                        )
-                                        + 1.0
-                                    ),
-                                ),
-                                3.0,
-                            ),
-                            torch.div(
-                                torch.mul(
-                                    torch.sign(
-                                        torch.mul(torch.div(torch.arange(-7, 8), 7), 8)
-                                    ),
-                                    torch.log2(
-                                        torch.abs(
-                                            torch.mul(
-                                                torch.div(torch.arange(-7, 8), 7), 8
-                                            )
-                                        )
-                                        + 1.0
-                                    ),
-                                ),
-                                3.0,
-                            ),
-                            indexing="ij",
-                        )
-                    ),
-                    (1, 2, 0),
-                ),
-                (1, 2 * window - 1, 2 * window - 1, 2),
-            ),
-        )
-        self.register_buffer(
-            "relative_position_index",
-            torch.reshape(
-                torch.sub(
-                    torch.unsqueeze(
-                        torch.arange(64)
-                        + torch.div(torch.arange(64), 8, rounding_mode="floor") * 7,
-                        1,
-                    ),
-                    torch.arange(64)
-                    + torch.div(torch.arange(64), 8, rounding_mode="floor") * 7,
-                )
-                + 112,
-                (window**4,),
-            ),
-        )
-        self.cpb_mlp = nn.Sequential(
-            nn.Linear(2, 512), nn.ReLU(inplace=True), nn.Linear(512, heads, bias=False)
-        )
-        self.bias_table = nn.Flatten(start_dim=0, end_dim=2)
-        self.bias_grid = nn.Unflatten(
-            dim=0, unflattened_size=(window * window, window * window)
-        )
-        self.bias_sigmoid = nn.Sigmoid()
-        self.padded = nn.ZeroPad3d(padding=(0, 0, 0, pad_w, 0, pad_h))
-        self.windows = nn.Flatten(start_dim=0, end_dim=2)
-        self.qkv = nn.Linear(in_features, 3 * in_features)
-        self.mask = WindowMask2(
-            windows=height // window * (width // window), window=window
-        )
-        self.proj = nn.Linear(in_features, in_features)
-        self.images = nn.Unflatten(
-            dim=0, unflattened_size=(-1, height // window, width // window)
-        )
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        logit_scale = self.logit_scale
-        relative_coords_table = self.relative_coords_table
-        relative_position_index = self.relative_position_index
-        cpb_mlp = self.cpb_mlp(relative_coords_table)
-        bias_table = self.bias_table(cpb_mlp)
-        bias_rows = bias_table[relative_position_index]
-        bias_grid = self.bias_grid(bias_rows)
-        bias_heads = bias_grid.permute(*(2, 0, 1))
-        bias_sigmoid = self.bias_sigmoid(bias_heads)
-        bias = bias_sigmoid * 16
-        padded = self.padded(input)
-        shifted = padded.roll((-self.shift_h, -self.shift_w), (1, 2))
-        grid = shifted.reshape(
-            shifted.shape[0],
-            *(
-                self.height // self.window,
-                self.window,
-                self.width // self.window,
-                self.window,
-                self.in_features,
-            ),
-        )
-        by_window = grid.permute(*(0, 1, 3, 2, 4, 5))
-        windows = self.windows(by_window)
-        tokens = windows.reshape(
-            windows.shape[0], *(self.window * self.window, self.in_features)
-        )
-        qkv = self.qkv(tokens)
-        parts = qkv.reshape(
-            qkv.shape[0],
-            *(self.window * self.window, 3, self.heads, self.in_features // self.heads),
-        )
-        by_head = parts.permute(*(0, 2, 3, 1, 4))
-        q = by_head.select(1, 0)
-        k = by_head.select(1, 1)
-        v = by_head.select(1, 2)
-        q_unit = nn.functional.normalize(q, dim=-1)
-        k_unit = nn.functional.normalize(k, dim=-1)
-        k_t = k_unit.transpose(-2, -1)
-        cosines = q_unit @ k_t
-        scale_clamped = logit_scale.clamp(max=4.605170185988092)
-        scale = scale_clamped.exp()
-        scores = cosines * scale
-        biased = scores + bias
-        mask = self.mask(biased)
-        weights = mask.softmax(-1)
-        mixed = weights @ v
-        heads_last = mixed.transpose(1, 2)
-        merged = heads_last.reshape(
-            heads_last.shape[0], *(self.window * self.window, self.in_features)
-        )
-        proj = self.proj(merged)
-        window_grid = proj.reshape(
-            proj.shape[0], *(self.window, self.window, self.in_features)
-        )
-        images = self.images(window_grid)
-        by_row = images.permute(*(0, 1, 3, 2, 4, 5))
-        image = by_row.reshape(
-            by_row.shape[0], *(self.height, self.width, self.in_features)
-        )
-        unshifted = image.roll((self.shift_h, self.shift_w), (1, 2))
-        rows = unshifted.narrow(1, 0, self.in_shape[0])
-        cropped = rows.narrow(2, 0, self.in_shape[1])
-        return cropped
-
-
-class ShiftedWindowAttentionV25(nn.Module):
-    """The ShiftedWindowAttentionV2 block of the spec."""
-
-    def __init__(
-        self,
-        in_features: int,
-        in_shape: tuple[int, ...],
-        heads: int,
-        window: int,
-        shift: int = 0,
-        pad_h: int | None = None,
-        pad_w: int | None = None,
-        height: int | None = None,
-        width: int | None = None,
-        shift_h: int | None = None,
-        shift_w: int | None = None,
-    ) -> None:
-        super().__init__()
-        if pad_h is None:
-            pad_h = (window - in_shape[0] % window) % window
-        if pad_w is None:
-            pad_w = (window - in_shape[1] % window) % window
-        if height is None:
-            height = in_shape[0] + pad_h
-        if width is None:
-            width = in_shape[1] + pad_w
-        if shift_h is None:
-            shift_h = shift if height > window else 0
-        if shift_w is None:
-            shift_w = shift if width > window else 0
-        self.in_features = in_features
-        self.in_shape = in_shape
-        self.heads = heads
-        self.window = window
-        self.height = height
-        self.width = width
-        self.shift_h = shift_h
-        self.shift_w = shift_w
-        self.logit_scale = nn.Parameter(torch.full((heads, 1, 1), 2.302585092994046))
-        self.register_buffer(
-            "relative_coords_table",
-            torch.reshape(
-                torch.permute(
-                    torch.stack(
-                        torch.meshgrid(
-                            torch.div(
-                                torch.mul(
-                                    torch.sign(
-                                        torch.mul(torch.div(torch.arange(-7, 8), 7), 8)
-                                    ),
-                                    torch.log2(
-                                        torch.abs(
-                                            torch.mul(
-                                                torch.div(torch.arange(-7, 8), 7), 8
-                                            )
-                                        )
-                                        + 1.0
-                                    ),
-                                ),
-                                3.0,
-                            ),
-                            torch.div(
-                                torch.mul(
-                                    torch.sign(
-                                        torch.mul(torch.div(torch.arange(-7, 8), 7), 8)
-                                    ),
-                                    torch.log2(
-                                        torch.abs(
-                                            torch.mul(
-                                                torch.div(torch.arange(-7, 8), 7), 8
-                                            )
-                                        )
-                                        + 1.0
-                                    ),
-                                ),
-                                3.0,
-                            ),
-                            indexing="ij",
-                        )
-                    ),
-                    (1, 2, 0),
-                ),
-                (1, 2 * window - 1, 2 * window - 1, 2),
-            ),
-        )
-        self.register_buffer(
-            "relative_position_index",
-            torch.reshape(
-                torch.sub(
-                    torch.unsqueeze(
-                        torch.arange(64)
-                        + torch.div(torch.arange(64), 8, rounding_mode="floor") * 7,
-                        1,
-                    ),
-                    torch.arange(64)
-                    + torch.div(torch.arange(64), 8, rounding_mode="floor") * 7,
-                )
-                + 112,
-                (window**4,),
-            ),
-        )
-        self.cpb_mlp = nn.Sequential(
-            nn.Linear(2, 512), nn.ReLU(inplace=True), nn.Linear(512, heads, bias=False)
-        )
-        self.bias_table = nn.Flatten(start_dim=0, end_dim=2)
-        self.bias_grid = nn.Unflatten(
-            dim=0, unflattened_size=(window * window, window * window)
-        )
-        self.bias_sigmoid = nn.Sigmoid()
-        self.padded = nn.ZeroPad3d(padding=(0, 0, 0, pad_w, 0, pad_h))
-        self.windows = nn.Flatten(start_dim=0, end_dim=2)
-        self.qkv = nn.Linear(in_features, 3 * in_features)
-        self.mask = WindowMask3(
-            windows=height // window * (width // window), window=window
-        )
-        self.proj = nn.Linear(in_features, in_features)
-        self.images = nn.Unflatten(
-            dim=0, unflattened_size=(-1, height // window, width // window)
-        )
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        logit_scale = self.logit_scale
-        relative_coords_table = self.relative_coords_table
-        relative_position_index = self.relative_position_index
-        cpb_mlp = self.cpb_mlp(relative_coords_table)
-        bias_table = self.bias_table(cpb_mlp)
-        bias_rows = bias_table[relative_position_index]
-        bias_grid = self.bias_grid(bias_rows)
-        bias_heads = bias_grid.permute(*(2, 0, 1))
-        bias_sigmoid = self.bias_sigmoid(bias_heads)
-        bias = bias_sigmoid * 16
-        padded = self.padded(input)
-        shifted = padded.roll((-self.shift_h, -self.shift_w), (1, 2))
-        grid = shifted.reshape(
-            shifted.shape[0],
-            *(
-                self.height // self.window,
-                self.window,
-                self.width // self.window,
-                self.window,
-                self.in_features,
-            ),
-        )
-        by_window = grid.permute(*(0, 1, 3, 2, 4, 5))
-        windows = self.windows(by_window)
-        tokens = windows.reshape(
-            windows.shape[0], *(self.window * self.window, self.in_features)
-        )
-        qkv = self.qkv(tokens)
-        parts = qkv.reshape(
-            qkv.shape[0],
-            *(self.window * self.window, 3, self.heads, self.in_features // self.heads),
-        )
-        by_head = parts.permute(*(0, 2, 3, 1, 4))
-        q = by_head.select(1, 0)
-        k = by_head.select(1, 1)
-        v = by_head.select(1, 2)
-        q_unit = nn.functional.normalize(q, dim=-1)
-        k_unit = nn.functional.normalize(k, dim=-1)
-        k_t = k_unit.transpose(-2, -1)
-        cosines = q_unit @ k_t
-        scale_clamped = logit_scale.clamp(max=4.605170185988092)
-        scale = scale_clamped.exp()
-        scores = cosines * scale
-        biased = scores + bias
-        mask = self.mask(biased)
-        weights = mask.softmax(-1)
-        mixed = weights @ v
-        heads_last = mixed.transpose(1, 2)
-        merged = heads_last.reshape(
-            heads_last.shape[0], *(self.window * self.window, self.in_features)
-        )
-        proj = self.proj(merged)
-        window_grid = proj.reshape(
-            proj.shape[0], *(self.window, self.window, self.in_features)
-        )
-        images = self.images(window_grid)
-        by_row = images.permute(*(0, 1, 3, 2, 4, 5))
-        image = by_row.reshape(
-            by_row.shape[0], *(self.height, self.width, self.in_features)
-        )
-        unshifted = image.roll((self.shift_h, self.shift_w), (1, 2))
-        rows = unshifted.narrow(1, 0, self.in_shape[0])
-        cropped = rows.narrow(2, 0, self.in_shape[1])
+        unshifted = image
+        if self.use_shifted:
+            unshifted = image.roll((self.shift_h, self.shift_w), (1, 2))
+        rows = unshifted
+        if self.use_rows:
+            rows = unshifted.narrow(1, 0, self.in_shape[0])
+        cropped = rows
+        if self.use_cropped:
+            cropped = rows.narrow(2, 0, self.in_shape[1])
         return cropped
 
 
@@ -1249,146 +432,10 @@ class SwinTransformerBlockV2(nn.Module):
     def __init__(
         self,
         in_features: int,
-        stage: int,
-        number: int,
-        heads: int | None = None,
-        p: float | None = None,
-    ) -> None:
-        super().__init__()
-        if heads is None:
-            heads = NUM_HEADS[stage]
-        if p is None:
-            p = STOCHASTIC_DEPTH_PROB * (FIRST[stage] + number) / (BLOCKS - 1)
-        self.attn = ShiftedWindowAttentionV2(
-            in_features=in_features, in_shape=(56, 56, 96), heads=heads, window=WINDOW
-        )
-        self.norm1 = nn.LayerNorm(in_features, eps=1e-05)
-        self.stochastic_depth = StochasticDepth(p=p, mode="row")
-        self.mlp = nn.Sequential(
-            nn.Linear(in_features, 4 * in_features),
-            nn.GELU(),
-            nn.Dropout(p=0.0),
-            nn.Linear(4 * in_features, in_features),
-            nn.Dropout(p=0.0),
-        )
-        self.norm2 = nn.LayerNorm(in_features, eps=1e-05)
-        self.stochastic_depth_mlp = StochasticDepth(p=p, mode="row")
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        attn = self.attn(input)
-        norm1 = self.norm1(attn)
-        stochastic_depth = self.stochastic_depth(norm1)
-        attended = input + stochastic_depth
-        mlp = self.mlp(attended)
-        norm2 = self.norm2(mlp)
-        stochastic_depth_mlp = self.stochastic_depth_mlp(norm2)
-        out = attended + stochastic_depth_mlp
-        return out
-
-
-class SwinTransformerBlockV22(nn.Module):
-    """The SwinTransformerBlockV2 block of the spec."""
-
-    def __init__(
-        self,
-        in_features: int,
-        stage: int,
-        number: int,
-        heads: int | None = None,
-        shift: int | None = None,
-        p: float | None = None,
-    ) -> None:
-        super().__init__()
-        if heads is None:
-            heads = NUM_HEADS[stage]
-        if shift is None:
-            shift = 0 if number % 2 == 0 else WINDOW // 2
-        if p is None:
-            p = STOCHASTIC_DEPTH_PROB * (FIRST[stage] + number) / (BLOCKS - 1)
-        self.attn = ShiftedWindowAttentionV22(
-            in_features=in_features,
-            in_shape=(56, 56, 96),
-            heads=heads,
-            window=WINDOW,
-            shift=shift,
-        )
-        self.norm1 = nn.LayerNorm(in_features, eps=1e-05)
-        self.stochastic_depth = StochasticDepth(p=p, mode="row")
-        self.mlp = nn.Sequential(
-            nn.Linear(in_features, 4 * in_features),
-            nn.GELU(),
-            nn.Dropout(p=0.0),
-            nn.Linear(4 * in_features, in_features),
-            nn.Dropout(p=0.0),
-        )
-        self.norm2 = nn.LayerNorm(in_features, eps=1e-05)
-        self.stochastic_depth_mlp = StochasticDepth(p=p, mode="row")
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        attn = self.attn(input)
-        norm1 = self.norm1(attn)
-        stochastic_depth = self.stochastic_depth(norm1)
-        attended = input + stochastic_depth
-        mlp = self.mlp(attended)
-        norm2 = self.norm2(mlp)
-        stochastic_depth_mlp = self.stochastic_depth_mlp(norm2)
-        out = attended + stochastic_depth_mlp
-        return out
-
-
-class SwinTransformerBlockV23(nn.Module):
-    """The SwinTransformerBlockV2 block of the spec."""
-
-    def __init__(
-        self,
-        in_features: int,
         in_shape: tuple[int, ...],
         stage: int,
         number: int,
         heads: int | None = None,
-        p: float | None = None,
-    ) -> None:
-        super().__init__()
-        if heads is None:
-            heads = NUM_HEADS[stage]
-        if p is None:
-            p = STOCHASTIC_DEPTH_PROB * (FIRST[stage] + number) / (BLOCKS - 1)
-        self.attn = ShiftedWindowAttentionV23(
-            in_features=in_features, in_shape=in_shape, heads=heads, window=WINDOW
-        )
-        self.norm1 = nn.LayerNorm(in_features, eps=1e-05)
-        self.stochastic_depth = StochasticDepth(p=p, mode="row")
-        self.mlp = nn.Sequential(
-            nn.Linear(in_features, 4 * in_features),
-            nn.GELU(),
-            nn.Dropout(p=0.0),
-            nn.Linear(4 * in_features, in_features),
-            nn.Dropout(p=0.0),
-        )
-        self.norm2 = nn.LayerNorm(in_features, eps=1e-05)
-        self.stochastic_depth_mlp = StochasticDepth(p=p, mode="row")
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        attn = self.attn(input)
-        norm1 = self.norm1(attn)
-        stochastic_depth = self.stochastic_depth(norm1)
-        attended = input + stochastic_depth
-        mlp = self.mlp(attended)
-        norm2 = self.norm2(mlp)
-        stochastic_depth_mlp = self.stochastic_depth_mlp(norm2)
-        out = attended + stochastic_depth_mlp
-        return out
-
-
-class SwinTransformerBlockV24(nn.Module):
-    """The SwinTransformerBlockV2 block of the spec."""
-
-    def __init__(
-        self,
-        in_features: int,
-        stage: int,
-        number: int,
-        heads: int | None = None,
         shift: int | None = None,
         p: float | None = None,
     ) -> None:
@@ -1399,59 +446,9 @@ class SwinTransformerBlockV24(nn.Module):
             shift = 0 if number % 2 == 0 else WINDOW // 2
         if p is None:
             p = STOCHASTIC_DEPTH_PROB * (FIRST[stage] + number) / (BLOCKS - 1)
-        self.attn = ShiftedWindowAttentionV24(
+        self.attn = ShiftedWindowAttentionV2(
             in_features=in_features,
-            in_shape=(28, 28, 192),
-            heads=heads,
-            window=WINDOW,
-            shift=shift,
-        )
-        self.norm1 = nn.LayerNorm(in_features, eps=1e-05)
-        self.stochastic_depth = StochasticDepth(p=p, mode="row")
-        self.mlp = nn.Sequential(
-            nn.Linear(in_features, 4 * in_features),
-            nn.GELU(),
-            nn.Dropout(p=0.0),
-            nn.Linear(4 * in_features, in_features),
-            nn.Dropout(p=0.0),
-        )
-        self.norm2 = nn.LayerNorm(in_features, eps=1e-05)
-        self.stochastic_depth_mlp = StochasticDepth(p=p, mode="row")
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        attn = self.attn(input)
-        norm1 = self.norm1(attn)
-        stochastic_depth = self.stochastic_depth(norm1)
-        attended = input + stochastic_depth
-        mlp = self.mlp(attended)
-        norm2 = self.norm2(mlp)
-        stochastic_depth_mlp = self.stochastic_depth_mlp(norm2)
-        out = attended + stochastic_depth_mlp
-        return out
-
-
-class SwinTransformerBlockV25(nn.Module):
-    """The SwinTransformerBlockV2 block of the spec."""
-
-    def __init__(
-        self,
-        in_features: int,
-        stage: int,
-        number: int,
-        heads: int | None = None,
-        shift: int | None = None,
-        p: float | None = None,
-    ) -> None:
-        super().__init__()
-        if heads is None:
-            heads = NUM_HEADS[stage]
-        if shift is None:
-            shift = 0 if number % 2 == 0 else WINDOW // 2
-        if p is None:
-            p = STOCHASTIC_DEPTH_PROB * (FIRST[stage] + number) / (BLOCKS - 1)
-        self.attn = ShiftedWindowAttentionV25(
-            in_features=in_features,
-            in_shape=(14, 14, 384),
+            in_shape=in_shape,
             heads=heads,
             window=WINDOW,
             shift=shift,
@@ -1492,39 +489,51 @@ class SwinV2T(nn.Sequential):
                 nn.LayerNorm(EMBED_DIM, eps=1e-05),
             ),
             nn.Sequential(
-                SwinTransformerBlockV2(in_features=EMBED_DIM, stage=0, number=0),
-                SwinTransformerBlockV22(in_features=EMBED_DIM, stage=0, number=1),
+                SwinTransformerBlockV2(
+                    in_features=EMBED_DIM, in_shape=(56, 56, 96), stage=0, number=0
+                ),
+                SwinTransformerBlockV2(
+                    in_features=EMBED_DIM, in_shape=(56, 56, 96), stage=0, number=1
+                ),
             ),
             PatchMergingV2(
                 in_features=EMBED_DIM, in_shape=(56, 56, 96), in_features_2=384
             ),
             nn.Sequential(
-                SwinTransformerBlockV23(
+                SwinTransformerBlockV2(
                     in_features=192, in_shape=(28, 28, 192), stage=1, number=0
                 ),
-                SwinTransformerBlockV24(in_features=192, stage=1, number=1),
+                SwinTransformerBlockV2(
+                    in_features=192, in_shape=(28, 28, 192), stage=1, number=1
+                ),
             ),
             PatchMergingV2(in_features=192, in_shape=(28, 28, 192), in_features_2=768),
             nn.Sequential(
-                SwinTransformerBlockV23(
+                SwinTransformerBlockV2(
                     in_features=384, in_shape=(14, 14, 384), stage=2, number=0
                 ),
-                SwinTransformerBlockV25(in_features=384, stage=2, number=1),
-                SwinTransformerBlockV23(
+                SwinTransformerBlockV2(
+                    in_features=384, in_shape=(14, 14, 384), stage=2, number=1
+                ),
+                SwinTransformerBlockV2(
                     in_features=384, in_shape=(14, 14, 384), stage=2, number=2
                 ),
-                SwinTransformerBlockV25(in_features=384, stage=2, number=3),
-                SwinTransformerBlockV23(
+                SwinTransformerBlockV2(
+                    in_features=384, in_shape=(14, 14, 384), stage=2, number=3
+                ),
+                SwinTransformerBlockV2(
                     in_features=384, in_shape=(14, 14, 384), stage=2, number=4
                 ),
-                SwinTransformerBlockV25(in_features=384, stage=2, number=5),
+                SwinTransformerBlockV2(
+                    in_features=384, in_shape=(14, 14, 384), stage=2, number=5
+                ),
             ),
             PatchMergingV2(in_features=384, in_shape=(14, 14, 384), in_features_2=1536),
             nn.Sequential(
-                SwinTransformerBlockV23(
+                SwinTransformerBlockV2(
                     in_features=768, in_shape=(7, 7, 768), stage=3, number=0
                 ),
-                SwinTransformerBlockV23(
+                SwinTransformerBlockV2(
                     in_features=768, in_shape=(7, 7, 768), stage=3, number=1
                 ),
             ),
