@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import torch
-from run_fixtures import DIGITS_MLP, lenet_text, spec_from, tiny_mnist
+from run_fixtures import DIGITS_MLP, ROOT, lenet_text, spec_from, tiny_mnist
 
 from nnspec.catalogue import section
 from nnspec.lang.spec import Named, Scheduler, Spec
@@ -278,6 +278,31 @@ def test_tensorboard_gets_the_model_graph_scalars_and_hparams(tmp_path: Path) ->
     assert {"train/loss_step", "train/lr", "train/loss", "val/loss"} <= set(tags)
     assert [e.step for e in events.Scalars("train/loss")] == [1, 2]
     assert len(events.Scalars("train/loss_step")) == 2 * 192 // 32  # every step, two epochs
+
+
+def test_tensorboard_gets_a_transformer_encoders_graph(tmp_path: Path) -> None:
+    """In eval mode the encoder layers' fused fast path failed the trace's sanity check and
+    the graph was dropped with a note; it is traced with the plain path, then restored."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    gen = torch.Generator().manual_seed(0)
+    data = tmp_path / "tokens.pt"
+    torch.save({"inputs": torch.randint(0, 1000, (16, 32), generator=gen),
+                "targets": torch.randint(0, 4, (16,), generator=gen)}, data)
+    text = (ROOT / "specs" / "transformer_classifier.yaml").read_text() + f"""
+data: {{dataset: {{Tensors: {{path: {data}}}}}, batch_size: 8}}
+loss: CrossEntropyLoss
+optimizer: {{AdamW: {{lr: 0.001}}}}
+train: {{epochs: 1, monitor: train.loss}}
+"""
+    spec, _ = spec_from(text, tmp_path, tensorboard=True, graph=True)
+    out = io.StringIO()
+    summary = train(spec, run_dir=tmp_path / "run", stream=out)
+    assert "model graph was not written" not in out.getvalue()
+    events = EventAccumulator(str(summary.run_dir / "tensorboard"))
+    events.Reload()
+    assert any("TransformerEncoderLayer" in node.name for node in events.Graph().node)
+    assert torch.backends.mha.get_fastpath_enabled()  # restored
 
 
 def test_no_tensorboard_folder_when_it_is_switched_off(tmp_path: Path) -> None:

@@ -8,10 +8,12 @@ epoch prints one plain line, so CI output stays readable.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -123,7 +125,7 @@ class Board:
         if not self.enabled:
             return None
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _attention_fastpath_off():
                 warnings.simplefilter("ignore")  # torch.jit.trace's deprecation notices
                 self.writer.add_graph(model, example)
         except Exception as exc:  # tracing is best effort: some models do not trace
@@ -140,6 +142,25 @@ class Board:
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
+
+
+@contextlib.contextmanager
+def _attention_fastpath_off() -> Iterator[None]:
+    """In eval mode, TransformerEncoderLayer and MultiheadAttention take a fused fast path
+    whose trace fails torch.jit.trace's sanity check (the graph was dropped with a note, after
+    tracing twice); the plain path traces, and computes the same values."""
+    import torch
+
+    mha = getattr(torch.backends, "mha", None)
+    if mha is None or not hasattr(mha, "set_fastpath_enabled"):
+        yield
+        return
+    was = mha.get_fastpath_enabled()
+    mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        mha.set_fastpath_enabled(was)
 
 
 class Progress:
