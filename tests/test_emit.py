@@ -194,10 +194,35 @@ def test_a_block_whose_structure_depends_on_its_arguments_is_one_class() -> None
                       sample_inputs(graph))
 
 
+def test_a_repeat_inside_a_block_is_a_loop_over_index(write_spec) -> None:
+    path = write_spec("""nnspec: 2
+name: loops
+input: [4]
+blocks:
+  Stage:
+    params: {n: int, width: int}
+    sequential:
+      - {Linear: {out_features: $width, bias: "${index == 0}"}, repeat: $n}
+      - ReLU
+model:
+  - {Stage: {n: 2, width: 4}}
+  - {Stage: {n: 3, width: 2}}
+""")
+    source = emit(nnspec.infer(path))
+    assert source.count("class Stage(") == 1 and "class Stage2(" not in source
+    assert ("        layers: list[nn.Module] = []\n        for index in range(n):\n"
+            "            layers.append(nn.Linear(4 if index == 0 else width, width, "
+            "bias=index == 0))\n        super().__init__(\n"
+            "            nn.Sequential(*layers),\n") in source
+    assert "Stage(n=3, width=2)" in source
+    _parity(path)
+
+
 def test_the_zoo_emits_one_class_per_block() -> None:
     for stem, blocks in [("mobilenet_v3_large", ["InvertedResidual", "Layers"]),
                          ("resnet50", ["Bottleneck"]), ("regnet_y_400mf", ["ResBottleneckBlock"]),
                          ("efficientnet_b0", ["MBConv"]),  # an if: item in a nested list
+                         ("maxvit_t", ["MaxVitBlock"]),  # a repeat whose count differs
                          ("swin_t", ["WindowMask", "ShiftedWindowAttention",
                                      "SwinTransformerBlock"])]:
         source = emit(inferred(SPECS / f"{stem}.yaml"))

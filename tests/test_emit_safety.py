@@ -244,6 +244,8 @@ REFUSED = {
     "method-on-local": DOC + OK_CLASS.format(body="x.numpy()"),
     "call-a-parameter": DOC + "class M(nn.Module):\n    def __init__(self, f):\n"
                         "        f()\n",
+    "loop-over-a-list": DOC + "class M(nn.Module):\n    def forward(self, x):\n"
+                        "        for i in [x]:\n            x = i\n        return x\n",
     "while-loop": DOC + "class M(nn.Module):\n    def forward(self, x):\n"
                   "        while x:\n            x = x\n        return x\n",
     "constant-not-a-literal": DOC + "N = print(1)\n",
@@ -274,6 +276,7 @@ def test_the_final_gate_accepts_conditions_lists_and_layer_classes() -> None:
             "        if k is None:\n            k = max(1, c // 4)\n"
             "        layers: list[nn.Module] = []\n"
             "        if c != 1 and not k % 2 == 0:\n            layers.append(act())\n"
+            "        for index in range(c):\n            layers.append(nn.Linear(k, index + 1))\n"
             "        super().__init__(*layers)\n")
     check_source(DOC + init, {"M"})
 

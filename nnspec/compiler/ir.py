@@ -149,6 +149,7 @@ class Net:
     # found resolving it.  No pending net is left in an inferred graph.
     expand: Callable[[Sequence[Value]], tuple[Net, list[Any]]] | None = None
     call: BlockCall | None = field(default=None, compare=False, repr=False)
+    repeat: Any = field(default=None, compare=False, repr=False)  # a repeat's count, as written
 
     @property
     def container(self) -> ContainerKind:

@@ -421,7 +421,8 @@ class _Resolver:
             if self.too_many(item):
                 return Node(name, Layer("Identity", "layer", {}), (), item.source)
             kind = "sequential" if item.names is None else "ordered"
-            return Node(name, Net(kind, copies, item.source), (), item.source)
+            written = item.repeat if item.names is None else None  # for emitted loops
+            return Node(name, Net(kind, copies, item.source, repeat=written), (), item.source)
         if item.repeat is not None:
             scope = self.indexed(scope, 0)
         return Node(name, self.body(item, scope, stack), (), item.source)

@@ -30,6 +30,7 @@ from nnspec.compiler.emit.format import (
     statement,
     unparse,
 )
+from nnspec.compiler.emit.merge import LOOP, REPEAT
 from nnspec.compiler.emit.names import (
     MODULE_NAMES,
     Namer,
@@ -327,8 +328,21 @@ class _Writer:
             return call(target.name, *(Keyword(p, self.value((*path, CALL, p), v))
                                        for p, v in target.args[id(body)].items()
                                        if self.cls.where.get((*path, CALL, p), True)))
+        if path in self.cls.loops:  # a repeat: for index in range(...): append
+            name, depth = self.local.take(_list_name(path)), self.depth
+            count = self.cls.where[(*path, REPEAT)]
+            assert count is not None
+            self.depth = depth + 1
+            item = self.child(body.nodes[0], (*path, LOOP))
+            self.before += [f"{INDENT * depth}{name}: list[nn.Module] = []",
+                            *statement(Atom(f"range({count.text})"), depth,
+                                       f"for {self.cls.loop_variable} in ", ":"),
+                            *self.flush(),
+                            *statement(call(f"{name}.append", item), depth + 1, "")]
+            self.depth = depth
+            return Atom(f"nn.Sequential(*{name})")
         if any(p[:-1] == path for p in self.cls.optional):  # a list with if: items
-            name, depth = self.local.take(path[-1].lower()), self.depth
+            name, depth = self.local.take(_list_name(path)), self.depth
             lines = self.listed(body, path, name, depth)
             self.depth = depth
             self.before += lines
@@ -429,6 +443,11 @@ class _Writer:
         head = (f"getattr(self, {literal(module)})" if is_child_name(module)
                 else f"self.{module}")
         return statement(call(head, *map(Atom, args)), depth, f"{target} = ")
+
+
+def _list_name(path: Pos) -> str:
+    """The local list a nested list is built in: named after its node, else ``layers``."""
+    return "layers" if path[-1].isdigit() else path[-1].lower()
 
 
 def _runs(nodes: list[Node], flags: dict[str, str]) -> list[tuple[str | None, list[Node]]]:

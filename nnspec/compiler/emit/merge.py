@@ -22,6 +22,8 @@ Pos = tuple[str, ...]  # node names down to a layer argument, or "()" and a clas
 CALL = "()"
 CLASS = "[class]"  # a layer's class (a parameter may name it: ``- $act``)
 IF = "[if]"  # whether an item is there (``if:``)
+LOOP = "[each]"  # the body of a repeat written as a loop
+REPEAT = "[repeat]"  # its count
 
 
 def needs_class(net: Net) -> bool:
@@ -37,6 +39,8 @@ class Template:
     optional: list[str]  # template names some uses leave out
     # a nested list's own template, and the uses (their numbers here) that have it
     inline: dict[str, tuple[Template, list[int]]] = field(default_factory=dict)
+    # a repeat written as a loop: each use's copies (None: the use has none)
+    loops: dict[str, list[list[Node] | None]] = field(default_factory=dict)
 
     def optional_paths(self, prefix: Pos = ()) -> list[Pos]:
         """Every item some uses leave out, by its path (a nested list's items included)."""
@@ -81,13 +85,23 @@ def template(instances: Sequence[Net], same_class: Callable[[Net, Net], bool],
     names = {key: _template_name(first, key, i) for i, key in enumerate(order)}
     nodes: list[Node] = []
     inline: dict[str, tuple[Template, list[int]]] = {}
+    loops: dict[str, list[list[Node] | None]] = {}
     for key in order:
         present = [k[key] for k in uses_by_key if key in k]
         if not all(_compatible(present[0], n, same_class) for n in present[1:]):
             return None
         best = max((k for k in uses_by_key if key in k), key=len)[key]
         body = best.body
-        if isinstance(body, Net) and not needs_class(body) and best.shares is None:
+        if allow_optional and isinstance(body, Net) and body.repeat is not None and all(
+                isinstance(n.body, Net) and n.body.repeat is not None for n in present):
+            copies = [c for n in present if isinstance(n.body, Net) for c in n.body.nodes]
+            if not all(_compatible(copies[0], c, same_class) for c in copies[1:]):
+                return None
+            at = iter(n.body.nodes for n in present if isinstance(n.body, Net))
+            loops[names[key]] = [list(next(at)) if key in k else None for k in uses_by_key]
+            body = Net("sequential", (copies[0].with_(name=LOOP),), body.source,
+                       repeat=body.repeat)
+        elif isinstance(body, Net) and not needs_class(body) and best.shares is None:
             sub = template([n.body for n in present if isinstance(n.body, Net)], same_class,
                            allow_optional and body.kind == "sequential")
             if sub is None:
@@ -98,7 +112,7 @@ def template(instances: Sequence[Net], same_class: Callable[[Net, Net], bool],
     uses = [{names[key]: node for key, node in k.items()} for k in uses_by_key]
     net = Net(first.kind, tuple(nodes), first.source, first.inputs,
               _outputs(instances, uses_by_key), first.order, first.block)
-    found = Template(net, uses, [names[k] for k in optional_keys], inline)
+    found = Template(net, uses, [names[k] for k in optional_keys], inline, loops)
     if first.kind == "graph" and not _same_wiring(found, instances):
         return None
     if any(isinstance(n.body, Layer) and n.body.kind == "tensor" for n in nodes

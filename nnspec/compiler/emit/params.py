@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from nnspec import catalogue
 from nnspec.catalogue.layer_traits import INFERRED_ARGS
-from nnspec.compiler.emit.merge import CALL, CLASS, IF, Pos, needs_class
+from nnspec.compiler.emit.merge import CALL, CLASS, IF, LOOP, REPEAT, Pos, needs_class
 from nnspec.compiler.emit.names import MODULE_NAMES, Namer, literal, module_attributes
 from nnspec.compiler.emit.translate import Code, translate
 from nnspec.compiler.ir import Layer, Net, Node, TensorInfo
@@ -50,11 +50,16 @@ def parametrise(plan: Plan, cls: ClassPlan, optional: list[Pos]) -> None:
     seen = list(dict.fromkeys(p for row in rows for p in row))
     for pos in sorted(seen, key=lambda p: _rank(cls.net, p)):  # in the template's order
         chooser.choose(pos, [row.get(pos, _MISSING) for row in rows])
+    chooser.loops()
     chooser.derive()
     chooser.finish()
     cls.optional = {path: code for path in optional
                     if (code := cls.where[(*path, IF)]) is not None}
     _forward_attributes(cls)
+
+
+class NoLoop(Exception):
+    """A repeat's copies differ in a way a loop over ``index`` cannot write."""
 
 
 class _Missing:
@@ -95,6 +100,9 @@ def leaves(plan: Plan, net: Net, use: Mapping[str, Node], prefix: Pos = (),
         path, body = (*prefix, tnode.name), node.body
         if isinstance(body, Layer):
             out.update(_layer_leaves(body, path))
+        elif isinstance(tnode.body, Net) and tnode.body.repeat is not None and len(
+                tnode.body.nodes) == 1 and tnode.body.nodes[0].name == LOOP:
+            out[(*path, REPEAT)] = (len(body.nodes), body.repeat)  # the body: see loops()
         elif needs_class(body):
             child = plan.of(body)
             for p in child.params:
@@ -219,6 +227,77 @@ class _Chooser:
         return next((Code(name, frozenset({name})) for name in named
                      if all(_identity(self.values[name][i]) == _identity(v)
                             for i, (v, _) in present) and self.fits(pos, name)), None)
+
+    def loops(self) -> None:
+        """A repeat inside the class is a loop: each argument of its body is written once,
+        reading ``index`` where the copies differ (``stride=2 if index == 0 else 1``)."""
+        if not self.cls.loops:
+            return
+        variable = self.namer.take("index")
+        mapping = {**self.mapping, "index": variable}
+        used = False
+        for path, uses in self.cls.loops.items():
+            body = next(n.body for n in self.cls.net.nodes if n.name == path[-1])
+            assert isinstance(body, Net)
+            cells: dict[Pos, list[tuple[int, int, Any, Any]]] = {}
+            for i, copies in enumerate(uses):
+                for k, copy in enumerate(copies or []):
+                    for pos, (value, raw) in leaves(self.plan, body, {LOOP: copy}, path).items():
+                        cells.setdefault(pos, []).append((i, k, value, raw))
+            written: list[Code] = []
+            for pos in sorted(cells, key=lambda p: cells[p][0][3] is NORAW):  # written first
+                code = self.loop_code(pos, cells[pos], mapping, variable, written)
+                self.cls.where[pos] = code
+                if code is not None and code.names:
+                    written.append(code)
+                used = used or (code is not None and variable in code.names)
+        self.cls.loop_variable = variable if used else "_"
+
+    def loop_code(self, pos: Pos, found: list[tuple[int, int, Any, Any]],
+                  mapping: dict[str, str], variable: str, written: list[Code],
+                  split: bool = True) -> Code | None:
+        """One argument of a loop's body: the spec's expression, a value, a parameter or a
+        code already written for the body; else the first copy's and the others' apart
+        (``in_channels if index == 0 else out``)."""
+        raw, first = found[0][3], found[0][2]
+        if raw is DEFAULT and all(cell[3] is DEFAULT for cell in found):
+            return None
+        names = [{**self.names(i), variable: k} for i, k, _, _ in found]
+        if raw is not NORAW and raw is not DEFAULT and not (
+                self.takes_class(pos) and not is_expr(raw)):
+            code = translate(raw, first, mapping, self.plan.constant_names)
+            if code is not None and all(code.holds(n, cell[2])
+                                        for n, cell in zip(names, found, strict=True)):
+                return code
+        if all(_identity(v) == _identity(first) for _, _, v, _ in found):
+            return Code(self.literal(pos, first))
+        for name in self.values:
+            if self.fits(pos, name) and all(_identity(self.values[name][i]) == _identity(v)
+                                            for i, _, v, _ in found):
+                return Code(name, frozenset({name}))
+        for code in written:
+            if not self.takes_class(pos) and all(
+                    code.holds(n, cell[2]) for n, cell in zip(names, found, strict=True)):
+                return code
+        per_use: dict[int, Any] = {}
+        if all(per_use.setdefault(i, _identity(v)) == _identity(v) for i, _, v, _ in found):
+            name = self.namer.take(_parameter_name([pos]), "arg")  # one value per use
+            values = {i: v for i, _, v, _ in found}
+            self.values[name] = [values.get(i, first) for i in range(len(self.cls.uses))]
+            self.derived.append(name)
+            if self.takes_class(pos):
+                self.cls.classes.add(name)
+            return Code(name, frozenset({name}))
+        if split:
+            head = [c for c in found if c[1] == 0]
+            rest = [c for c in found if c[1] != 0]
+            if head and rest:
+                a = self.loop_code(pos, head, mapping, variable, written, False)
+                b = self.loop_code(pos, rest, mapping, variable, written, False)
+                if a is not None and b is not None:
+                    text = f"{a.text} if {variable} == 0 else {b.text}"
+                    return Code(text, a.names | b.names | {variable})
+        raise NoLoop(pos)
 
     def translated(self, pos: Pos, raw: Any, present: list[tuple[int, Any]]) -> Code | None:
         if raw is NORAW or raw is DEFAULT or (self.takes_class(pos) and not is_expr(raw)):

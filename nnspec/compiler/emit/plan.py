@@ -47,6 +47,8 @@ class ClassPlan:
     # a nested list's path -> per instance: its nodes there (None: the instance has none)
     inline_uses: dict[Pos, list[dict[str, Node] | None]] = field(default_factory=dict)
     optional: dict[Pos, Code] = field(default_factory=dict)  # an item's path -> condition
+    loops: dict[Pos, list[list[Node] | None]] = field(default_factory=dict)  # per use: copies
+    loop_variable: str = "_"  # what a loop's body reads as the repeat's index
     flags: dict[str, str] = field(default_factory=dict)  # template node -> attribute (graph)
     stored: dict[str, str] = field(default_factory=dict)  # param -> attribute forward reads
 
@@ -124,6 +126,24 @@ class Plan:
         for part in parts:
             shaped = found if found is not None else merge.template(
                 part, self.same_class, allow_optional=False)
+            if shaped is None:
+                raise ValueError(f"cannot emit the uses of {label!r} as one class")
+            plan = ClassPlan(label, part, shaped.net, uses=shaped.uses,
+                             inline_uses=shaped.inline_uses(),
+                             loops={(k,): v for k, v in shaped.loops.items()})
+            for net in part:
+                self.plan_of[id(net)] = plan
+            try:
+                params.parametrise(self, plan, shaped.optional_paths())
+            except params.NoLoop:  # a repeat's copies differ in what a loop cannot say
+                return self.plan_apart(label, unique)
+            plans.append(plan)
+        return plans
+
+    def plan_apart(self, label: str, nets: list[Net]) -> list[ClassPlan]:
+        plans = []
+        for part in _partition(nets, self.structure):
+            shaped = merge.template(part, self.same_class, allow_optional=False)
             if shaped is None:
                 raise ValueError(f"cannot emit the uses of {label!r} as one class")
             plan = ClassPlan(label, part, shaped.net, uses=shaped.uses,

@@ -23,7 +23,7 @@ TENSOR_METHODS = {method for entry in catalogue.ops().values() if entry.traits.c
 # what a spec's expressions may call (nnspec.lang.exprs), written into __init__ as they are
 FUNCTIONS = {"min", "max", "abs", "int", "round", "float", "len"}
 GLOBALS = {"torch", "nn", "OrderedDict", "Any", "super", "self", "tuple", "int", "float", "bool",
-           "str", "getattr", "list", "type", *FUNCTIONS}
+           "str", "getattr", "list", "type", "range", *FUNCTIONS}
 NODES = (ast.Module, ast.Expr, ast.Constant, ast.Import, ast.ImportFrom, ast.alias,
          ast.ClassDef, ast.FunctionDef, ast.arguments, ast.arg, ast.Return, ast.Assign,
          ast.Name, ast.Load, ast.Store, ast.Attribute, ast.Call, ast.keyword, ast.Tuple,
@@ -33,7 +33,7 @@ NODES = (ast.Module, ast.Expr, ast.Constant, ast.Import, ast.ImportFrom, ast.ali
          # a spec's expressions and conditions (``if stride == 1 and in_channels == out:``)
          ast.If, ast.AnnAssign, ast.Compare, ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt,
          ast.GtE, ast.Is, ast.IsNot, ast.BoolOp, ast.And, ast.Or, ast.IfExp, ast.Sub, ast.Div,
-         ast.FloorDiv, ast.Mod, ast.Pow)
+         ast.FloorDiv, ast.Mod, ast.Pow, ast.For)
 
 
 class EmitCheckError(ValueError):
@@ -141,6 +141,13 @@ def _statements(body: list[ast.stmt], local: set[str]) -> None:
             _statements(stmt.body, local)
             _statements(stmt.orelse, local)
             continue
+        if isinstance(stmt, ast.For):  # for index in range(n): a repeat, nothing else
+            if not (isinstance(stmt.target, ast.Name) and isinstance(stmt.iter, ast.Call)
+                    and _is_name(stmt.iter.func, "range") and not stmt.orelse):
+                raise _fail(stmt, "a loop must run over range(...)")
+            local.add(stmt.target.id)
+            _statements(stmt.body, local)
+            continue
         if not isinstance(stmt, ast.Expr | ast.Assign | ast.AnnAssign | ast.Return):
             raise _fail(stmt, "unexpected statement")
         targets = stmt.targets if isinstance(stmt, ast.Assign) else (
@@ -154,7 +161,7 @@ def _statements(body: list[ast.stmt], local: set[str]) -> None:
 
 def _call(node: ast.Call, local: set[str], classes: set[str]) -> None:
     func = node.func
-    if isinstance(func, ast.Name) and func.id in ({"super", "OrderedDict"} | FUNCTIONS
+    if isinstance(func, ast.Name) and func.id in ({"super", "OrderedDict", "range"} | FUNCTIONS
                                                   | classes):
         return
     if isinstance(func, ast.Subscript) and _is_name(func.value, "self"):

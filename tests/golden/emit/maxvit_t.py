@@ -19,8 +19,10 @@ from torchvision.ops import StochasticDepth
 NUM_CLASSES = 1000
 STEM_CHANNELS = 64
 BLOCK_CHANNELS = (64, 128, 256, 512)
+BLOCK_LAYERS = (2, 2, 5, 2)
 HEAD_DIM = 32
 PARTITION_SIZE = 7
+STOCHASTIC_DEPTH_PROB = 0.2
 EXPANSION_RATIO = 4
 SQUEEZE_RATIO = 0.25
 MLP_RATIO = 4
@@ -28,6 +30,8 @@ ATTENTION_DROPOUT = 0.0
 MLP_DROPOUT = 0.0
 BN_EPS = 0.001
 BN_MOMENTUM = 0.01
+TOTAL_LAYERS = 11
+FIRST = (0, 2, 4, 9)
 
 
 class ConvNormGELU(nn.Sequential):
@@ -346,79 +350,24 @@ class MaxVitBlock(nn.Sequential):
         self,
         in_channels: int,
         stage: int,
-        p: float,
         in_shape_2: tuple[int, ...],
         in_shape_2_2: tuple[int, ...],
-        p_2: float,
     ) -> None:
         super().__init__()
-        self.layers = nn.Sequential(
-            MaxVitLayer(
-                in_channels=in_channels,
-                out=BLOCK_CHANNELS[stage],
-                stride=2,
-                p=p,
-                in_shape_2=in_shape_2,
-                in_shape_2_2=in_shape_2_2,
-            ),
-            MaxVitLayer(
-                in_channels=BLOCK_CHANNELS[stage],
-                out=BLOCK_CHANNELS[stage],
-                stride=1,
-                p=p_2,
-                in_shape_2=in_shape_2,
-                in_shape_2_2=in_shape_2_2,
-            ),
-        )
-
-
-class MaxVitBlock2(nn.Sequential):
-    """The MaxVitBlock block of the spec."""
-
-    def __init__(self, in_channels: int, stage: int) -> None:
-        super().__init__()
-        self.layers = nn.Sequential(
-            MaxVitLayer(
-                in_channels=in_channels,
-                out=BLOCK_CHANNELS[stage],
-                stride=2,
-                p=0.08,
-                in_shape_2=(256, 14, 14),
-                in_shape_2_2=(4, 49, 256),
-            ),
-            MaxVitLayer(
-                in_channels=BLOCK_CHANNELS[stage],
-                out=BLOCK_CHANNELS[stage],
-                stride=1,
-                p=0.1,
-                in_shape_2=(256, 14, 14),
-                in_shape_2_2=(4, 49, 256),
-            ),
-            MaxVitLayer(
-                in_channels=BLOCK_CHANNELS[stage],
-                out=BLOCK_CHANNELS[stage],
-                stride=1,
-                p=0.12,
-                in_shape_2=(256, 14, 14),
-                in_shape_2_2=(4, 49, 256),
-            ),
-            MaxVitLayer(
-                in_channels=BLOCK_CHANNELS[stage],
-                out=BLOCK_CHANNELS[stage],
-                stride=1,
-                p=0.14,
-                in_shape_2=(256, 14, 14),
-                in_shape_2_2=(4, 49, 256),
-            ),
-            MaxVitLayer(
-                in_channels=BLOCK_CHANNELS[stage],
-                out=BLOCK_CHANNELS[stage],
-                stride=1,
-                p=0.16,
-                in_shape_2=(256, 14, 14),
-                in_shape_2_2=(4, 49, 256),
-            ),
-        )
+        layers: list[nn.Module] = []
+        for index in range(BLOCK_LAYERS[stage]):
+            layers.append(
+                MaxVitLayer(
+                    in_channels=in_channels if index == 0 else BLOCK_CHANNELS[stage],
+                    out=BLOCK_CHANNELS[stage],
+                    stride=2 if index == 0 else 1,
+                    p=(FIRST[stage] + index)
+                    * (STOCHASTIC_DEPTH_PROB / (TOTAL_LAYERS - 1)),
+                    in_shape_2=in_shape_2,
+                    in_shape_2_2=in_shape_2_2,
+                )
+            )
+        self.layers = nn.Sequential(*layers)
 
 
 class Blocks(nn.ModuleList):
@@ -430,27 +379,26 @@ class Blocks(nn.ModuleList):
                 MaxVitBlock(
                     in_channels=in_channels,
                     stage=0,
-                    p=0.0,
                     in_shape_2=(64, 56, 56),
                     in_shape_2_2=(64, 49, 64),
-                    p_2=0.02,
                 ),
                 MaxVitBlock(
                     in_channels=in_channels,
                     stage=1,
-                    p=0.04,
                     in_shape_2=(128, 28, 28),
                     in_shape_2_2=(16, 49, 128),
-                    p_2=0.06,
                 ),
-                MaxVitBlock2(in_channels=128, stage=2),
+                MaxVitBlock(
+                    in_channels=128,
+                    stage=2,
+                    in_shape_2=(256, 14, 14),
+                    in_shape_2_2=(4, 49, 256),
+                ),
                 MaxVitBlock(
                     in_channels=256,
                     stage=3,
-                    p=0.18,
                     in_shape_2=(512, 7, 7),
                     in_shape_2_2=(1, 49, 512),
-                    p_2=0.2,
                 ),
             ]
         )
