@@ -464,7 +464,9 @@ def describe(schema: Any) -> str:
     if not isinstance(schema, dict):
         return "a value"
     if "$ref" in schema:
-        return {"#/definitions/expr": "a $variable"}.get(schema["$ref"], "a valid value")
+        # the other definitions are the settings sections pydantic writes (EarlyStopping...)
+        return {"#/definitions/expr": "a $variable", "#/definitions/input": "an input shape"
+                }.get(schema["$ref"], "a mapping of settings")
     if "const" in schema:
         return repr(schema["const"])
     if "enum" in schema:
