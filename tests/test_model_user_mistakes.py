@@ -207,8 +207,15 @@ def v2(body: str, input_: str = "[3, 8, 8]") -> str:
      "    a: {lookup: [t, i]}\n",
      "lookup needs integer indices: [6, 6] from model.graph.i buffer holds float32 (give the "
      "index tensor dtype: int64"),
+    ("    a: {select: {dim: 1, index: 9}}\n",
+     "select index 9 is outside dimension 1 of [N, 3, 8, 8] from input 'input', which has 3 "
+     "entries (index from 0 to 2"),
+    ("    m: {buffer: {shape: [3, 3]}}\n    s: {reshape: [6, 32], in: input}\n"
+     "    a: {scaled_dot_product_attention: null, in: [s, s, s, m]}\n",
+     "(inputs [q, k, v] or [q, k, v, mask]; the mask or bias broadcasts to the scores"),
 ], ids=["narrow-past-end", "narrow-start", "narrow-length", "roll-pairs", "einsum-operands",
-        "einsum-letters", "einsum-torch", "lookup-float-index"])
+        "einsum-letters", "einsum-torch", "lookup-float-index", "select-outside",
+        "attention-mask"])
 def test_attention_op_arguments_torch_refuses_are_said_with_a_fix(
         write_spec: Any, body: str, expected: str) -> None:
     (found,) = problems(write_spec(v2(body)))

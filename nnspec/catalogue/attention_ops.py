@@ -204,6 +204,18 @@ def _narrow_check(name: str, kwargs: dict[str, Any], inputs: list[Any],
     return None
 
 
+def _select_check(name: str, kwargs: dict[str, Any], inputs: list[Any],
+                  sources: list[str]) -> tuple[str, str] | None:
+    """index within the dimension (torch's message shows the probe's batch, not N)."""
+    value, dim, index = inputs[0], kwargs["dim"], kwargs["index"]
+    size = value.shape[dim % (len(value.shape) + 1) - 1]
+    if -size <= index < size:
+        return None
+    return (f"{name} index {index} is outside dimension {dim} of {value} from {sources[0]}, "
+            f"which has {size} entries", f"index from 0 to {size - 1}, or from -{size} to -1 "
+            "counted from the end")
+
+
 def _roll_check(name: str, kwargs: dict[str, Any], inputs: list[Any],
                 sources: list[str]) -> tuple[str, str] | None:
     shifts, dims = kwargs["shifts"], kwargs["dims"]
@@ -244,7 +256,7 @@ ATTENTION_OPS: dict[str, Entry] = {op.name: op for op in [
         ("dim", _INT, REQUIRED), ("index", _INT, REQUIRED),
         code=OpCode(_select, lambda i, a: f"{i[0]}.select({a['dim']!r}, {a['index']!r})",
                     frozenset({"select"})),
-        check=_not_batch("dim", "along dim"), view=True),
+        check=_then(_not_batch("dim", "along dim"), _select_check), view=True),
     _op("narrow", "Keep `length` entries from `start` along `dim` (x[:, 1:3] is dim 1, "
         "start 1, length 2).",
         ("dim", _INT, REQUIRED), ("start", _INT, REQUIRED), ("length", _INT, REQUIRED),
@@ -279,7 +291,9 @@ ATTENTION_OPS: dict[str, Entry] = {op.name: op for op in [
         "boolean mask or an additive bias); is_causal masks the future.",
         ("is_causal", {"type": "boolean"}, False), ("scale", _NUMBER_OR_NULL, None),
         code=OpCode(_attention, _attention_source),
-        inputs=(3, 4), count=_attention_macs, check=_attention_check),
+        inputs=(3, 4), count=_attention_macs, check=_attention_check,
+        hint="inputs [q, k, v] or [q, k, v, mask]; the mask or bias broadcasts to the scores, "
+        "[..., L, S]: L queries by S keys"),
     _op("softmax", "Softmax along `dim` (0 is the batch dimension).", ("dim", _INT, REQUIRED),
         code=OpCode(_softmax, lambda i, a: f"{i[0]}.softmax({a['dim']!r})",
                     frozenset({"softmax"})),
