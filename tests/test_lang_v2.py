@@ -521,3 +521,30 @@ def test_upgrade_renames_a_block_format_2_would_refuse() -> None:
     assert upgraded == ("nnspec: 2\ninput: [4]\nblocks:\n  LienarBlock:\n    sequential: "
                         "[ReLU]\nmodel: [LienarBlock, {LienarBlock: null}]\n")
     assert sum("renamed LienarBlock" in c.what for c in changes) == 3
+
+
+@pytest.mark.parametrize(("params", "problem"), [
+    ('{a: {default: "${b * 2}"}, b: {default: 2}}', "the default of 'a' reads 'b', declared "
+     "after it (a default may read the parameters declared before it"),
+    ('{a: {default: "${input.channels}"}, channels: {default: 2}}', None),  # an attribute
+    ('{b: {default: 2}, a: {default: "${b * 2}"}}', None),
+], ids=["reads-a-later-one", "attribute-of-input", "reads-an-earlier-one"])
+def test_a_default_reading_a_later_parameter_says_so(params: str, problem: str | None) -> None:
+    """It said unknown variable 'b' (known: input), as if b were not a parameter at all."""
+    text = f"""
+    nnspec: 2
+    input: [4, 3]
+    blocks:
+      F:
+        params: {params}
+        sequential:
+          - Linear: {{out_features: $a}}
+    model:
+      - F
+    """
+    if problem is None:
+        nnspec.validate(loads(spec(text), "v2.yaml"))
+        return
+    with pytest.raises(SpecError) as err:
+        nnspec.validate(loads(spec(text), "v2.yaml"))
+    assert problem in err.value.render()

@@ -677,8 +677,17 @@ class _Resolver:
         read the parameters before them and the block's input (``ShapeNeeded`` until it is
         known)."""
         out = dict(given)
+        names = list(block.params)
         for name, param in block.params.items():
-            if name not in out:
+            later = [n for n in names[names.index(name) + 1:] if n not in out]
+            if name not in out and _reads(param.default, later):
+                self.error(block.source.location, (*block.source.path, "params", name),
+                           f"the default of '{name}' reads "
+                           f"'{_reads(param.default, later)}', declared after it",
+                           "a default may read the parameters declared before it: reorder "
+                           "the params, or give the value where the block is used")
+                out[name] = None
+            elif name not in out:
                 out[name] = self.evaluate(param.default, {**scope, **out},
                                           block.source.location,
                                           (*block.source.path, "params", name))
@@ -703,6 +712,14 @@ class _Resolver:
 
 _CLEAN: set[str] = set()  # (layer, arguments) the schema found nothing wrong with
 
+
+
+def _reads(default: Any, names: list[str]) -> str | None:
+    """The first of ``names`` an expression default reads (``${b * 2}``, ``$b``), if any."""
+    if not isinstance(default, str) or "$" not in default:
+        return None
+    words = set(re.findall(r"(?<![.\w])[A-Za-z_]\w*", default))  # not input.channels' attribute
+    return next((n for n in names if n in words), None)
 
 def _argument_errors(name: str, values: dict[str, Any]) -> list[Any]:
     """The schema's errors for a layer's evaluated arguments; a repeated layer is checked once
