@@ -330,6 +330,17 @@ def test_a_shape_mismatch_names_the_key_and_both_shapes(tmp_path: Path) -> None:
         "model's [10, 32] (a new layer? leave it out with weights.skip: ['fc.*']" in err
 
 
+def test_weights_of_another_network_are_said_to_be_so_in_one_short_line(tmp_path: Path) -> None:
+    """A file none of whose tensors fit listed every one of the model's names (122 for
+    ResNet-18) and every one of the file's."""
+    other = torch.nn.Sequential(*[torch.nn.Linear(4, 4) for _ in range(20)])
+    torch.save(other.state_dict(), tmp_path / "other.pth")
+    code, err = cli_train(tmp_path, mlp_text("weights: {from: other.pth}"))
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "none of the file's 40 tensors fits this model: it has no weight for body.weight" \
+        in err and "... (40 in all)" in err and "another network" in err
+
+
 def test_a_skip_pattern_that_matches_no_key_is_a_located_error(tmp_path: Path) -> None:
     mlp_weights(tmp_path)
     code, err = cli_train(tmp_path, mlp_text("weights: {from: mlp.pth, skip: [head.*]}"))

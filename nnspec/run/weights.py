@@ -81,8 +81,10 @@ def show(key: str) -> str:
     return text if len(text) <= SHOWN_KEY_LENGTH else text[:SHOWN_KEY_LENGTH] + "..."
 
 
-def _names(keys: list[str]) -> str:
-    return ", ".join(show(k) for k in keys)
+def _names(keys: list[str], most: int = 12) -> str:
+    """The names, the first ``most`` of a long list and how many there are in all."""
+    shown = ", ".join(show(k) for k in keys[:most])
+    return shown if len(keys) <= most else f"{shown}, ... ({len(keys)} in all)"
 
 
 def _error(w: Weights, at: tuple[str | int, ...], message: str,
@@ -273,6 +275,14 @@ def apply(model: nn.Module, source: Source, w: Weights) -> Report:
 
 
 def _refuse_misfits(report: Report, w: Weights) -> None:
+    if not report.loaded and (report.missing or report.mismatched):
+        count = len(report.unused) + len(report.mismatched)
+        raise SpecError([Problem(
+            w.locate("from"), ("weights", "from"),
+            f"none of the file's {count} tensors fits this model: it has no weight for "
+            f"{_names(report.missing, 6)}, and the file holds {_names(report.unused, 6)}",
+            "are these the weights of another network? Give the file this spec's model was "
+            "trained into, or map the names with weights.strip_prefix or rename")])
     problems = [Problem(w.locate("from"), ("weights", "from"),
                         f"{show(k)}: the file's shape {a} does not fit the model's {b}",
                         f"a new layer? leave it out with weights.skip: "
