@@ -132,6 +132,7 @@ class BlockCall:
     given: dict[str, Any]  # as written: ``{planes: 64, stride: "${2 if index == 0 else 1}"}``
     types: dict[str, str]  # int, float, bool, str, list, layer, or "" (any)
     defaults: dict[str, Any]  # the declared default of each parameter that has one
+    description: str = ""  # the block's, for its class's docstring
 
 
 @dataclass(frozen=True)

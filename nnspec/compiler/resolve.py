@@ -794,7 +794,8 @@ def _block_call(block: Block, call: Call, values: Mapping[str, Any]) -> BlockCal
     return BlockCall({p.name: values.get(p.name) for p in params},
                      {k: v for k, v in call.args.items() if k in block.params},
                      {p.name: "" if p.type == "any" else p.type for p in params},
-                     {p.name: p.default for p in params if not p.required})
+                     {p.name: p.default for p in params if not p.required},
+                     block.description)
 
 
 def _view(value: Any) -> Any:

@@ -164,7 +164,9 @@ class _Writer:
         if any(n is self.graph.root for n in self.cls.instances):
             text = f"The {self.graph.name} model, input {_inputs_text(self.graph)}."
         elif net.block:
-            text = f"The {net.block} block of the spec."
+            call = self.cls.instances[0].call
+            text = call.description if call and call.description else (
+                f"The {net.block} block of the spec.")
         else:
             text = f"The {self.cls.label} {net.kind.replace('_', ' ')} of the spec."
         lines = textwrap.wrap(doc_text(text), LINE_LENGTH - 10, break_long_words=False,

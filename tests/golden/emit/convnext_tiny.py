@@ -26,7 +26,9 @@ class Permute(nn.Module):
 
 
 class LayerNorm2d(nn.Module):
-    """The LayerNorm2d block of the spec."""
+    """torchvision's LayerNorm2d: layer norm over the channels of each position, with
+    a learned weight and bias per channel (eps 1e-6).
+    """
 
     def __init__(self, in_channels: int) -> None:
         super().__init__()
@@ -46,7 +48,9 @@ class LayerNorm2d(nn.Module):
 
 
 class CNBlock(nn.Module):
-    """The CNBlock block of the spec."""
+    """7x7 depthwise convolution, layer norm, an inverted MLP (4x, GELU) on each
+    position, scaled per channel by a learned layer scale and added to the input.
+    """
 
     def __init__(self, in_channels: int) -> None:
         super().__init__()
@@ -72,7 +76,7 @@ class CNBlock(nn.Module):
 
 
 class Downsample(nn.Sequential):
-    """The Downsample block of the spec."""
+    """Layer norm, then a 2x2 convolution of stride 2 to the next stage's width."""
 
     def __init__(self, in_channels: int, out: int) -> None:
         super().__init__(

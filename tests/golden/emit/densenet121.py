@@ -19,7 +19,11 @@ NUM_INIT_FEATURES = 64
 
 
 class DenseLayer(nn.Module):
-    """The DenseLayer block of the spec."""
+    """Batch norm, ReLU, 1x1 bottleneck convolution, batch norm, ReLU, 3x3
+    convolution to growth_rate channels, concatenated to the layer's input
+    (torchvision's dense block concatenates the features of all previous layers,
+    which is the same thing).
+    """
 
     def __init__(self, in_channels: int) -> None:
         super().__init__()
@@ -46,7 +50,7 @@ class DenseLayer(nn.Module):
 
 
 class Transition(nn.Sequential):
-    """The Transition block of the spec."""
+    """Batch norm, ReLU, 1x1 convolution to half the channels, 2x2 average pool."""
 
     def __init__(self, in_channels: int) -> None:
         super().__init__()

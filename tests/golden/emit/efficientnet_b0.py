@@ -27,7 +27,7 @@ C7 = 320
 
 
 class ConvBNSiLU(nn.Sequential):
-    """The ConvBNSiLU block of the spec."""
+    """torchvision.ops.Conv2dNormActivation with SiLU."""
 
     def __init__(
         self,
@@ -53,7 +53,10 @@ class ConvBNSiLU(nn.Sequential):
 
 
 class SqueezeExcitationSiLU(nn.Module):
-    """The SqueezeExcitationSiLU block of the spec."""
+    """torchvision.ops.SqueezeExcitation with SiLU (the catalogue's takes ReLU): pool
+    to one value per channel, squeeze, expand back, and scale the input by the
+    sigmoid of it.
+    """
 
     def __init__(self, in_channels: int, squeeze: int) -> None:
         super().__init__()
@@ -74,7 +77,7 @@ class SqueezeExcitationSiLU(nn.Module):
 
 
 class ConvBN(nn.Sequential):
-    """The ConvBN block of the spec."""
+    """The linear projection; no activation."""
 
     def __init__(self, in_channels: int, out: int) -> None:
         super().__init__(
@@ -84,7 +87,12 @@ class ConvBN(nn.Sequential):
 
 
 class MBConv(nn.Module):
-    """The MBConv block of the spec."""
+    """torchvision's MBConv: expand with a 1x1 convolution (unless the expansion is
+    1), filter depthwise, squeeze-and-excite to a quarter of the input channels,
+    project. When the stride is 1 and the channels stay, stochastic depth and the
+    shortcut follow; otherwise both are left out and the block's output is
+    `block`'s (a left-out node stands for its first input).
+    """
 
     def __init__(
         self,

@@ -20,7 +20,7 @@ CHANNELS = (24, 24, 48, 64, 128, 160, 256)
 
 
 class ConvBNSiLU(nn.Sequential):
-    """The ConvBNSiLU block of the spec."""
+    """torchvision.ops.Conv2dNormActivation with SiLU."""
 
     def __init__(
         self,
@@ -46,7 +46,7 @@ class ConvBNSiLU(nn.Sequential):
 
 
 class ConvBN(nn.Sequential):
-    """The ConvBN block of the spec."""
+    """The linear projection; no activation."""
 
     def __init__(self, in_channels: int, out: int) -> None:
         super().__init__(
@@ -56,7 +56,10 @@ class ConvBN(nn.Sequential):
 
 
 class SqueezeExcitationSiLU(nn.Module):
-    """The SqueezeExcitationSiLU block of the spec."""
+    """torchvision.ops.SqueezeExcitation with SiLU (the catalogue's takes ReLU): pool
+    to one value per channel, squeeze, expand back, and scale the input by the
+    sigmoid of it.
+    """
 
     def __init__(self, in_channels: int, squeeze: int) -> None:
         super().__init__()
@@ -77,7 +80,11 @@ class SqueezeExcitationSiLU(nn.Module):
 
 
 class FusedMBConv(nn.Module):
-    """The FusedMBConv block of the spec."""
+    """torchvision's FusedMBConv: one full convolution that expands (then a 1x1
+    projection), or, with expansion 1, one convolution straight to the output
+    channels; stochastic depth and the shortcut when the stride is 1 and the
+    channels stay (a left-out node stands for its first input).
+    """
 
     def __init__(
         self,
@@ -121,7 +128,10 @@ class FusedMBConv(nn.Module):
 
 
 class MBConv(nn.Module):
-    """The MBConv block of the spec."""
+    """torchvision's MBConv: expand with a 1x1 convolution, filter depthwise,
+    squeeze-and-excite to a quarter of the input channels, project; stochastic
+    depth and the shortcut when the stride is 1 and the channels stay.
+    """
 
     def __init__(
         self,

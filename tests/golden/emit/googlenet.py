@@ -16,7 +16,7 @@ DROPOUT_AUX = 0.7
 
 
 class BasicConv2d(nn.Sequential):
-    """The BasicConv2d block of the spec."""
+    """Convolution without bias, batch norm (eps 0.001), ReLU."""
 
     def __init__(
         self,
@@ -40,7 +40,9 @@ class BasicConv2d(nn.Sequential):
 
 
 class Inception(nn.Module):
-    """The Inception block of the spec."""
+    """Four branches concatenated: 1x1; 1x1 then 3x3; 1x1 then 3x3 (torchvision's
+    \"5x5\" branch uses a 3x3 kernel); 3x3 max pool then 1x1.
+    """
 
     def __init__(
         self,
@@ -77,7 +79,7 @@ class Inception(nn.Module):
 
 
 class InceptionAux(nn.Sequential):
-    """The InceptionAux block of the spec."""
+    """An auxiliary classifier on an intermediate feature map (used in training)."""
 
     def __init__(self, in_channels: int, num_classes: int, dropout: float) -> None:
         super().__init__()

@@ -15,7 +15,7 @@ DROPOUT = 0.5
 
 
 class BasicConv2d(nn.Sequential):
-    """The BasicConv2d block of the spec."""
+    """Convolution without bias, batch norm (eps 0.001), ReLU."""
 
     def __init__(
         self, in_channels: int, out: int, kernel=1, stride: int = 1, padding=0
@@ -34,7 +34,7 @@ class BasicConv2d(nn.Sequential):
 
 
 class InceptionA(nn.Module):
-    """The InceptionA block of the spec."""
+    """1x1; 1x1 then 5x5; 1x1 then two 3x3; 3x3 average pool then 1x1."""
 
     def __init__(self, in_channels: int, pool_features: int) -> None:
         super().__init__()
@@ -61,7 +61,7 @@ class InceptionA(nn.Module):
 
 
 class InceptionB(nn.Module):
-    """The InceptionB block of the spec."""
+    """Grid reduction to 17x17; strided 3x3, two 3x3 then a strided 3x3, max pool."""
 
     def __init__(self, in_channels: int) -> None:
         super().__init__()
@@ -84,7 +84,7 @@ class InceptionB(nn.Module):
 
 
 class InceptionC(nn.Module):
-    """The InceptionC block of the spec."""
+    """Factorised 7x7 convolutions (1x7 and 7x1) on the 17x17 grid."""
 
     def __init__(self, in_channels: int, c7: int) -> None:
         super().__init__()
@@ -129,7 +129,7 @@ class InceptionC(nn.Module):
 
 
 class InceptionD(nn.Module):
-    """The InceptionD block of the spec."""
+    """Grid reduction to 8x8."""
 
     def __init__(self, in_channels: int) -> None:
         super().__init__()
@@ -158,7 +158,7 @@ class InceptionD(nn.Module):
 
 
 class InceptionE(nn.Module):
-    """The InceptionE block of the spec."""
+    """Expanded filter banks on the 8x8 grid; 1x3 and 3x1 side by side."""
 
     def __init__(self, in_channels: int) -> None:
         super().__init__()
@@ -199,7 +199,7 @@ class InceptionE(nn.Module):
 
 
 class InceptionAux(nn.Sequential):
-    """The InceptionAux block of the spec."""
+    """The auxiliary classifier on the 17x17 grid (used in training)."""
 
     def __init__(self, in_channels: int, num_classes: int) -> None:
         super().__init__()

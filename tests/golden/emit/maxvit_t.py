@@ -35,7 +35,7 @@ FIRST = (0, 2, 4, 9)
 
 
 class ConvNormGELU(nn.Sequential):
-    """The ConvNormGELU block of the spec."""
+    """torchvision.ops.Conv2dNormActivation with MaxViT's batch norm and GELU."""
 
     def __init__(
         self, in_channels: int, out: int, kernel: int, stride: int = 1, groups: int = 1
@@ -56,7 +56,10 @@ class ConvNormGELU(nn.Sequential):
 
 
 class SqueezeExcitationSiLU(nn.Module):
-    """The SqueezeExcitationSiLU block of the spec."""
+    """torchvision.ops.SqueezeExcitation with SiLU (the catalogue's takes ReLU): pool
+    to one value per channel, squeeze, expand back, and scale the input by the
+    sigmoid of it.
+    """
 
     def __init__(self, in_channels: int, squeeze: int) -> None:
         super().__init__()
@@ -77,7 +80,11 @@ class SqueezeExcitationSiLU(nn.Module):
 
 
 class RelativePositionalMultiHeadAttention(nn.Module):
-    """The RelativePositionalMultiHeadAttention block of the spec."""
+    """Multi-head self-attention among the `size` x `size` positions of each window
+    of an input [windows, positions, C], with a learned bias for each relative
+    position. torchvision scales the keys by C ** -0.5 (all heads' channels, not
+    one head's).
+    """
 
     def __init__(self, in_features: int, in_shape: tuple[int, ...], size: int) -> None:
         super().__init__()
@@ -163,7 +170,12 @@ class RelativePositionalMultiHeadAttention(nn.Module):
 
 
 class MBConv(nn.Module):
-    """The MBConv block of the spec."""
+    """Pre-norm inverted bottleneck: batch norm, expand (1x1), filter depthwise (3x3,
+    with the layer's stride), squeeze-excite, project (1x1), on a stochastic depth
+    branch added to the input, or to its projection when the stride or the
+    channels change (an average pool for the stride, then a 1x1 convolution).
+    Stochastic depth with p = 0 is left out, as torchvision makes it an Identity.
+    """
 
     def __init__(
         self, in_channels: int, out: int, stride: int, p: float, mid: int | None = None
@@ -225,7 +237,14 @@ class MBConv(nn.Module):
 
 
 class PartitionAttentionLayer(nn.Module):
-    """The PartitionAttentionLayer block of the spec."""
+    """Attention and an MLP (GELU), each after a layer norm and on a stochastic depth
+    branch added to its input, over partitions of an image [C, H, W]: `side` x
+    `side` tiles cut out with a reshape and a permute ([windows, side * side, C]).
+    The window layer's tiles are its 7x7 windows; the grid layer's are (H/7)x(W/7)
+    tiles, transposed so that each of its groups holds 7x7 positions spread over
+    the whole image. One stochastic depth module serves both branches, as in
+    torchvision.
+    """
 
     def __init__(
         self,
@@ -299,7 +318,7 @@ class PartitionAttentionLayer(nn.Module):
 
 
 class MaxVitLayer(nn.Sequential):
-    """The MaxVitLayer block of the spec."""
+    """An MBConv, window attention and grid attention."""
 
     def __init__(
         self,
@@ -344,7 +363,10 @@ class MaxVitLayer(nn.Sequential):
 
 
 class MaxVitBlock(nn.Sequential):
-    """The MaxVitBlock block of the spec."""
+    """A stage: its first layer halves the image and changes the channels. Layer
+    number i of the whole network drops with p = i * (stochastic_depth_prob /
+    (total_layers - 1)), as numpy.linspace gives torchvision.
+    """
 
     def __init__(
         self,

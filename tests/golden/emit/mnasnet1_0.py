@@ -36,7 +36,11 @@ class Mean(nn.Module):
 
 
 class InvertedResidual(nn.Module):
-    """The InvertedResidual block of the spec."""
+    """torchvision's _InvertedResidual: expand with a 1x1 convolution, filter
+    depthwise (with the stride), project linearly to out channels; add the input
+    when the stride is 1 and the channels stay (otherwise `sum` is left out and
+    stands for `layers`).
+    """
 
     def __init__(
         self, in_channels: int, out: int, kernel: int, stride: int, expand: int

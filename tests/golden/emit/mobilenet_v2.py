@@ -14,7 +14,7 @@ DROPOUT = 0.2
 
 
 class ConvBNReLU6(nn.Sequential):
-    """The ConvBNReLU6 block of the spec."""
+    """Convolution, batch norm, ReLU6 (torchvision's Conv2dNormActivation)."""
 
     def __init__(
         self,
@@ -40,7 +40,11 @@ class ConvBNReLU6(nn.Sequential):
 
 
 class InvertedResidual(nn.Module):
-    """The InvertedResidual block of the spec."""
+    """torchvision's InvertedResidual: expand with a 1x1 convolution (unless the
+    expansion is 1), filter depthwise, project linearly, and add the input when
+    the stride is 1 and the channels stay (otherwise `sum` is left out and stands
+    for `conv`).
+    """
 
     def __init__(
         self, in_channels: int, out: int, stride: int = 1, expand: int = 6

@@ -15,7 +15,9 @@ LAST_CHANNEL = 1024
 
 
 class ConvNormActivation(nn.Sequential):
-    """The ConvNormActivation block of the spec."""
+    """torchvision.ops.Conv2dNormActivation with batch norm (eps 0.001, momentum
+    0.01).
+    """
 
     def __init__(
         self,
@@ -42,7 +44,10 @@ class ConvNormActivation(nn.Sequential):
 
 
 class HardSqueezeExcitation(nn.Module):
-    """The HardSqueezeExcitation block of the spec."""
+    """torchvision.ops.SqueezeExcitation with a hard sigmoid: pool to one value per
+    channel, squeeze to channels // 4 (rounded as _make_divisible(c, 8) does),
+    expand back, and scale the input by the result.
+    """
 
     def __init__(self, in_channels: int, channels: int) -> None:
         super().__init__()
@@ -63,7 +68,7 @@ class HardSqueezeExcitation(nn.Module):
 
 
 class ConvNorm(nn.Sequential):
-    """The ConvNorm block of the spec."""
+    """The linear projection, without activation."""
 
     def __init__(self, in_channels: int, out: int) -> None:
         super().__init__(
@@ -73,7 +78,10 @@ class ConvNorm(nn.Sequential):
 
 
 class Layers(nn.Sequential):
-    """The Layers block of the spec."""
+    """torchvision's InvertedResidual.block: expand with a 1x1 convolution (unless
+    expanded is the input's width), filter depthwise, squeeze-and-excite (if se),
+    project to out.
+    """
 
     def __init__(
         self,
@@ -110,7 +118,10 @@ class Layers(nn.Sequential):
 
 
 class InvertedResidual(nn.Module):
-    """The InvertedResidual block of the spec."""
+    """torchvision's InvertedResidual: the layers, and the input added when the
+    stride is 1 and the width stays the same (otherwise `sum` is left out and
+    stands for `block`).
+    """
 
     def __init__(
         self,

@@ -24,7 +24,10 @@ SE_RATIO = 0.25
 
 
 class ResBottleneckBlock(nn.Module):
-    """The ResBottleneckBlock block of the spec."""
+    """1x1, grouped 3x3 (strided in a stage's first block), squeeze-and-excitation,
+    1x1; added to the input, which a strided 1x1 convolution projects when the
+    stride or the width changes; then ReLU.
+    """
 
     def __init__(
         self,

@@ -13,7 +13,10 @@ NUM_CLASSES = 1000
 
 
 class BasicBlock(nn.Module):
-    """The BasicBlock block of the spec."""
+    """Two 3x3 convolutions (the first strided in the first block of a stage) and a
+    shortcut that a strided 1x1 convolution projects when the stride or the width
+    changes.
+    """
 
     def __init__(self, in_channels: int, planes: int, stride: int = 1) -> None:
         super().__init__()

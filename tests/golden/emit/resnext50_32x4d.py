@@ -17,7 +17,10 @@ WIDTH_PER_GROUP = 4
 
 
 class Bottleneck(nn.Module):
-    """The Bottleneck block of the spec."""
+    """1x1 reduce, 3x3 (strided in the first block of a stage), 1x1 expand (x4), and
+    a shortcut that a strided 1x1 convolution projects when the stride or the
+    width changes.
+    """
 
     def __init__(
         self, in_channels: int, planes: int, stride: int = 1, width: int | None = None

@@ -30,7 +30,10 @@ class Mean(nn.Module):
 
 
 class DownUnit(nn.Module):
-    """The DownUnit block of the spec."""
+    """The first unit of a stage (stride 2): both branches see the whole input, each
+    gives half the output channels; concatenated, then the channels of the two
+    halves interleaved.
+    """
 
     def __init__(self, in_channels: int, inp: int, out: int) -> None:
         super().__init__()
@@ -78,7 +81,9 @@ class DownUnit(nn.Module):
 
 
 class Unit(nn.Module):
-    """The Unit block of the spec."""
+    """The other units (stride 1): half the channels pass through, the other half
+    goes through branch2; concatenated and shuffled.
+    """
 
     def __init__(self, out: int, in_channels_2: int) -> None:
         super().__init__()

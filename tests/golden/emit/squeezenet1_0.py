@@ -16,7 +16,9 @@ VERSION = 1.0
 
 
 class Fire(nn.Module):
-    """The Fire block of the spec."""
+    """Squeeze to a few channels with a 1x1 convolution, then expand with 1x1 and 3x3
+    convolutions side by side and concatenate them.
+    """
 
     def __init__(
         self, in_channels: int, squeeze: int, expand1x1: int, expand3x3: int

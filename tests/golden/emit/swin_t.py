@@ -26,7 +26,10 @@ FIRST = (0, 2, 4, 10)
 
 
 class WindowMask(nn.Module):
-    """The WindowMask block of the spec."""
+    """Adds the shifted-window mask to each image's windows' attention scores: the
+    windows are taken out of the batch ([N, windows, heads, L, L]), the mask
+    added, and folded back.
+    """
 
     def __init__(
         self, windows: int, size: tuple[int, ...], window: int, shift: tuple[int, ...]
@@ -167,7 +170,9 @@ class WindowMask(nn.Module):
 
 
 class PatchMerging(nn.Module):
-    """The PatchMerging block of the spec."""
+    """Each 2x2 group of positions concatenated (4C channels, in torchvision's
+    order), layer norm, and a linear map to 2C.
+    """
 
     def __init__(
         self, in_features: int, in_shape: tuple[int, ...], normalized_shape: int
@@ -194,7 +199,10 @@ class PatchMerging(nn.Module):
 
 
 class ShiftedWindowAttention(nn.Module):
-    """The ShiftedWindowAttention block of the spec."""
+    """Multi-head self-attention within windows of window x window positions, with a
+    learned bias for each relative position; shift > 0 rolls the image by -shift
+    first (and back after), unless the image fits in one window.
+    """
 
     def __init__(
         self,
@@ -320,7 +328,10 @@ class ShiftedWindowAttention(nn.Module):
 
 
 class SwinTransformerBlock(nn.Module):
-    """The SwinTransformerBlock block of the spec."""
+    """Window attention and an MLP (4x, GELU), each after a layer norm and added.
+    Block `number` of a stage shifts its windows when it is odd; its stochastic
+    depth grows with its number in the whole network.
+    """
 
     def __init__(
         self,

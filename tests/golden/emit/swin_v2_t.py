@@ -25,7 +25,10 @@ FIRST = (0, 2, 4, 10)
 
 
 class WindowMask(nn.Module):
-    """The WindowMask block of the spec."""
+    """Adds the shifted-window mask to each image's windows' attention scores: the
+    windows are taken out of the batch ([N, windows, heads, L, L]), the mask
+    added, and folded back.
+    """
 
     def __init__(
         self, windows: int, size: tuple[int, ...], window: int, shift: tuple[int, ...]
@@ -166,7 +169,9 @@ class WindowMask(nn.Module):
 
 
 class PatchMergingV2(nn.Module):
-    """The PatchMergingV2 block of the spec."""
+    """Each 2x2 group of positions concatenated (4C channels, in torchvision's
+    order), a linear map to 2C, and layer norm.
+    """
 
     def __init__(
         self, in_features: int, in_shape: tuple[int, ...], in_features_2: int
@@ -193,7 +198,12 @@ class PatchMergingV2(nn.Module):
 
 
 class ShiftedWindowAttentionV2(nn.Module):
-    """The ShiftedWindowAttentionV2 block of the spec."""
+    """Cosine self-attention within windows of window x window positions, scaled per
+    head by a learned logit scale (at most 100), with a bias for each relative
+    position computed by an MLP from log-spaced coordinates; the image is padded
+    to a multiple of the window first and cropped after; shift > 0 rolls it by
+    -shift (and back), unless it fits in one window.
+    """
 
     def __init__(
         self,
@@ -427,7 +437,10 @@ class ShiftedWindowAttentionV2(nn.Module):
 
 
 class SwinTransformerBlockV2(nn.Module):
-    """The SwinTransformerBlockV2 block of the spec."""
+    """Window attention and an MLP (4x, GELU), each followed by a layer norm and
+    added. Block `number` of a stage shifts its windows when it is odd; its
+    stochastic depth grows with its number in the whole network.
+    """
 
     def __init__(
         self,

@@ -16,7 +16,7 @@ NUM_CLASSES = 2
 
 
 class DoubleConv(nn.Sequential):
-    """The DoubleConv block of the spec."""
+    """Two 3x3 convolutions, each followed by batch norm and ReLU."""
 
     def __init__(self, in_channels: int, out: int) -> None:
         super().__init__(

@@ -25,7 +25,9 @@ SEQ_LENGTH = 197
 
 
 class EncoderBlock(nn.Module):
-    """The EncoderBlock block of the spec."""
+    """Pre-norm transformer encoder layer: self-attention and an MLP, each added to
+    its input.
+    """
 
     def __init__(self, in_features: int) -> None:
         super().__init__()
