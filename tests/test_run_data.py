@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +100,21 @@ def test_csv_class_names_become_indices(tmp_path: Path) -> None:
     table = csv_table(path, "kind", None, ",")
     assert table.fields["input"].tolist() == [[1, 2], [3, 4], [5, 6]]
     assert table.fields["target"].tolist() == [0, 1, 0]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("a,b,kind\n1,2\n3,4,1\n", "t.csv: line 2 has 2 values, its header line 3"),
+    ("a,b,kind\n1,2,0\n3,4,1,5\n", "t.csv: line 3 has 4 values, its header line 3"),
+    ("a,b,kind\n1,2,0\nnan,4,1\n", "column 'a' holds a value that is not finite on line 3"),
+    ("a,b,kind\n1,2,0\n3,4,inf\n", "column 'kind' holds a value that is not finite on line 3"),
+], ids=["short-row", "long-row", "nan-feature", "inf-target"])
+def test_csv_rows_that_do_not_fit_are_run_errors_naming_the_line(tmp_path: Path, text: str,
+                                                                   message: str) -> None:
+    """A short row was a TypeError traceback; a nan trained until the loss was nan."""
+    path = tmp_path / "t.csv"
+    path.write_text(text)
+    with pytest.raises(RunError, match=re.escape(message)):
+        csv_table(path, "kind", None, ",")
 
 
 def test_val_split_is_fixed_and_disjoint(tmp_path: Path) -> None:

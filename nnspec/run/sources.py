@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import math
 import struct
 from pathlib import Path
 from typing import Any
@@ -157,17 +158,30 @@ def csv_table(path: Path, target: str | list[str], features: list[str] | None,
     if missing:
         raise RunError(f"{path} has no columns {missing} in its header line ({len(columns)} "
                        "columns)", hint="name columns exactly as the file's first line does")
+    for line, row in enumerate(rows, 2):  # DictReader: None for missing and extra values
+        if None in row or None in row.values():
+            given = sum(v is not None for k, v in row.items() if k is not None) + \
+                len(row.get(None) or [])
+            raise RunError(f"{path}: line {line} has {given} values, its header line "
+                           f"{len(columns)}", hint="every row needs one value per column")
     feats = features or [c for c in columns if c not in targets]
-    x = torch.tensor([[_number(path, r, c) for c in feats] for r in rows], dtype=torch.float32)
+    x = torch.tensor([[_number(path, r, c, line) for c in feats]
+                      for line, r in enumerate(rows, 2)], dtype=torch.float32)
     return Table({"input": x, "target": _csv_target(path, rows, targets)})
 
 
-def _number(path: Path, row: dict[str, str], column: str) -> float:
+def _number(path: Path, row: dict[str, str], column: str, line: int) -> float:
     try:
-        return float(row[column])
+        value = float(row[column])
     except (TypeError, ValueError):
         raise RunError(f"{path}: column {column!r} holds a value that is not a number") \
             from None
+    if not math.isfinite(value):
+        raise RunError(f"{path}: column {column!r} holds a value that is not finite on line "
+                       f"{line} (nan or inf: a missing value?)",
+                       hint="fill in or leave out the rows with missing values; a non-finite "
+                       "input makes every loss after it nan")
+    return value
 
 
 def _csv_target(path: Path, rows: list[dict[str, str]], targets: list[str]) -> Tensor:
@@ -178,11 +192,14 @@ def _csv_target(path: Path, rows: list[dict[str, str]], targets: list[str]) -> T
         except ValueError:
             classes = {c: i for i, c in enumerate(sorted(set(values)))}
             return torch.tensor([classes[v] for v in values])
+        bad = next((line for line, n in enumerate(numbers, 2) if not math.isfinite(n)), None)
+        if bad is not None:
+            _number(path, rows[bad - 2], targets[0], bad)  # raises, naming the line
         if all(n.is_integer() for n in numbers):
             return torch.tensor(numbers).long()
         return torch.tensor(numbers, dtype=torch.float32)
-    return torch.tensor([[_number(path, r, c) for c in targets] for r in rows],
-                        dtype=torch.float32)
+    return torch.tensor([[_number(path, r, c, line) for c in targets]
+                         for line, r in enumerate(rows, 2)], dtype=torch.float32)
 
 
 def sklearn_table(name: str, images: bool) -> Table:
