@@ -409,3 +409,20 @@ def test_topk_with_no_more_classes_than_k_is_refused(tmp_path: Path, metric: str
     assert "hint: use top2 or less, or accuracy" in err
     spec_ok = load_spec(BASE, ["train.metrics=[top2]"])
     assert spec_ok.train.metrics == ["top2"]
+
+
+# -- a first step that fails: a hint for what it most often means ---------------------------
+
+@pytest.mark.parametrize(("overrides", "hint"), [
+    (["model.0.out_features=2"], "the last layer needs out_features equal to the number of "
+     "classes"),
+    (["data.dataset={SKLearn: {name: diabetes}}", "input=[10]"], "the loss takes class "
+     "indices (integers)"),
+], ids=["too-few-outputs", "float-targets"])
+def test_a_failing_first_step_hints_the_likely_cause(tmp_path: Path, overrides: list[str],
+                                                    hint: str) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE)
+    code, _, err = cli("train", str(spec), *overrides, "train.metrics=[]",
+                       "--run-dir", str(tmp_path / "r"))
+    assert code == 3 and "the first training step failed" in err and hint in err, err

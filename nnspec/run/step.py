@@ -192,8 +192,19 @@ def _first(step: Callable[[], tuple[Tensor, dict[str, Any]]],
             raise  # not the spec's wiring: the run's memory (api.train says so)
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RunError(f"the first training step failed in the model or {parts.loss.name}: "
-                       f"{message}", hint="check that input: matches the data's samples, and "
-                       "loss.inputs and data.target_encoding match the loss") from exc
+                       f"{message}", hint=_first_hint(message)) from exc
+
+
+def _first_hint(message: str) -> str:
+    """A fix for what a first step's failure most often means."""
+    if "out of bounds" in message and "Target" in message:
+        return ("a class index is not below the model's number of outputs: the last layer "
+                "needs out_features equal to the number of classes (targets 0 to K-1)")
+    if "expected target dtype" in message or "expected scalar type Long" in message:
+        return ("the loss takes class indices (integers), the targets are numbers of another "
+                "type: give integer class labels, or use a loss for real-valued targets")
+    return ("check that input: matches the data's samples, and loss.inputs and "
+            "data.target_encoding match the loss")
 
 
 def out_of_memory(exc: BaseException) -> bool:
