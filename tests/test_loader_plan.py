@@ -122,3 +122,24 @@ def test_worker_augmentations_depend_on_seed_epoch_and_sample_only(tmp_path: Pat
                                                   strict=True))
     fresh = _augmented(tmp_path, 2, 0, 0)
     assert not all(torch.equal(a, b) for a, b in zip(whole, fresh, strict=False))
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_damaged_image_among_the_files_names_the_file(tmp_path: Path, workers: int) -> None:
+    """It said 'cannot use: UnidentifiedImageError' (an OSError with no errno), and the run's
+    first line said '(1 workers)'."""
+    root = tmp_path / "img"
+    root.mkdir()
+    _images(root)
+    (root / "a" / "broken.png").write_text("not an image")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(HEAD.replace("[4]", "[3, 6, 6]").replace("model: [", "model: [Flatten, ")
+                    + f"data: {{dataset: {{ImageFolder: {{root: {root}}}}}, batch_size: 11, "
+                    f"num_workers: {workers}, transforms: [ToImage, {{ToDtype: {{scale: true}}}}]}}"
+                    "\nloss: CrossEntropyLoss\noptimizer: {SGD: {lr: 0.1}}\n"
+                    "train: {epochs: 1, device: cpu}\nlog: {tensorboard: false}\n")
+    code, _, err = cli("train", str(spec), "--run-dir", str(tmp_path / "run"))
+    assert code == 3, err
+    assert "error: cannot read the data: cannot identify image file '" in err
+    assert "broken.png'" in err and "_io." not in err
+    assert "(1 workers)" not in err

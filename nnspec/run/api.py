@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import sys
 import time
@@ -131,7 +132,15 @@ def train(spec: Spec | str | Path, *, overrides: list[str] | tuple[str, ...] = (
 def os_failure(exc: OSError) -> str:
     """``cannot use runs/x/metrics.jsonl: No space left on device`` (never the content)."""
     name = f" {exc.filename}" if exc.filename else ""
-    return f"cannot use{name}: {exc.strerror or type(exc).__name__}"
+    if exc.strerror or name:
+        return f"cannot use{name}: {exc.strerror or type(exc).__name__}"
+    # no errno: an OSError raised by a reader, PIL's "cannot identify image file 'x.png'"
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()] or [""]
+    # a DataLoader worker's: "Caught X in DataLoader worker process 0.", its trace, then X's
+    said = lines[-1] if lines[0].startswith("Caught ") else lines[0]
+    said = re.sub(r"^[\w.]+(Error|Exception): ", "", said.strip())
+    said = re.sub(r"<_io\.\w+ name=('[^']*')>", r"\1", said)[:300]  # PIL's file object
+    return f"cannot read the data: {said or type(exc).__name__}"
 
 
 def check_device_option(device: str | None) -> None:

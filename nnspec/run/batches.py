@@ -63,7 +63,9 @@ class Batches:
     def describe(self) -> str:
         if self.resident:
             return f"resident on {self.device}"
-        return "DataLoader" + (f" ({self.num_workers} workers)" if self.num_workers else "")
+        workers = self.num_workers
+        return "DataLoader" + (f" ({workers} worker{'s' if workers != 1 else ''})" if workers
+                               else "")
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[Batch]:
         """The batches of ``epoch`` from batch index ``start`` on."""
