@@ -117,6 +117,22 @@ def test_csv_rows_that_do_not_fit_are_run_errors_naming_the_line(tmp_path: Path,
         csv_table(path, "kind", None, ",")
 
 
+@pytest.mark.parametrize(("inputs", "message"), [
+    (torch.tensor(1.0), "array 'inputs' is a single number"),
+    (torch.zeros(4, 2, dtype=torch.complex64), "array 'inputs' holds complex numbers"),
+    (torch.tensor([[0.0, 1.0], [0.0, float("inf")], [1.0, 1.0], [2.0, 2.0]]),
+     "array 'inputs' holds a value that is not finite (nan or inf) in sample 1"),
+], ids=["scalar", "complex", "inf"])
+def test_tensor_arrays_that_cannot_be_samples_are_run_errors(tmp_path: Path, inputs: torch.Tensor,
+                                                             message: str) -> None:
+    """A scalar was a TypeError traceback (len() of a 0-d tensor), complex numbers a
+    NotImplementedError, a nan or inf a loss that turned nan."""
+    path = tmp_path / "d.pt"
+    torch.save({"inputs": inputs, "targets": torch.zeros(4).long()}, path)
+    with pytest.raises(RunError, match=re.escape(message)):
+        tensors_table(path, "inputs", "targets")
+
+
 def test_val_split_is_fixed_and_disjoint(tmp_path: Path) -> None:
     spec, _ = spec_from(DIGITS_MLP, tmp_path)
     first = load_splits(spec, ["train", "val"])

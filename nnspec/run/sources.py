@@ -112,11 +112,30 @@ def tensors_table(path: Path, inputs: str, targets: str) -> Table:
     if missing:
         raise RunError(f"{path} has no arrays {missing}; it holds {sorted(arrays)}",
                        hint="name them with inputs: and targets:")
+    names = {"input": inputs, "target": targets}
     renamed = {"input": arrays.pop(inputs), "target": arrays.pop(targets), **arrays}
+    for field, array in renamed.items():
+        _check_array(path, names.get(field, field), array)
     try:
         return Table(renamed)
     except ValueError as exc:
         raise RunError(f"{path}: {exc}") from exc
+
+
+def _check_array(path: Path, name: str, array: Tensor) -> None:
+    """One sample per index of the first dimension, of real numbers, all finite."""
+    if array.dim() == 0:
+        raise RunError(f"{path}: array {name!r} is a single number",
+                       hint="its first dimension counts the samples: save one value per sample")
+    if array.is_complex():
+        raise RunError(f"{path}: array {name!r} holds complex numbers",
+                       hint="save real numbers (e.g. the real and imaginary parts as two "
+                       "channels)")
+    if array.is_floating_point() and not bool(torch.isfinite(array).all()):
+        sample = int((~torch.isfinite(array)).reshape(len(array), -1).any(1).nonzero()[0])
+        raise RunError(f"{path}: array {name!r} holds a value that is not finite (nan or "
+                       f"inf) in sample {sample}", hint="fill in or leave out the samples with "
+                       "missing values; a non-finite input makes every loss after it nan")
 
 
 def _load_arrays(path: Path) -> dict[str, Tensor]:
