@@ -76,3 +76,18 @@ def test_explain_init_command_prints_the_table(tmp_path: Path) -> None:
     out = io.StringIO()
     assert train_command(str(spec), [], explain_init=True, out=out) == 0
     assert "2.bias" in out.getvalue() and "init[0] zeros_()" in out.getvalue()
+
+
+def test_the_init_line_says_all_or_how_many_and_not_on_resume(tmp_path: Path) -> None:
+    """It said '10 of 10 ..., the rest PyTorch's defaults', and printed it again on a resume,
+    whose weights come from the checkpoint."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text(DIGITS_MLP.replace("epochs: 2", "epochs: 1") +
+                    "init:\n  - {match: {param: '*'}, fn: zeros_}\n")
+    out = io.StringIO()
+    assert train_command(str(spec), [], run_dir=str(tmp_path / "run"), err=out) == 0
+    assert "init: all 4 parameter tensors set by init rules (--explain-init" in out.getvalue()
+    again = io.StringIO()
+    assert train_command(str(spec), ["train.epochs=2"], resume=str(tmp_path / "run"),
+                         err=again) == 0
+    assert "init:" not in again.getvalue()

@@ -248,13 +248,17 @@ def _start(spec: Spec, parts: setup.Parts, dist: distributed.Dist, path: Path,
             out.write(f"warning: {caution}\n")
     if "stand_in" in settings["run"]:
         out.write(f"data: {settings['run']['stand_in']}\n")
-    if spec.init:
-        ruled = len({m.param for m in parts.init_matches})
-        total = len(list(parts.model.parameters()))
-        out.write(f"init: {ruled} of {total} parameter tensors set by init rules, the rest "
-                  "PyTorch's defaults (--explain-init lists them)\n")
+    if spec.init and state is None:  # a resumed run's weights are the checkpoint's
+        out.write(_init_line(len({m.param for m in parts.init_matches}),
+                             len(list(parts.model.parameters()))))
     _tuning(parts, trainer, path, resuming=state is not None, out=out)
     return trainer
+
+
+def _init_line(ruled: int, total: int) -> str:
+    said = f"all {total}" if ruled == total else f"{ruled} of {total}"
+    rest = "" if ruled == total else ", the rest PyTorch's defaults"
+    return f"init: {said} parameter tensors set by init rules{rest} (--explain-init lists them)\n"
 
 
 def _tuning(parts: setup.Parts, trainer: Trainer, path: Path, resuming: bool,
