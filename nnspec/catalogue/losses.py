@@ -20,8 +20,9 @@ from nnspec.catalogue import torch_api
 OUTPUT_TARGET = ("output", "target")
 
 # How accuracy reads an output against 0/1 targets: logits (> 0), probabilities (> 0.5), or
-# scores against -1/+1 targets (> 0 both).
-Scale = Literal["logits", "probabilities", "signed"]
+# scores against -1/+1 targets (> 0 both); "values": the loss fits real values (regression,
+# counts, distributions), where accuracy and topK compare nothing: they are refused.
+Scale = Literal["logits", "probabilities", "signed", "values"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class _Note:
 _MODEL_PAIR = ("model(input1)", "model(input2)", "target")
 _TRIPLET = ("model(anchor)", "model(positive)", "model(negative)")
 _ELEMENTWISE = _Note(elementwise=True)
+_VALUES = _Note(elementwise=True, scale="values")
 
 # The torch.nn losses that are not plain (output, target) classification losses.
 NOTES: dict[str, _Note] = {
@@ -66,11 +68,12 @@ NOTES: dict[str, _Note] = {
     "CTCLoss": _Note(("output", "target", "input_lengths", "target_lengths"),
                      host_reads="CTCLoss reads sequence lengths on the host"),
     "GaussianNLLLoss": _Note(("column(output, 0)", "target", "softplus(column(output, 1))"),
-                             elementwise=True),
+                             elementwise=True, scale="values"),
     "BCELoss": _Note(elementwise=True, scale="probabilities"),
     "SoftMarginLoss": _Note(elementwise=True, scale="signed"),
-    **dict.fromkeys(("L1Loss", "MSELoss", "SmoothL1Loss", "HuberLoss", "BCEWithLogitsLoss",
-                     "PoissonNLLLoss", "KLDivLoss", "MultiLabelSoftMarginLoss"), _ELEMENTWISE),
+    **dict.fromkeys(("BCEWithLogitsLoss", "MultiLabelSoftMarginLoss"), _ELEMENTWISE),
+    **dict.fromkeys(("L1Loss", "MSELoss", "SmoothL1Loss", "HuberLoss", "PoissonNLLLoss",
+                     "KLDivLoss"), _VALUES),
 }
 
 

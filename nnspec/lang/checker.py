@@ -300,6 +300,9 @@ def _training(doc: Document, errors: Collector) -> dict[str, Any]:
             where = ("scheduler", *path)
             errors.add(doc.locate(where, key=path == (out["scheduler"].name,)), where, message,
                        hint)
+    if "train" in out and "loss" in out:
+        for spot, said, fix in S.metric_problems(out["train"], out["loss"].name):
+            errors.add(doc.locate(spot), spot, said, fix)
     for at, text, advice in [*(S.train_problems(out["train"]) if "train" in out else []),
                              *(S.data_problems(out["data"]) if "data" in out else [])]:
         errors.add(doc.locate(at), at, text, advice)

@@ -508,6 +508,20 @@ def train_problems(train: Train) -> list[tuple[tuple[str | int, ...], str, str |
     return out + _strategy_problems(train)
 
 
+def metric_problems(train: Train, loss: str) -> list[tuple[tuple[str | int, ...], str, str]]:
+    """accuracy and topK with a loss that fits real values: they would compare nothing."""
+    from nnspec.catalogue.losses import loss_info
+
+    try:
+        fits_values = loss_info(loss).scale == "values"
+    except KeyError:
+        return []  # an unknown loss is reported on its own
+    return [(("train", "metrics", i), f"{name} compares classes, and {loss} fits real values",
+             "use mae or mse, or a classification loss")
+            for i, name in enumerate(train.metrics)
+            if fits_values and (name == "accuracy" or TOPK_PATTERN.match(name))]
+
+
 def _strategy_problems(train: Train) -> list[tuple[tuple[str | int, ...], str, str | None]]:
     """Settings FSDP does not run with (yet): refused before any process starts."""
     if train.strategy != "fsdp":

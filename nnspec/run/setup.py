@@ -23,7 +23,7 @@ from torch import nn
 from torch.optim import Optimizer
 
 from nnspec.errors import Location, Problem, RunError, SpecError, format_path
-from nnspec.lang.spec import DEVICE_HINT, Spec, train_problems
+from nnspec.lang.spec import DEVICE_HINT, Spec, metric_problems, train_problems
 from nnspec.run import choices as auto
 from nnspec.run import finetune, fsdp, weights
 from nnspec.run import init as init_rules
@@ -93,8 +93,10 @@ def monitor_of(spec: Spec, splits: list[str]) -> tuple[tuple[str, str], bool]:
 
 def _check_train(spec: Spec) -> None:
     """validate's check of metrics, monitor and device, for a Spec built in code."""
+    found = [*train_problems(spec.train),
+             *(metric_problems(spec.train, spec.loss.name) if spec.loss is not None else [])]
     problems = [Problem(Location(spec.file), path, message, hint)
-                for path, message, hint in train_problems(spec.train)]
+                for path, message, hint in found]
     if problems:
         raise SpecError(problems)
 
