@@ -256,7 +256,8 @@ def test_export_refuses_to_overwrite_without_force(lenet: tuple[Path, Path],
 
 @pytest.mark.parametrize(("extra", "size"), [
     ("", 128), ("  val: {batch_size: 7}\n", 7),
-    ("  val: {batch_size: 7}\n  test: {range: [0, 10], batch_size: 5}\n", 5)],
+    ("  val: {batch_size: 7}\n  test: {range: [0, 10], batch_size: 5}\n"
+     "  train: {range: [10, 1797]}\n", 5)],
     ids=["twice", "val's", "test's"])
 def test_predict_batches_as_the_data_plan_evaluates(tmp_path: Path, extra: str,
                                                     size: int) -> None:

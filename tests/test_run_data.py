@@ -11,6 +11,7 @@ import pytest
 import torch
 from run_fixtures import DIGITS_MLP, mnist_dir, spec_from, tiny_mnist, write_idx
 
+from nnspec.api import load_spec
 from nnspec.errors import RunError, SpecError
 from nnspec.lang.spec import TargetEncoding
 from nnspec.run.data import load_splits
@@ -266,3 +267,27 @@ def test_every_element_type_name_is_a_torch_dtype_through_the_one_table() -> Non
     assert torch_dtype("long") is torch.int64 and torch_dtype("uint8") is torch.uint8
     with pytest.raises(ValueError, match="not an element type"):
         torch_dtype("Tensor")
+
+
+@pytest.mark.parametrize(("splits", "message"), [
+    ("  val: {range: [0, 100]}\n", "data.val.range: val range [0, 100) overlaps the training "
+     "split, which takes every sample (no data.train.range)"),
+    ("  train: {range: [0, 1500]}\n  val: {range: [1400, 1797]}\n",
+     "val range [1400, 1797) overlaps data.train.range [0, 1500): the model would be measured "
+     "on samples it trained on (give data.train.range samples apart from val's: before 1400 "
+     "or from 1797 on)"),
+    ("  train: {range: [100, 1797]}\n  test: {range: [0, 200]}\n", "data.test.range: test "
+     "range [0, 200) overlaps data.train.range [100, 1797)"),
+    ("  fallback:\n    note: x\n    dataset: {SKLearn: {name: digits}}\n"
+     "    val: {range: [0, 10]}\n", "data.fallback.val.range: val range [0, 10) overlaps"),
+], ids=["val-of-all", "val-and-train", "test", "fallback"])
+def test_a_range_the_training_split_also_takes_is_refused(splits: str, message: str) -> None:
+    """data.val.range=[0, 100] validated on samples the model trained on (val_split unused)."""
+    with pytest.raises(SpecError) as info:
+        load_spec(DIGITS_MLP.replace("  val_split: 0.2\n", splits))
+    assert message in info.value.render()
+
+
+def test_ranges_apart_are_fine() -> None:
+    load_spec(DIGITS_MLP.replace("  val_split: 0.2\n", "  train: {range: [100, 1797]}\n"
+                                 "  val: {range: [0, 100]}\n"))

@@ -191,6 +191,7 @@ def data_problems(data: Data) -> list[tuple[tuple[str | int, ...], str, str | No
         for split in [getattr(owner, name)]
         if split is not None and split.range is not None and split.range[0] >= split.range[1]]
     out.extend(_worker_problems(data))
+    out.extend(p for at, owner in owners for p in _overlaps(data, at, owner))
     if data.val_split and not MIN_VAL_SPLIT <= data.val_split <= MAX_VAL_SPLIT:
         side = "validation" if data.val_split < MIN_VAL_SPLIT else "training"
         out.append((("data", "val_split"), f"val_split {data.val_split} leaves the {side} split "
@@ -200,6 +201,40 @@ def data_problems(data: Data) -> list[tuple[tuple[str | int, ...], str, str | No
         n = _training_samples(data)
         if n is not None and (problem := val_split_problem(n, data.val_split)):
             out.append((("data", "val_split"), *problem))
+    return out
+
+
+def _overlaps(data: Data, at: tuple[str, ...], owner: Any
+              ) -> list[tuple[tuple[str | int, ...], str, str | None]]:
+    """A val (or test) range of the samples the training split also takes: it would measure the
+    model on what it trained on.  ``owner`` is the data section or its fallback (whose splits
+    replace the section's where it gives them)."""
+    from nnspec.catalogue.datasets import has_test_part
+
+    def split(name: str) -> DataSplit | None:
+        own = getattr(owner, name)
+        return own if own is not None or owner is data else getattr(data, name)
+
+    train = split("train")
+    if train is not None and train.dataset is not None:
+        return []
+    low, high = train.range if train is not None and train.range else (0, None)
+    dataset = owner.dataset.name
+    out: list[tuple[tuple[str | int, ...], str, str | None]] = []
+    for name in ("val", "test"):
+        cfg = split(name)
+        if cfg is None or cfg.range is None or cfg.dataset is not None or (
+                name == "test" and has_test_part(dataset)):
+            continue
+        start, stop = cfg.range
+        if start < stop and start < (high if high is not None else stop) and low < stop:
+            taken = f"data.train.range [{low}, {high})" if high is not None else \
+                "the training split, which takes every sample (no data.train.range)"
+            out.append(((*at, name, "range"), f"{name} range [{start}, {stop}) overlaps "
+                        f"{taken}: the model would be measured on samples it trained on",
+                        f"give data.train.range samples apart from {name}'s: before {start} "
+                        f"or from {stop} on" if start else f"give data.train.range samples "
+                        f"apart from {name}'s, from {stop} on"))
     return out
 
 
