@@ -267,3 +267,42 @@ def test_predict_batches_as_the_data_plan_evaluates(tmp_path: Path, extra: str,
     path = tmp_path / "spec.yaml"
     path.write_text(DIGITS_MLP.replace("  batch_size: 64\n", "  batch_size: 64\n" + extra))
     assert batch_size(load_spec(str(path), [])) == size
+
+
+IDS_SPEC = """
+nnspec: 2
+name: ids
+input: {shape: [4], dtype: int64}
+model:
+  graph:
+    table: {parameter: {shape: [5, 3], init: {normal: {std: 1.0}}}}
+    rows: {lookup: [table, input]}
+    flat: {Flatten: {}}
+    head: {Linear: {out_features: 2}}
+data: {dataset: {Tensors: {path: DATA}}, train: {range: [0, 6]}, val: {range: [6, 8]},
+       batch_size: 4}
+loss: CrossEntropyLoss
+optimizer: {SGD: {lr: 0.1}}
+train: {epochs: 1, device: cpu}
+log: {tensorboard: false}
+"""
+
+
+@pytest.mark.parametrize(("given", "words"), [
+    (torch.full((2, 4), 9), "the model cannot run on the inputs: index 9 is out of bounds"),
+    (torch.zeros(2, 4), "holds float32 values, the model reads int64"),
+], ids=["id-beyond-the-table", "float-ids"])
+def test_predict_of_ids_the_model_cannot_take_is_one_line(tmp_path: Path, given: torch.Tensor,
+                                                          words: str) -> None:
+    """Token ids beyond a graph model's table were a traceback torch.fx printed, then exit 1;
+    float ids reached the lookup the same way."""
+    torch.save({"inputs": torch.randint(0, 5, (8, 4)), "targets": torch.randint(0, 2, (8,))},
+               tmp_path / "d.pt")
+    spec = tmp_path / "ids.yaml"
+    spec.write_text(IDS_SPEC.replace("DATA", str(tmp_path / "d.pt")))
+    code, _, err = cli("train", str(spec), "--run-dir", str(tmp_path / "run"))
+    assert code == 0, err
+    torch.save(given, tmp_path / "x.pt")
+    code, _, err = cli("predict", str(spec), "--checkpoint",
+                       str(tmp_path / "run" / "checkpoints" / "best.pt"), str(tmp_path / "x.pt"))
+    assert code == 3 and words in err and "Traceback" not in err and "fx" not in err, err

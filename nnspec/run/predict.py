@@ -105,11 +105,26 @@ def run_model(model: nn.Module, batch: Tensor, device: torch.device, size: int) 
     outs = []
     with torch.inference_mode():
         for chunk in batch.split(max(size, 1)):
-            out = model(chunk.to(device))
+            out = _call(model, chunk.to(device))
             if not isinstance(out, Tensor):
                 raise RunError("nnspec predict reads models with one output tensor")
             outs.append(out.float().cpu())
     return torch.cat(outs)
+
+
+def _call(model: nn.Module, x: Tensor) -> Any:
+    """The model on one chunk; what it refuses (token ids beyond its vocabulary...) said in one
+    line, without torch.fx's printed trace."""
+    from nnspec.run.step import fx_trace_silenced
+
+    try:
+        with fx_trace_silenced():
+            return model(x)
+    except (RuntimeError, IndexError, ValueError, TypeError) as exc:
+        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise RunError(f"the model cannot run on the inputs: {text}",
+                       hint="give inputs of the kind the model trained on (the same values "
+                       "range, e.g. token ids below the vocabulary size)") from None
 
 
 # -- reading inputs ---------------------------------------------------------------------------
@@ -270,6 +285,10 @@ def _evaluation_form(spec: Spec, meta: dict[str, Any], raw: Tensor, name: str) -
     transform = input_transform(items, path)
     x = transform(raw) if transform is not None else raw
     dtype = torch_dtype(next(iter(spec.inputs.values())).dtype)
+    if not dtype.is_floating_point and x.is_floating_point():
+        raise RunError(f"{name} holds {str(x.dtype)[6:]} values, the model reads "
+                       f"{str(dtype)[6:]} (token ids or class indices)",
+                       hint=f"save the inputs as integers, e.g. tensor.to(torch.{str(dtype)[6:]})")
     return x.to(dtype) if dtype.is_floating_point else x
 
 

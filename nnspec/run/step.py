@@ -179,6 +179,25 @@ def _compile_note(parts: Parts, start: float) -> str:
             f"inductor cache {compile_cache()}, reused by later runs)")
 
 
+@contextlib.contextmanager
+def fx_trace_silenced() -> Iterator[None]:
+    """torch.fx prints a traceback of its generated forward to stderr before it re-raises an
+    error from inside a graph model: keep what stderr got, and drop it if the call fails (the
+    caller says what failed, in one line)."""
+    import io
+    import sys
+
+    caught, real = io.StringIO(), sys.stderr
+    sys.stderr = caught
+    try:
+        yield
+    except BaseException:
+        sys.stderr = real
+        raise
+    sys.stderr = real
+    real.write(caught.getvalue())
+
+
 def _first(step: Callable[[], tuple[Tensor, dict[str, Any]]],
            parts: Parts) -> tuple[Tensor, dict[str, Any]]:
     """Run the first step, turning what a mismatched spec raises into a run error that says so.
@@ -186,7 +205,8 @@ def _first(step: Callable[[], tuple[Tensor, dict[str, Any]]],
     Later steps are not wrapped: a failure there is not the spec's shape or wiring.
     """
     try:
-        return step()
+        with fx_trace_silenced():
+            return step()
     except (RuntimeError, ValueError, IndexError, TypeError) as exc:
         if out_of_memory(exc):
             raise  # not the spec's wiring: the run's memory (api.train says so)
