@@ -548,3 +548,15 @@ def test_a_default_reading_a_later_parameter_says_so(params: str, problem: str |
     with pytest.raises(SpecError) as err:
         nnspec.validate(loads(spec(text), "v2.yaml"))
     assert problem in err.value.render()
+
+
+def test_upgrade_says_when_a_removed_repeat_was_an_expression() -> None:
+    """repeat: $k with k = 1 was removed with the plain 'removed repeat: 1' note, though vars.k
+    then no longer repeats anything."""
+    text = "nnspec: 1\ninput: [4]\nvars: {k: 1}\nmodel:\n  - {Linear: {out_features: 4}, " \
+        "repeat: $k}\n"
+    upgraded, changes = upgrade(loads(text, "v1.yaml"))
+    assert "repeat" not in upgraded
+    (removed,) = [c.what for c in changes if "removed repeat" in c.what]
+    assert "it was repeat: $k, 1 with this spec's values" in removed
+    assert "if: ${k == 1}" in removed

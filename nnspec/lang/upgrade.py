@@ -49,9 +49,8 @@ def upgrade(doc: Document) -> tuple[str, list[Change]]:
             at = doc.locate(path, key=True)
             edits.append((at.line, at.column, partial(
                 _delete_key, line=at.line, column=at.column, file=at.file),
-                Change(at.line, at.column, f"{format_path(path[:-1])}: removed repeat: 1 "
-                       "(format 1 made the item itself, so its keys have no index level; "
-                       "format 2 would add one)")))
+                Change(at.line, at.column, _removed(format_path(path[:-1]),
+                                                    _value(doc, path)))))
         elif 1 in seen:
             errors.add(doc.locate(path), path, f"repeat is 1 for some uses and {max(seen)} "
                        "for others: format 1 dropped the index level only where it was 1, "
@@ -142,6 +141,17 @@ def _repeat_sites(data: object, path: SpecPath = ()) -> list[SpecPath]:
         for i, value in enumerate(data):
             out += _repeat_sites(value, (*path, i))
     return out
+
+
+def _removed(where: str, repeat: object) -> str:
+    """What removing a repeat of 1 did; for an expression, that its names no longer count."""
+    said = (f"{where}: removed repeat: 1 (format 1 made the item itself, so its keys have no "
+            "index level; format 2 would add one)")
+    if isinstance(repeat, int) and not isinstance(repeat, bool):
+        return said
+    keep = _split_hint(repeat).removesuffix(", then upgrade")
+    return (f"{said}; it was repeat: {repeat}, 1 with this spec's values, so changing them "
+            f"no longer repeats the item: to keep that, {keep}")
 
 
 def _split_hint(repeat: object) -> str:
