@@ -142,3 +142,16 @@ def test_bad_stopping_settings_are_located_errors(setting: str, message: str,
 def test_spec_from_keeps_stopping_settings(tmp_path: Path) -> None:
     spec, _ = spec_from(NOISY.replace("epochs: 40}", "epochs: 40, max_time: 60}"), tmp_path)
     assert spec.train.max_time == 60
+
+
+def test_a_val_monitor_without_a_validation_split_says_it_watches_train(tmp_path: Path) -> None:
+    """The best epoch and early stopping silently judged train.accuracy instead."""
+    spec, _ = spec_from(DIGITS_MLP, tmp_path, [
+        "data.val_split=0", "train.epochs=1", "data.train={range: [0, 64]}",
+        "train.early_stopping={patience: 2, monitor: val.loss}"])
+    out = io.StringIO()
+    train(spec, stream=out)
+    lines = out.getvalue().splitlines()
+    assert "note: no validation split: train.monitor val.accuracy watches train.accuracy " \
+        "instead (set data.val_split or data.val to validate)" in lines
+    assert any("train.early_stopping.monitor val.loss watches train.loss" in x for x in lines)

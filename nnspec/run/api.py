@@ -243,6 +243,8 @@ def _start(spec: Spec, parts: setup.Parts, dist: distributed.Dist, path: Path,
         trainer.after_first_epoch = lambda: _graph(trainer.board, parts, out)
     out.write(f"training {spec.name} on {parts.device} ({settings['parameters']:,} parameters, "
               f"{settings['run']['path']}) -> {path}\n")
+    for note in _monitor_notes(spec, parts):
+        out.write(f"note: {note}\n")
     if parts.choices is not None:
         for caution in auto_choices.cautions(parts.choices, parts.device.type):
             out.write(f"warning: {caution}\n")
@@ -253,6 +255,19 @@ def _start(spec: Spec, parts: setup.Parts, dist: distributed.Dist, path: Path,
                              len(list(parts.model.parameters()))))
     _tuning(parts, trainer, path, resuming=state is not None, out=out)
     return trainer
+
+
+def _monitor_notes(spec: Spec, parts: setup.Parts) -> list[str]:
+    """A val.* monitor without a validation split watches the training split instead: say so."""
+    if "val" in parts.batches:
+        return []
+    early = spec.train.early_stopping
+    said = [("train.monitor", spec.train.monitor),
+            *([("train.early_stopping.monitor", early.monitor)]
+              if early is not None and early.monitor else [])]
+    return [f"no validation split: {key} {value} watches train.{value.partition('.')[2]} "
+            "instead (set data.val_split or data.val to validate)"
+            for key, value in said if value.startswith("val.")]
 
 
 def _init_line(ruled: int, total: int) -> str:
