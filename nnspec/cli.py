@@ -298,6 +298,7 @@ def upgrade(
 
         doc = load(spec)
         text, changes = rewrite(doc)
+        _check_writable(output, force)  # refuse before the change lines, which read as done
         for change in changes:
             typer.echo(f"{doc.file}:{change.line}:{change.column}: {change.what}", err=True)
         if not changes:
@@ -537,6 +538,22 @@ def _write(text: str | bytes, output: Path | None, force: bool) -> None:
             return
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return
+    _check_writable(output, force)
+    tmp = output.with_name(f".{output.name}.tmp")
+    try:
+        tmp.write_bytes(text) if isinstance(text, bytes) else tmp.write_text(text)
+        tmp.replace(output)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise _usage(f"cannot write {output}: {exc.strerror or exc}") from None
+    typer.echo(f"wrote {output}", err=True)
+
+
+def _check_writable(output: Path | None, force: bool) -> None:
+    """Refuse an output path that _write would refuse (None or '-' is stdout)."""
+    if output is None or str(output) == "-":
+        return
     if output.is_dir():
         raise _usage(f"{output} is a folder",
                      f"name a file in it: -o {output / 'NAME'}")
@@ -547,15 +564,6 @@ def _write(text: str | bytes, output: Path | None, force: bool) -> None:
     if not output.parent.is_dir():
         raise _usage(f"cannot write {output}: there is no folder {output.parent}",
                      "create it first, or write elsewhere")
-    tmp = output.with_name(f".{output.name}.tmp")
-    try:
-        tmp.write_bytes(text) if isinstance(text, bytes) else tmp.write_text(text)
-        tmp.replace(output)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise _usage(f"cannot write {output}: {exc.strerror or exc}") from None
-    typer.echo(f"wrote {output}", err=True)
 
 
 def _usage(message: str, hint: str | None = None) -> SpecError:

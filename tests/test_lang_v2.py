@@ -299,6 +299,20 @@ def test_upgrade_writes_out_repeat_1_and_keeps_the_keys(tmp_path: Path) -> None:
     assert keys(text) == keys(REPEAT_ONE.format(version=1))
 
 
+def test_upgrade_onto_an_existing_file_refuses_before_saying_what_it_would_change(
+        tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from nnspec.cli import app
+
+    path = tmp_path / "s.yaml"
+    path.write_text(spec(REPEAT_ONE.format(version=1)))
+    result = CliRunner().invoke(app, ["upgrade", str(path), "-o", str(path)])
+    assert result.exit_code == 2
+    assert "exists" in result.output and "nnspec: 1 -> 2" not in result.output
+    assert path.read_text() == spec(REPEAT_ONE.format(version=1))
+
+
 @pytest.mark.parametrize(("repeat", "quoted"), [
     ("$k", "${k == 1}"), ('"${k}"', "${k == 1}"), ('"${k - 1}"', "${(k - 1) == 1}")])
 def test_upgrade_refuses_a_repeat_that_is_1_only_sometimes(repeat: str, quoted: str) -> None:
