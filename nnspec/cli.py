@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from nnspec import __version__
-from nnspec.errors import COMMAND_LINE, EXIT_BUG, NnspecError, SpecError
+from nnspec.errors import COMMAND_LINE, EXIT_BUG, NnspecError, SpecError, did_you_mean
 
 app = typer.Typer(
     name="nnspec", no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False,
@@ -101,8 +101,11 @@ def _limit_values(settings: list[str]) -> dict[str, int]:
     for text in settings:
         name, _, number = text.partition("=")
         if name not in limits.NAMES or not number.strip().isdigit() or int(number) < 1:
-            typer.echo(_usage(f"bad --limit {text!r}", "NAME=N with NAME one of "
-                              + ", ".join(limits.NAMES)).render(), err=True)
+            close = None if name in limits.NAMES else did_you_mean(name, limits.NAMES,
+                                                                   cutoff=0.8)
+            hint = "NAME=N with NAME one of " + ", ".join(limits.NAMES)
+            typer.echo(_usage(f"bad --limit {text!r}", f"{close} {hint}" if close else hint)
+                       .render(), err=True)
             raise typer.Exit(2)
         values[name] = int(number)
     return values

@@ -54,6 +54,12 @@ def test_cli_refuses_a_bad_limit(setting: str) -> None:
     assert f"<command line>: error: bad --limit '{setting}'" in result.output
 
 
+def test_cli_suggests_the_limit_name_meant() -> None:
+    result = CliRunner().invoke(app, ["--limit", "max_repat=5", "validate", "x.yaml"])
+    assert result.exit_code == 2
+    assert "did you mean 'max_repeat'?" in result.output
+
+
 def test_file_size_limit_can_be_raised(tmp_path: Path) -> None:
     spec = tmp_path / "padded.yaml"
     spec.write_text("nnspec: 1\ninput: [4]\nmodel: [ReLU]\n# " + "x" * 5000 + "\n")
