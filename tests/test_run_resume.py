@@ -143,6 +143,19 @@ def test_resume_accepts_more_epochs(setup: tuple[Path, Path], tmp_path: Path) ->
     assert state["epoch"] == EPOCHS + 1
 
 
+def test_resume_with_no_epochs_left_says_there_is_nothing_to_do(
+        setup: tuple[Path, Path], tmp_path: Path) -> None:
+    spec, reference = setup
+    run = shutil.copytree(reference, tmp_path / "run")
+    before = (run / "checkpoints" / "last.pt").read_bytes()
+    code, err = _resume_in_process(spec, run, f"train.epochs={EPOCHS - 1}")
+    assert code == 0, err
+    assert f"{run}: already trained {EPOCHS} epochs (train.epochs: {EPOCHS - 1}): nothing to do" \
+        in err
+    assert "note: resuming" not in err and "done:" not in err
+    assert (run / "checkpoints" / "last.pt").read_bytes() == before
+
+
 def test_nnspec_eval_prints_and_writes_the_metrics(setup: tuple[Path, Path],
                                                    tmp_path: Path) -> None:
     spec, reference = setup

@@ -214,7 +214,10 @@ def _fit(spec: Spec, parts: setup.Parts, dist: distributed.Dist, run_dir: str | 
          state: dict[str, Any] | None, out: TextIO) -> Summary:
     settings = resolved(spec, parts)
     if state is not None:
-        for note in checkpoint.check_resume(state["spec"], settings, spec.file):
+        notes = checkpoint.check_resume(state["spec"], settings, spec.file)
+        if run_dir is not None and state["epoch"] >= spec.train.epochs:
+            return _nothing_to_do(spec, parts, state, Path(run_dir), out)
+        for note in notes:
             out.write(f"note: resuming with {note}\n")
     fresh = state is None and (run_dir is None or not Path(run_dir).exists())
     path = dist.from_writer(lambda: prepare_dir(  # rank 0 picks the directory, all use it
@@ -230,6 +233,17 @@ def _fit(spec: Spec, parts: setup.Parts, dist: distributed.Dist, run_dir: str | 
     summary.path = settings["run"]["path"]
     out.write(summary_text(summary) + "\n")
     return summary
+
+
+def _nothing_to_do(spec: Spec, parts: setup.Parts, state: dict[str, Any], run_dir: Path,
+                   out: TextIO) -> Summary:
+    """A resume whose run already trained train.epochs epochs or more: say so, touch nothing."""
+    done = state["epoch"]
+    out.write(f"{run_dir}: already trained {done} epoch{'' if done == 1 else 's'} "
+              f"(train.epochs: {spec.train.epochs}): nothing to do\n")
+    split, metric = parts.monitor
+    return Summary(run_dir, state.get("best"), state.get("best_epoch"), f"{split}.{metric}",
+                   done, 0.0)
 
 
 def _start(spec: Spec, parts: setup.Parts, dist: distributed.Dist, path: Path,
