@@ -56,6 +56,11 @@ def resolve(spec: Spec) -> Graph:
     for name, given in spec.inputs.items():  # expressions may read the model's input shapes
         scope.setdefault(name, TensorView(tuple(given.shape), given.dtype))
     root = resolver.net(spec.model, scope, top_inputs, ())
+    if spec.model.items and not root.nodes and not resolver.errors.problems:
+        resolver.error(spec.model.source, ("model",),
+                       "every item of model is left out (if: false), so the model is empty",
+                       "keep at least one item, or check the if: conditions; an empty model "
+                       "is refused, as model: [] is")
     if spec.model.repeat is not None:
         resolver.error(spec.model.repeat_location or spec.model.source, ("model", "repeat"),
                        "repeat applies to an item of the model, not to the whole model",
