@@ -96,7 +96,14 @@ def _entry(kind: str, name: str, info: dict[str, Any]) -> Entry:
         params = {pname: Param(pname, p["schema"], "default" not in p, p.get("default"))
                   for pname, p in info["params"].items()}
         return Entry(name, kind, info["doc"], params)
-    from nnspec.catalogue.layer_traits import BOUNDS, CHOICES, LAYERS, MINIMUMS, SPATIAL_ARGS
+    from nnspec.catalogue.layer_traits import (
+        BOUNDS,
+        CHOICES,
+        LAYERS,
+        MIN_ITEMS,
+        MINIMUMS,
+        SPATIAL_ARGS,
+    )
 
     traits = LAYERS.get(name, PLAIN)
     params = {}
@@ -106,6 +113,8 @@ def _entry(kind: str, name: str, info: dict[str, Any]) -> Entry:
         bounds = traits.bounds.get(pname, BOUNDS.get(pname))
         if bounds:
             schema = within(schema, bounds)
+        if pname in MIN_ITEMS:
+            schema = at_least_items(schema, MIN_ITEMS[pname])
         if pname in CHOICES:
             schema = one_of(schema, CHOICES[pname])
         if pname in SPATIAL_ARGS and traits.spatial:
@@ -137,6 +146,16 @@ def within(schema: Mapping[str, Any], bounds: Mapping[str, float]) -> dict[str, 
         out["items"] = within(out["items"], bounds)
     if "anyOf" in out:
         out["anyOf"] = [within(part, bounds) for part in out["anyOf"]]
+    return out
+
+
+def at_least_items(schema: Mapping[str, Any], count: int) -> dict[str, Any]:
+    """``schema`` with its lists (alone or in an anyOf) of at least ``count`` items."""
+    out = dict(schema)
+    if out.get("type") == "array":
+        out["minItems"] = count
+    if "anyOf" in out:
+        out["anyOf"] = [at_least_items(part, count) for part in out["anyOf"]]
     return out
 
 

@@ -38,8 +38,14 @@ MINIMUMS: dict[str, int] = {
     "kernel_size": 1, "stride": 1, "dilation": 1, "groups": 1, "out_channels": 1,
     "out_features": 1, "num_embeddings": 1, "embedding_dim": 1, "hidden_size": 1,
     "num_heads": 1, "block_size": 1, "upscale_factor": 1, "downscale_factor": 1,
+    "hidden_channels": 1,
 }
 _PADDED = {"padding": 0, "output_padding": 0}
+
+# The fewest items torch accepts in a list argument of this name (every layer that has one):
+# the schema refuses fewer where it is written, so torch's own IndexError never shows
+# (torchvision's MLP indexes hidden_channels[-1]).
+MIN_ITEMS: dict[str, int] = {"hidden_channels": 1}
 
 # The range torch accepts for a number argument of this name (JSON Schema bounds), where torch
 # refuses the rest only when the layer runs on the CPU (the meta device accepts ``eps: -0.5``

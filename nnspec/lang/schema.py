@@ -517,6 +517,13 @@ def explain(error: Any) -> tuple[tuple[Any, ...], str, str | None, bool]:
     if bound is not None:  # the right type, out of range: say the range (kernel_size: 0)
         return tuple(bound.absolute_path), f"expected a number {_BOUNDS[bound.validator]} " \
             f"{bound.schema[bound.validator]}, found {found(bound.instance)}", None, False
+    short = _too_short_within(error) if v == "anyOf" else error if v == "minItems" and \
+        "maxItems" not in schema else None
+    if short is not None:  # a list, too short for the layer (MLP's hidden_channels: [])
+        least = short.schema["minItems"]
+        return tuple(short.absolute_path), f"expected a list of at least {least} " \
+            f"item{'' if least == 1 else 's'}, found {found(short.instance)}", \
+            f"give at least {least} value{'' if least == 1 else 's'}", False
     if v in ("type", "anyOf", "const", "enum") and not (v == "enum" and isinstance(value, str)):
         parent = error.parent  # one branch of an anyOf (true, false or 'auto'): say them all
         whole = parent.schema if v == "const" and parent is not None \
@@ -544,6 +551,14 @@ def _bound_within(error: Any) -> Any:
     """Of an anyOf's alternatives, the error of one the value matched but for a bound."""
     for sub in error.context or ():
         if sub.validator in _BOUNDS:
+            return sub
+    return None
+
+
+def _too_short_within(error: Any) -> Any:
+    """Of an anyOf's alternatives, the error of a list that has too few items."""
+    for sub in error.context or ():
+        if sub.validator == "minItems" and "maxItems" not in sub.schema:
             return sub
     return None
 

@@ -90,8 +90,18 @@ def _param_line(p: catalogue.Param) -> str:
         status = "required"
     else:
         status = f"default {json.dumps(p.default)}"
-    bound = _range(p.schema)
+    bound = ", ".join(x for x in (_length(p.schema), _range(p.schema)) if x)
     return f"{p.name}: {describe(dict(p.schema))}{', ' + bound if bound else ''}; {status}"
+
+
+def _length(schema: Any) -> str:
+    """The fewest items the catalogue states for a list argument ("at least 1 item"), if any."""
+    if not isinstance(schema, Mapping):
+        return ""
+    if "minItems" in schema and "maxItems" not in schema:
+        least = schema["minItems"]
+        return f"at least {least} item{'' if least == 1 else 's'}"
+    return next((text for part in schema.get("anyOf", []) if (text := _length(part))), "")
 
 
 _SIGNS = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
