@@ -341,6 +341,16 @@ def test_weights_of_another_network_are_said_to_be_so_in_one_short_line(tmp_path
         in err and "... (40 in all)" in err and "another network" in err
 
 
+def test_a_skip_pattern_missing_from_the_file_of_another_network_says_it_is_another(
+        tmp_path: Path) -> None:
+    other = torch.nn.Sequential(*[torch.nn.Linear(4, 4) for _ in range(3)])
+    torch.save(other.state_dict(), tmp_path / "other.pth")
+    code, err = cli_train(tmp_path, mlp_text("weights: {from: other.pth, skip: [head.*]}"))
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "none of the file's 6 tensors fits this model" in err and "another network" in err
+    assert "matches no key" not in err
+
+
 def test_a_skip_pattern_that_matches_no_key_is_a_located_error(tmp_path: Path) -> None:
     mlp_weights(tmp_path)
     code, err = cli_train(tmp_path, mlp_text("weights: {from: mlp.pth, skip: [head.*]}"))

@@ -40,6 +40,9 @@ class Source:
     path: Path
     tensors: dict[str, Tensor]
     skipped: list[str]  # mapped keys left out by weights.skip
+    # a weights.skip pattern that matched no key: raised by apply(), unless the file is of
+    # another network, which apply() says instead (the pattern's miss is only a symptom)
+    unmatched: SpecError | None = None
 
 
 @dataclass
@@ -237,8 +240,9 @@ def _skip(source: Source, w: Weights) -> Source:
     for i, pattern in enumerate(w.skip):
         hit = [k for k in source.tensors if fnmatchcase(k, pattern)]
         if not hit:
-            raise _error(w, ("skip", i), f"{pattern!r} matches no key of the file",
-                         _closest(pattern, source.tensors))
+            source.unmatched = source.unmatched or _error(
+                w, ("skip", i), f"{pattern!r} matches no key of the file",
+                _closest(pattern, source.tensors))
         for key in hit:
             source.skipped.append(key)
             del source.tensors[key]
@@ -268,14 +272,21 @@ def apply(model: nn.Module, source: Source, w: Weights) -> Report:
     report.loaded = list(fits)
     expected = set(fits) | set(source.skipped) | {k for k, _, _ in report.mismatched}
     report.missing = [k for k in target if k not in expected]
+    if source.unmatched is not None and not (w.strict and _of_another_network(report)):
+        raise source.unmatched
     if w.strict:
         _refuse_misfits(report, w)
     model.load_state_dict(fits, strict=False)
     return report
 
 
+def _of_another_network(report: Report) -> bool:
+    """None of the file's tensors fits, though the model has weights to fill."""
+    return not report.loaded and bool(report.missing or report.mismatched)
+
+
 def _refuse_misfits(report: Report, w: Weights) -> None:
-    if not report.loaded and (report.missing or report.mismatched):
+    if _of_another_network(report):
         count = len(report.unused) + len(report.mismatched)
         raise SpecError([Problem(
             w.locate("from"), ("weights", "from"),
