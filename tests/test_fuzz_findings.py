@@ -59,3 +59,17 @@ def test_validate_refuses_what_the_build_refused(case: str, shapes: bool,
     assert result.exit_code == 2, result.output
     assert message in result.output and hint in result.output
     assert "Traceback" not in result.output
+
+
+def test_attention_on_per_sample_vectors_counts_its_macs(tmp_path: Path) -> None:
+    """Seed 5 of the campaign on faf1ab9: scaled_dot_product_attention of [N, 8] values (each
+    sample a vector) ended validate and summary in an IndexError of the MACs count."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("nnspec: 2\ninput: [8]\nmodel:\n  graph:\n"
+                    "    att: {scaled_dot_product_attention: {}, in: [input, input, input]}\n")
+    validated = CliRunner().invoke(app, ["validate", str(spec)])
+    assert validated.exit_code == 0, validated.output
+    summary = CliRunner().invoke(app, ["summary", str(spec)])
+    assert summary.exit_code == 0, summary.output
+    # one query of 8 against one key: q @ k^T and weights @ v, 8 MACs each (FlopCounterMode / 2)
+    assert "MACs per sample:       16 " in summary.output

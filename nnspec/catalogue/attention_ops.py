@@ -111,10 +111,15 @@ def _matmul_macs(kwargs: dict[str, Any], inputs: list[Any], out: Any) -> int:
 
 def _attention_macs(kwargs: dict[str, Any], inputs: list[Any], out: Any) -> int:
     """q @ k^T then weights @ v: L*S*E + L*S*Ev per head (what FlopCounterMode counts)."""
-    q, k, v = inputs[:3]
-    heads = rules.product(q.shape[:-2])
-    length, source = q.shape[-2], k.shape[-2]
-    return heads * length * source * (q.shape[-1] + v.shape[-1])
+    q, k, v = (_with_batch(value) for value in inputs[:3])
+    heads = rules.product(q[:-2])
+    length, source = q[-2], k[-2]
+    return heads * length * source * (q[-1] + v[-1])
+
+
+def _with_batch(value: Any) -> tuple[int, ...]:
+    """A value's shape with the batch as a dimension of 1, so a per-sample vector has two."""
+    return (1, *value.shape) if value.batched else tuple(value.shape)
 
 
 def _einsum_macs(kwargs: dict[str, Any], inputs: list[Any], out: Any) -> int:
