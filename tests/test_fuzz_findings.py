@@ -73,3 +73,20 @@ def test_attention_on_per_sample_vectors_counts_its_macs(tmp_path: Path) -> None
     assert summary.exit_code == 0, summary.output
     # one query of 8 against one key: q @ k^T and weights @ v, 8 MACs each (FlopCounterMode / 2)
     assert "MACs per sample:       16 " in summary.output
+
+
+def test_a_repeat_nested_in_a_block_members_list_emits(tmp_path: Path) -> None:
+    """Seed 10 case 168 (the CI slice): a repeat inside a list that is a graph member of a block
+    used with two argument sets was merged into a loop the emitter does not write there, and
+    emit refused its placeholder name '[each]' after validate accepted the spec."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "nnspec: 1\ninput: [3, 16, 16]\nblocks:\n  B:\n    params: {c: int}\n    graph:\n"
+        "      a: {sequential: [{MaxPool2d: {kernel_size: 3, stride: 1, padding: 1}, repeat: 3},"
+        " {Conv2d: {out_channels: $c, kernel_size: 1}}], in: input}\n"
+        "      b: {Conv2d: {out_channels: $c, kernel_size: 1}, in: input}\n"
+        "      out: {cat: [a, b]}\nmodel:\n  - {B: {c: 4}}\n  - {B: {c: 8}}\n")
+    result = CliRunner().invoke(app, ["compile", "--emit-python", str(spec)])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("nn.MaxPool2d(") == 3
+    compile(result.output, "emitted.py", "exec")

@@ -66,7 +66,10 @@ class Template:
 
 
 def template(instances: Sequence[Net], same_class: Callable[[Net, Net], bool],
-             allow_optional: bool) -> Template | None:
+             allow_optional: bool, allow_loops: bool = True) -> Template | None:
+    """The nets laid over each other, or None.  Only the class's own members become loops
+    (``allow_loops``): the emitter writes a loop for a member of the class, not for a repeat
+    nested in a member's list, which stays copies."""
     first = instances[0]
     if any(n.kind != first.kind or n.inputs != first.inputs or n.order != first.order
            for n in instances):
@@ -92,8 +95,8 @@ def template(instances: Sequence[Net], same_class: Callable[[Net, Net], bool],
             return None
         best = max((k for k in uses_by_key if key in k), key=len)[key]
         body = best.body
-        if allow_optional and isinstance(body, Net) and body.repeat is not None and all(
-                isinstance(n.body, Net) and n.body.repeat is not None for n in present):
+        repeats = all(isinstance(n.body, Net) and n.body.repeat is not None for n in present)
+        if allow_optional and allow_loops and isinstance(body, Net) and repeats:
             copies = [c for n in present if isinstance(n.body, Net) for c in n.body.nodes]
             if not all(_compatible(copies[0], c, same_class) for c in copies[1:]):
                 return None
@@ -103,7 +106,7 @@ def template(instances: Sequence[Net], same_class: Callable[[Net, Net], bool],
                        repeat=body.repeat)
         elif isinstance(body, Net) and not needs_class(body) and best.shares is None:
             sub = template([n.body for n in present if isinstance(n.body, Net)], same_class,
-                           allow_optional and body.kind == "sequential")
+                           allow_optional and body.kind == "sequential", allow_loops=False)
             if sub is None:
                 return None
             inline[names[key]] = (sub, [i for i, k in enumerate(uses_by_key) if key in k])
